@@ -1,0 +1,54 @@
+"""Packaging: `pip install .` gives the callback, the summary op, the reader
+and the TensorBoard plugin (found through the `tensorboard_plugins` entry
+point), with the frontend files from `frontend/` installed inside the package
+as `tb_attention_plugin/frontend/`."""
+
+import os
+
+import setuptools
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version():
+    with open(os.path.join(HERE, "tb_attention_plugin", "__init__.py")) as f:
+        for line in f:
+            if line.startswith("__version__"):
+                return line.split('"')[1]
+    raise RuntimeError("no __version__")
+
+
+setuptools.setup(
+    name="tb-attention",
+    version=_version(),
+    description="Attention maps of Keras models, recorded during training and shown in TensorBoard",
+    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["tb_attention_plugin", "tb_attention_plugin.frontend", "demo_models"],
+    package_dir={"tb_attention_plugin.frontend": "frontend"},
+    package_data={
+        "tb_attention_plugin": ["*.proto", "http_api.md"],
+        "tb_attention_plugin.frontend": ["*.js", "*.css", "*.html"],
+    },
+    # TensorFlow itself is not listed: `tensorflow`, `tensorflow-cpu` and
+    # `tensorflow-macos` are different distributions of one package, and
+    # naming one would install a second TensorFlow next to another. Install
+    # the one you want first, or use an extra: `pip install tb-attention[cpu]`.
+    install_requires=[
+        "tensorboard>=2.16",
+        "keras>=3.9",
+        "numpy>=1.26",
+        "protobuf>=6.31.1",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "gpu": ["tensorflow>=2.16"],
+        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40"],
+    },
+    entry_points={
+        "tensorboard_plugins": [
+            "attention = tb_attention_plugin.plugin_loader:AttentionPluginLoader",
+        ],
+    },
+)

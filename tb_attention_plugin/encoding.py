@@ -1,0 +1,54 @@
+"""Byte encodings of attention maps, for storage and for the wire.
+
+UINT8 stores round(w * 255) for weights in [0, 1]: one byte per cell, and the
+decoded value is within 1/510 of the float32 weight. FLOAT32 stores the weights
+exactly (little-endian), four bytes per cell.
+"""
+
+import numpy as np
+
+from tb_attention_plugin import plugin_data_pb2
+
+UINT8 = plugin_data_pb2.AttentionPluginData.UINT8
+FLOAT32 = plugin_data_pb2.AttentionPluginData.FLOAT32
+
+_BY_NAME = {"uint8": UINT8, "float32": FLOAT32}
+
+# Largest error of a decoded UINT8 weight: half of one step of 1/255.
+UINT8_MAX_ERROR = 1.0 / 510.0
+
+
+def parse_encoding(name):
+    """'uint8' or 'float32' -> the proto enum value; ValueError otherwise."""
+    try:
+        return _BY_NAME[str(name).lower()]
+    except KeyError:
+        raise ValueError(
+            "encoding must be 'uint8' (1 byte per weight, error <= 1/510) or "
+            "'float32' (exact, 4 bytes); got %r" % (name,)
+        ) from None
+
+
+def encode(maps, encoding):
+    """Encodes an array of weights to bytes (C order, shape kept elsewhere)."""
+    if encoding == UINT8:
+        scaled = np.rint(np.clip(np.asarray(maps, np.float64), 0.0, 1.0) * 255.0)
+        return scaled.astype(np.uint8).tobytes()
+    if encoding == FLOAT32:
+        return np.asarray(maps, dtype="<f4").tobytes()
+    raise ValueError("unknown encoding %r" % (encoding,))
+
+
+def decode(data, encoding, shape):
+    """Bytes from `encode` -> float32 array of `shape`."""
+    if encoding == UINT8:
+        values = np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255.0
+    elif encoding == FLOAT32:
+        values = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    else:
+        raise ValueError("unknown encoding %r" % (encoding,))
+    return values.reshape(shape)
+
+
+def bytes_per_cell(encoding):
+    return 1 if encoding == UINT8 else 4

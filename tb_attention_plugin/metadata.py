@@ -1,0 +1,84 @@
+"""Plugin name, tag names and the versioned metadata of attention summaries."""
+
+from tensorboard.compat.proto import summary_pb2
+
+from tb_attention_plugin import plugin_data_pb2
+
+PLUGIN_NAME = "attention"
+
+# Version of AttentionPluginData written by this package. Readers accept any
+# version up to their own and refuse newer ones (fields may have changed
+# meaning), so an old plugin never shows misread numbers.
+PROTO_VERSION = 1
+
+PluginData = plugin_data_pb2.AttentionPluginData
+Role = PluginData  # enum values live on the message: Role.MAPS, Role.IMPORTANCE
+
+# Tag suffix per role. The MAPS tag is the layer path itself.
+_SUFFIX = {
+    PluginData.MAPS: "",
+    PluginData.IMPORTANCE: "/_importance",
+    PluginData.HEAD_STATS: "/_head_stats",
+    PluginData.ROLLOUT: "/_rollout",
+}
+
+KIND_NAMES = {PluginData.SELF: "self", PluginData.CAUSAL: "causal", PluginData.CROSS: "cross"}
+ENCODING_NAMES = {PluginData.UINT8: "uint8", PluginData.FLOAT32: "float32"}
+ROLE_NAMES = {
+    PluginData.MAPS: "maps",
+    PluginData.IMPORTANCE: "importance",
+    PluginData.HEAD_STATS: "head_stats",
+    PluginData.ROLLOUT: "rollout",
+}
+
+# Rows of the HEAD_STATS tensor's last axis.
+HEAD_STAT_NAMES = ("entropy", "max_weight", "mean_distance")
+
+
+class UnknownVersionError(ValueError):
+    """Metadata written by a newer tb-attention than the one reading it."""
+
+
+def tag_for(layer, role):
+    """The summary tag that holds `role` of `layer`."""
+    return layer + _SUFFIX[role]
+
+
+def create_summary_metadata(plugin_data, description=None):
+    """SummaryMetadata for one attention tag.
+
+    Args:
+      plugin_data: an AttentionPluginData; its `version` is set here.
+      description: optional Markdown shown by TensorBoard.
+    """
+    plugin_data.version = PROTO_VERSION
+    data_class = (
+        summary_pb2.DATA_CLASS_BLOB_SEQUENCE
+        if plugin_data.role == PluginData.MAPS
+        else summary_pb2.DATA_CLASS_TENSOR
+    )
+    return summary_pb2.SummaryMetadata(
+        summary_description=description or "",
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=plugin_data.SerializeToString()
+        ),
+        data_class=data_class,
+    )
+
+
+def parse_plugin_metadata(content):
+    """Bytes of PluginData.content -> AttentionPluginData.
+
+    Raises:
+      UnknownVersionError: the content is from a newer format version.
+      TypeError: content is not bytes.
+    """
+    if not isinstance(content, bytes):
+        raise TypeError("content must be bytes, got %s" % type(content).__name__)
+    result = PluginData.FromString(content)
+    if result.version > PROTO_VERSION:
+        raise UnknownVersionError(
+            "attention summary format version %d is newer than this reader "
+            "(%d): upgrade tb-attention" % (result.version, PROTO_VERSION)
+        )
+    return result

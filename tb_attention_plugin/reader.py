@@ -1,0 +1,140 @@
+"""Reading captured attention back as numpy arrays, e.g. in a notebook.
+
+    from tb_attention_plugin import read_attention
+    runs = read_attention("logs")
+    layer = runs["run1"]["mha"]
+    layer.steps                 # (steps,) int
+    layer.maps[0][-1]           # example 0 at the last step: (heads, q, k)
+    layer.received[0][:, -1]    # example 0, head-mean received attention per step: (steps, k)
+    layer.key_tokens[0]         # example 0's key tokens (cropped)
+
+This reads event files directly (no TensorBoard server) and decodes the
+stored encoding, so it sees exactly what the plugin serves.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.util import tensor_util
+
+from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import metadata
+
+PluginData = metadata.PluginData
+
+
+@dataclasses.dataclass
+class LayerAttention:
+    """Everything captured for one attention layer of one run.
+
+    Per-example lists are indexed by probe example; `H` is the number of heads
+    and index H of a heads axis holds the head mean.
+    """
+
+    layer: str
+    kind: str  # 'self', 'causal' or 'cross'
+    layer_class: str
+    num_heads: int
+    encoding: str
+    steps: np.ndarray  # (S,)
+    query_tokens: list  # per example, list of str (cropped)
+    key_tokens: list
+    maps: list  # per example, (S, H, q, k) float32, decoded
+    received: list  # per example, (S, H + 1, k): sum over queries
+    given: list  # per example, (S, H + 1, q): sum over keys
+    head_stats: np.ndarray  # (S, examples, H, 3): entropy, max weight, distance
+    rollout: list | None  # per example, (S, k), or None when not stored
+    rows_normalized: bool
+    layer_index: int  # position in the model, for ordering
+
+
+def event_files(logdir):
+    """{run name: [event file paths]} with run names as TensorBoard gives them."""
+    runs = {}
+    for directory, _, files in os.walk(logdir):
+        paths = sorted(os.path.join(directory, f) for f in files if "tfevents" in f)
+        if paths:
+            run = os.path.relpath(directory, logdir)
+            runs[run] = paths
+    return runs
+
+
+def _read_run(paths):
+    """{tag: (plugin_data, {step: ndarray})}; a later write of a step wins."""
+    tags = {}
+    for path in paths:
+        for event in event_file_loader.EventFileLoader(path).Load():
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                entry = tags.get(value.tag)
+                if entry is None:
+                    if value.metadata.plugin_data.plugin_name != metadata.PLUGIN_NAME:
+                        continue
+                    info = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
+                    entry = tags[value.tag] = (info, {})
+                entry[1][event.step] = tensor_util.make_ndarray(value.tensor)
+    return tags
+
+
+def read_attention(logdir):
+    """All captured attention under `logdir`: {run: {layer path: LayerAttention}}."""
+    result = {}
+    for run, paths in event_files(logdir).items():
+        tags = _read_run(paths)
+        layers = {}
+        for tag, (info, values) in tags.items():
+            if info.role != PluginData.MAPS:
+                continue
+            layers[info.layer] = _assemble(info, values, tags)
+        if layers:
+            result[run] = dict(sorted(layers.items(), key=lambda kv: kv[1].layer_index))
+    return result
+
+
+def decode_maps(info, blob, example):
+    """One stored blob -> (heads, q, k) float32 for example `example`."""
+    ex = info.examples[example]
+    shape = (info.num_heads, ex.query_length, ex.key_length)
+    return encoding_lib.decode(blob, info.encoding, shape)
+
+
+def _assemble(info, map_values, tags):
+    steps = np.array(sorted(map_values), dtype=np.int64)
+    examples = list(info.examples)
+    heads = info.num_heads
+
+    def series(role):
+        entry = tags.get(metadata.tag_for(info.layer, role))
+        if entry is None:
+            return None
+        values = entry[1]
+        return np.stack([values[s] for s in steps if s in values])
+
+    maps = [
+        np.stack([decode_maps(info, map_values[s][i], i) for s in steps])
+        for i in range(len(examples))
+    ]
+    importance = series(PluginData.IMPORTANCE)  # (S, E, 2, H + 1, L)
+    rollout = series(PluginData.ROLLOUT)  # (S, E, K)
+    return LayerAttention(
+        layer=info.layer,
+        kind=metadata.KIND_NAMES.get(info.kind, "self"),
+        layer_class=info.layer_class,
+        num_heads=heads,
+        encoding=metadata.ENCODING_NAMES.get(info.encoding, "?"),
+        steps=steps,
+        query_tokens=[list(e.query_tokens) for e in examples],
+        key_tokens=[list(e.key_tokens) for e in examples],
+        maps=maps,
+        received=[importance[:, i, 0, :, : e.key_length] for i, e in enumerate(examples)],
+        given=[importance[:, i, 1, :, : e.query_length] for i, e in enumerate(examples)],
+        head_stats=series(PluginData.HEAD_STATS),
+        rollout=None
+        if rollout is None
+        else [rollout[:, i, : e.key_length] for i, e in enumerate(examples)],
+        rows_normalized=info.rows_normalized,
+        layer_index=info.layer_index,
+    )

@@ -1,0 +1,268 @@
+"""The attention summary op: writes one layer's attention for one step.
+
+Usable without Keras, e.g. in a custom training loop:
+
+    writer = tf.summary.create_file_writer("logs/run1")
+    with writer.as_default():
+        _, scores = mha(x, x, return_attention_scores=True)
+        tb_attention_plugin.summary.attention("encoder/mha", scores, step=step,
+                                              query_tokens=words, key_tokens=words)
+
+What is written (format page: docs/FORMAT.md): for a layer path NAME,
+  NAME              blob sequence, one blob per example: its maps, cropped to
+                    the real tokens, in the chosen encoding
+  NAME/_importance  float32 (examples, 2, heads + 1, max_len): received
+                    attention (sum over queries) and given attention (sum
+                    over keys), per head and head-mean (last)
+  NAME/_head_stats  float32 (examples, heads, 3): row entropy, max weight,
+                    mean attention distance
+  NAME/_rollout     float32 (examples, max_key_len), only when `rollout` is given
+All derived numbers are computed here from the full-precision scores.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import metadata
+from tb_attention_plugin import numerics
+
+PluginData = metadata.PluginData
+
+_KINDS = {"self": PluginData.SELF, "causal": PluginData.CAUSAL, "cross": PluginData.CROSS}
+
+
+def as_head_first(scores):
+    """(batch, heads, q, k) or (batch, q, k) -> float32 (batch, heads, q, k)."""
+    array = np.asarray(scores, dtype=np.float32)
+    if array.ndim == 3:
+        return array[:, None]
+    if array.ndim == 4:
+        return array
+    raise ValueError(
+        "attention scores must have shape (batch, heads, q, k) or (batch, q, k); "
+        "got shape %s" % (array.shape,)
+    )
+
+
+def crop_examples(scores, query_mask=None, key_mask=None):
+    """Crops each example's maps to its real query rows and key columns.
+
+    Args:
+      scores: (batch, heads, q, k).
+      query_mask, key_mask: (batch, q) / (batch, k) booleans, True for real
+        tokens; None means every position is real.
+
+    Returns:
+      maps: list of (heads, q_len_i, k_len_i) arrays (views of `scores`).
+      spans: list of ((q_offset, q_len), (k_offset, k_len)).
+    """
+    batch, _, q, k = scores.shape
+    query_mask = _mask_or_all(query_mask, batch, q, "query_mask")
+    key_mask = _mask_or_all(key_mask, batch, k, "key_mask")
+    maps, spans = [], []
+    for i in range(batch):
+        (qo, ql), (ko, kl) = numerics.real_span(query_mask[i]), numerics.real_span(key_mask[i])
+        maps.append(scores[i, :, qo : qo + ql, ko : ko + kl])
+        spans.append(((qo, ql), (ko, kl)))
+    return maps, spans
+
+
+def infer_kind(maps, same_sequence):
+    """'cross' unless queries and keys are one sequence; then 'causal' when
+    every example's maps are lower-triangular, else 'self'."""
+    if not same_sequence:
+        return "cross"
+    if all(m.shape[-1] == m.shape[-2] and m.shape[-1] > 1 for m in maps) and all(
+        numerics.is_lower_triangular(m) for m in maps
+    ):
+        return "causal"
+    return "self"
+
+
+def attention(
+    name,
+    scores,
+    step=None,
+    *,
+    query_tokens=None,
+    key_tokens=None,
+    query_mask=None,
+    key_mask=None,
+    kind=None,
+    encoding="uint8",
+    rollout=None,
+    layer_class="",
+    layer_index=0,
+    rollout_stack="",
+    description=None,
+):
+    """Writes the attention of one layer at one step (eagerly).
+
+    Args:
+      name: the layer's name or path; the tags are derived from it.
+      scores: (batch, heads, q, k) or (batch, q, k) attention weights (tensor
+        or array); rows are normally softmax distributions over keys.
+      step: int step; defaults to `tf.summary.experimental.get_step()`.
+      query_tokens, key_tokens: per example, a list of q (k) strings for the
+        full padded length; None means positions "0", "1", .... key_tokens
+        defaults to query_tokens when q == k.
+      query_mask, key_mask: (batch, q) / (batch, k) booleans, True for real
+        tokens; maps are cropped to the span of real tokens. None: all real.
+      kind: 'self', 'causal' or 'cross'; None infers it (cross when q != k,
+        causal when every map is lower-triangular).
+      encoding: 'uint8' (1 byte per weight, error <= 1/510) or 'float32'.
+      rollout: optional (batch, k) or list of per-example vectors of rollout
+        importance over the cropped keys (see numerics.attention_rollout).
+      layer_class, layer_index, rollout_stack: stored for display and sorting.
+      description: optional Markdown description of the tag.
+
+    Returns:
+      True if written, False if no default summary writer is set.
+
+    Raises:
+      ValueError: bad shapes, token counts, or NaN/Inf in the scores.
+      RuntimeError: called inside a tf.function (this op is eager only).
+    """
+    if not tf.executing_eagerly():
+        raise RuntimeError(
+            "tb_attention_plugin.summary.attention runs eagerly: call it outside "
+            "tf.function (return the scores from your step function)"
+        )
+    if step is None:
+        step = tf.summary.experimental.get_step()
+        if step is None:
+            raise ValueError("no step: pass step= or call tf.summary.experimental.set_step")
+    step = int(step)
+    encoding_value = encoding_lib.parse_encoding(encoding)
+    has_head_axis = np.ndim(scores) == 4
+    scores = as_head_first(scores)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(
+            "attention scores of %r contain NaN or Inf; nothing written for step %d"
+            % (name, step)
+        )
+    batch, heads, q, k = scores.shape
+    if batch == 0:
+        raise ValueError("attention scores of %r hold no example (batch of 0)" % name)
+    maps, spans = crop_examples(scores, query_mask, key_mask)
+    if kind is None:
+        kind = infer_kind(maps, same_sequence=(q == k))
+    if kind not in _KINDS:
+        raise ValueError("kind must be one of %s, got %r" % (sorted(_KINDS), kind))
+    if key_tokens is None and q == k:
+        key_tokens = query_tokens
+    query_tokens = _tokens_or_positions(query_tokens, batch, q, "query_tokens")
+    key_tokens = _tokens_or_positions(key_tokens, batch, k, "key_tokens")
+
+    info = PluginData(
+        role=PluginData.MAPS,
+        layer=name,
+        kind=_KINDS[kind],
+        num_heads=heads,
+        has_head_axis=has_head_axis,
+        layer_class=layer_class,
+        encoding=encoding_value,
+        rows_normalized=all(numerics.rows_sum_to_one(m) for m in maps if m.size),
+        layer_index=layer_index,
+        rollout_stack=rollout_stack,
+    )
+    for i, ((qo, ql), (ko, kl)) in enumerate(spans):
+        info.examples.add(
+            query_tokens=query_tokens[i][qo : qo + ql],
+            key_tokens=key_tokens[i][ko : ko + kl],
+            query_offset=qo,
+            key_offset=ko,
+            query_length=ql,
+            key_length=kl,
+        )
+
+    blobs = [encoding_lib.encode(m, encoding_value) for m in maps]
+    written = tf.summary.write(
+        tag=metadata.tag_for(name, PluginData.MAPS),
+        tensor=tf.constant(blobs, dtype=tf.string),
+        step=step,
+        metadata=metadata.create_summary_metadata(info, description),
+    )
+    _write_tensor(name, PluginData.IMPORTANCE, _importance_tensor(maps), step)
+    _write_tensor(
+        name,
+        PluginData.HEAD_STATS,
+        np.stack([numerics.head_statistics(m) for m in maps]).astype(np.float32),
+        step,
+    )
+    if rollout is not None:
+        _write_tensor(name, PluginData.ROLLOUT, _pad_rows(rollout, spans), step)
+    return bool(written)
+
+
+def _importance_tensor(maps):
+    """(examples, 2, heads + 1, max_len): [received, given] x [heads..., mean]."""
+    heads = maps[0].shape[0]
+    length = max(max(m.shape[1], m.shape[2]) for m in maps)
+    out = np.zeros((len(maps), 2, heads + 1, length), dtype=np.float32)
+    for i, m in enumerate(maps):
+        for row, values in enumerate(
+            (numerics.received_attention(m), numerics.given_attention(m))
+        ):
+            out[i, row, :heads, : values.shape[1]] = values
+            out[i, row, heads, : values.shape[1]] = values.mean(axis=0)
+    return out
+
+
+def _pad_rows(rows, spans):
+    """Per-example vectors over the cropped keys -> zero-padded (examples, max_k)."""
+    length = max(kl for _, (_, kl) in spans) if spans else 0
+    out = np.zeros((len(spans), length), dtype=np.float32)
+    for i, (_, (_, kl)) in enumerate(spans):
+        row = np.asarray(rows[i], dtype=np.float32).reshape(-1)
+        if row.shape[0] != kl:
+            raise ValueError(
+                "rollout of example %d has %d values, expected %d (its real keys)"
+                % (i, row.shape[0], kl)
+            )
+        out[i, :kl] = row
+    return out
+
+
+def _write_tensor(name, role, array, step):
+    info = PluginData(role=role, layer=name)
+    tf.summary.write(
+        tag=metadata.tag_for(name, role),
+        tensor=tf.constant(array, dtype=tf.float32),
+        step=step,
+        metadata=metadata.create_summary_metadata(info),
+    )
+
+
+def _mask_or_all(mask, batch, length, what):
+    if mask is None:
+        return np.ones((batch, length), dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (batch, length):
+        raise ValueError(
+            "%s must have shape (batch, length) = %s, got %s"
+            % (what, (batch, length), mask.shape)
+        )
+    return mask
+
+
+def _tokens_or_positions(tokens, batch, length, what):
+    if tokens is None:
+        positions = [str(i) for i in range(length)]
+        return [positions] * batch
+    if len(tokens) != batch:
+        raise ValueError(
+            "%s has %d examples but the scores have %d" % (what, len(tokens), batch)
+        )
+    out = []
+    for i, example in enumerate(tokens):
+        example = [str(t) for t in example]
+        if len(example) != length:
+            raise ValueError(
+                "%s[%d] has %d tokens but the attention has %d positions on that "
+                "axis; give one token per position (padding included)"
+                % (what, i, len(example), length)
+            )
+        out.append(example)
+    return out
