@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine (Python 3.10+ and, for the
+# browser tests, Debian's chromium; .ci/run installs it):
+#   make demo   - install, train a demo with the callback, start TensorBoard on it
+#   make test   - install, run every test
+# Variables: DEMO=imdb|transformer|lstm_attention|gru_seq2seq|all, LOGDIR, PORT,
+# PRESET (demo size), EPOCHS.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO ?= imdb
+LOGDIR ?= logs
+PORT ?= 6006
+PRESET ?= default
+DEMOS := imdb transformer lstm_attention gru_seq2seq
+
+.PHONY: install test demo demo-train bench clean
+
+# Re-installs when setup.py changes; the package is installed editable.
+$(VENV)/.installed: setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[cpu,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest tests
+	@if command -v node >/dev/null; then node --test frontend/tests/; else echo "node not found: frontend unit tests skipped"; fi
+
+demo-train: install
+	@for d in $(if $(filter all,$(DEMO)),$(DEMOS),$(DEMO)); do \
+	  $(PY) -m demo_models.$$d --logdir $(LOGDIR)/$$d --preset $(PRESET) $(if $(EPOCHS),--epochs $(EPOCHS)) || exit 1; \
+	done
+
+demo: demo-train
+	@echo "Open http://localhost:$(PORT)/#attention"
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host 127.0.0.1
+
+bench: install
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,33 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+
+
+def only_layer(logdir, layer, run="."):
+    from tb_attention_plugin import read_attention
+
+    runs = read_attention(str(logdir))
+    assert run in runs, "runs found: %s" % list(runs)
+    assert layer in runs[run], "layers found: %s" % list(runs[run])
+    return runs[run][layer]
+
+
+def assert_maps_equal(stored, reference, spans, atol):
+    """stored: list per example (heads, q, k); reference: (batch, heads, Q, K)."""
+    for i, ((qo, ql), (ko, kl)) in enumerate(spans):
+        expected = reference[i, :, qo : qo + ql, ko : ko + kl]
+        assert stored[i].shape == expected.shape
+        np.testing.assert_allclose(stored[i], expected, atol=atol, rtol=0)

@@ -1,0 +1,72 @@
+"""Attention math checked against values computed by hand."""
+
+import math
+
+import numpy as np
+
+from tb_attention_plugin import encoding, numerics
+
+# One head, 3 queries x 3 keys; each row sums to 1.
+A = np.array(
+    [
+        [
+            [0.5, 0.25, 0.25],
+            [0.1, 0.8, 0.1],
+            [0.0, 0.2, 0.8],
+        ]
+    ]
+)
+
+
+def test_received_attention_sums_each_key_over_queries_3x3():
+    # key 0: 0.5 + 0.1 + 0.0; key 1: 0.25 + 0.8 + 0.2; key 2: 0.25 + 0.1 + 0.8
+    np.testing.assert_allclose(numerics.received_attention(A), [[0.6, 1.25, 1.15]])
+
+
+def test_given_attention_of_softmax_rows_is_one_for_every_query():
+    np.testing.assert_allclose(numerics.given_attention(A), [[1.0, 1.0, 1.0]])
+
+
+def test_row_entropy_is_log_k_for_uniform_rows_and_zero_for_one_hot():
+    uniform = np.full((1, 2, 4), 0.25)
+    one_hot = np.array([[[0.0, 1.0], [1.0, 0.0]]])
+    assert math.isclose(numerics.row_entropy(uniform)[0], math.log(4))
+    assert numerics.row_entropy(one_hot)[0] == 0.0
+
+
+def test_max_weight_and_mean_distance_by_hand():
+    assert numerics.max_weight(A)[0] == 0.8
+    # row 0: 0.25*1 + 0.25*2 = 0.75; row 1: 0.1*1 + 0.1*1 = 0.2; row 2: 0.2*1 + 0 = 0.2
+    np.testing.assert_allclose(numerics.mean_distance(A), [(0.75 + 0.2 + 0.2) / 3])
+
+
+def test_rollout_mixes_identity_and_multiplies_layers():
+    layer = np.array([[[0.0, 1.0], [1.0, 0.0]]])  # swap tokens
+    # one layer: 0.5 * swap + 0.5 * I = all 0.5
+    np.testing.assert_allclose(numerics.attention_rollout([layer]), [[0.5, 0.5], [0.5, 0.5]])
+    first = np.array([[[1.0, 0.0], [1.0, 0.0]]])  # both attend to token 0
+    # A_hat1 = [[1, 0], [0.5, 0.5]]; A_hat2 = [[0.5, 0.5], [0.5, 0.5]]
+    # A_hat2 @ A_hat1 = [[0.75, 0.25], [0.75, 0.25]]
+    rollout = numerics.attention_rollout([first, layer])
+    np.testing.assert_allclose(rollout, [[0.75, 0.25], [0.75, 0.25]])
+    np.testing.assert_allclose(numerics.rollout_importance(rollout), [0.75, 0.25])
+
+
+def test_real_span_of_front_and_back_padding():
+    assert numerics.real_span([False, False, True, True, True]) == (2, 3)
+    assert numerics.real_span([True, True, False]) == (0, 2)
+    assert numerics.real_span([False, False]) == (0, 0)
+
+
+def test_uint8_encoding_error_is_within_half_a_step():
+    weights = np.random.default_rng(0).random((4, 64, 64)).astype(np.float32)
+    data = encoding.encode(weights, encoding.UINT8)
+    assert len(data) == weights.size  # one byte per cell
+    decoded = encoding.decode(data, encoding.UINT8, weights.shape)
+    assert np.abs(decoded - weights).max() <= encoding.UINT8_MAX_ERROR + 1e-7
+
+
+def test_float32_encoding_is_exact():
+    weights = np.random.default_rng(1).random((2, 5, 7)).astype(np.float32)
+    decoded = encoding.decode(encoding.encode(weights, encoding.FLOAT32), encoding.FLOAT32, weights.shape)
+    assert np.array_equal(decoded, weights)
