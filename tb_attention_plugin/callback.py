@@ -149,11 +149,13 @@ class AttentionCallback(keras.callbacks.Callback):
         try:
             self._probe_fn = capture.ProbeFunction(self.model, self._layers, self._probe)
         except Exception as e:
+            # tf.function wraps the cause in a traceback; its last line says it.
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             raise ValueError(
-                "AttentionCallback could not run the model on the probe: %s: %s. "
+                "AttentionCallback could not run the model on the probe: %s. "
                 "Pass probe= in the structure model(...) takes, e.g. "
                 "probe=x_val[:8], or (enc[:8], dec[:8]) for two inputs."
-                % (type(e).__name__, e)
+                % (lines[-1] if lines else type(e).__name__)
             ) from e
 
     # -- schedule ------------------------------------------------------------

@@ -93,6 +93,11 @@ class Recording:
         self.key_valid = None  # (batch, k) bool, or None
         self.same_sequence = None  # True / False, or None: unknown
         self.calls = 0
+        self.graph = None  # the probe's graph; Keras also calls layers in scratch graphs
+
+    def wants(self, tensor):
+        """True for the first tensor from the probe's own graph."""
+        return self.scores is None and getattr(tensor, "graph", None) is self.graph
 
 
 def _valid_from_attention_mask(mask, recording):
@@ -106,14 +111,24 @@ def _valid_from_attention_mask(mask, recording):
         recording.key_valid = tf.reduce_any(mask, axis=1)
 
 
+def _same_values(query, value, key=None):
+    """Scalar bool tensor: queries and keys/values are one sequence (self
+    attention). Compared by value, since `mha(emb(x), emb(x))` gives two
+    tensors with the same contents."""
+    others = [value] + ([key] if key is not None and key is not value else [])
+    if any(o is not query and tuple(o.shape) != tuple(query.shape) for o in others):
+        return tf.constant(False)
+    return tf.reduce_all([tf.reduce_all(tf.equal(o, query)) for o in others])
+
+
 def _patch_mha(layer, recording):
     original_compute = layer._compute_attention
     original_call = layer.call
     is_gqa = isinstance(layer, keras.layers.GroupQueryAttention)
 
     def call(query, value, key=None, *args, **kwargs):
-        if recording.same_sequence is None:
-            recording.same_sequence = value is query and (key is None or key is query)
+        if recording.same_sequence is None and recording.wants(query):
+            recording.same_sequence = _same_values(query, value, key)
         return original_call(query, value, key, *args, **kwargs)
 
     signature = inspect.signature(original_compute)
@@ -126,7 +141,7 @@ def _patch_mha(layer, recording):
             # GQA reads the flag from the instance, set by `call`.
             layer._return_attention_scores = True
         output, scores = original_compute(*bound.args, **bound.kwargs)
-        if recording.scores is None:
+        if recording.wants(scores):
             recording.scores = scores
             _valid_from_attention_mask(bound.arguments.get("attention_mask"), recording)
         recording.calls += 1
@@ -143,9 +158,9 @@ def _patch_dot_attention(layer, recording):
         output, scores = original_call(
             inputs, mask, *args, return_attention_scores=True, **kwargs
         )
-        if recording.scores is None:
+        if recording.wants(scores):
             recording.scores = scores
-            recording.same_sequence = inputs[0] is inputs[1]
+            recording.same_sequence = _same_values(*inputs[:3])
             if mask is not None:
                 if mask[0] is not None:
                     recording.query_valid = tf.cast(mask[0], tf.bool)
@@ -163,7 +178,7 @@ def _patch_output(layer, recording):
     def call(*args, **kwargs):
         outputs = original_call(*args, **kwargs)
         weights = outputs[1] if isinstance(outputs, (tuple, list)) else outputs
-        if recording.scores is None:
+        if recording.wants(weights):
             recording.scores = weights
         recording.calls += 1
         return outputs
@@ -191,9 +206,13 @@ class ProbeFunction:
         self.paths = [layer_path(l) for l in layers]
         self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
         recordings = {path: Recording() for path in self.paths}
-        self._same_sequence = {}
 
         def forward(x):
+            # tf.function traces twice when the first call creates variables
+            # (an unbuilt model): start every trace afresh.
+            for r in recordings.values():
+                r.__init__()
+                r.graph = tf.compat.v1.get_default_graph()
             model(x, training=False)
             missing = [p for p, r in recordings.items() if r.scores is None]
             if missing:
@@ -204,8 +223,9 @@ class ProbeFunction:
                 )
             out = {}
             for path, r in recordings.items():
-                self._same_sequence[path] = r.same_sequence
                 out[path] = {
+                    "same_sequence": tf.constant(-1) if r.same_sequence is None
+                    else tf.cast(r.same_sequence, tf.int32),
                     "scores": r.scores,
                     "query_valid": r.query_valid if r.query_valid is not None else tf.zeros([0]),
                     "key_valid": r.key_valid if r.key_valid is not None else tf.zeros([0]),
@@ -234,6 +254,8 @@ class ProbeFunction:
                 "scores": values["scores"].numpy(),
                 "query_valid": q_valid.astype(bool) if q_valid.ndim == 2 else None,
                 "key_valid": k_valid.astype(bool) if k_valid.ndim == 2 else None,
-                "same_sequence": self._same_sequence[path],
+                # -1: unknown (a layer captured by its output)
+                "same_sequence": None if int(values["same_sequence"]) < 0
+                else bool(values["same_sequence"]),
             }
         return out
