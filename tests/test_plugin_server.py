@@ -1,0 +1,186 @@
+"""The real `tensorboard` process serves the Attention tab from a logdir
+written by a real model.fit, with both readers (RustBoard and the Python one)."""
+
+import json
+import urllib.parse
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models import tiny_data, tiny_mha_classifier
+from tb_attention_plugin import AttentionCallback, read_attention, summary
+from tensorboard_server import TensorBoard
+
+MANY = 250
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served") / "logs"
+    model = tiny_mha_classifier(heads=2)
+    x, y = tiny_data(24)
+    words = ["<pad>"] + ["w%d" % i for i in range(1, 30)]
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[AttentionCallback(root / "fit", x[:3], tokens=words, update_freq=2)])
+    writer = tf.summary.create_file_writer(str(root / "many"))
+    with writer.as_default():
+        for step in range(MANY):
+            scores = np.full((1, 1, 2, 2), 0.5, np.float32)
+            scores[0, 0, 0] = [step / MANY, 1 - step / MANY]
+            summary.attention("layer", scores, step=step)
+    writer.close()
+    return root
+
+
+def _start(logdir, *flags):
+    server = TensorBoard(logdir, *flags)
+    server.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+    # wait until both runs are loaded
+    for _ in range(120):
+        index = server.get_json("/data/plugin/attention/index")
+        runs = {r["run"]: r for r in index["runs"]}
+        if "fit" in runs and "many" in runs and len(runs["many"]["layers"][0]["steps"]) == MANY:
+            return server
+        __import__("time").sleep(0.5)
+    server.stop()
+    raise TimeoutError("runs not loaded")
+
+
+@pytest.fixture(scope="module", params=["rustboard", "python_reader"])
+def server(request, logdir):
+    flags = ("--load_fast=true",) if request.param == "rustboard" else ("--load_fast=false",)
+    tb = _start(logdir, *flags)
+    yield tb
+    tb.stop()
+
+
+def _q(**params):
+    return urllib.parse.urlencode(params)
+
+
+def test_plugins_listing_shows_the_tab_active(server):
+    listing = server.get_json("/data/plugins_listing")["attention"]
+    assert listing["enabled"] is True
+    assert listing["tab_name"] == "Attention"
+    assert listing["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/attention/index.js"}
+
+
+def test_every_route_answers_the_captured_values(server, logdir):
+    captured = read_attention(str(logdir))["fit"]["mha"]
+    index = server.get_json("/data/plugin/attention/index")
+    (layer,) = [r for r in index["runs"] if r["run"] == "fit"][0]["layers"]
+    assert layer["tag"] == "mha" and layer["kind"] == "self" and layer["num_heads"] == 2
+    assert layer["steps"] == list(captured.steps)
+    assert [e["key_tokens"] for e in layer["examples"]] == captured.key_tokens
+
+    for example in range(3):
+        for i, step in enumerate(captured.steps):
+            status, headers, body = server.get(
+                "/data/plugin/attention/maps?" + _q(run="fit", tag="mha", step=step, example=example))
+            assert status == 200
+            shape = tuple(int(n) for n in headers["X-Attention-Shape"].split(","))
+            assert headers["X-Attention-Encoding"] == "uint8"
+            maps = np.frombuffer(body, np.uint8).reshape(shape) / 255.0
+            np.testing.assert_allclose(maps, captured.maps[example][i], atol=1e-6)
+        status, headers, body = server.get(
+            "/data/plugin/attention/maps?" + _q(run="fit", tag="mha", step=captured.steps[-1], example=example, head=1))
+        assert headers["X-Attention-Shape"].startswith("1,")
+        np.testing.assert_allclose(
+            np.frombuffer(body, np.uint8) / 255.0, captured.maps[example][-1][1].ravel(), atol=1e-6)
+
+        importance = server.get_json("/data/plugin/attention/importance?" + _q(run="fit", tag="mha", example=example))
+        assert importance["mode"] == "received" and importance["steps"] == list(captured.steps)
+        np.testing.assert_allclose(importance["values"], captured.received[example], atol=1e-5)
+        given_ = server.get_json("/data/plugin/attention/importance?" + _q(run="fit", tag="mha", example=example, mode="given"))
+        np.testing.assert_allclose(given_["values"], captured.given[example], atol=1e-5)
+        stats = server.get_json("/data/plugin/attention/head_stats?" + _q(run="fit", tag="mha", example=example))
+        np.testing.assert_allclose(stats["entropy"], captured.head_stats[:, example, :, 0], atol=1e-5)
+        np.testing.assert_allclose(stats["max_weight"], captured.head_stats[:, example, :, 1], atol=1e-5)
+        rollout = server.get_json("/data/plugin/attention/rollout?" + _q(run="fit", tag="mha", example=example))
+        np.testing.assert_allclose(rollout["values"], captured.rollout[example], atol=1e-5)
+
+
+def test_all_250_captured_steps_are_served_without_flags(server):
+    importance = server.get_json("/data/plugin/attention/importance?" + _q(run="many", tag="layer", example=0))
+    assert importance["steps"] == list(range(MANY))
+    # key 0 receives step/250 + 0.5 at each step
+    np.testing.assert_allclose([v[0][0] for v in importance["values"]],
+                               [s / MANY + 0.5 for s in range(MANY)], atol=1e-5)
+    status, _, body = server.get("/data/plugin/attention/maps?" + _q(run="many", tag="layer", step=249, example=0))
+    assert status == 200 and body[0] == round(249 / MANY * 255)
+
+
+def test_users_samples_per_plugin_flag_still_wins(logdir):
+    tb = TensorBoard(logdir, "--samples_per_plugin", "attention=20")
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        for _ in range(60):
+            runs = {r["run"]: r for r in tb.get_json("/data/plugin/attention/index")["runs"]}
+            if "many" in runs:
+                break
+            __import__("time").sleep(0.5)
+        steps = runs["many"]["layers"][0]["steps"]
+        assert len(steps) == 20 and steps[-1] == MANY - 1
+    finally:
+        tb.stop()
+
+
+def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
+    writer = tf.summary.create_file_writer(str(tmp_path / "logs" / "scalars"))
+    with writer.as_default():
+        tf.summary.scalar("loss", 1.0, step=0)
+    writer.close()
+    tb = TensorBoard(tmp_path / "logs")
+    try:
+        tb.wait_for(lambda listing: "attention" in listing and "scalars" in listing
+                    and listing["scalars"]["enabled"])
+        assert tb.get_json("/data/plugins_listing")["attention"]["enabled"] is False
+        assert tb.get_json("/data/plugin/attention/index") == {"runs": []}
+    finally:
+        tb.stop()
+
+
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("maps?run=fit&tag=mha&step=0", 400),
+        ("maps?run=fit&tag=mha&step=x&example=0", 400),
+        ("maps?run=fit&tag=mha&step=99999999999999999999999&example=0", 400),
+        ("maps?run=nope&tag=mha&step=0&example=0", 404),
+        ("maps?run=fit&tag=nope&step=0&example=0", 404),
+        ("maps?run=fit&tag=mha&step=1&example=0", 404),
+        ("maps?run=fit&tag=mha&step=0&example=3", 404),
+        ("maps?run=fit&tag=mha&step=0&example=-1", 404),
+        ("maps?run=fit&tag=mha&step=0&example=0&head=2", 404),
+        ("importance?run=fit&tag=mha&example=0&mode=sideways", 400),
+        ("importance?run=fit&tag=mha/_importance&example=0", 404),
+        ("rollout?run=many&tag=layer&example=0", 404),  # written without rollout
+        ("head_stats?run=fit&tag=mha", 400),
+        ("..%2f..%2fsetup.py", 404),
+        ("frontend/../attention_plugin.py", 404),
+    ],
+)
+def test_bad_parameters_answer_4xx_with_a_message(server, query, status):
+    code, _, body = server.get("/data/plugin/attention/" + query)
+    assert code == status, body
+    if status != 200:
+        assert body  # a message, not an empty page
+
+
+ROUTES = ["maps", "importance", "head_stats", "rollout", "index"]
+PARAMS = ["run", "tag", "step", "example", "head", "mode"]
+values = st.one_of(
+    st.text(max_size=30),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(["fit", "mha", "many", "layer", "0", "1", "-0", " 2", "1e3", "NaN", "\x00", "%", "../"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(ROUTES), params=st.dictionaries(st.sampled_from(PARAMS), values, max_size=6))
+def test_random_parameters_never_cause_a_server_error(server, route, params):
+    code, _, _ = server.get("/data/plugin/attention/%s?%s" % (route, urllib.parse.urlencode(params)))
+    assert code < 500, (route, params)
