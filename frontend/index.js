@@ -1,1 +1,486 @@
-export function render() { document.body.textContent = "Attention"; }
+// The Attention tab. TensorBoard loads this module in the tab's iframe and
+// calls render(). Data text (tokens, run and layer names) is only ever set
+// with textContent or <option>.text, never parsed as HTML.
+
+import * as api from './api.js';
+import { renderBars, renderLines, renderStepsHeatmap } from './charts.js';
+import { cssColor } from './colors.js';
+import { importanceCsv } from './csv.js';
+import { headMap, headMax, headMean, maxOf } from './decode.js';
+import { paintLegend, paintMap } from './heatmap.js';
+import { connectToHost, followTheme } from './host.js';
+import { cellAt } from './layout.js';
+
+const STORAGE_KEY = 'tb-attention-state';
+const PLAY_INTERVAL_MS = 600;
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'text') node.textContent = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function fillSelect(select, items, selected) {
+  select.replaceChildren(...items.map(({ value, label }) => {
+    const option = document.createElement('option');
+    option.value = String(value);
+    option.text = label;
+    return option;
+  }));
+  if (items.some((item) => String(item.value) === String(selected))) select.value = String(selected);
+}
+
+class AttentionTab {
+  constructor(root) {
+    this.root = root;
+    this.index = { runs: [] };
+    this.state = this.loadState();
+    this.mapsCache = new Map();
+    this.maps = null;
+    this.importance = null;
+    this.playing = null;
+    this.build();
+  }
+
+  loadState() {
+    try {
+      return { head: 'mean', mode: 'received', ...JSON.parse(localStorage.getItem(STORAGE_KEY) || '{}') };
+    } catch {
+      return { head: 'mean', mode: 'received' };
+    }
+  }
+
+  saveState() {
+    const { run, tag, example, step, head, mode } = this.state;
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ run, tag, example, step, head, mode }));
+  }
+
+  build() {
+    const c = (this.controls = {
+      run: el('select', { id: 'run-select', title: 'run' }),
+      layer: el('select', { id: 'layer-select', title: 'attention layer' }),
+      example: el('select', { id: 'example-select', title: 'probe example' }),
+      step: el('input', { id: 'step-slider', type: 'range', min: 0, max: 0, value: 0, step: 1 }),
+      stepLabel: el('span', { id: 'step-label', className: 'step-label' }),
+      play: el('button', { id: 'play-button', text: 'Play' }),
+      mode: el('select', { id: 'mode-select', title: 'importance' }),
+      zoom: el('input', { id: 'zoom', type: 'range', min: 1, max: 24, value: 8, title: 'cell size (px)' }),
+      png: el('button', { id: 'export-png', text: 'PNG' }),
+      csv: el('button', { id: 'export-csv', text: 'CSV' }),
+    });
+    fillSelect(c.mode, [
+      { value: 'received', label: 'received attention (sum over queries)' },
+      { value: 'given', label: 'given attention (sum over keys, 1 for softmax rows)' },
+    ], this.state.mode);
+    this.status = el('div', { id: 'status', className: 'status' });
+    this.info = el('div', { id: 'layer-info', className: 'info' });
+    this.grid = el('div', { id: 'head-grid', className: 'grid' });
+    this.legend = el('canvas', { id: 'legend', className: 'legend' });
+    this.legendMax = el('span', { id: 'legend-max' });
+    this.focusTitle = el('h3', { id: 'focus-title' });
+    this.focusCanvas = el('canvas', { id: 'focus-map', className: 'map focus' });
+    this.focusRows = el('div', { className: 'labels rows', id: 'row-labels' });
+    this.focusCols = el('div', { className: 'labels cols', id: 'col-labels' });
+    this.tooltip = el('div', { id: 'tooltip', className: 'tooltip', hidden: true });
+    this.bars = el('div', { id: 'importance-bars', className: 'bars' });
+    this.importanceTitle = el('h3', { id: 'importance-title' });
+    this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
+    this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
+    this.statsCanvas = el('canvas', { id: 'entropy-chart' });
+    this.maxCanvas = el('canvas', { id: 'maxweight-chart' });
+    this.statsLegend = el('div', { id: 'stats-legend', className: 'info' });
+    this.rolloutSection = el('section', { id: 'rollout', className: 'panel', hidden: true });
+    this.rolloutBars = el('div', { id: 'rollout-bars', className: 'bars' });
+
+    const focusBody = el('div', { className: 'focus-body' }, [
+      el('div', { className: 'corner' }), this.focusCols, this.focusRows,
+      el('div', { className: 'focus-scroll' }, [this.focusCanvas]),
+    ]);
+    this.root.append(
+      el('header', { className: 'toolbar' }, [
+        el('label', { text: 'Run ' }), c.run, el('label', { text: 'Layer ' }), c.layer,
+        el('label', { text: 'Example ' }), c.example,
+        el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
+      ]),
+      this.status, this.info,
+      el('section', { className: 'panel' }, [
+        el('h3', { text: 'Heads (click one to enlarge)' }),
+        el('div', { className: 'legend-row' }, [el('span', { text: '0' }), this.legend, this.legendMax]),
+        this.grid,
+      ]),
+      el('section', { className: 'panel' }, [
+        el('div', { className: 'panel-head' }, [this.focusTitle, el('label', { text: 'zoom ' }), c.zoom, c.png]),
+        el('div', { className: 'focus-wrap' }, [focusBody, this.tooltip]),
+      ]),
+      el('section', { className: 'panel' }, [
+        el('div', { className: 'panel-head' }, [this.importanceTitle, c.mode, c.csv]),
+        this.bars,
+      ]),
+      el('section', { className: 'panel' }, [
+        el('h3', { text: 'Importance over training (rows: steps, columns: tokens)' }),
+        this.stepsCanvas, this.stepsInfo,
+      ]),
+      el('section', { className: 'panel' }, [
+        el('h3', { text: 'Head statistics over training: row entropy (nats), max weight' }),
+        this.statsCanvas, this.maxCanvas, this.statsLegend,
+      ]),
+      this.rolloutSection,
+    );
+    this.rolloutSection.append(el('h3', { text: 'Attention rollout through the self-attention stack (this step)' }), this.rolloutBars);
+
+    c.run.addEventListener('change', () => this.select({ run: c.run.value }));
+    c.layer.addEventListener('change', () => this.select({ tag: c.layer.value }));
+    c.example.addEventListener('change', () => this.select({ example: Number(c.example.value) }));
+    c.step.addEventListener('input', () => this.setStep(this.layer().steps[Number(c.step.value)]));
+    c.play.addEventListener('click', () => this.togglePlay());
+    c.mode.addEventListener('change', () => { this.state.mode = c.mode.value; this.loadSeries(); });
+    c.zoom.addEventListener('input', () => this.sizeFocus());
+    c.png.addEventListener('click', () => this.exportPng());
+    c.csv.addEventListener('click', () => this.exportCsv());
+    this.focusCanvas.addEventListener('mousemove', (e) => this.hover(e));
+    this.focusCanvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.paintFocus(); });
+  }
+
+  setStatus(text) {
+    this.status.textContent = text;
+  }
+
+  async refresh() {
+    try {
+      this.index = await api.fetchIndex();
+    } catch (e) {
+      this.setStatus(`Could not load the index: ${e.message}`);
+      return;
+    }
+    if (!this.index.runs.length) {
+      this.setStatus('No attention data yet. Add AttentionCallback(log_dir, probe) to model.fit.');
+      return;
+    }
+    this.setStatus('');
+    this.mapsCache.clear();
+    await this.select({});
+  }
+
+  run() {
+    return this.index.runs.find((r) => r.run === this.state.run);
+  }
+
+  layer() {
+    const run = this.run();
+    return run && run.layers.find((l) => l.tag === this.state.tag);
+  }
+
+  /** Applies a partial state change, fixing up anything it invalidates. */
+  async select(change) {
+    Object.assign(this.state, change);
+    const runs = this.index.runs;
+    if (!this.run()) this.state.run = runs[0].run;
+    const run = this.run();
+    if (!this.layer()) this.state.tag = run.layers[0].tag;
+    const layer = this.layer();
+    if (!(this.state.example >= 0 && this.state.example < layer.examples.length)) this.state.example = 0;
+    if (!layer.steps.includes(this.state.step)) this.state.step = layer.steps[layer.steps.length - 1];
+    const head = this.state.head;
+    if (!(head === 'mean' || head === 'max' || (Number.isInteger(head) && head < layer.num_heads))) this.state.head = 'mean';
+
+    const c = this.controls;
+    fillSelect(c.run, runs.map((r) => ({ value: r.run, label: r.run })), this.state.run);
+    fillSelect(c.layer, run.layers.map((l) => ({ value: l.tag, label: `${l.layer} (${l.kind}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})` })), this.state.tag);
+    const example = layer.examples[this.state.example];
+    fillSelect(c.example, layer.examples.map((ex, i) => ({
+      value: i, label: `${i}: ${ex.key_tokens.slice(0, 6).join(' ')}${ex.key_tokens.length > 6 ? ' …' : ''}`,
+    })), this.state.example);
+    c.step.max = String(layer.steps.length - 1);
+    this.info.textContent = `${layer.layer_class} · ${layer.kind} attention · ${layer.num_heads} head(s) · ` +
+      `${example.query_length} query x ${example.key_length} key tokens · ${layer.steps.length} captured steps · ` +
+      `stored as ${layer.encoding}${layer.rows_normalized ? '' : ' · rows do not sum to 1'}`;
+    this.buildGrid(layer);
+    this.buildFocusLabels(example);
+    await Promise.all([this.setStep(this.state.step), this.loadSeries()]);
+  }
+
+  buildGrid(layer) {
+    const names = ['mean', 'max', ...Array.from({ length: layer.num_heads }, (_, h) => h)];
+    if (layer.num_heads === 1) names.splice(0, 2);
+    this.gridCanvases = new Map();
+    this.grid.replaceChildren(...names.map((name) => {
+      const canvas = el('canvas', { className: 'map thumb', dataset: { head: String(name) } });
+      const figure = el('figure', { className: 'head', dataset: { head: String(name) } }, [
+        canvas, el('figcaption', { text: typeof name === 'number' ? `head ${name}` : `head ${name}` }),
+      ]);
+      figure.addEventListener('click', () => {
+        this.state.head = name;
+        this.saveState();
+        this.markSelectedHead();
+        this.paintFocus();
+      });
+      this.gridCanvases.set(String(name), canvas);
+      return figure;
+    }));
+    if (layer.num_heads === 1) this.state.head = 0;
+    this.markSelectedHead();
+  }
+
+  markSelectedHead() {
+    for (const figure of this.grid.children) {
+      figure.classList.toggle('selected', figure.dataset.head === String(this.state.head));
+    }
+  }
+
+  buildFocusLabels(example) {
+    this.focusRows.replaceChildren(...example.query_tokens.map((t, i) => el('span', { text: t, dataset: { index: String(i) } })));
+    this.focusCols.replaceChildren(...example.key_tokens.map((t, j) => el('span', { text: t, dataset: { index: String(j) } })));
+    const hoverRow = (i) => { this.highlight = { row: i }; this.paintFocus(); };
+    const hoverCol = (j) => { this.highlight = { col: j }; this.paintFocus(); };
+    [...this.focusRows.children].forEach((span, i) => span.addEventListener('mouseenter', () => hoverRow(i)));
+    [...this.focusCols.children].forEach((span, j) => span.addEventListener('mouseenter', () => hoverCol(j)));
+    for (const labels of [this.focusRows, this.focusCols]) {
+      labels.addEventListener('mouseleave', () => { this.highlight = null; this.paintFocus(); });
+    }
+  }
+
+  async getMaps(step) {
+    const { run, tag, example } = this.state;
+    const key = JSON.stringify([run, tag, example, step]);
+    if (!this.mapsCache.has(key)) {
+      if (this.mapsCache.size > 64) this.mapsCache.delete(this.mapsCache.keys().next().value);
+      this.mapsCache.set(key, api.fetchMaps(run, tag, step, example));
+    }
+    return this.mapsCache.get(key);
+  }
+
+  async setStep(step) {
+    const layer = this.layer();
+    this.state.step = step;
+    this.controls.step.value = String(layer.steps.indexOf(step));
+    this.controls.stepLabel.textContent = `${step}`;
+    this.saveState();
+    let maps;
+    try {
+      maps = await this.getMaps(step);
+    } catch (e) {
+      this.setStatus(`Could not load maps: ${e.message}`);
+      return;
+    }
+    if (this.state.step !== step) return; // a newer step was chosen meanwhile
+    this.maps = maps;
+    this.derived = { mean: headMean(maps), max: headMax(maps) };
+    this.vmax = maxOf(maps.data);
+    this.paintGrid();
+    this.paintFocus();
+    this.renderImportanceBars();
+    this.renderRolloutBars();
+    this.root.dataset.paintedStep = String(step);
+  }
+
+  mapOf(name) {
+    if (name === 'mean' || name === 'max') return this.derived[name];
+    return headMap(this.maps, Number(name));
+  }
+
+  paintGrid() {
+    const { q, k } = this.maps;
+    paintLegend(this.legend, this.vmax);
+    this.legendMax.textContent = this.vmax.toFixed(3);
+    for (const [name, canvas] of this.gridCanvases) {
+      paintMap(canvas, this.mapOf(name), q, k, this.vmax);
+    }
+    this.sizeThumbs();
+  }
+
+  sizeThumbs() {
+    const { q, k } = this.maps;
+    const scale = 160 / Math.max(q, k);
+    for (const canvas of this.gridCanvases.values()) {
+      canvas.style.width = `${Math.round(k * scale)}px`;
+      canvas.style.height = `${Math.round(q * scale)}px`;
+    }
+  }
+
+  paintFocus() {
+    if (!this.maps) return;
+    const { q, k } = this.maps;
+    const name = String(this.state.head);
+    const values = this.mapOf(name);
+    const hl = this.highlight;
+    if (hl) {
+      // Dim everything outside the hovered token's row or column.
+      const dimmed = Float32Array.from(values, (v, i) => {
+        const inside = hl.row !== undefined ? Math.floor(i / k) === hl.row : i % k === hl.col;
+        return inside ? v : v * 0.25;
+      });
+      paintMap(this.focusCanvas, dimmed, q, k, this.vmax);
+    } else {
+      paintMap(this.focusCanvas, values, q, k, this.vmax);
+    }
+    this.focusTitle.textContent = `${name === 'mean' || name === 'max' ? `head ${name}` : `head ${name}`} · step ${this.state.step}`;
+    this.sizeFocus();
+  }
+
+  sizeFocus() {
+    if (!this.maps) return;
+    const cell = Number(this.controls.zoom.value);
+    const { q, k } = this.maps;
+    this.focusCanvas.style.width = `${k * cell}px`;
+    this.focusCanvas.style.height = `${q * cell}px`;
+    const font = Math.min(12, Math.max(cell - 1, 0));
+    for (const [labels, axis] of [[this.focusRows, 'height'], [this.focusCols, 'width']]) {
+      labels.style.setProperty('--cell', `${cell}px`);
+      labels.style.fontSize = `${font}px`;
+      labels.classList.toggle('hidden-text', cell < 6);
+      labels.dataset.axis = axis;
+    }
+  }
+
+  hover(event) {
+    const rect = this.focusCanvas.getBoundingClientRect();
+    const { q, k } = this.maps;
+    const cell = cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, q, k);
+    if (!cell) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const example = this.layer().examples[this.state.example];
+    const weight = this.mapOf(String(this.state.head))[cell.row * k + cell.col];
+    this.tooltip.replaceChildren(
+      el('div', { className: 'tip-query', text: `query: ${example.query_tokens[cell.row]}` }),
+      el('div', { className: 'tip-key', text: `key: ${example.key_tokens[cell.col]}` }),
+      el('div', { className: 'tip-weight', text: `weight: ${weight.toFixed(4)}` }),
+    );
+    this.tooltip.style.borderColor = cssColor(weight, this.vmax);
+    this.tooltip.style.left = `${event.clientX - rect.left + 14}px`;
+    this.tooltip.style.top = `${event.clientY - rect.top + 14}px`;
+    this.tooltip.hidden = false;
+    this.tooltip.dataset.row = String(cell.row);
+    this.tooltip.dataset.col = String(cell.col);
+  }
+
+  importanceHeadIndex() {
+    const h = this.state.head;
+    return Number.isInteger(h) ? h : this.layer().num_heads; // mean (max has no sum)
+  }
+
+  async loadSeries() {
+    const { run, tag, example, mode } = this.state;
+    const layer = this.layer();
+    try {
+      const [importance, stats, rollout] = await Promise.all([
+        api.fetchImportance(run, tag, example, mode),
+        api.fetchHeadStats(run, tag, example),
+        layer.has_rollout ? api.fetchRollout(run, tag, example) : Promise.resolve(null),
+      ]);
+      if (tag !== this.state.tag || example !== this.state.example || run !== this.state.run) return;
+      this.importance = importance;
+      this.rollout = rollout;
+      this.renderImportanceBars();
+      this.renderImportanceSteps();
+      this.renderStats(stats);
+      this.renderRolloutBars();
+    } catch (e) {
+      this.setStatus(`Could not load importance: ${e.message}`);
+    }
+  }
+
+  renderImportanceBars() {
+    const imp = this.importance;
+    if (!imp) return;
+    const s = imp.steps.indexOf(this.state.step);
+    if (s < 0) return;
+    const h = this.importanceHeadIndex();
+    const which = h === imp.num_heads ? 'head mean' : `head ${h}`;
+    this.importanceTitle.textContent = imp.mode === 'received'
+      ? `Received attention per key token (sum over queries), ${which}, step ${this.state.step}`
+      : `Given attention per query token (sum over keys, 1 for softmax rows), ${which}, step ${this.state.step}`;
+    this.bars.dataset.mode = imp.mode;
+    this.bars.dataset.head = String(h);
+    this.bars.dataset.step = String(this.state.step);
+    renderBars(this.bars, imp.tokens, imp.values[s][h], {
+      onHover: (j) => { this.highlight = imp.mode === 'received' ? { col: j } : { row: j }; this.paintFocus(); },
+    });
+  }
+
+  renderImportanceSteps() {
+    const imp = this.importance;
+    const h = this.importanceHeadIndex();
+    const vmax = renderStepsHeatmap(this.stepsCanvas, imp.values.map((v) => v[h]));
+    this.stepsCanvas.style.width = `${Math.min(900, Math.max(200, imp.tokens.length * 8))}px`;
+    this.stepsCanvas.style.height = `${Math.min(400, Math.max(60, imp.steps.length * 6))}px`;
+    this.stepsInfo.textContent = `${imp.steps.length} steps (${imp.steps[0]} at the top to ${imp.steps[imp.steps.length - 1]}) x ` +
+      `${imp.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
+  }
+
+  renderStats(stats) {
+    const names = Array.from({ length: stats.num_heads }, (_, h) => `head ${h}`);
+    const series = (key) => names.map((name, h) => ({ name, values: stats[key].map((row) => row[h]) }));
+    const colors = renderLines(this.statsCanvas, stats.steps, series('entropy'));
+    renderLines(this.maxCanvas, stats.steps, series('max_weight'));
+    this.statsLegend.replaceChildren(...names.map((name, h) => {
+      const swatch = el('span', { className: 'swatch' });
+      swatch.style.background = colors[h % colors.length];
+      return el('span', { className: 'legend-item' }, [swatch, el('span', { text: name })]);
+    }));
+  }
+
+  renderRolloutBars() {
+    const rollout = this.rollout;
+    this.rolloutSection.hidden = !rollout;
+    if (!rollout) return;
+    const s = rollout.steps.indexOf(this.state.step);
+    if (s >= 0) renderBars(this.rolloutBars, rollout.tokens, rollout.values[s]);
+  }
+
+  togglePlay() {
+    if (this.playing) {
+      clearInterval(this.playing);
+      this.playing = null;
+      this.controls.play.textContent = 'Play';
+      return;
+    }
+    this.controls.play.textContent = 'Pause';
+    this.playing = setInterval(() => {
+      const steps = this.layer().steps;
+      const next = steps[(steps.indexOf(this.state.step) + 1) % steps.length];
+      this.setStep(next);
+    }, PLAY_INTERVAL_MS);
+  }
+
+  download(name, href) {
+    const link = el('a', { href, download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  exportPng() {
+    this.download(`attention-${this.state.tag}-step${this.state.step}.png`.replace(/[^\w.-]+/g, '_'),
+      this.focusCanvas.toDataURL('image/png'));
+  }
+
+  exportCsv() {
+    const imp = this.importance;
+    if (!imp) return;
+    const text = importanceCsv(imp.tokens, imp.steps, imp.values, imp.num_heads);
+    const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+    this.download(`importance-${imp.mode}-${this.state.tag}.csv`.replace(/[^\w.-]+/g, '_'), url);
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+}
+
+export async function render() {
+  const style = el('link', { rel: 'stylesheet', href: './style.css' });
+  document.head.append(style);
+  const root = el('div', { className: 'tba', id: 'attention-root' });
+  document.body.replaceChildren(root);
+  followTheme(root);
+  const tab = new AttentionTab(root);
+  window.attentionTab = tab; // for debugging and the browser tests
+  connectToHost(() => tab.refresh());
+  await tab.refresh();
+  root.dataset.ready = 'true';
+}

@@ -1,0 +1,87 @@
+// Small charts: importance bars (DOM, one element per token, values in
+// data-value), a steps x tokens heatmap and line charts (canvas).
+
+import { paintMap } from './heatmap.js';
+
+/** Bars for values[j] labelled by tokens[j]; text is set with textContent. */
+export function renderBars(container, tokens, values, { onHover } = {}) {
+  container.replaceChildren();
+  const max = Math.max(...values, 1e-12);
+  tokens.forEach((token, j) => {
+    const row = document.createElement('div');
+    row.className = 'bar-row';
+    row.dataset.index = String(j);
+    row.dataset.value = String(values[j]);
+    const label = document.createElement('span');
+    label.className = 'bar-label';
+    label.textContent = token;
+    const track = document.createElement('span');
+    track.className = 'bar-track';
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${(100 * values[j]) / max}%`;
+    track.append(bar);
+    const number = document.createElement('span');
+    number.className = 'bar-value';
+    number.textContent = values[j].toFixed(3);
+    row.append(label, track, number);
+    if (onHover) row.addEventListener('mouseenter', () => onHover(j));
+    container.append(row);
+  });
+}
+
+/** Steps x tokens heatmap of importance; returns its vmax. */
+export function renderStepsHeatmap(canvas, series) {
+  const rows = series.length;
+  const cols = rows ? series[0].length : 0;
+  const values = new Float32Array(rows * cols);
+  let vmax = 0;
+  series.forEach((row, s) => row.forEach((v, j) => {
+    values[s * cols + j] = v;
+    if (v > vmax) vmax = v;
+  }));
+  paintMap(canvas, values, rows, cols, vmax);
+  return vmax;
+}
+
+const LINE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
+  '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd'];
+
+/** Line chart: xs (steps), series: [{name, values}], drawn on a canvas. */
+export function renderLines(canvas, xs, series, { width = 420, height = 160 } = {}) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext('2d');
+  ctx.scale(ratio, ratio);
+  const pad = { l: 40, r: 8, t: 8, b: 20 };
+  const all = series.flatMap((s) => s.values);
+  const ymin = Math.min(0, ...all);
+  const ymax = Math.max(...all, 1e-9);
+  const xmin = xs[0] ?? 0;
+  const xmax = xs[xs.length - 1] ?? 1;
+  const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
+  const sy = (y) => height - pad.b - ((y - ymin) / (ymax - ymin || 1)) * (height - pad.t - pad.b);
+  const fg = getComputedStyle(canvas).color || '#000';
+  ctx.strokeStyle = fg;
+  ctx.fillStyle = fg;
+  ctx.font = '10px sans-serif';
+  ctx.beginPath();
+  ctx.moveTo(pad.l, pad.t);
+  ctx.lineTo(pad.l, height - pad.b);
+  ctx.lineTo(width - pad.r, height - pad.b);
+  ctx.stroke();
+  ctx.fillText(ymax.toFixed(2), 2, pad.t + 8);
+  ctx.fillText(ymin.toFixed(2), 2, height - pad.b);
+  ctx.fillText(String(xmin), pad.l, height - 6);
+  ctx.fillText(String(xmax), width - pad.r - 30, height - 6);
+  series.forEach((s, i) => {
+    ctx.strokeStyle = LINE_COLORS[i % LINE_COLORS.length];
+    ctx.beginPath();
+    s.values.forEach((v, t) => (t ? ctx.lineTo(sx(xs[t]), sy(v)) : ctx.moveTo(sx(xs[t]), sy(v))));
+    ctx.stroke();
+  });
+  return LINE_COLORS;
+}
