@@ -219,6 +219,10 @@ class AttentionTab {
         this.saveState();
         this.markSelectedHead();
         this.paintFocus();
+        if (this.importance) {
+          this.renderImportanceBars();
+          this.renderImportanceSteps();
+        }
       });
       this.gridCanvases.set(String(name), canvas);
       return figure;
