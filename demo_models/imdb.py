@@ -27,7 +27,7 @@ from demo_models import common
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
 
 PRESETS = {
-    "tiny": dict(num_words=400, maxlen=40, train=800, epochs=2, update_freq=10),
+    "tiny": dict(num_words=400, maxlen=60, train=800, epochs=2, update_freq=10),
     "default": dict(num_words=2000, maxlen=80, train=3000, epochs=3, update_freq=20),
 }
 
