@@ -191,12 +191,13 @@ class AttentionPlugin(base_plugin.TBPlugin):
         if example >= len(keys):
             raise errors.NotFoundError("step %d holds %d examples" % (step, len(keys)))
         blob_key = keys[example]
-        data = self._cache.get(("blob", blob_key))
-        if data is None:
-            data = self._provider.read_blob(ctx, blob_key=blob_key)
-            self._cache.put(("blob", blob_key), data, len(data))
         ex = info.examples[example]
         shape = (info.num_heads, ex.query_length, ex.key_length)
+        data = self._cache.get(("blob", blob_key))
+        if data is None:
+            stored = self._provider.read_blob(ctx, blob_key=blob_key)
+            data = encoding_lib.raw_bytes(stored, info.encoding, shape[0] * shape[1] * shape[2])
+            self._cache.put(("blob", blob_key), data, len(data))
         if head is not None:
             if not 0 <= head < info.num_heads:
                 raise errors.NotFoundError("head %d out of range 0..%d" % (head, info.num_heads - 1))

@@ -174,7 +174,12 @@ class AttentionCallback(keras.callbacks.Callback):
         else:
             self._capture(self._step())
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
+        # At the start of a batch, `iterations` counts the steps already done,
+        # so this sees exactly the state at the end of the previous batch. It
+        # is used instead of on_train_batch_end because overriding that makes
+        # Keras convert every batch's logs synchronously (no async dispatch),
+        # which cost 2-8% of the IMDB demo's fit time even for a no-op.
         if self._writer is None or self.update_freq == "epoch":
             return
         step = self._step()

@@ -60,7 +60,7 @@ def test_real_span_of_front_and_back_padding():
 
 def test_uint8_encoding_error_is_within_half_a_step():
     weights = np.random.default_rng(0).random((4, 64, 64)).astype(np.float32)
-    data = encoding.encode(weights, encoding.UINT8)
+    data = encoding.encode_raw(weights, encoding.UINT8)
     assert len(data) == weights.size  # one byte per cell
     decoded = encoding.decode(data, encoding.UINT8, weights.shape)
     assert np.abs(decoded - weights).max() <= encoding.UINT8_MAX_ERROR + 1e-7
@@ -70,3 +70,15 @@ def test_float32_encoding_is_exact():
     weights = np.random.default_rng(1).random((2, 5, 7)).astype(np.float32)
     decoded = encoding.decode(encoding.encode(weights, encoding.FLOAT32), encoding.FLOAT32, weights.shape)
     assert np.array_equal(decoded, weights)
+
+
+def test_stored_blobs_are_compressed_only_when_smaller_and_decode_the_same():
+    peaked = np.zeros((2, 32, 32), np.float32)
+    peaked[:, np.arange(32), np.arange(32)] = 1.0
+    blob = encoding.encode(peaked, encoding.UINT8)
+    assert len(blob) < peaked.size  # compressed
+    assert np.array_equal(encoding.decode(blob, encoding.UINT8, peaked.shape), peaked)
+    noisy = np.random.default_rng(2).random((1, 8, 8)).astype(np.float32)
+    blob = encoding.encode(noisy, encoding.FLOAT32)
+    assert len(blob) == noisy.size * 4  # incompressible: stored raw
+    assert np.array_equal(encoding.decode(blob, encoding.FLOAT32, noisy.shape), noisy)

@@ -1,0 +1,133 @@
+"""Training overhead of AttentionCallback and the size/error of what it stores.
+
+    python -m bench.fit_overhead [--reps 3] [--epochs 2]
+
+On the IMDB demo model (default preset, generated corpus), fits are run
+interleaved (none, default cadence, every step, none, ...) on fresh copies of
+the same initial weights; the figure is the ratio of median fit times to the
+no-callback fit. Separately: the one-time probe trace, the cost of one
+capture, and the stored bytes per attention cell with the max abs error of
+the uint8 maps against a float32 capture of the same steps.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from demo_models import imdb  # noqa: E402
+from tb_attention_plugin import AttentionCallback, read_attention  # noqa: E402
+
+
+def _data():
+    preset = imdb.PRESETS["default"]
+    (x, y), (xt, _), word_index, _ = imdb.load_imdb(preset["num_words"], offline=True)
+    pad = lambda xs: keras.utils.pad_sequences(xs, maxlen=preset["maxlen"])
+    return preset, pad(x[: preset["train"]]), np.asarray(y[: preset["train"]]), pad(xt[:8]), imdb.id_to_word(word_index)
+
+
+def _fit_seconds(preset, weights, x, y, epochs, callbacks):
+    model = imdb.build_model(preset["num_words"], preset["maxlen"])
+    model.set_weights(weights)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks)
+    return time.perf_counter() - start, model
+
+
+def run(reps=3, epochs=2):
+    preset, x, y, probe, vocab = _data()
+    keras.utils.set_random_seed(0)
+    weights = imdb.build_model(preset["num_words"], preset["maxlen"]).get_weights()
+    steps = epochs * int(np.ceil(len(x) / 32))
+    tmp = tempfile.mkdtemp()
+    configs = {
+        "no callback": lambda i: [],
+        "AttentionCallback, default cadence (update_freq=100)": lambda i: [
+            AttentionCallback(os.path.join(tmp, "d%d" % i), probe, tokens=vocab)],
+        "AttentionCallback, every step": lambda i: [
+            AttentionCallback(os.path.join(tmp, "e%d" % i), probe, tokens=vocab, update_freq=1)],
+    }
+    _fit_seconds(preset, weights, x, y, 1, [])  # warm-up: TF start-up costs
+    times = {name: [] for name in configs}
+    for i in range(reps):
+        for name, make in configs.items():
+            times[name].append(_fit_seconds(preset, weights, x, y, epochs, make(i))[0])
+    base = statistics.median(times["no callback"])
+    rows = [(name, statistics.median(t), min(t), max(t), statistics.median(t) / base) for name, t in times.items()]
+
+    # One capture and the one-time trace, timed inside a fit.
+    cb = AttentionCallback(os.path.join(tmp, "timing"), probe, tokens=vocab, update_freq=10**9)
+    model = imdb.build_model(preset["num_words"], preset["maxlen"])
+    model.fit(x[:32], y[:32], verbose=0, epochs=1, callbacks=[cb])
+    t0 = time.perf_counter()
+    cb._build_probe_fn()
+    trace = time.perf_counter() - t0
+    capture_times = []
+    for step in range(1, 21):
+        t0 = time.perf_counter()
+        cb._capture(10**6 + step)
+        capture_times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        model.predict_on_batch(probe)
+    predict = (time.perf_counter() - t0) / 20
+    step_time = base / steps
+
+    # Storage: uint8 and float32 captures of the same fit.
+    store = os.path.join(tmp, "store")
+    _fit_seconds(preset, weights, x, y, epochs, [
+        AttentionCallback(os.path.join(store, "uint8"), probe, tokens=vocab, update_freq=50),
+        AttentionCallback(os.path.join(store, "float32"), probe, tokens=vocab, update_freq=50, encoding="float32"),
+    ])
+    runs = read_attention(store)
+    u8, f32 = runs["uint8"]["attention"], runs["float32"]["attention"]
+    error = max(float(np.abs(a - b).max()) for a, b in zip(u8.maps, f32.maps))
+    cells = sum(m.size for m in u8.maps)
+    size = lambda run: sum(os.path.getsize(os.path.join(store, run, f)) for f in os.listdir(os.path.join(store, run)))
+    storage = {
+        "cells": cells, "steps": len(u8.steps), "error": error,
+        "uint8_bytes": size("uint8"), "float32_bytes": size("float32"),
+    }
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dict(rows=rows, steps=steps, reps=reps, trace=trace, capture=statistics.median(capture_times),
+                predict=predict, step_time=step_time, storage=storage)
+
+
+def report(result):
+    lines = ["| configuration | median fit (s) | min | max | ratio to no callback |", "|---|---|---|---|---|"]
+    for name, median, lo, hi, ratio in result["rows"]:
+        lines.append("| %s | %.2f | %.2f | %.2f | %.3f |" % (name, median, lo, hi, ratio))
+    s = result["storage"]
+    capture_ms = 1000 * result["capture"]
+    steady = 1 + result["capture"] / (100 * result["step_time"])
+    lines += [
+        "",
+        "Fits of %d steps, %d interleaved repetitions each. One-time probe trace: %.0f ms. "
+        "One capture (probe forward pass with scores, importance, rollout, encoding, writing, flush): "
+        "%.1f ms, against %.1f ms for a bare predict of the same probe (%.2fx); one training step: %.1f ms. "
+        "Steady-state overhead at update_freq=100 (capture / (100 x step)): %.4f."
+        % (result["steps"], result["reps"], 1000 * result["trace"], capture_ms, 1000 * result["predict"],
+           result["capture"] / result["predict"], 1000 * result["step_time"], steady),
+        "",
+        "Storage (%d steps x 8 probe reviews, 4 heads): %d map cells; event files %d bytes with uint8 "
+        "(%.3f bytes per cell, including importance, head statistics and rollout), %d bytes with float32 "
+        "(%.3f bytes per cell). Max abs error of the uint8 maps against float32: %.5f (bound 1/510 = %.5f)."
+        % (s["steps"], s["cells"], s["uint8_bytes"], s["uint8_bytes"] / s["cells"], s["float32_bytes"],
+           s["float32_bytes"] / s["cells"], s["error"], 1 / 510),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    print(report(run(args.reps, args.epochs)))

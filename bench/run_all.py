@@ -1,0 +1,46 @@
+"""Runs every benchmark under bench/ and writes BENCHMARKS.md.
+
+    make bench        (or: python -m bench.run_all)
+"""
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+from bench import fit_overhead
+
+
+def machine():
+    cpus = os.cpu_count()
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import tensorflow as tf, keras, tensorboard
+    return "%s, %d cores, %.0f GiB; Python %s, TensorFlow %s, Keras %s, TensorBoard %s" % (
+        model, cpus, memory, platform.python_version(), tf.__version__, keras.__version__, tensorboard.__version__)
+
+
+def main():
+    sections = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` on %s. Machine: %s. Figures are medians of interleaved runs; "
+        "nothing here is asserted in tests." % (datetime.date.today().isoformat(), machine()),
+        "",
+        "## Training overhead and storage (`python -m bench.fit_overhead --reps 5`)",
+        "",
+        fit_overhead.report(fit_overhead.run(reps=5)),
+        "",
+    ]
+    text = "\n".join(sections)
+    with open("BENCHMARKS.md", "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
