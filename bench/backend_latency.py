@@ -98,7 +98,10 @@ def run(steps, layers, examples, heads, tokens, requests):
         for _ in range(requests):
             q = dict(run="run", tag="layer%d" % rng.randrange(layers), example=rng.randrange(examples))
             timed("maps", "/data/plugin/attention/maps?" + urllib.parse.urlencode(dict(q, step=rng.randrange(steps))))
-            timed("importance over steps", "/data/plugin/attention/importance?" + urllib.parse.urlencode(q))
+            timed("importance over steps, one head (what the tab asks)", "/data/plugin/attention/importance?"
+                  + urllib.parse.urlencode(dict(q, head=rng.randrange(heads + 1))))
+            timed("importance over steps, all heads (CSV export)",
+                  "/data/plugin/attention/importance?" + urllib.parse.urlencode(q))
             timed("head_stats over steps", "/data/plugin/attention/head_stats?" + urllib.parse.urlencode(q))
         for _ in range(20):
             timed("index", "/data/plugin/attention/index")

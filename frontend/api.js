@@ -22,7 +22,8 @@ export async function fetchMaps(run, tag, step, example) {
   return decodeMaps(await response.arrayBuffer(), shape, response.headers.get('X-Attention-Encoding'));
 }
 
-export const fetchImportance = (run, tag, example, mode) =>
-  getJson('importance', { run, tag, example, mode });
+/** Importance over steps; with `head` (0..H, H = head mean) only that head. */
+export const fetchImportance = (run, tag, example, mode, head) =>
+  getJson('importance', head === undefined ? { run, tag, example, mode } : { run, tag, example, mode, head });
 export const fetchHeadStats = (run, tag, example) => getJson('head_stats', { run, tag, example });
 export const fetchRollout = (run, tag, example) => getJson('rollout', { run, tag, example });

@@ -4,7 +4,7 @@
 import { paintMap } from './heatmap.js';
 
 /** Bars for values[j] labelled by tokens[j]; text is set with textContent. */
-export function renderBars(container, tokens, values, { onHover } = {}) {
+export function renderBars(container, tokens, values, { onHover, onClick, picked } = {}) {
   container.replaceChildren();
   const max = Math.max(...values, 1e-12);
   tokens.forEach((token, j) => {
@@ -26,6 +26,8 @@ export function renderBars(container, tokens, values, { onHover } = {}) {
     number.textContent = values[j].toFixed(3);
     row.append(label, track, number);
     if (onHover) row.addEventListener('mouseenter', () => onHover(j));
+    if (onClick) row.addEventListener('click', () => onClick(j));
+    if (picked && picked.has(j)) row.classList.add('picked');
     container.append(row);
   });
 }

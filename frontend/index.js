@@ -92,6 +92,9 @@ class AttentionTab {
     this.importanceTitle = el('h3', { id: 'importance-title' });
     this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
     this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
+    this.tokenLines = el('canvas', { id: 'importance-lines' });
+    this.tokenLinesLegend = el('div', { id: 'importance-lines-legend', className: 'info' });
+    this.picked = new Set(); // token positions whose importance is drawn as lines
     this.statsCanvas = el('canvas', { id: 'entropy-chart' });
     this.maxCanvas = el('canvas', { id: 'maxweight-chart' });
     this.statsLegend = el('div', { id: 'stats-legend', className: 'info' });
@@ -125,6 +128,8 @@ class AttentionTab {
       el('section', { className: 'panel' }, [
         el('h3', { text: 'Importance over training (rows: steps, columns: tokens)' }),
         this.stepsCanvas, this.stepsInfo,
+        el('div', { className: 'info', text: 'Click tokens in the bars above to follow them here:' }),
+        this.tokenLines, this.tokenLinesLegend,
       ]),
       el('section', { className: 'panel' }, [
         el('h3', { text: 'Head statistics over training: row entropy (nats), max weight' }),
@@ -139,7 +144,7 @@ class AttentionTab {
     c.example.addEventListener('change', () => this.select({ example: Number(c.example.value) }));
     c.step.addEventListener('input', () => this.setStep(this.layer().steps[Number(c.step.value)]));
     c.play.addEventListener('click', () => this.togglePlay());
-    c.mode.addEventListener('change', () => { this.state.mode = c.mode.value; this.loadSeries(); });
+    c.mode.addEventListener('change', () => { this.state.mode = c.mode.value; this.saveState(); this.loadImportance(); });
     c.zoom.addEventListener('input', () => this.sizeFocus());
     c.png.addEventListener('click', () => this.exportPng());
     c.csv.addEventListener('click', () => this.exportCsv());
@@ -219,10 +224,7 @@ class AttentionTab {
         this.saveState();
         this.markSelectedHead();
         this.paintFocus();
-        if (this.importance) {
-          this.renderImportanceBars();
-          this.renderImportanceSteps();
-        }
+        if (this.importance) this.loadImportance();
       });
       this.gridCanvases.set(String(name), canvas);
       return figure;
@@ -238,6 +240,10 @@ class AttentionTab {
   }
 
   buildFocusLabels(example) {
+    this.picked.clear();
+    // Start each layer/example at a zoom where the map is about 480 px wide.
+    const longest = Math.max(example.query_length, example.key_length, 1);
+    this.controls.zoom.value = String(Math.max(2, Math.min(24, Math.floor(480 / longest))));
     this.focusRows.replaceChildren(...example.query_tokens.map((t, i) => el('span', { text: t, dataset: { index: String(i) } })));
     this.focusCols.replaceChildren(...example.key_tokens.map((t, j) => el('span', { text: t, dataset: { index: String(j) } })));
     const hoverRow = (i) => { this.highlight = { row: i }; this.paintFocus(); };
@@ -370,24 +376,37 @@ class AttentionTab {
     return Number.isInteger(h) ? h : this.layer().num_heads; // mean (max has no sum)
   }
 
-  async loadSeries() {
+  /** Importance over steps of the shown head (or head mean) only. */
+  async loadImportance() {
     const { run, tag, example, mode } = this.state;
-    const layer = this.layer();
+    const head = this.importanceHeadIndex();
     try {
-      const [importance, stats, rollout] = await Promise.all([
-        api.fetchImportance(run, tag, example, mode),
-        api.fetchHeadStats(run, tag, example),
-        layer.has_rollout ? api.fetchRollout(run, tag, example) : Promise.resolve(null),
-      ]);
-      if (tag !== this.state.tag || example !== this.state.example || run !== this.state.run) return;
+      const importance = await api.fetchImportance(run, tag, example, mode, head);
+      const s = this.state;
+      if (tag !== s.tag || example !== s.example || run !== s.run || mode !== s.mode || head !== this.importanceHeadIndex()) return;
       this.importance = importance;
-      this.rollout = rollout;
       this.renderImportanceBars();
       this.renderImportanceSteps();
+    } catch (e) {
+      this.setStatus(`Could not load importance: ${e.message}`);
+    }
+  }
+
+  async loadSeries() {
+    const { run, tag, example } = this.state;
+    const layer = this.layer();
+    try {
+      const [stats, rollout] = await Promise.all([
+        api.fetchHeadStats(run, tag, example),
+        layer.has_rollout ? api.fetchRollout(run, tag, example) : Promise.resolve(null),
+        this.loadImportance(),
+      ]);
+      if (tag !== this.state.tag || example !== this.state.example || run !== this.state.run) return;
+      this.rollout = rollout;
       this.renderStats(stats);
       this.renderRolloutBars();
     } catch (e) {
-      this.setStatus(`Could not load importance: ${e.message}`);
+      this.setStatus(`Could not load head statistics: ${e.message}`);
     }
   }
 
@@ -396,7 +415,7 @@ class AttentionTab {
     if (!imp) return;
     const s = imp.steps.indexOf(this.state.step);
     if (s < 0) return;
-    const h = this.importanceHeadIndex();
+    const h = imp.head;
     const which = h === imp.num_heads ? 'head mean' : `head ${h}`;
     this.importanceTitle.textContent = imp.mode === 'received'
       ? `Received attention per key token (sum over queries), ${which}, step ${this.state.step}`
@@ -404,19 +423,39 @@ class AttentionTab {
     this.bars.dataset.mode = imp.mode;
     this.bars.dataset.head = String(h);
     this.bars.dataset.step = String(this.state.step);
-    renderBars(this.bars, imp.tokens, imp.values[s][h], {
+    renderBars(this.bars, imp.tokens, imp.values[s], {
       onHover: (j) => { this.highlight = imp.mode === 'received' ? { col: j } : { row: j }; this.paintFocus(); },
+      onClick: (j) => {
+        if (this.picked.has(j)) this.picked.delete(j);
+        else this.picked.add(j);
+        this.renderImportanceBars();
+        this.renderTokenLines();
+      },
+      picked: this.picked,
     });
   }
 
   renderImportanceSteps() {
     const imp = this.importance;
-    const h = this.importanceHeadIndex();
-    const vmax = renderStepsHeatmap(this.stepsCanvas, imp.values.map((v) => v[h]));
+    const vmax = renderStepsHeatmap(this.stepsCanvas, imp.values);
     this.stepsCanvas.style.width = `${Math.min(900, Math.max(200, imp.tokens.length * 8))}px`;
     this.stepsCanvas.style.height = `${Math.min(400, Math.max(60, imp.steps.length * 6))}px`;
+    this.renderTokenLines();
     this.stepsInfo.textContent = `${imp.steps.length} steps (${imp.steps[0]} at the top to ${imp.steps[imp.steps.length - 1]}) x ` +
       `${imp.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
+  }
+
+  renderTokenLines() {
+    const imp = this.importance;
+    const picked = [...this.picked].filter((j) => j < imp.tokens.length);
+    this.tokenLines.hidden = picked.length === 0;
+    const colors = renderLines(this.tokenLines, imp.steps,
+      picked.map((j) => ({ name: imp.tokens[j], values: imp.values.map((v) => v[j]) })));
+    this.tokenLinesLegend.replaceChildren(...picked.map((j, i) => {
+      const swatch = el('span', { className: 'swatch' });
+      swatch.style.background = colors[i % colors.length];
+      return el('span', { className: 'legend-item' }, [swatch, el('span', { text: imp.tokens[j] })]);
+    }));
   }
 
   renderStats(stats) {
@@ -466,9 +505,9 @@ class AttentionTab {
       this.focusCanvas.toDataURL('image/png'));
   }
 
-  exportCsv() {
-    const imp = this.importance;
-    if (!imp) return;
+  async exportCsv() {
+    const { run, tag, example, mode } = this.state;
+    const imp = await api.fetchImportance(run, tag, example, mode); // every head
     const text = importanceCsv(imp.tokens, imp.steps, imp.values, imp.num_heads);
     const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
     this.download(`importance-${imp.mode}-${this.state.tag}.csv`.replace(/[^\w.-]+/g, '_'), url);

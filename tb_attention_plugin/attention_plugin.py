@@ -142,7 +142,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
             raise errors.InvalidArgumentError("mode must be 'received' or 'given', got %r" % mode)
         result = self.importance_impl(
             ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
-            _int_param(request, "example"), mode,
+            _int_param(request, "example"), mode, _int_param(request, "head", required=False),
         )
         return _json(request, result)
 
@@ -211,23 +211,33 @@ class AttentionPlugin(base_plugin.TBPlugin):
             shape = (1,) + shape[1:]
         return data, shape, info.encoding
 
-    def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received"):
-        """Token importance over steps, per head and head-mean (last)."""
+    def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None):
+        """Token importance over steps: per head and head-mean (index H), or
+        only `head` (0..H, H = head mean), which keeps long logs' replies small."""
         info, _ = self._maps_series(ctx, experiment_id, run, tag)
         _check_example(info, example)
+        if head is not None and not 0 <= head <= info.num_heads:
+            raise errors.NotFoundError(
+                "head %d out of range 0..%d (%d = head mean)" % (head, info.num_heads, info.num_heads)
+            )
         steps, values = self._tensor_series(ctx, experiment_id, run, tag, PluginData.IMPORTANCE)
         ex = info.examples[example]
         length = ex.key_length if mode == "received" else ex.query_length
         tokens = ex.key_tokens if mode == "received" else ex.query_tokens
         series = values[:, example, _IMPORTANCE_MODES[mode], :, :length]
-        return {
+        result = {
             "mode": mode,
             "axis": "sum over queries" if mode == "received" else "sum over keys",
             "num_heads": info.num_heads,
             "tokens": list(tokens),
             "steps": steps,
-            "values": _rounded(series),
         }
+        if head is None:
+            result["values"] = _rounded(series)
+        else:
+            result["head"] = head
+            result["values"] = _rounded(series[:, head])
+        return result
 
     def head_stats_impl(self, ctx, experiment_id, run, tag, example):
         info, _ = self._maps_series(ctx, experiment_id, run, tag)

@@ -166,3 +166,13 @@ def test_script_like_tokens_and_run_names_show_literally_and_run_nothing(page, c
     assert tab.query_selector("img") is None  # nothing parsed as HTML
     assert page.dialogs == []
     assert page.console_errors == []
+
+
+def test_clicking_a_token_follows_its_importance_over_training(page, captured):
+    tab = page.tab
+    tab.click("#importance-bars .bar-row[data-index='3']")
+    legend = tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.map(x => x.textContent)")
+    assert legend == [captured.key_tokens[0][3]]
+    assert tab.get_attribute("#importance-lines", "hidden") is None
+    tab.click("#importance-bars .bar-row[data-index='3']")  # click again: unfollow
+    assert tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.length") == 0

@@ -184,3 +184,13 @@ values = st.one_of(
 def test_random_parameters_never_cause_a_server_error(server, route, params):
     code, _, _ = server.get("/data/plugin/attention/%s?%s" % (route, urllib.parse.urlencode(params)))
     assert code < 500, (route, params)
+
+
+def test_importance_of_one_head_is_that_slice_of_all_heads(server, logdir):
+    captured = read_attention(str(logdir))["fit"]["mha"]
+    for head in (0, 1, 2):  # 2 = head mean
+        one = server.get_json("/data/plugin/attention/importance?" + _q(run="fit", tag="mha", example=1, head=head))
+        assert one["head"] == head
+        np.testing.assert_allclose(one["values"], captured.received[1][:, head], atol=1e-5)
+    status, _, _ = server.get("/data/plugin/attention/importance?" + _q(run="fit", tag="mha", example=1, head=3))
+    assert status == 404

@@ -1,0 +1,129 @@
+"""Time from a step change to the painted heads grid, in headless Chromium.
+
+    python -m bench.frontend_paint [--demo-logdir logs]
+
+Generates two layers (8 heads x 256 tokens, 12 heads x 512 tokens; 4 steps,
+one example), serves them with the real `tensorboard`, and in the real tab
+times `setStep` until the next animation frame: once with the step's maps
+fetched from the server (cold) and once from the tab's cache (warm: decode
+done, head mean/max and all canvases repainted). Also the time from
+navigation to the first painted tab on a demo logdir if one is given.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from tensorboard_server import TensorBoard  # noqa: E402
+
+from tb_attention_plugin import summary  # noqa: E402
+
+SIZES = [(8, 256), (12, 512)]
+STEPS = 4
+
+
+def write_log(logdir):
+    rng = np.random.default_rng(0)
+    for heads, tokens in SIZES:
+        writer = tf.summary.create_file_writer(os.path.join(logdir, "h%d_t%d" % (heads, tokens)))
+        with writer.as_default():
+            for step in range(STEPS):
+                logits = rng.normal(scale=3.0, size=(1, heads, tokens, tokens)).astype(np.float32)
+                scores = np.exp(logits - logits.max(-1, keepdims=True))
+                summary.attention("layer", scores / scores.sum(-1, keepdims=True), step=step, kind="self")
+        writer.close()
+
+
+def tab_frame(page):
+    for _ in range(240):
+        frame = next((f for f in page.frames if "plugin_entry" in f.url), None)
+        if frame and frame.query_selector("#attention-root[data-painted-step]"):
+            return frame
+        page.wait_for_timeout(250)
+    raise TimeoutError("tab did not paint")
+
+
+TIME_STEP = """async (step) => {
+  const t = performance.now();
+  await window.attentionTab.setStep(step);
+  await new Promise(requestAnimationFrame);
+  return performance.now() - t;
+}"""
+
+
+def launch(p):
+    return p.chromium.launch(executable_path="/usr/bin/chromium",
+                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+def run(demo_logdir=None):
+    logdir = tempfile.mkdtemp(prefix="tba-paint-")
+    write_log(logdir)
+    results = {}
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"), timeout=300)
+        with sync_playwright() as p:
+            browser = launch(p)
+            for heads, tokens in SIZES:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(tb.url + "/")
+                state = {"run": "h%d_t%d" % (heads, tokens), "tag": "layer", "example": 0, "step": 0}
+                page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
+                page.goto(tb.url + "/#attention")
+                frame = tab_frame(page)
+                cold = [frame.evaluate(TIME_STEP, s) for s in range(1, STEPS)]
+                warm = [frame.evaluate(TIME_STEP, s) for _ in range(3) for s in range(STEPS)]
+                results[(heads, tokens)] = (statistics.median(cold), statistics.median(warm), max(warm))
+                page.close()
+            browser.close()
+    finally:
+        tb.stop()
+    first_paint = None
+    if demo_logdir:
+        tb = TensorBoard(demo_logdir)
+        try:
+            tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+            with sync_playwright() as p:
+                browser = launch(p)
+                times = []
+                for _ in range(3):
+                    page = browser.new_page()
+                    page.goto(tb.url + "/#attention")
+                    frame = tab_frame(page)
+                    times.append(frame.evaluate("() => performance.now()"))  # ms since the iframe's navigation
+                    page.close()
+                browser.close()
+            first_paint = statistics.median(times)
+        finally:
+            tb.stop()
+    return results, first_paint
+
+
+def report(results, first_paint):
+    lines = ["| layer | step change, maps fetched (ms) | step change, cached maps: median (ms) | max (ms) |",
+             "|---|---|---|---|"]
+    for (heads, tokens), (cold, warm, worst) in results.items():
+        lines.append("| %d heads x %d tokens (%.1f M cells) | %.0f | %.0f | %.0f |"
+                     % (heads, tokens, heads * tokens * tokens / 1e6, cold, warm, worst))
+    if first_paint is not None:
+        lines += ["", "First paint of the tab (iframe navigation to painted maps) on the demo logdir: %.0f ms "
+                  "(median of 3)." % first_paint]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--demo-logdir")
+    args = parser.parse_args()
+    print(report(*run(args.demo_logdir)))
