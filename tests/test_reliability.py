@@ -1,0 +1,121 @@
+"""Faults during training never lose what was written; other file systems and
+tf.distribute work."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import tiny_data, tiny_mha_classifier
+from tb_attention_plugin import AttentionCallback, read_attention
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+
+def _failing_callback(step, error):
+    import keras
+
+    class Fail(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations) == step:
+                raise error
+
+    return Fail()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_captures_before_an_exception_or_interrupt_are_readable(tmp_path, error):
+    model = tiny_mha_classifier()
+    x, y = tiny_data(40)
+    cb = AttentionCallback(tmp_path, x[:2], update_freq=2)
+    with pytest.raises(type(error)):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb, _failing_callback(7, error)])
+    # captured at steps 0, 2, 4, 6 (each flushed at once); the writer was never closed
+    assert list(read_attention(str(tmp_path))["."]["mha"].steps) == [0, 2, 4, 6]
+
+
+def test_captures_survive_sigkill_of_the_training_process(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys, time
+        sys.path.insert(0, %r)
+        import keras
+        from models import tiny_data, tiny_mha_classifier
+        from tb_attention_plugin import AttentionCallback
+
+        class Slow(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if int(self.model.optimizer.iterations) >= 5:
+                    print("ready", flush=True)
+                    time.sleep(600)
+
+        model = tiny_mha_classifier()
+        x, y = tiny_data(400)
+        model.fit(x, y, batch_size=4, verbose=0,
+                  callbacks=[AttentionCallback(%r, x[:2], update_freq=2), Slow()])
+        """ % (HERE, str(tmp_path))
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    assert list(read_attention(str(tmp_path))["."]["mha"].steps) == [0, 2, 4]
+
+
+def test_log_dir_on_a_tf_io_gfile_file_system(tmp_path):
+    model = tiny_mha_classifier()
+    x, y = tiny_data(8)
+    log_dir = "ram://attention-test/run1"
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(log_dir, x[:2], update_freq=1)])
+    files = tf.io.gfile.glob(log_dir + "/*tfevents*")
+    assert len(files) == 1
+    copy = tmp_path / "run1"
+    copy.mkdir()
+    tf.io.gfile.copy(files[0], str(copy / os.path.basename(files[0])))
+    assert list(read_attention(str(tmp_path))["run1"]["mha"].steps) == [0, 1, 2]
+
+
+def test_mirrored_strategy_on_two_cpus_captures_what_one_device_does(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, %r)
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, numpy as np
+        from models import tiny_data, tiny_mha_classifier
+        from tb_attention_plugin import AttentionCallback
+        x, y = tiny_data(16)
+        keras.utils.set_random_seed(0)
+        single = tiny_mha_classifier()
+        weights = single.get_weights()
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        assert strategy.num_replicas_in_sync == 2
+        with strategy.scope():
+            mirrored = tiny_mha_classifier()
+            mirrored.set_weights(weights)
+        for name, model in [("single", single), ("mirrored", model if False else mirrored)]:
+            model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+                      callbacks=[AttentionCallback(%r + "/" + name, x[:3], update_freq=1, encoding="float32")])
+        """ % (HERE, str(tmp_path))
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    runs = read_attention(str(tmp_path))
+    single, mirrored = runs["single"]["mha"], runs["mirrored"]["mha"]
+    assert list(mirrored.steps) == list(single.steps) == [0, 1, 2]  # written once per step
+    events = [f for f in os.listdir(tmp_path / "mirrored") if "tfevents" in f]
+    assert len(events) == 1
+    for a, b in zip(single.maps, mirrored.maps):
+        np.testing.assert_allclose(a[0], b[0], atol=1e-6)  # before training: identical weights
+        np.testing.assert_allclose(a[-1], b[-1], atol=1e-4)  # same updates up to summation order
