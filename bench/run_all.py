@@ -9,7 +9,7 @@ import platform
 import subprocess
 import sys
 
-from bench import fit_overhead
+from bench import backend_latency, fit_overhead, frontend_paint
 
 
 def machine():
@@ -34,6 +34,20 @@ def main():
         "## Training overhead and storage (`python -m bench.fit_overhead --reps 5`)",
         "",
         fit_overhead.report(fit_overhead.run(reps=5)),
+        "",
+        "## Backend routes and memory (`python -m bench.backend_latency`)",
+        "",
+        "RustBoard (the default reader). The issue's log has 256 tokens (16 GB of maps); this "
+        "machine's session budget allows 64 tokens (1 G cells, 0.6 GB on disk), same steps, layers, "
+        "examples and heads.",
+        "",
+        backend_latency.report(backend_latency.run(1000, 4, 8, 8, 64, 200)),
+        "",
+        "## Frontend paint (`python -m bench.frontend_paint --demo-logdir LOGS`)",
+        "",
+        "Headless Chromium (software rendering, --disable-gpu) on the same 2 cores as TensorBoard.",
+        "",
+        frontend_paint.report(*frontend_paint.run(os.environ.get("BENCH_DEMO_LOGDIR", "logs"))),
         "",
     ]
     text = "\n".join(sections)

@@ -148,17 +148,16 @@ class AttentionPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_head_stats(self, request):
-        ctx, eid = _context(request)
-        result = self.head_stats_impl(
-            ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
-            _int_param(request, "example"),
-        )
-        return _json(request, result)
+        return self._serve_example_series(request, self.head_stats_impl)
 
     @wrappers.Request.application
     def _serve_rollout(self, request):
+        return self._serve_example_series(request, self.rollout_impl)
+
+    def _serve_example_series(self, request, impl):
+        """JSON of impl(ctx, eid, run, tag, example): a series over steps."""
         ctx, eid = _context(request)
-        result = self.rollout_impl(
+        result = impl(
             ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
             _int_param(request, "example"),
         )

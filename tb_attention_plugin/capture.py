@@ -92,7 +92,6 @@ class Recording:
         self.query_valid = None  # (batch, q) bool, or None: unknown
         self.key_valid = None  # (batch, k) bool, or None
         self.same_sequence = None  # True / False, or None: unknown
-        self.calls = 0
         self.graph = None  # the probe's graph; Keras also calls layers in scratch graphs
 
     def wants(self, tensor):
@@ -144,7 +143,6 @@ def _patch_mha(layer, recording):
         if recording.wants(scores):
             recording.scores = scores
             _valid_from_attention_mask(bound.arguments.get("attention_mask"), recording)
-        recording.calls += 1
         return output, scores
 
     return {"call": call, "_compute_attention": compute_attention}
@@ -166,7 +164,6 @@ def _patch_dot_attention(layer, recording):
                     recording.query_valid = tf.cast(mask[0], tf.bool)
                 if len(mask) > 1 and mask[1] is not None:
                     recording.key_valid = tf.cast(mask[1], tf.bool)
-        recording.calls += 1
         return (output, scores) if asked else output
 
     return {"call": call}
@@ -180,7 +177,6 @@ def _patch_output(layer, recording):
         weights = outputs[1] if isinstance(outputs, (tuple, list)) else outputs
         if recording.wants(weights):
             recording.scores = weights
-        recording.calls += 1
         return outputs
 
     return {"call": call}

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import assert_maps_equal, only_layer
-from tb_attention_plugin import AttentionCallback, summary
+from tb_attention_plugin import AttentionCallback, read_attention, summary
 
 UINT8_BOUND = 1 / 510 + 1e-6
 VOCAB, LEN = 30, 10
@@ -106,9 +106,8 @@ def test_subclassed_encoder_decoder_captures_self_causal_and_cross(tmp_path):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit((src, tgt), tgt, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
 
-    runs = __import__("tb_attention_plugin").read_attention(str(tmp_path))["."]
-    paths = {layer.layer_class: None for layer in runs.values()}
-    assert paths and all(layer.layer_class == "MultiHeadAttention" for layer in runs.values())
+    runs = read_attention(str(tmp_path))["."]
+    assert len(runs) == 3 and all(layer.layer_class == "MultiHeadAttention" for layer in runs.values())
     by_kind = {layer.kind: layer for layer in runs.values()}
     assert set(by_kind) == {"self", "causal", "cross"}
 
@@ -147,7 +146,7 @@ def test_group_query_attention_in_sequential_wrapper_matches(tmp_path):
     x = np.random.default_rng(0).normal(size=(16, 6, 8)).astype("float32")
     cb = AttentionCallback(tmp_path, x[:2], update_freq=100)
     _fit(model, x, np.zeros((16, 1)), cb, steps=3)
-    (layer,) = __import__("tb_attention_plugin").read_attention(str(tmp_path))["."].values()
+    (layer,) = read_attention(str(tmp_path))["."].values()
     _, reference = block.gqa(x[:2], x[:2], return_attention_scores=True)
     assert layer.num_heads == 4 and layer.layer_class == "GroupedQueryAttention"
     assert_maps_equal([m[-1] for m in layer.maps], reference.numpy(), [((0, 6), (0, 6))] * 2, UINT8_BOUND)

@@ -1,7 +1,7 @@
 """The real `tensorboard` process serves the Attention tab from a logdir
 written by a real model.fit, with both readers (RustBoard and the Python one)."""
 
-import json
+import time
 import urllib.parse
 
 import numpy as np
@@ -44,7 +44,7 @@ def _start(logdir, *flags):
         runs = {r["run"]: r for r in index["runs"]}
         if "fit" in runs and "many" in runs and len(runs["many"]["layers"][0]["steps"]) == MANY:
             return server
-        __import__("time").sleep(0.5)
+        time.sleep(0.5)
     server.stop()
     raise TimeoutError("runs not loaded")
 
@@ -121,7 +121,7 @@ def test_users_samples_per_plugin_flag_still_wins(logdir):
             runs = {r["run"]: r for r in tb.get_json("/data/plugin/attention/index")["runs"]}
             if "many" in runs:
                 break
-            __import__("time").sleep(0.5)
+            time.sleep(0.5)
         steps = runs["many"]["layers"][0]["steps"]
         assert len(steps) == 20 and steps[-1] == MANY - 1
     finally:
