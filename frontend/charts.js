@@ -5,8 +5,19 @@ import { paintMap } from './heatmap.js';
 
 /** Bars for values[j] labelled by tokens[j]; text is set with textContent. */
 export function renderBars(container, tokens, values, { onHover, onClick, picked } = {}) {
-  container.replaceChildren();
   const max = Math.max(...values, 1e-12);
+  if (container.barTokens === tokens && container.children.length === tokens.length) {
+    // Same tokens (a step change): update the bars in place, no new DOM.
+    [...container.children].forEach((row, j) => {
+      row.dataset.value = String(values[j]);
+      row.querySelector('.bar').style.width = `${(100 * values[j]) / max}%`;
+      row.querySelector('.bar-value').textContent = values[j].toFixed(3);
+      row.classList.toggle('picked', Boolean(picked && picked.has(j)));
+    });
+    return;
+  }
+  container.replaceChildren();
+  container.barTokens = tokens;
   tokens.forEach((token, j) => {
     const row = document.createElement('div');
     row.className = 'bar-row';
