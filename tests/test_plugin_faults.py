@@ -1,0 +1,76 @@
+"""The plugin under damaged logs and concurrent clients."""
+
+import threading
+import time
+import urllib.parse
+
+import numpy as np
+import tensorflow as tf
+
+from tb_attention_plugin import summary
+from tensorboard_server import TensorBoard
+
+
+def _write_run(path, steps, tokens=6):
+    writer = tf.summary.create_file_writer(str(path))
+    with writer.as_default():
+        for step in range(steps):
+            scores = np.full((2, 2, tokens, tokens), 1 / tokens, np.float32)
+            summary.attention("layer", scores, step=step)
+    writer.close()
+
+
+def _ready(tb, runs):
+    for _ in range(120):
+        index = tb.get_json("/data/plugin/attention/index")
+        if {r["run"] for r in index["runs"]} >= set(runs):
+            return index
+        time.sleep(0.5)
+    raise TimeoutError(tb.get_json("/data/plugin/attention/index"))
+
+
+def test_a_corrupt_event_file_does_not_break_the_other_runs(tmp_path):
+    logdir = tmp_path / "logs"
+    _write_run(logdir / "good", 5)
+    _write_run(logdir / "bad", 5)
+    (event_file,) = (logdir / "bad").iterdir()
+    data = event_file.read_bytes()
+    event_file.write_bytes(data[: len(data) // 2] + b"\x00garbage\xff" * 10)  # truncated, then junk
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        index = _ready(tb, ["good"])
+        good = [r for r in index["runs"] if r["run"] == "good"][0]
+        assert good["layers"][0]["steps"] == [0, 1, 2, 3, 4]
+        status, _, _ = tb.get("/data/plugin/attention/maps?run=good&tag=layer&step=4&example=1")
+        assert status == 200
+    finally:
+        tb.stop()
+
+
+def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors(tmp_path):
+    logdir = tmp_path / "logs"
+    _write_run(logdir / "run", 50, tokens=32)
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        _ready(tb, ["run"])
+        statuses, stop = [], time.time() + 30
+
+        def client(seed):
+            rng = np.random.default_rng(seed)
+            while time.time() < stop:
+                route = rng.choice(["maps", "importance", "head_stats", "index"])
+                params = dict(run="run", tag="layer", example=int(rng.integers(0, 2)), step=int(rng.integers(0, 50)))
+                status, _, _ = tb.get("/data/plugin/attention/%s?%s" % (route, urllib.parse.urlencode(params)))
+                statuses.append(status)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(statuses) > 100
+        assert set(statuses) == {200}
+    finally:
+        tb.stop()
