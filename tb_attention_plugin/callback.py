@@ -114,7 +114,10 @@ class AttentionCallback(keras.callbacks.Callback):
 
     def _is_chief(self):
         strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
-        return bool(getattr(strategy.extended, "should_save_summary", True))
+        try:
+            return bool(strategy.extended.should_save_summary)
+        except (AttributeError, NotImplementedError):  # strategies that do not say
+            return True
 
     def _log_dir_key(self):
         return self.log_dir if "://" in self.log_dir else os.path.abspath(self.log_dir)

@@ -119,3 +119,4 @@ def test_mirrored_strategy_on_two_cpus_captures_what_one_device_does(tmp_path):
     for a, b in zip(single.maps, mirrored.maps):
         np.testing.assert_allclose(a[0], b[0], atol=1e-6)  # before training: identical weights
         np.testing.assert_allclose(a[-1], b[-1], atol=1e-4)  # same updates up to summation order
+
