@@ -176,3 +176,26 @@ def test_clicking_a_token_follows_its_importance_over_training(page, captured):
     assert tab.get_attribute("#importance-lines", "hidden") is None
     tab.click("#importance-bars .bar-row[data-index='3']")  # click again: unfollow
     assert tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.length") == 0
+
+
+def test_chosen_step_and_head_survive_a_reload(page, captured):
+    tab = page.tab
+    tab.click('#head-grid figure[data-head="1"]')
+    tab.evaluate("""() => { const s = document.querySelector('#step-slider');
+                             s.value = '1'; s.dispatchEvent(new Event('input')); }""")
+    _wait_painted(tab, int(captured.steps[1]))
+    page.reload()
+    page.tab = tab = _tab_frame(page)
+    _wait_painted(tab, int(captured.steps[1]))
+    assert tab.inner_text("#step-label") == str(captured.steps[1])
+    assert tab.get_attribute("#head-grid figure.selected", "data-head") == "1"
+
+
+def test_dark_mode_of_tensorboard_reaches_the_tab(page):
+    tab = page.tab
+    page.evaluate("() => document.body.classList.add('dark-mode')")
+    tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
+    background = tab.evaluate("() => getComputedStyle(document.querySelector('#attention-root')).backgroundColor")
+    assert background == "rgb(48, 48, 48)"
+    page.evaluate("() => document.body.classList.remove('dark-mode')")
+    tab.wait_for_selector("#attention-root:not(.dark)", state="attached", timeout=5000)
