@@ -234,9 +234,7 @@ class AttentionCallback(keras.callbacks.Callback):
             self._layer_state[path] = state
         if state["transpose"]:
             scores = np.swapaxes(scores, -1, -2)
-        scores = summary.as_head_first(scores)
-        if not np.all(np.isfinite(scores)):
-            raise ValueError("attention scores of layer %r contain NaN or Inf" % path)
+        scores = summary.as_head_first(scores)  # NaN/Inf are refused by summary.attention
         if scores.shape[2:] != state["shape"]:
             raise ValueError(
                 "layer %r returned attention of shape %s, first captured as %s"
