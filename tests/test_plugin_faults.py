@@ -74,3 +74,47 @@ def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors(tmp_path):
         assert set(statuses) == {200}
     finally:
         tb.stop()
+
+
+def test_responses_are_consistent_while_training_writes(tmp_path):
+    logdir = tmp_path / "logs"
+    _write_run(logdir / "live", 1, tokens=8)
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        _ready(tb, ["live"])
+        writer_done = threading.Event()
+
+        def write_more():
+            writer = tf.summary.create_file_writer(str(logdir / "live"))
+            with writer.as_default():
+                for step in range(1, 60):
+                    scores = np.full((2, 2, 8, 8), 1 / 8, np.float32)
+                    summary.attention("layer", scores, step=step)
+                    writer.flush()
+                    time.sleep(0.05)
+            writer.close()
+            writer_done.set()
+
+        threading.Thread(target=write_more).start()
+        checked = 0
+        while not writer_done.is_set() or checked < 20:
+            index = tb.get_json("/data/plugin/attention/index")
+            steps = index["runs"][0]["layers"][0]["steps"]
+            status, headers, body = tb.get("/data/plugin/attention/maps?run=live&tag=layer&step=%d&example=1" % steps[-1])
+            assert status == 200
+            heads, q, k = (int(n) for n in headers["X-Attention-Shape"].split(","))
+            assert len(body) == heads * q * k == 2 * 8 * 8  # whole maps, never half a step
+            importance = tb.get_json("/data/plugin/attention/importance?run=live&tag=layer&example=1&head=2")
+            assert len(importance["values"]) == len(importance["steps"])
+            assert importance["steps"] == sorted(set(importance["steps"]))
+            checked += 1
+        final = tb.get_json("/data/plugin/attention/index")["runs"][0]["layers"][0]["steps"]
+        for _ in range(40):  # the reader catches up within a few reload intervals
+            if final == list(range(60)):
+                break
+            time.sleep(0.5)
+            final = tb.get_json("/data/plugin/attention/index")["runs"][0]["layers"][0]["steps"]
+        assert final == list(range(60))
+    finally:
+        tb.stop()
