@@ -39,7 +39,8 @@ demo: demo-train
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host 127.0.0.1
 
 bench: install
-	$(PY) -m bench.run_all
+	$(PY) -m pip install -q -e ".[cpu,test,bench]"
+	BENCH_DEMO_LOGDIR=$(LOGDIR) $(PY) -m bench.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

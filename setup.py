@@ -45,6 +45,7 @@ setuptools.setup(
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow>=2.16"],
         "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40"],
+        "bench": ["matplotlib"],  # only for the image-summary comparison
     },
     entry_points={
         "tensorboard_plugins": [
