@@ -90,7 +90,9 @@ def run(demo_logdir=None):
     finally:
         tb.stop()
     first_paint = None
-    if demo_logdir:
+    if demo_logdir and not os.path.isdir(demo_logdir):
+        print("no demo logdir %r: first paint not measured (run `make demo-train` first)" % demo_logdir)
+    elif demo_logdir:
         tb = TensorBoard(demo_logdir)
         try:
             tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
