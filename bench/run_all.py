@@ -29,7 +29,8 @@ def main():
         "# Benchmarks",
         "",
         "Written by `make bench` on %s. Machine: %s. Figures are medians of interleaved runs; "
-        "nothing here is asserted in tests." % (datetime.date.today().isoformat(), machine()),
+        "nothing here is asserted in tests. Targets, findings and the changes made for them: "
+        "docs/PERFORMANCE.md." % (datetime.date.today().isoformat(), machine()),
         "",
         "## Training overhead and storage (`python -m bench.fit_overhead --reps 5`)",
         "",

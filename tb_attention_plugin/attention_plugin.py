@@ -290,22 +290,24 @@ class AttentionPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError("tag %r of run %r is not an attention layer" % (tag, run))
         return info, series
 
+    def _read_points(self, read, ctx, experiment_id, run, tag):
+        """Every kept point of one run/tag, through a data provider `read_*`."""
+        data = read(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        return data.get(run, {}).get(tag, [])
+
     def _blob_index(self, ctx, experiment_id, run, tag, series):
         """{step: (blob key per example)} of a MAPS tag, cached per version."""
         key = ("blob_index", experiment_id, run, tag, series.max_step, series.max_wall_time)
         index = self._cache.get(key)
         if index is None:
-            data = self._provider.read_blob_sequences(
-                ctx,
-                experiment_id=experiment_id,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=self._downsample,
-                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-            )
-            index = {
-                datum.step: tuple(ref.blob_key for ref in datum.values)
-                for datum in data.get(run, {}).get(tag, [])
-            }
+            datums = self._read_points(self._provider.read_blob_sequences, ctx, experiment_id, run, tag)
+            index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
             self._cache.put(key, index, 100 * (len(index) + 1))
         return index
 
@@ -320,14 +322,10 @@ class AttentionPlugin(base_plugin.TBPlugin):
         key = ("tensors", experiment_id, run, derived, series.max_step, series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
-            data = self._provider.read_tensors(
-                ctx,
-                experiment_id=experiment_id,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=self._downsample,
-                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[derived]),
+            datums = sorted(
+                self._read_points(self._provider.read_tensors, ctx, experiment_id, run, derived),
+                key=lambda d: d.step,
             )
-            datums = sorted(data.get(run, {}).get(derived, []), key=lambda d: d.step)
             steps = [d.step for d in datums]
             values = _stack([d.numpy for d in datums])
             cached = (steps, values)
