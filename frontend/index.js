@@ -260,7 +260,9 @@ class AttentionTab {
     const key = JSON.stringify([run, tag, example, step]);
     if (!this.mapsCache.has(key)) {
       if (this.mapsCache.size > 64) this.mapsCache.delete(this.mapsCache.keys().next().value);
-      this.mapsCache.set(key, api.fetchMaps(run, tag, step, example));
+      const request = api.fetchMaps(run, tag, step, example);
+      request.catch(() => this.mapsCache.delete(key)); // a failed fetch is retried next time
+      this.mapsCache.set(key, request);
     }
     return this.mapsCache.get(key);
   }
@@ -287,6 +289,11 @@ class AttentionTab {
     this.renderImportanceBars();
     this.renderRolloutBars();
     this.root.dataset.paintedStep = String(step);
+    // Fetch the next step ahead: a cold step costs one data-provider call
+    // (~45 ms with RustBoard), which play and scrubbing then do not wait for.
+    const steps = layer.steps;
+    const next = steps[steps.indexOf(step) + 1];
+    if (next !== undefined) this.getMaps(next).catch(() => {});
   }
 
   mapOf(name) {
