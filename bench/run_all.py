@@ -6,8 +6,6 @@
 import datetime
 import os
 import platform
-import subprocess
-import sys
 
 from bench import backend_latency, fit_overhead, frontend_paint
 

@@ -20,7 +20,6 @@ Layer families:
 import inspect
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)

@@ -3,8 +3,6 @@ same layer with return_attention_scores=True, for every kind of model."""
 
 import keras
 import numpy as np
-import pytest
-import tensorflow as tf
 
 from conftest import assert_maps_equal, only_layer
 from tb_attention_plugin import AttentionCallback, read_attention, summary

@@ -6,10 +6,9 @@ import logging
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import only_layer
-from models import VOCAB, tiny_data, tiny_mha_classifier
+from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback
 
 

@@ -4,7 +4,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
 
 from tb_attention_plugin import plugin_loader
 
