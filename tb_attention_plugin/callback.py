@@ -54,6 +54,11 @@ class AttentionCallback(keras.callbacks.Callback):
         None.
       encoding: 'uint8' (default; 1 byte per weight, error at most 1/510) or
         'float32' (exact, 4 bytes per weight).
+      max_cells: the most attention weights one capture may store, all layers
+        and examples together (default 50 million, 50 MB as uint8 before
+        compression). Every captured step stays in TensorBoard's memory, so a
+        larger capture is refused before training with the figures and the
+        ways to shrink it.
 
     Example:
 
@@ -74,6 +79,7 @@ class AttentionCallback(keras.callbacks.Callback):
         update_freq=100,
         pad_id=None,
         encoding="uint8",
+        max_cells=50_000_000,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -88,6 +94,7 @@ class AttentionCallback(keras.callbacks.Callback):
         self.pad_id = pad_id
         encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
+        self.max_cells = max_cells
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         self._batch = tokens_lib.probe_batch_size(self._probe)
@@ -209,6 +216,8 @@ class AttentionCallback(keras.callbacks.Callback):
         try:
             results = self._probe_fn()
             records = [self._prepare(path, results[path]) for path in self._probe_fn.paths]
+            if raise_errors:
+                self._check_budget(records)
             self._add_rollout(records)
             with self._writer.as_default(), tf.summary.record_if(True):
                 for record in records:
@@ -224,6 +233,24 @@ class AttentionCallback(keras.callbacks.Callback):
             return
         self._last_step = step
         self.captured_steps.append(step)
+
+    def _check_budget(self, records):
+        """Refuses captures larger than max_cells (checked on the first one;
+        the probe and so the sizes are fixed)."""
+        sizes = {}
+        for record in records:
+            maps, _ = summary.crop_examples(record["scores"], record["query_mask"], record["key_mask"])
+            sizes[record["name"]] = sum(m.size for m in maps)
+        total = sum(sizes.values())
+        if total > self.max_cells:
+            largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+            raise ValueError(
+                "one capture would store %d attention weights (largest layers: %s), more than "
+                "max_cells=%d; every captured step is kept in TensorBoard's memory. Pass fewer "
+                "probe examples, layers=[...] to capture fewer layers, shorter probe sequences, "
+                "or a larger max_cells= if you have the memory."
+                % (total, ", ".join("%s %d" % kv for kv in largest), self.max_cells)
+            )
 
     def _prepare(self, path, result):
         """One layer's capture -> keyword arguments of summary.attention."""

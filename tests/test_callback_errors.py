@@ -126,3 +126,16 @@ def test_nan_capture_is_skipped_with_a_warning_and_fit_completes(tmp_path, caplo
     assert cb.captured_steps == [0, 1, 4, 5, 6]
     assert "skipped the capture at step 2" in caplog.text
     assert list(only_layer(tmp_path, "att").steps) == [0, 1, 4, 5, 6]
+
+
+def test_a_capture_over_the_storage_budget_is_refused_before_training(tmp_path):
+    model = tiny_mha_classifier(heads=2)
+    x, y = tiny_data(8)
+    # 2 examples x 2 heads x 8 x 8 real tokens = 256 weights
+    cb = AttentionCallback(tmp_path, x[:2], max_cells=255)
+    with pytest.raises(ValueError, match=r"would store 256 attention weights \(largest layers: mha 256\).*max_cells=255"):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb])
+    assert int(model.optimizer.iterations) == 0
+    ok = AttentionCallback(tmp_path / "ok", x[:2], max_cells=256)
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[ok])
+    assert ok.captured_steps == [0, 2]
