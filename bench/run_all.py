@@ -7,7 +7,7 @@ import datetime
 import os
 import platform
 
-from bench import backend_latency, fit_overhead, frontend_paint
+from bench import backend_latency, fit_overhead, frontend_paint, storage_over_training
 
 
 def machine():
@@ -49,6 +49,16 @@ def main():
         frontend_paint.report(*frontend_paint.run(os.environ.get("BENCH_DEMO_LOGDIR", "logs"))),
         "",
     ]
+    demo_logdir = os.environ.get("BENCH_DEMO_LOGDIR", "logs")
+    if os.path.isdir(demo_logdir):
+        sections += [
+            "## Storage early and late in training (`python -m bench.storage_over_training %s`)" % demo_logdir,
+            "",
+            "The demos' default runs; uint8 maps, zlib-compressed per blob when smaller.",
+            "",
+            storage_over_training.report(demo_logdir),
+            "",
+        ]
     text = "\n".join(sections)
     with open("BENCHMARKS.md", "w") as f:
         f.write(text)
