@@ -7,7 +7,7 @@ import datetime
 import os
 import platform
 
-from bench import backend_latency, fit_overhead, frontend_paint, storage_over_training
+from bench import backend_latency, fit_overhead, frontend_paint, scaling, storage_over_training
 
 
 def machine():
@@ -47,6 +47,14 @@ def main():
         "Headless Chromium (software rendering, --disable-gpu) on the same 2 cores as TensorBoard.",
         "",
         frontend_paint.report(*frontend_paint.run(os.environ.get("BENCH_DEMO_LOGDIR", "logs"))),
+        "",
+    ]
+    sections += [
+        "## Scaling of one capture (`python -m bench.scaling`)",
+        "",
+        "One probe example, one layer, random peaked attention.",
+        "",
+        scaling.report(),
         "",
     ]
     demo_logdir = os.environ.get("BENCH_DEMO_LOGDIR", "logs")
