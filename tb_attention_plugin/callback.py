@@ -98,7 +98,6 @@ class AttentionCallback(keras.callbacks.Callback):
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         self._batch = tokens_lib.probe_batch_size(self._probe)
-        self._tokens_spec = tokens
         # Validated now so that wrong token counts fail before training.
         self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._layers = None
@@ -311,7 +310,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "layer %r has weights outside [0, 1]; storing it as float32", path
             )
             encoding = "float32"
-        layer = self._layers[self._probe_fn.paths.index(path)]
+        index = self._probe_fn.paths.index(path)
         return dict(
             transpose=transpose,
             shape=(q, k),
@@ -321,8 +320,8 @@ class AttentionCallback(keras.callbacks.Callback):
             key_mask=key_mask,
             kind=summary.infer_kind(maps, same),
             encoding=encoding,
-            layer_class=type(layer).__name__,
-            index=self._probe_fn.paths.index(path),
+            layer_class=type(self._layers[index]).__name__,
+            index=index,
         )
 
     def _add_rollout(self, records):
