@@ -7,10 +7,8 @@ divides by the number of weights they hold: compression depends on how
 peaked attention is, so it changes while a model trains.
 """
 
-import os
 import sys
 
-import numpy as np
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.util import tensor_util
 
