@@ -3,7 +3,8 @@
 Every route is documented in http_api.md. Handlers only parse the request and
 respond; the `*_impl` methods return plain data and are what tests call.
 Reads go through `context.data_provider` only (RustBoard or the Python
-reader), and repeated reads are served from a bounded LRU cache whose keys
+reader), called through `data_calls` (which avoids RustBoard's 40 ms
+transport stall), and repeated reads are served from a bounded LRU cache whose keys
 include the tag's newest step and wall time, so new captures are seen at once.
 """
 
@@ -22,6 +23,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from tb_attention_plugin import data_calls
 from tb_attention_plugin import encoding as encoding_lib
 from tb_attention_plugin import metadata
 from tb_attention_plugin.lru_cache import LruCache
@@ -36,10 +38,9 @@ _ALL_STEPS = 2**31 - 1
 _MAX_INT = 2**62
 _CACHE_BYTES = 256 * 1024 * 1024
 _IMPORTANCE_MODES = {"received": 0, "given": 1}
-# How long a listing of the plugin's tags is reused. Each data provider call
-# costs about 45 ms with RustBoard here (even TensorBoard's own scalars/tags
-# route takes that long), while new data arrives at most every reload
-# interval (5 s by default); so a route answers from memory when it can.
+# How long a listing of the plugin's tags is reused: new data arrives at most
+# every reload interval (5 s by default), and a listing call costs a few ms
+# plus parsing, so a route answers from memory when it can.
 _LISTING_TTL_S = 2.0
 
 
@@ -74,7 +75,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
     plugin_name = metadata.PLUGIN_NAME
 
     def __init__(self, context):
-        self._provider = context.data_provider
+        data_provider = context.data_provider
+        self._call = data_calls.DataCalls(data_provider, data_calls.is_rustboard(data_provider))
         hints = getattr(context.flags, "samples_per_plugin", None) or {}
         hint = hints.get(metadata.PLUGIN_NAME, 0) if isinstance(hints, dict) else 0
         self._downsample = hint if hint > 0 else _ALL_STEPS
@@ -199,7 +201,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
         shape = (info.num_heads, ex.query_length, ex.key_length)
         data = self._cache.get(("blob", blob_key))
         if data is None:
-            stored = self._provider.read_blob(ctx, blob_key=blob_key)
+            stored = self._call("read_blob", ctx, blob_key=blob_key)
             data = encoding_lib.raw_bytes(stored, info.encoding, shape[0] * shape[1] * shape[2])
             self._cache.put(("blob", blob_key), data, len(data))
         if head is not None:
@@ -270,12 +272,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
             cached = self._listings.get(key)
         if cached is not None and now - cached[0] < _LISTING_TTL_S:
             return cached[1]
-        method = (
-            self._provider.list_blob_sequences
-            if kind == "blob_sequences"
-            else self._provider.list_tensors
-        )
-        listing = method(ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME)
+        method = "list_blob_sequences" if kind == "blob_sequences" else "list_tensors"
+        listing = self._call(method, ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME)
         with self._listings_lock:
             self._listings[key] = (now, listing)
         return listing
@@ -292,7 +290,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
 
     def _read_points(self, read, ctx, experiment_id, run, tag):
         """Every kept point of one run/tag, through a data provider `read_*`."""
-        data = read(
+        data = self._call(
+            read,
             ctx,
             experiment_id=experiment_id,
             plugin_name=metadata.PLUGIN_NAME,
@@ -306,7 +305,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
         key = ("blob_index", experiment_id, run, tag, series.max_step, series.max_wall_time)
         index = self._cache.get(key)
         if index is None:
-            datums = self._read_points(self._provider.read_blob_sequences, ctx, experiment_id, run, tag)
+            datums = self._read_points("read_blob_sequences", ctx, experiment_id, run, tag)
             index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
             self._cache.put(key, index, 100 * (len(index) + 1))
         return index
@@ -323,7 +322,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
         cached = self._cache.get(key)
         if cached is None:
             datums = sorted(
-                self._read_points(self._provider.read_tensors, ctx, experiment_id, run, derived),
+                self._read_points("read_tensors", ctx, experiment_id, run, derived),
                 key=lambda d: d.step,
             )
             steps = [d.step for d in datums]
