@@ -1,19 +1,26 @@
 """Latency of the plugin's routes and TensorBoard's memory on a generated log.
 
     python -m bench.backend_latency [--steps 1000] [--layers 4] [--examples 8]
-                                    [--heads 8] [--tokens 64] [--requests 200]
+                                    [--heads 8] [--tokens 256] [--requests 200]
+    python -m bench.backend_latency --steps-scaling 100,1000,5000 --tokens 64
 
 Writes a log of softmax maps of random logits (peaked like trained attention:
-logits ~ N(0, 3^2)) with the summary op, starts the real `tensorboard`
-(RustBoard) on it, waits until every step is loaded, then times each route
-over random steps/examples/layers (first request of each key included, so
-cache misses count) and reads the resident memory of TensorBoard and its data
-server against the bytes on disk.
+logits ~ N(0, 3^2)). Encoding 17 G weights with the summary op would take
+about 10 minutes here (30 ns per weight), so each layer gets `VARIANTS`
+captures written once with the summary op, and the steps reuse their
+serialized summaries (`tf.summary.experimental.write_raw_pb`): the events,
+sizes and compression are those of real captures; only the data repeats every
+few steps. Then starts the real `tensorboard` (RustBoard) on it, waits until
+every step is loaded, times each route over random steps/examples/layers
+(first request of each key included, so cache misses count) and reads the
+resident memory of TensorBoard's Python process and its data server.
 """
 
 import argparse
+import math
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,54 +37,91 @@ from tensorboard_server import TensorBoard  # noqa: E402
 
 from tb_attention_plugin import summary  # noqa: E402
 
+VARIANTS = 4
+# Requests per route, as a share of --requests: the all-heads JSON is large
+# (steps x heads x tokens floats), so it gets fewer.
+ROUTE_SHARE = {"maps": 1.0, "importance_head": 0.5, "importance_all": 0.05, "head_stats": 0.5}
 
-def write_log(logdir, steps, layers, examples, heads, tokens, seed=0):
-    rng = np.random.default_rng(seed)
-    writer = tf.summary.create_file_writer(os.path.join(logdir, "run"))
-    words = [["tok%d" % j for j in range(tokens)]] * examples
-    with writer.as_default():
-        for step in range(steps):
-            for layer in range(layers):
+
+def _serialized_captures(layer, examples, heads, tokens, rng):
+    """VARIANTS lists of serialized Summary protos, one list per capture."""
+    scratch = tempfile.mkdtemp(prefix="tba-capture-")
+    try:
+        writer = tf.summary.create_file_writer(scratch)
+        words = [["tok%d" % j for j in range(tokens)]] * examples
+        with writer.as_default():
+            for variant in range(VARIANTS):
                 logits = rng.normal(scale=3.0, size=(examples, heads, tokens, tokens)).astype(np.float32)
                 scores = np.exp(logits - logits.max(-1, keepdims=True))
                 scores /= scores.sum(-1, keepdims=True)
-                summary.attention("layer%d" % layer, scores, step=step, query_tokens=words, kind="self")
+                summary.attention(layer, scores, step=variant, query_tokens=words, kind="self")
+        writer.close()
+        captures = [[] for _ in range(VARIANTS)]
+        for name in os.listdir(scratch):
+            for record in tf.data.TFRecordDataset(os.path.join(scratch, name)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                if event.HasField("summary"):
+                    captures[event.step].append(event.summary.SerializeToString())
+        return captures
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_log(logdir, steps, layers, examples, heads, tokens, seed=0):
+    rng = np.random.default_rng(seed)
+    captures = [_serialized_captures("layer%d" % l, examples, heads, tokens, rng) for l in range(layers)]
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "run"), max_queue=1000)
+    with writer.as_default():
+        for step in range(steps):
+            for layer in range(layers):
+                protos = captures[layer][(step + layer) % VARIANTS]
+                tf.summary.experimental.write_raw_pb(tf.constant(protos), step=step)
     writer.close()
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(logdir) for f in fs)
 
 
 def rss_bytes(pid):
-    """Resident memory of pid and its children (the Rust data server)."""
-    total = 0
-    pids = [pid]
     try:
-        children = open("/proc/%d/task/%d/children" % (pid, pid)).read().split()
-        pids += [int(c) for c in children]
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
     except OSError:
         pass
-    for p in pids:
-        try:
-            for line in open("/proc/%d/status" % p):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
+    return 0
+
+
+def memory(tb):
+    """(TensorBoard's Python process, its data server) resident bytes."""
+    pid = tb.process.pid
+    try:
+        children = [int(c) for c in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+    except OSError:
+        children = []
+    return rss_bytes(pid), sum(rss_bytes(c) for c in children)
 
 
 def percentiles(times):
     times = sorted(times)
-    return 1000 * statistics.median(times), 1000 * times[int(0.95 * (len(times) - 1))]
+    nearest_rank = math.ceil(0.95 * len(times)) - 1
+    return 1000 * statistics.median(times), 1000 * times[nearest_rank]
 
 
 def run(steps, layers, examples, heads, tokens, requests):
     logdir = tempfile.mkdtemp(prefix="tba-bench-")
-    t0 = time.perf_counter()
-    disk = write_log(logdir, steps, layers, examples, heads, tokens)
-    write_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        disk = write_log(logdir, steps, layers, examples, heads, tokens)
+        write_s = time.perf_counter() - t0
+        return dict(_serve(logdir, steps, layers, examples, heads, requests), disk=disk, write_s=write_s,
+                    shape=(steps, layers, examples, heads, tokens), requests=requests)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _serve(logdir, steps, layers, examples, heads, requests):
     tb = TensorBoard(logdir)
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"), timeout=600)
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"), timeout=900)
         t0 = time.perf_counter()
         while True:
             index = tb.get_json("/data/plugin/attention/index")
@@ -86,6 +130,7 @@ def run(steps, layers, examples, heads, tokens, requests):
                 break
             time.sleep(1)
         load_s = time.perf_counter() - t0
+        loaded_memory = memory(tb)
         rng = random.Random(0)
         routes = {}
 
@@ -95,45 +140,83 @@ def run(steps, layers, examples, heads, tokens, requests):
             routes.setdefault(name, []).append(time.perf_counter() - start)
             assert status == 200, (path, status, body[:200])
 
-        for _ in range(requests):
+        def query(**extra):
             q = dict(run="run", tag="layer%d" % rng.randrange(layers), example=rng.randrange(examples))
-            timed("maps", "/data/plugin/attention/maps?" + urllib.parse.urlencode(dict(q, step=rng.randrange(steps))))
-            timed("importance over steps, one head (what the tab asks)", "/data/plugin/attention/importance?"
-                  + urllib.parse.urlencode(dict(q, head=rng.randrange(heads + 1))))
-            timed("importance over steps, all heads (CSV export)",
-                  "/data/plugin/attention/importance?" + urllib.parse.urlencode(q))
-            timed("head_stats over steps", "/data/plugin/attention/head_stats?" + urllib.parse.urlencode(q))
+            return urllib.parse.urlencode(dict(q, **extra))
+
+        for i in range(requests):
+            timed("maps", "/data/plugin/attention/maps?" + query(step=rng.randrange(steps)))
+            if i % round(1 / ROUTE_SHARE["importance_head"]) == 0:
+                timed("importance over steps, one head, binary (what the tab asks)",
+                      "/data/plugin/attention/importance?" + query(head=rng.randrange(heads + 1), format="binary"))
+                timed("importance over steps, one head, JSON",
+                      "/data/plugin/attention/importance?" + query(head=rng.randrange(heads + 1)))
+                timed("head_stats over steps", "/data/plugin/attention/head_stats?" + query())
+            if i % round(1 / ROUTE_SHARE["importance_all"]) == 0:
+                timed("importance over steps, all heads (CSV export)",
+                      "/data/plugin/attention/importance?" + query())
         for _ in range(20):
             timed("index", "/data/plugin/attention/index")
-        memory = rss_bytes(tb.process.pid)
+        served_memory = memory(tb)
     finally:
         tb.stop()
-    return dict(disk=disk, memory=memory, write_s=write_s, load_s=load_s,
-                routes={name: percentiles(t) for name, t in routes.items()},
-                shape=(steps, layers, examples, heads, tokens), requests=requests)
+    return dict(load_s=load_s, loaded_memory=loaded_memory, served_memory=served_memory,
+                routes={name: (len(t),) + percentiles(t) for name, t in routes.items()})
 
 
 def report(r):
     steps, layers, examples, heads, tokens = r["shape"]
+    python_loaded, server_loaded = r["loaded_memory"]
+    python_served, server_served = r["served_memory"]
+    total = python_served + server_served
     lines = [
         "Log: %d steps x %d layers x %d examples x %d heads x %d tokens = %.0f M map cells; "
-        "%.1f MB on disk (written in %.0f s); all steps served %.0f s after TensorBoard answered."
+        "%.0f MB on disk (written in %.0f s); all steps served %.0f s after TensorBoard answered."
         % (steps, layers, examples, heads, tokens, steps * layers * examples * heads * tokens ** 2 / 1e6,
            r["disk"] / 1e6, r["write_s"], r["load_s"]),
         "",
-        "| route | p50 (ms) | p95 (ms) |", "|---|---|---|",
+        "| route | requests | p50 (ms) | p95 (ms) |", "|---|---|---|---|",
     ]
-    for name, (p50, p95) in r["routes"].items():
-        lines.append("| %s | %.1f | %.1f |" % (name, p50, p95))
-    lines += ["", "TensorBoard + data server resident memory: %.0f MB, %.2fx the bytes on disk "
-              "(%d random requests per route, cache misses included)."
-              % (r["memory"] / 1e6, r["memory"] / r["disk"], r["requests"])]
+    for name, (count, p50, p95) in r["routes"].items():
+        lines.append("| %s | %d | %.1f | %.1f |" % (name, count, p50, p95))
+    lines += [
+        "",
+        "Resident memory: data server %.0f MB (%.2fx disk) once loaded, %.0f MB after the requests; "
+        "TensorBoard's Python process %.0f MB once loaded, %.0f MB after the requests (plugin cache "
+        "bounded at 512 MB). Total %.0f MB = %.2fx the bytes on disk."
+        % (server_loaded / 1e6, server_loaded / r["disk"], server_served / 1e6, python_loaded / 1e6,
+           python_served / 1e6, total / 1e6, total / r["disk"]),
+    ]
+    return "\n".join(lines)
+
+
+def scaling_report(results):
+    lines = [
+        "| captured steps | disk (MB) | load (s) | maps p50 / p95 (ms) | importance, one head p50 / p95 (ms) "
+        "| all heads p95 (ms) | memory / disk |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        routes = r["routes"]
+        maps, one, every = (routes["maps"], routes["importance over steps, one head, binary (what the tab asks)"],
+                            routes["importance over steps, all heads (CSV export)"])
+        total = sum(r["served_memory"])
+        lines.append("| %d | %.0f | %.0f | %.1f / %.1f | %.1f / %.1f | %.0f | %.2fx |" % (
+            r["shape"][0], r["disk"] / 1e6, r["load_s"], maps[1], maps[2], one[1], one[2], every[2],
+            total / r["disk"]))
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    for name, default in [("steps", 1000), ("layers", 4), ("examples", 8), ("heads", 8), ("tokens", 64), ("requests", 200)]:
+    for name, default in [("steps", 1000), ("layers", 4), ("examples", 8), ("heads", 8), ("tokens", 256),
+                          ("requests", 200)]:
         parser.add_argument("--" + name, type=int, default=default)
+    parser.add_argument("--steps-scaling", help="comma-separated step counts, e.g. 100,1000,5000")
     a = parser.parse_args()
-    print(report(run(a.steps, a.layers, a.examples, a.heads, a.tokens, a.requests)))
+    if a.steps_scaling:
+        results = [run(int(s), a.layers, a.examples, a.heads, a.tokens, a.requests)
+                   for s in a.steps_scaling.split(",")]
+        print(scaling_report(results))
+    else:
+        print(report(run(a.steps, a.layers, a.examples, a.heads, a.tokens, a.requests)))

@@ -1,9 +1,9 @@
 // Decoding the binary maps route and deriving head mean / max maps.
 
-/** "H,Q,K" header -> [H, Q, K]; throws on anything else. */
-export function parseShape(header) {
+/** "H,Q,K" header -> [H, Q, K] (or `rank` numbers); throws on anything else. */
+export function parseShape(header, rank = 3) {
   const parts = String(header || '').split(',').map(Number);
-  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 0)) {
+  if (parts.length !== rank || parts.some((n) => !Number.isInteger(n) || n < 0)) {
     throw new Error(`bad X-Attention-Shape: ${header}`);
   }
   return parts;
@@ -66,4 +66,20 @@ export function maxOf(values) {
   let best = 0;
   for (let i = 0; i < values.length; i++) if (values[i] > best) best = values[i];
   return best;
+}
+
+/**
+ * Bytes of `importance?format=binary` -> {steps: number[], values: Float32Array[]}:
+ * `steps` little-endian float64 step numbers, then steps x tokens float32.
+ * values[s] is a view of step s's row (no copy).
+ */
+export function decodeImportance(buffer, shape) {
+  const [steps, tokens] = shape;
+  if (buffer.byteLength !== 8 * steps + 4 * steps * tokens) {
+    throw new Error(`expected ${8 * steps + 4 * steps * tokens} bytes, got ${buffer.byteLength}`);
+  }
+  const stepNumbers = Array.from(new Float64Array(buffer, 0, steps));
+  const values = new Float32Array(buffer, 8 * steps, steps * tokens);
+  const rows = Array.from({ length: steps }, (_, s) => values.subarray(s * tokens, (s + 1) * tokens));
+  return { steps: stepNumbers, values: rows };
 }

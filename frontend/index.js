@@ -388,9 +388,11 @@ class AttentionTab {
     const { run, tag, example, mode } = this.state;
     const head = this.importanceHeadIndex();
     try {
-      const importance = await api.fetchImportance(run, tag, example, mode, head);
+      const importance = await api.fetchImportanceOfHead(run, tag, example, mode, head);
       const s = this.state;
       if (tag !== s.tag || example !== s.example || run !== s.run || mode !== s.mode || head !== this.importanceHeadIndex()) return;
+      const ex = this.layer().examples[example];
+      importance.tokens = mode === 'received' ? ex.key_tokens : ex.query_tokens;
       this.importance = importance;
       this.renderImportanceBars();
       this.renderImportanceSteps();

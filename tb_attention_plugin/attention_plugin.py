@@ -36,7 +36,10 @@ PluginData = metadata.PluginData
 _ALL_STEPS = 2**31 - 1
 # Largest integer a query parameter may hold; larger is a 400, not a crash.
 _MAX_INT = 2**62
-_CACHE_BYTES = 256 * 1024 * 1024
+# Bound of the plugin's cache: decoded maps, blob indexes and derived series.
+# Four 256-token layers' received-importance series over 1000 steps (74 MB
+# each) fit, with room for maps.
+_CACHE_BYTES = 512 * 1024 * 1024
 _IMPORTANCE_MODES = {"received": 0, "given": 1}
 # How long a listing of the plugin's tags is reused: new data arrives at most
 # every reload interval (5 s by default), and a listing call costs a few ms
@@ -142,11 +145,23 @@ class AttentionPlugin(base_plugin.TBPlugin):
         mode = request.args.get("mode", "received")
         if mode not in _IMPORTANCE_MODES:
             raise errors.InvalidArgumentError("mode must be 'received' or 'given', got %r" % mode)
-        result = self.importance_impl(
+        args = (
             ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
             _int_param(request, "example"), mode, _int_param(request, "head", required=False),
         )
-        return _json(request, result)
+        output = request.args.get("format", "json")
+        if output == "json":
+            return _json(request, self.importance_impl(*args))
+        if output != "binary":
+            raise errors.InvalidArgumentError("format must be 'json' or 'binary', got %r" % output)
+        if args[-1] is None:
+            raise errors.InvalidArgumentError("format=binary needs head= (0..H, H = head mean)")
+        steps, values, num_heads = self.importance_binary_impl(*args)
+        body = np.asarray(steps, dtype="<f8").tobytes() + values.astype("<f4").tobytes()
+        response = http_util.Respond(request, body, "application/octet-stream")
+        response.headers["X-Attention-Shape"] = "%d,%d" % values.shape
+        response.headers["X-Attention-Heads"] = str(num_heads)
+        return response
 
     @wrappers.Request.application
     def _serve_head_stats(self, request):
@@ -215,30 +230,42 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None):
         """Token importance over steps: per head and head-mean (index H), or
         only `head` (0..H, H = head mean), which keeps long logs' replies small."""
+        info, steps, series = self._importance(ctx, experiment_id, run, tag, example, mode, head)
+        ex = info.examples[example]
+        result = {
+            "mode": mode,
+            "axis": "sum over queries" if mode == "received" else "sum over keys",
+            "num_heads": info.num_heads,
+            "tokens": list(ex.key_tokens if mode == "received" else ex.query_tokens),
+            "steps": steps,
+        }
+        if head is not None:
+            result["head"] = head
+        result["values"] = _rounded(series)
+        return result
+
+    def importance_binary_impl(self, ctx, experiment_id, run, tag, example, mode, head):
+        """(steps, float32 array (steps, tokens), num_heads) of one head: what
+        `format=binary` sends, without JSON's cost on long logs."""
+        info, steps, series = self._importance(ctx, experiment_id, run, tag, example, mode, head)
+        return steps, series, info.num_heads
+
+    def _importance(self, ctx, experiment_id, run, tag, example, mode, head):
+        """(info, steps, values): values (steps, H+1, L) cropped to the
+        example's tokens, or (steps, L) of `head`."""
         info, _ = self._maps_series(ctx, experiment_id, run, tag)
         _check_example(info, example)
         if head is not None and not 0 <= head <= info.num_heads:
             raise errors.NotFoundError(
                 "head %d out of range 0..%d (%d = head mean)" % (head, info.num_heads, info.num_heads)
             )
-        steps, values = self._tensor_series(ctx, experiment_id, run, tag, PluginData.IMPORTANCE)
+        steps, values = self._tensor_series(
+            ctx, experiment_id, run, tag, PluginData.IMPORTANCE, _IMPORTANCE_MODES[mode]
+        )
         ex = info.examples[example]
         length = ex.key_length if mode == "received" else ex.query_length
-        tokens = ex.key_tokens if mode == "received" else ex.query_tokens
-        series = values[:, example, _IMPORTANCE_MODES[mode], :, :length]
-        result = {
-            "mode": mode,
-            "axis": "sum over queries" if mode == "received" else "sum over keys",
-            "num_heads": info.num_heads,
-            "tokens": list(tokens),
-            "steps": steps,
-        }
-        if head is None:
-            result["values"] = _rounded(series)
-        else:
-            result["head"] = head
-            result["values"] = _rounded(series[:, head])
-        return result
+        series = values[:, example, :, :length]
+        return info, steps, series if head is None else series[:, head]
 
     def head_stats_impl(self, ctx, experiment_id, run, tag, example):
         info, _ = self._maps_series(ctx, experiment_id, run, tag)
@@ -310,15 +337,20 @@ class AttentionPlugin(base_plugin.TBPlugin):
             self._cache.put(key, index, 100 * (len(index) + 1))
         return index
 
-    def _tensor_series(self, ctx, experiment_id, run, tag, role):
-        """(steps list, stacked float32 array) of a derived tag, cached."""
+    def _tensor_series(self, ctx, experiment_id, run, tag, role, index=None):
+        """(steps list, stacked float32 array) of a derived tag, cached.
+
+        With `index`, only `array[:, :, index]` is kept (the importance tag's
+        mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
+        a layer's whole importance series is 147 MB.
+        """
         derived = metadata.tag_for(tag, role)
         series = self._listing(ctx, experiment_id, "tensors").get(run, {}).get(derived)
         if series is None:
             raise errors.NotFoundError(
                 "layer %r of run %r has no %s data" % (tag, run, metadata.ROLE_NAMES[role])
             )
-        key = ("tensors", experiment_id, run, derived, series.max_step, series.max_wall_time)
+        key = ("tensors", experiment_id, run, derived, index, series.max_step, series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
             datums = sorted(
@@ -326,7 +358,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
                 key=lambda d: d.step,
             )
             steps = [d.step for d in datums]
-            values = _stack([d.numpy for d in datums])
+            arrays = [d.numpy if index is None else d.numpy[:, index] for d in datums]
+            values = _stack(arrays)
             cached = (steps, values)
             self._cache.put(key, cached, values.nbytes + 8 * len(steps))
         return cached

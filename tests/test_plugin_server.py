@@ -157,6 +157,9 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("maps?run=fit&tag=mha&step=0&example=0&head=2", 404),
         ("importance?run=fit&tag=mha&example=0&mode=sideways", 400),
         ("importance?run=fit&tag=mha/_importance&example=0", 404),
+        ("importance?run=fit&tag=mha&example=0&format=xml", 400),
+        ("importance?run=fit&tag=mha&example=0&format=binary", 400),  # needs head=
+        ("importance?run=fit&tag=mha&example=0&format=binary&head=3", 404),
         ("rollout?run=many&tag=layer&example=0", 404),  # written without rollout
         ("head_stats?run=fit&tag=mha", 400),
         ("..%2f..%2fsetup.py", 404),
@@ -171,11 +174,12 @@ def test_bad_parameters_answer_4xx_with_a_message(server, query, status):
 
 
 ROUTES = ["maps", "importance", "head_stats", "rollout", "index"]
-PARAMS = ["run", "tag", "step", "example", "head", "mode"]
+PARAMS = ["run", "tag", "step", "example", "head", "mode", "format"]
 values = st.one_of(
     st.text(max_size=30),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
-    st.sampled_from(["fit", "mha", "many", "layer", "0", "1", "-0", " 2", "1e3", "NaN", "\x00", "%", "../"]),
+    st.sampled_from(["fit", "mha", "many", "layer", "0", "1", "-0", " 2", "1e3", "NaN", "\x00", "%", "../",
+                     "binary", "json", "given"]),
 )
 
 
@@ -194,3 +198,18 @@ def test_importance_of_one_head_is_that_slice_of_all_heads(server, logdir):
         np.testing.assert_allclose(one["values"], captured.received[1][:, head], atol=1e-5)
     status, _, _ = server.get("/data/plugin/attention/importance?" + _q(run="fit", tag="mha", example=1, head=3))
     assert status == 404
+
+
+def test_binary_importance_of_one_head_holds_the_steps_and_the_same_numbers(server, logdir):
+    captured = read_attention(str(logdir))["fit"]["mha"]
+    for mode, stored in (("received", captured.received), ("given", captured.given)):
+        for head in (0, 2):  # 2 = head mean
+            status, headers, body = server.get("/data/plugin/attention/importance?" + _q(
+                run="fit", tag="mha", example=1, mode=mode, head=head, format="binary"))
+            assert status == 200 and headers["Content-Type"] == "application/octet-stream"
+            steps, tokens = (int(n) for n in headers["X-Attention-Shape"].split(","))
+            assert headers["X-Attention-Heads"] == "2"
+            assert steps == len(captured.steps)
+            assert list(np.frombuffer(body[: 8 * steps], "<f8")) == list(captured.steps)
+            values = np.frombuffer(body[8 * steps :], "<f4").reshape(steps, tokens)
+            np.testing.assert_allclose(values, stored[1][:, head], atol=1e-6)

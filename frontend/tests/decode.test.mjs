@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { decodeMaps, headMax, headMean, parseShape } from '../decode.js';
+import { decodeImportance, decodeMaps, headMax, headMean, parseShape } from '../decode.js';
 
 test('uint8 maps decode to byte / 255 in head, row, column order', () => {
   const bytes = Uint8Array.from([255, 0, 51, 204, 0, 255, 102, 153]); // 2 heads x 2 x 2
@@ -27,4 +27,15 @@ test('head mean and max are cell-wise over heads', () => {
   const maps = { heads: 2, q: 1, k: 2, data: Float32Array.from([0.2, 0.8, 0.6, 0.4]) };
   assert.deepEqual([...headMean(maps)].map((v) => v.toFixed(3)), ['0.400', '0.600']);
   assert.deepEqual([...headMax(maps)].map((v) => v.toFixed(3)), ['0.600', '0.800']);
+});
+
+test('binary importance: float64 steps, then one float32 row per step', () => {
+  const buffer = new ArrayBuffer(2 * 8 + 2 * 3 * 4); // 2 steps x 3 tokens
+  new Float64Array(buffer, 0, 2).set([0, 100]);
+  new Float32Array(buffer, 16, 6).set([1.5, 0.25, 0.25, 0.5, 2, 0.5]);
+  const { steps, values } = decodeImportance(buffer, parseShape('2,3', 2));
+  assert.deepEqual(steps, [0, 100]);
+  assert.deepEqual([...values[1]], [0.5, 2, 0.5]); // step 100, tokens 0..2
+  assert.throws(() => decodeImportance(new ArrayBuffer(20), [2, 3]), /expected 40 bytes/);
+  assert.throws(() => parseShape('2,3,4', 2), /bad X-Attention-Shape/);
 });
