@@ -2,12 +2,14 @@
 
     python -m bench.frontend_paint [--demo-logdir logs]
 
-Generates two layers (8 heads x 256 tokens, 12 heads x 512 tokens; 4 steps,
+Generates layers from 8 heads x 64 tokens to 16 heads x 1024 tokens (4 steps,
 one example), serves them with the real `tensorboard`, and in the real tab
-times `setStep` until the next animation frame: once with the step's maps
-fetched from the server (cold) and once from the tab's cache (warm: decode
-done, head mean/max and all canvases repainted). Also the time from
-navigation to the first painted tab on a demo logdir if one is given.
+times `setStep` until the next animation frame, three ways: with the tab's
+cache emptied first (the maps are fetched and decoded: a jump to a step not
+seen before), for the next step after the tab prefetched it (what play and
+scrubbing see), and for the step already shown (decode done; head mean/max
+and every canvas repainted). Also the time from navigation to the first
+painted tab on a demo logdir if one is given.
 """
 
 import argparse
@@ -28,7 +30,7 @@ from tensorboard_server import TensorBoard  # noqa: E402
 
 from tb_attention_plugin import summary  # noqa: E402
 
-SIZES = [(8, 256), (12, 512)]
+SIZES = [(8, 64), (8, 256), (12, 512), (4, 1024), (8, 1024), (16, 1024)]
 STEPS = 4
 
 
@@ -53,9 +55,12 @@ def tab_frame(page):
     raise TimeoutError("tab did not paint")
 
 
-TIME_STEP = """async (step) => {
+TIME_STEP = """async ([step, how]) => {
+  const tab = window.attentionTab;
+  if (how === 'cold') tab.mapsCache.clear();
+  if (how === 'prefetched') await tab.getMaps(step);  // the prefetch has landed
   const t = performance.now();
-  await window.attentionTab.setStep(step);
+  await tab.setStep(step);
   await new Promise(requestAnimationFrame);
   return performance.now() - t;
 }"""
@@ -82,9 +87,12 @@ def run(demo_logdir=None):
                 page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
                 page.goto(tb.url + "/#attention")
                 frame = tab_frame(page)
-                cold = [frame.evaluate(TIME_STEP, s) for s in range(1, STEPS)]
-                warm = [frame.evaluate(TIME_STEP, s) for _ in range(3) for s in range(STEPS)]
-                results[(heads, tokens)] = (statistics.median(cold), statistics.median(warm), max(warm))
+                times = {"cold": [], "prefetched": [], "shown": []}
+                for step in range(STEPS - 1):
+                    times["cold"].append(frame.evaluate(TIME_STEP, [step, "cold"]))
+                    times["prefetched"].append(frame.evaluate(TIME_STEP, [step + 1, "prefetched"]))
+                    times["shown"] += [frame.evaluate(TIME_STEP, [step + 1, "shown"]) for _ in range(3)]
+                results[(heads, tokens)] = {how: (statistics.median(t), max(t)) for how, t in times.items()}
                 page.close()
             browser.close()
     finally:
@@ -113,11 +121,11 @@ def run(demo_logdir=None):
 
 
 def report(results, first_paint):
-    lines = ["| layer | step change, maps fetched (ms) | step change, cached maps: median (ms) | max (ms) |",
-             "|---|---|---|---|"]
-    for (heads, tokens), (cold, warm, worst) in results.items():
-        lines.append("| %d heads x %d tokens (%.1f M cells) | %.0f | %.0f | %.0f |"
-                     % (heads, tokens, heads * tokens * tokens / 1e6, cold, warm, worst))
+    lines = ["| layer (one example) | new step, fetched + decoded: median / max (ms) | next step, prefetched "
+             "(ms) | step already shown, repaint only (ms) |", "|---|---|---|---|"]
+    for (heads, tokens), r in results.items():
+        lines.append("| %d heads x %d tokens (%.1f M cells) | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |" % (
+            heads, tokens, heads * tokens * tokens / 1e6, *r["cold"], *r["prefetched"], *r["shown"]))
     if first_paint is not None:
         lines += ["", "First paint of the tab (iframe navigation to painted maps) on the demo logdir: %.0f ms "
                   "(median of 3)." % first_paint]

@@ -13,6 +13,10 @@ import { cellAt } from './layout.js';
 
 const STORAGE_KEY = 'tb-attention-state';
 const PLAY_INTERVAL_MS = 600;
+// Decoded maps kept for quick stepping, in cells (4 bytes each): 64 M cells is
+// 256 MB, e.g. 64 steps of 8 heads x 256 tokens but only 3 of 16 x 1024.
+const MAPS_CACHE_CELLS = 64e6;
+const MAPS_CACHE_MAX_STEPS = 64;
 
 function el(tag, props = {}, children = []) {
   const node = document.createElement(tag);
@@ -259,7 +263,10 @@ class AttentionTab {
     const { run, tag, example } = this.state;
     const key = JSON.stringify([run, tag, example, step]);
     if (!this.mapsCache.has(key)) {
-      if (this.mapsCache.size > 64) this.mapsCache.delete(this.mapsCache.keys().next().value);
+      const ex = this.layer().examples[example];
+      const cells = Math.max(1, this.layer().num_heads * ex.query_length * ex.key_length);
+      const limit = Math.max(2, Math.min(MAPS_CACHE_MAX_STEPS, Math.floor(MAPS_CACHE_CELLS / cells)));
+      while (this.mapsCache.size >= limit) this.mapsCache.delete(this.mapsCache.keys().next().value);
       const request = api.fetchMaps(run, tag, step, example);
       request.catch(() => this.mapsCache.delete(key)); // a failed fetch is retried next time
       this.mapsCache.set(key, request);
@@ -289,8 +296,9 @@ class AttentionTab {
     this.renderImportanceBars();
     this.renderRolloutBars();
     this.root.dataset.paintedStep = String(step);
-    // Fetch the next step ahead: a cold step costs one data-provider call
-    // (~45 ms with RustBoard), which play and scrubbing then do not wait for.
+    // Fetch the next step ahead: a cold step costs a data-provider call and
+    // the transfer (bench/frontend_paint.py), which play and scrubbing then
+    // do not wait for.
     const steps = layer.steps;
     const next = steps[steps.indexOf(step) + 1];
     if (next !== undefined) this.getMaps(next).catch(() => {});

@@ -48,30 +48,48 @@ def test_a_corrupt_event_file_does_not_break_the_other_runs(tmp_path):
         tb.stop()
 
 
-def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors(tmp_path):
+def _rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors_in_bounded_memory(tmp_path):
     logdir = tmp_path / "logs"
     _write_run(logdir / "run", 50, tokens=32)
     tb = TensorBoard(logdir)
     try:
         tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
         _ready(tb, ["run"])
-        statuses, stop = [], time.time() + 30
+        statuses, rss, start = [], [], time.time()
+        stop = start + 30
 
         def client(seed):
             rng = np.random.default_rng(seed)
             while time.time() < stop:
-                route = rng.choice(["maps", "importance", "head_stats", "index"])
+                route = rng.choice(["maps", "importance", "importance", "head_stats", "index"])
                 params = dict(run="run", tag="layer", example=int(rng.integers(0, 2)), step=int(rng.integers(0, 50)))
+                if route == "importance" and rng.random() < 0.5:
+                    params.update(head=int(rng.integers(0, 3)), format="binary")
                 status, _, _ = tb.get("/data/plugin/attention/%s?%s" % (route, urllib.parse.urlencode(params)))
                 statuses.append(status)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
         for t in threads:
             t.start()
+        while time.time() < stop:
+            rss.append((time.time() - start, _rss_mb(tb.process.pid)))
+            time.sleep(1)
         for t in threads:
             t.join(60)
         assert len(statuses) > 100
         assert set(statuses) == {200}
+        # Every answer of this small log is cached after the first seconds, so
+        # TensorBoard's memory must level off: the second half of the run may
+        # not grow by more than a few MB (no per-request leak).
+        first_half = max(mb for t, mb in rss if t < 15)
+        second_half = max(mb for t, mb in rss if t >= 15)
+        print("TensorBoard RSS (s, MB):", [(round(t), round(mb)) for t, mb in rss])
+        assert second_half - first_half < 32, rss
     finally:
         tb.stop()
 
