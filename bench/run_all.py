@@ -36,11 +36,18 @@ def main():
         "",
         "## Backend routes and memory (`python -m bench.backend_latency`)",
         "",
-        "RustBoard (the default reader). The issue's log has 256 tokens (16 GB of maps); this "
-        "machine's session budget allows 64 tokens (1 G cells, 0.6 GB on disk), same steps, layers, "
-        "examples and heads.",
+        "RustBoard (the default reader), the issue's log. Cache misses are included: the first "
+        "request of each layer's importance series reads the whole series (see max).",
         "",
-        backend_latency.report(backend_latency.run(1000, 4, 8, 8, 64, 200)),
+        backend_latency.report(backend_latency.run(1000, 4, 8, 8, 256, 200)),
+        "",
+        "### Growth with captured steps (`python -m bench.backend_latency --steps-scaling "
+        "100,1000,5000 --tokens 64`)",
+        "",
+        "4 layers x 8 examples x 8 heads x 64 tokens. Memory / disk includes TensorBoard's own "
+        "~550-600 MB, which dominates small logs.",
+        "",
+        backend_latency.scaling_report([backend_latency.run(s, 4, 8, 8, 64, 200) for s in (100, 1000, 5000)]),
         "",
         "## Frontend paint (`python -m bench.frontend_paint --demo-logdir LOGS`)",
         "",
