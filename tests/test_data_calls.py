@@ -1,7 +1,6 @@
 """DataCalls against the real RustBoard data server: same answers as calling
 the provider directly, errors unchanged, and nudges sent while a call waits."""
 
-import os
 import subprocess
 import time
 
