@@ -4,8 +4,9 @@ Every route is documented in http_api.md. Handlers only parse the request and
 respond; the `*_impl` methods return plain data and are what tests call.
 Reads go through `context.data_provider` only (RustBoard or the Python
 reader), called through `data_calls` (which avoids RustBoard's 40 ms
-transport stall), and repeated reads are served from a bounded LRU cache whose keys
-include the tag's newest step and wall time, so new captures are seen at once.
+transport stall), and repeated reads are served from a bounded LRU cache
+whose keys include the tag's newest step and wall time, so new captures are
+seen at once.
 """
 
 import json
