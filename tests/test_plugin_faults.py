@@ -29,6 +29,17 @@ def _ready(tb, runs):
     raise TimeoutError(tb.get_json("/data/plugin/attention/index"))
 
 
+def _serving(logdir, runs):
+    """(TensorBoard on logdir once `runs` are listed by the tab, that index)."""
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        return tb, _ready(tb, runs)
+    except BaseException:
+        tb.stop()
+        raise
+
+
 def test_a_corrupt_event_file_does_not_break_the_other_runs(tmp_path):
     logdir = tmp_path / "logs"
     _write_run(logdir / "good", 5)
@@ -36,10 +47,8 @@ def test_a_corrupt_event_file_does_not_break_the_other_runs(tmp_path):
     (event_file,) = (logdir / "bad").iterdir()
     data = event_file.read_bytes()
     event_file.write_bytes(data[: len(data) // 2] + b"\x00garbage\xff" * 10)  # truncated, then junk
-    tb = TensorBoard(logdir)
+    tb, index = _serving(logdir, ["good"])
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        index = _ready(tb, ["good"])
         good = [r for r in index["runs"] if r["run"] == "good"][0]
         assert good["layers"][0]["steps"] == [0, 1, 2, 3, 4]
         status, _, _ = tb.get("/data/plugin/attention/maps?run=good&tag=layer&step=4&example=1")
@@ -56,10 +65,8 @@ def _rss_mb(pid):
 def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors_in_bounded_memory(tmp_path):
     logdir = tmp_path / "logs"
     _write_run(logdir / "run", 50, tokens=32)
-    tb = TensorBoard(logdir)
+    tb, _ = _serving(logdir, ["run"])
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        _ready(tb, ["run"])
         statuses, rss, start = [], [], time.time()
         stop = start + 30
 
@@ -97,10 +104,8 @@ def test_twenty_concurrent_clients_for_thirty_seconds_get_no_errors_in_bounded_m
 def test_responses_are_consistent_while_training_writes(tmp_path):
     logdir = tmp_path / "logs"
     _write_run(logdir / "live", 1, tokens=8)
-    tb = TensorBoard(logdir)
+    tb, _ = _serving(logdir, ["live"])
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        _ready(tb, ["live"])
         writer_done = threading.Event()
 
         def write_more():
