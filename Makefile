@@ -13,14 +13,23 @@ LOGDIR ?= logs
 PORT ?= 6006
 PRESET ?= default
 DEMOS := imdb transformer lstm_attention gru_seq2seq
+# keras-hub for the model-zoo tests (tests/test_zoo_*.py), pinned. Installed
+# with --no-deps: its tensorflow-text requirement would install the full
+# `tensorflow` beside `tensorflow-cpu`; the imports it needs to build models
+# from config are in setup.py's test extra. It needs Python >= 3.11; on 3.10
+# the zoo tests are skipped.
+KERAS_HUB := keras-hub==0.32.0
 
 .PHONY: install test demo demo-train bench clean
 
 # Re-installs when setup.py changes; the package is installed editable.
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[cpu,test]"
+	if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  $(PY) -m pip install -q --no-deps "$(KERAS_HUB)"; \
+	else echo "Python < 3.11: keras-hub not installed, the zoo tests will be skipped"; fi
 	touch $@
 
 install: $(VENV)/.installed

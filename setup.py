@@ -44,7 +44,19 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow>=2.16"],
-        "test": ["pytest>=8", "hypothesis>=6", "playwright>=1.40"],
+        # keras-hub itself is installed by the Makefile with --no-deps (see
+        # KERAS_HUB there): its tensorflow-text dependency pulls the full
+        # `tensorflow` beside `tensorflow-cpu`. These are the imports it needs
+        # to build models from config (no weights, no tokenizer files).
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "playwright>=1.40",
+            "regex",
+            "tokenizers",
+            "sentencepiece",
+            "kagglehub",
+        ],
         "bench": ["matplotlib"],  # only for the image-summary comparison
     },
     entry_points={
