@@ -75,7 +75,7 @@ def run(reps=3, epochs=2):
     capture_times = []
     for step in range(1, 21):
         t0 = time.perf_counter()
-        cb._capture(10**6 + step)
+        cb._capture(lambda: 10**6 + step)
         capture_times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     for _ in range(20):

@@ -1,5 +1,6 @@
 """AttentionCallback: records attention maps to TensorBoard during model.fit."""
 
+import dataclasses
 import logging
 import os
 
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import masks
 from tb_attention_plugin import numerics
 from tb_attention_plugin import summary
 from tb_attention_plugin import tokens as tokens_lib
@@ -101,9 +103,10 @@ class AttentionCallback(keras.callbacks.Callback):
         # Validated now so that wrong token counts fail before training.
         self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._layers = None
+        self._required = None
         self._probe_fn = None
+        self._plans = None  # name -> _LayerPlan, fixed by the first capture
         self._writer = None
-        self._layer_state = {}  # path -> fixed per-tag facts (kind, orientation, ...)
         self._last_step = None
         self._next_due = 0
         self.captured_steps = []  # steps written, for tests and users
@@ -112,8 +115,18 @@ class AttentionCallback(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        self._layers = capture.select_layers(model, self._layer_names)
+        if keras.config.backend() != "tensorflow":
+            raise ValueError(
+                "AttentionCallback captures attention with TensorFlow graphs, and "
+                "Keras runs on the %r backend here. Train with "
+                "KERAS_BACKEND=tensorflow (keras_hub models work the same), or "
+                "write attention from your own loop with "
+                "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
+            )
+        _check_probe_keys(model, self._probe)
+        self._layers, self._required = capture.select_layers(model, self._layer_names)
         self._probe_fn = None  # a new model needs a new trace
+        self._plans = None
         if self._is_chief():
             self._claim_log_dir()
             self._open_writer()
@@ -156,7 +169,11 @@ class AttentionCallback(keras.callbacks.Callback):
 
     def _build_probe_fn(self):
         try:
-            self._probe_fn = capture.ProbeFunction(self.model, self._layers, self._probe)
+            self._probe_fn = capture.ProbeFunction(
+                self.model, self._layers, self._required, self._probe
+            )
+        except capture.CaptureError as e:
+            raise ValueError("AttentionCallback: %s." % str(e).rstrip(".")) from None
         except Exception as e:
             # tf.function wraps the cause in a traceback; its last line says it.
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
@@ -166,6 +183,23 @@ class AttentionCallback(keras.callbacks.Callback):
                 "probe=x_val[:8], or (enc[:8], dec[:8]) for two inputs."
                 % (lines[-1] if lines else type(e).__name__)
             ) from e
+        for name in self._probe_fn.skipped:
+            logger.info(
+                "AttentionCallback: layer %r is named like attention but computed "
+                "no softmax on the probe; it is not captured.", name
+            )
+
+    def _setup_capture(self):
+        """Traces the probe and fixes each layer's facts from its first
+        capture. Every error here is one the user must fix, so it is raised
+        before the first training step."""
+        self._build_probe_fn()
+        first = self._probe_fn()
+        self._plans = {}
+        for index, captured in enumerate(first):
+            self._plans[captured.name] = self._plan_layer(captured, index)
+        self._check_budget()
+        return first
 
     # -- schedule ------------------------------------------------------------
 
@@ -175,13 +209,8 @@ class AttentionCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self._writer is None:
             return
-        if self._probe_fn is None:
-            self._build_probe_fn()
-            # The first capture validates shapes against tokens; a mismatch
-            # here is a setup error, raised before any training step.
-            self._capture(self._step(), raise_errors=True)
-        else:
-            self._capture(self._step())
+        first = self._setup_capture() if self._plans is None else None
+        self._capture(self._step, first)
 
     def on_train_batch_begin(self, batch, logs=None):
         # At the start of a batch, `iterations` counts the steps already done,
@@ -191,55 +220,52 @@ class AttentionCallback(keras.callbacks.Callback):
         # which cost 2-8% of the IMDB demo's fit time even for a no-op.
         if self._writer is None or self.update_freq == "epoch":
             return
-        step = self._step()
-        if step >= self._next_due:
-            self._capture(step)
+        self._capture(self._step, only_if_due=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._writer is not None and self.update_freq == "epoch":
-            self._capture(self._step())
+            self._capture(self._step)
 
     def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._capture(self._step())
-            self._writer.flush()
-        self._release_log_dir()
+        try:
+            if self._writer is not None:
+                self._capture(self._step)
+                self._writer.flush()
+        except Exception as e:  # never raise out of the user's fit
+            _warn_skipped("the final flush", e)
+        finally:
+            self._release_log_dir()
 
     # -- capture -------------------------------------------------------------
 
-    def _capture(self, step, raise_errors=False):
-        if step == self._last_step:
-            return
-        if self.update_freq != "epoch":
-            self._next_due = (step // self.update_freq + 1) * self.update_freq
+    def _capture(self, get_step, first=None, only_if_due=False):
+        """One capture: every layer is computed, cropped and serialized
+        before anything is written, so a step is written whole or not at all.
+        Any failure is a warning and a skipped capture; training goes on."""
+        step = None
         try:
-            results = self._probe_fn()
-            records = [self._prepare(path, results[path]) for path in self._probe_fn.paths]
-            if raise_errors:
-                self._check_budget(records)
+            step = get_step()
+            if step == self._last_step or (only_if_due and step < self._next_due):
+                return
+            if self.update_freq != "epoch":
+                self._next_due = (step // self.update_freq + 1) * self.update_freq
+            results = first if first is not None else self._probe_fn()
+            records = [self._prepare(captured) for captured in results]
             self._add_rollout(records)
+            serialized = [item for record in records for item in summary.serialize(record)]
             with self._writer.as_default(), tf.summary.record_if(True):
-                for record in records:
-                    summary.attention(step=step, **record)
+                summary.write(serialized, step)
             self._writer.flush()
         except Exception as e:
-            if raise_errors:
-                raise
-            logger.warning(
-                "AttentionCallback skipped the capture at step %d: %s: %s",
-                step, type(e).__name__, e,
-            )
+            _warn_skipped("the capture at step %s" % step, e)
             return
         self._last_step = step
         self.captured_steps.append(step)
 
-    def _check_budget(self, records):
-        """Refuses captures larger than max_cells (checked on the first one;
-        the probe and so the sizes are fixed)."""
-        sizes = {}
-        for record in records:
-            maps, _ = summary.crop_examples(record["scores"], record["query_mask"], record["key_mask"])
-            sizes[record["name"]] = sum(m.size for m in maps)
+    def _check_budget(self):
+        """Refuses captures larger than max_cells (the probe, and so the
+        sizes, are fixed)."""
+        sizes = {name: plan.cells for name, plan in self._plans.items()}
         total = sum(sizes.values())
         if total > self.max_cells:
             largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
@@ -251,99 +277,187 @@ class AttentionCallback(keras.callbacks.Callback):
                 % (total, ", ".join("%s %d" % kv for kv in largest), self.max_cells)
             )
 
-    def _prepare(self, path, result):
-        """One layer's capture -> keyword arguments of summary.attention."""
-        state = self._layer_state.get(path)
-        scores = result["scores"]
-        if state is None:
-            state = self._first_look(path, result)
-            self._layer_state[path] = state
-        if state["transpose"]:
+    def _prepare(self, captured):
+        """One layer's capture -> a cropped summary.LayerStep."""
+        plan = self._plans[captured.name]
+        scores = captured.scores
+        if plan.transpose:
             scores = np.swapaxes(scores, -1, -2)
-        scores = summary.as_head_first(scores)  # NaN/Inf are refused by summary.attention
-        if scores.shape[2:] != state["shape"]:
+        scores = summary.as_head_first(scores)
+        if scores.shape[2:] != plan.shape:
             raise ValueError(
                 "layer %r returned attention of shape %s, first captured as %s"
-                % (path, scores.shape, state["shape"])
+                % (plan.name, scores.shape, plan.shape)
             )
-        return dict(
-            name=path,
-            scores=scores,
-            query_tokens=state["query_tokens"],
-            key_tokens=state["key_tokens"],
-            query_mask=state["query_mask"],
-            key_mask=state["key_mask"],
-            kind=state["kind"],
-            encoding=state["encoding"],
-            layer_class=state["layer_class"],
-            layer_index=state["index"],
+        return summary.prepare(
+            plan.name,
+            scores,
+            query_tokens=plan.query_tokens,
+            key_tokens=plan.key_tokens,
+            query_mask=plan.query_mask,
+            key_mask=plan.key_mask,
+            kind=plan.kind,
+            encoding=self._encoding,
+            layer_class=plan.layer_class,
+            layer_index=plan.index,
         )
 
-    def _first_look(self, path, result):
-        """Facts fixed for the whole run: orientation, tokens, masks, kind."""
-        scores = np.asarray(result["scores"])
-        transpose = False
-        if scores.ndim == 3 and not numerics.rows_sum_to_one(scores):
-            # A softmax over the time axis stored as (batch, time, features),
-            # like seed 002's attention_vec: show features x time.
-            transpose = numerics.rows_sum_to_one(np.swapaxes(scores, 1, 2))
+    def _plan_layer(self, captured, index):
+        """Facts fixed for the whole run, from the first capture: orientation,
+        real tokens, token strings, kind."""
+        name = captured.name
+        scores = np.asarray(captured.scores)
+        transpose = _softmax_over_axis_1(scores) if captured.source == "output" else False
         if transpose:
             scores = np.swapaxes(scores, 1, 2)
+        _check_probabilities(captured, scores)
         scores = summary.as_head_first(scores)
-        batch, _, q, k = scores.shape
+        batch, heads, q, k = scores.shape
         if batch != self._batch:
             raise ValueError(
-                "layer %r returned attention for %d examples, the probe has %d"
-                % (path, batch, self._batch)
+                "layer %r returned attention for %d examples, the probe has %d; "
+                "a layer that sees reshaped batches (inside TimeDistributed, or "
+                "called on folded inputs) cannot be captured: pass layers=[...] "
+                "without it" % (name, batch, self._batch)
             )
-        same = result["same_sequence"]
-        if same is None:
+        query_valid = key_valid = None
+        if captured.mask is not None and not transpose:
+            try:
+                query_valid, key_valid = masks.real_tokens(
+                    captured.mask, scores, captured.convention
+                )
+            except masks.UnknownMaskForm as e:
+                logger.warning(
+                    "AttentionCallback could not read the mask of layer %r (%s); "
+                    "its maps are stored uncropped, padding included.", name, e
+                )
+        same = captured.same_sequence
+        if same is None:  # a layer captured by its output: nothing else to go by
             same = q == k
+        if same and query_valid is not None and key_valid is not None:
+            # A padded token is padding as a query too; a causal + padding
+            # mask (GPT-2) lets padded queries attend to earlier real keys.
+            query_valid = query_valid & key_valid
         query_source = tokens_lib.match(self._sources, q, prefer_last=not same)
         key_source = query_source if same else tokens_lib.match(self._sources, k)
-        query_mask = _combine(result["query_valid"], query_source)
-        key_mask = _combine(result["key_valid"], key_source)
-        maps, _ = summary.crop_examples(scores, query_mask, key_mask)
-        encoding = self._encoding
-        if encoding == "uint8" and (scores.min() < 0 or scores.max() > 1):
-            logger.warning(
-                "layer %r has weights outside [0, 1]; storing it as float32", path
-            )
-            encoding = "float32"
-        index = self._probe_fn.paths.index(path)
-        return dict(
+        query_mask = _combine(query_valid, query_source)
+        key_mask = _combine(key_valid, key_source)
+        maps, spans = summary.crop_examples(scores, query_mask, key_mask)
+        if not same:
+            kind = "cross"
+        elif captured.causal:
+            kind = "causal"
+        else:
+            kind = summary.infer_kind(maps, True)
+        return _LayerPlan(
+            name=name,
             transpose=transpose,
             shape=(q, k),
             query_tokens=query_source.tokens if query_source else None,
             key_tokens=key_source.tokens if key_source else None,
             query_mask=query_mask,
             key_mask=key_mask,
-            kind=summary.infer_kind(maps, same),
-            encoding=encoding,
-            layer_class=type(self._layers[index]).__name__,
+            kind=kind,
+            layer_class=type(captured.layer).__name__,
             index=index,
+            cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
         )
 
     def _add_rollout(self, records):
         """Rollout through each stack of self-attention layers with the same
-        tokens, in model order; written with each layer of the stack."""
+        tokens, in the order the model runs them; written with each layer of
+        the stack."""
         stacks = {}
         for record in records:
-            if record["kind"] == "cross":
+            if record.kind == "cross" or any(qs != ks for qs, ks in record.spans):
                 continue
-            maps, spans = summary.crop_examples(
-                record["scores"], record["query_mask"], record["key_mask"]
-            )
-            if any(qs != ks for qs, ks in spans):
-                continue
-            key = (tuple(spans), _freeze(record["key_tokens"]))
-            stacks.setdefault(key, []).append((record, maps))
+            key = (tuple(record.spans), _freeze(record.key_tokens))
+            stacks.setdefault(key, []).append(record)
         for members in stacks.values():
             rollouts = [None] * self._batch
-            for record, maps in members:
-                rollouts = [numerics.rollout_step(r, m) for r, m in zip(rollouts, maps)]
-                record["rollout"] = [numerics.rollout_importance(r) for r in rollouts]
-                record["rollout_stack"] = members[0][0]["name"]
+            for record in members:
+                rollouts = [numerics.rollout_step(r, m) for r, m in zip(rollouts, record.maps)]
+                record.rollout = [numerics.rollout_importance(r) for r in rollouts]
+                record.rollout_stack = members[0].name
+
+
+@dataclasses.dataclass
+class _LayerPlan:
+    """What is fixed about one captured layer for the whole run."""
+
+    name: str
+    transpose: bool  # (batch, time, features) with the softmax over time: show features x time
+    shape: tuple  # (q, k) after transposing
+    query_tokens: list  # per example, full padded length; None: positions
+    key_tokens: list
+    query_mask: np.ndarray  # (batch, q) real tokens, or None: all
+    key_mask: np.ndarray
+    kind: str
+    layer_class: str
+    index: int  # order in which the model runs the layer
+    cells: int  # weights stored per capture
+
+
+def _warn_skipped(what, error):
+    logger.warning(
+        "AttentionCallback skipped %s because of %s: %s. Training goes on and "
+        "earlier captures are kept.", what, type(error).__name__, error
+    )
+
+
+def _check_probe_keys(model, probe):
+    """A dict probe must use the input names a functional model takes."""
+    expected = getattr(model, "_inputs_struct", None)
+    if not (isinstance(probe, dict) and isinstance(expected, dict)):
+        return
+    unknown = sorted(set(probe) - set(expected))
+    missing = sorted(set(expected) - set(probe))
+    if unknown or missing:
+        raise ValueError(
+            "the probe's keys do not match the model's inputs: %s%s. The model "
+            "takes %s; pass probe= with exactly those keys."
+            % (
+                "unknown %s" % ", ".join(map(repr, unknown)) if unknown else "",
+                ("; " if unknown and missing else "") + ("missing %s" % ", ".join(map(repr, missing)) if missing else ""),
+                ", ".join(map(repr, sorted(expected))),
+            )
+        )
+
+
+def _softmax_over_axis_1(scores):
+    """A (batch, time, features) output whose softmax runs over time, like
+    seed 002's attention_vec: rows do not sum to 1, columns do."""
+    return (
+        scores.ndim == 3
+        and not numerics.rows_sum_to_one(scores)
+        and numerics.rows_sum_to_one(np.swapaxes(scores, 1, 2))
+    )
+
+
+def _check_probabilities(captured, scores):
+    """Refuses, before training, to store as attention what is not a
+    distribution over keys (a layer's output, T5's position bias)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    problem = None
+    if scores.ndim not in (3, 4):
+        problem = "a tensor of shape %s (attention is (batch, heads, q, k) or (batch, q, k))" % (scores.shape,)
+    elif not np.all(np.isfinite(scores)):
+        problem = "values that are NaN or Inf"
+    else:
+        sums = scores.sum(axis=-1)
+        # Fully masked rows may come out as zeros (Keras >= 3.10).
+        rows_ok = (np.abs(sums - 1) <= 1e-3) | (np.abs(sums) <= 1e-3)
+        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or not rows_ok.all():
+            problem = "values in [%.3g, %.3g] whose rows sum to [%.3g, %.3g], not probabilities over keys" % (
+                scores.min(), scores.max(), sums.min(), sums.max())
+    if problem:
+        how = {"output": "its output", "softmax": "the softmax it computes", "scores": "its scores"}[captured.source]
+        raise ValueError(
+            "layer %r (%s) is not attention: %s is %s. Pass layers=[...] naming "
+            "the layer that computes the attention probabilities (its softmax), "
+            "or a layer that returns (output, weights)."
+            % (captured.name, type(captured.layer).__name__, how, problem)
+        )
 
 
 def _combine(layer_valid, source):

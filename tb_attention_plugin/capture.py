@@ -1,20 +1,28 @@
-"""Capturing attention scores from a Keras 3 model without changing it.
+"""Capturing attention probabilities from a Keras 3 model without changing it.
 
-While a probe function is traced, each captured layer instance gets a wrapper
-(on the instance, never the class) that records its attention weights; the
-wrappers are removed right after the trace. The traced graph keeps computing
-the scores with the model's current weights on every later call, so the
-training step itself is never touched.
+While a probe function is traced, each captured layer instance gets wrappers
+(on the instance, never the class) that record what it computes; the wrappers,
+and the softmax hooks below, are removed right after the trace. The traced
+graph keeps computing the probabilities with the model's current weights on
+every later call, so the training step itself is never touched.
 
 Layer families:
-  * MultiHeadAttention / GroupedQueryAttention (and subclasses): the wrapper
-    around `_compute_attention` forces the scores (softmax before dropout) and
-    records the attention mask; a wrapper around `call` records whether
-    queries and keys are the same tensor (self attention).
+  * MultiHeadAttention / GroupQueryAttention (and subclasses such as
+    keras_hub's CachedMultiHeadAttention): the wrapper around
+    `_compute_attention` forces the scores (softmax before dropout) and
+    records the attention mask it was given; a wrapper around `call` records
+    whether queries and keys are the same sequence and `use_causal_mask`.
   * keras.layers.Attention / AdditiveAttention: `call` is run with
     `return_attention_scores=True`; the weights are (batch, q, k).
-  * any other layer named in `layers=`: its output is taken as the weights,
-    or the second item when it returns `(output, weights)`.
+  * any other layer (found by its class name containing "Attention", such as
+    keras_hub's LlamaAttention or T5MultiHeadAttention and hand-written
+    layers, or named in `layers=`): the probabilities it computes with
+    `keras.ops.softmax`, `keras.activations.softmax`, `tf.nn.softmax` or a
+    `keras.layers.Softmax` sublayer while it runs. A layer named in `layers=`
+    that computes no softmax is captured by its output (a `Dense(softmax)`
+    block) or the second item of `(output, weights)`.
+Every call of a captured layer on the probe is recorded (a layer shared by two
+branches gives two maps), in the order the model runs them.
 """
 
 import inspect
@@ -22,8 +30,28 @@ import inspect
 import keras
 import tensorflow as tf
 
+from tb_attention_plugin import masks
+
 MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
 DOT_ATTENTION_CLASSES = (keras.layers.Attention, keras.layers.AdditiveAttention)
+KNOWN_CLASSES = MHA_CLASSES + DOT_ATTENTION_CLASSES
+
+# Every public name a layer may compute a softmax through. The Keras ones all
+# resolve to `keras.src.ops.nn.softmax`, which on TensorFlow calls
+# `tf.nn.softmax`; the hooks pass nested calls through, so one softmax is
+# recorded once.
+_SOFTMAX_FUNCTIONS = (
+    (keras.src.ops, "softmax"),
+    (keras.src.ops.nn, "softmax"),
+    (keras.ops, "softmax"),
+    (keras.ops.nn, "softmax"),
+    (tf.nn, "softmax"),
+    (tf.math, "softmax"),
+)
+
+
+class CaptureError(ValueError):
+    """A layer that cannot be captured as it is; the message names the fix."""
 
 
 def layer_path(layer):
@@ -34,17 +62,32 @@ def all_layers(model):
     return list(model._flatten_layers(include_self=False, recursive=True))
 
 
+def _named_like_attention(layer):
+    return not isinstance(layer, KNOWN_CLASSES) and "attention" in type(layer).__name__.lower()
+
+
 def find_attention_layers(model):
-    """Every MHA, GQA, Attention and AdditiveAttention layer, at any depth."""
-    return [
-        layer
-        for layer in all_layers(model)
-        if isinstance(layer, MHA_CLASSES + DOT_ATTENTION_CLASSES)
+    """Every Keras attention layer at any depth, and every other layer whose
+    class is named like attention, unless it holds one of those (a block
+    around a MultiHeadAttention is left to the layer inside)."""
+    found = [
+        layer for layer in all_layers(model)
+        if isinstance(layer, KNOWN_CLASSES) or _named_like_attention(layer)
     ]
+    found_ids = {id(layer) for layer in found}
+
+    def holds_attention(layer):
+        return any(id(inner) in found_ids for inner in layer._flatten_layers(include_self=False))
+
+    return [layer for layer in found if isinstance(layer, KNOWN_CLASSES) or not holds_attention(layer)]
 
 
 def select_layers(model, names):
     """Layers chosen by `layers=`: each name matches a layer's name or path.
+
+    Returns:
+      (layers, required): `required` is False for layers found only by their
+      class name, which are dropped if they compute no softmax on the probe.
 
     Raises:
       ValueError: naming what was found, when nothing (or a name) is missing.
@@ -55,13 +98,15 @@ def select_layers(model, names):
         if not found:
             raise ValueError(
                 "AttentionCallback found no attention layer in model %r (no "
-                "MultiHeadAttention, GroupQueryAttention, Attention or "
-                "AdditiveAttention at any depth). Its layers are: %s. Pass "
-                "layers=['name'] to capture a layer whose output is attention "
-                "weights (e.g. a Dense(softmax) block) or a custom layer that "
-                "returns (output, weights)." % (model.name, _describe(candidates))
+                "MultiHeadAttention, GroupQueryAttention, Attention, "
+                "AdditiveAttention or layer class named like attention, at any "
+                "depth). Its layers are: %s. Pass layers=['name'] to capture a "
+                "layer that computes a softmax over keys, a layer whose output "
+                "is attention weights (e.g. a Dense(softmax) block) or a custom "
+                "layer that returns (output, weights)."
+                % (model.name, _describe(candidates))
             )
-        return found
+        return found, [isinstance(layer, KNOWN_CLASSES) for layer in found]
     if isinstance(names, str):
         names = [names]
     chosen = []
@@ -73,7 +118,7 @@ def select_layers(model, names):
                 % (name, model.name, _describe(candidates))
             )
         chosen.extend(l for l in matches if l not in chosen)
-    return chosen
+    return chosen, [True] * len(chosen)
 
 
 def _describe(layers):
@@ -83,174 +128,387 @@ def _describe(layers):
     return (shown or "none") + (" ..." if len(layers) > 40 else "")
 
 
-class Recording:
-    """What one layer produced during the probe trace (symbolic tensors)."""
+def unique_names(layers):
+    """Each layer's path, made unique where Keras paths collide (two nested
+    sub-models with an `att` layer) by appending `_2`, `_3`, ... in order."""
+    names, seen = [], {}
+    for layer in layers:
+        base = layer_path(layer)
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else "%s_%d" % (base, seen[base]))
+    return names
+
+
+class _Call:
+    """What one call of a captured layer computed (symbolic tensors)."""
+
+    def __init__(self, name, layer):
+        self.name = name
+        self.layer = layer
+        self.scores = None
+        self.mask = None
+        self.convention = None  # masks.KEEP when the layer's semantics say so
+        self.same_sequence = None  # scalar bool tensor, or None: unknown
+        self.causal = False  # use_causal_mask was passed
+        self.softmaxes = []  # (probabilities, mask or None, convention)
+        self.output = None
+
+
+class _Recorder:
+    """The state of one trace: which captured layer is running, what it did."""
 
     def __init__(self):
-        self.scores = None
-        self.query_valid = None  # (batch, q) bool, or None: unknown
-        self.key_valid = None  # (batch, k) bool, or None
-        self.same_sequence = None  # True / False, or None: unknown
-        self.graph = None  # the probe's graph; Keras also calls layers in scratch graphs
+        self.reset()
 
-    def wants(self, tensor):
-        """True for the first tensor from the probe's own graph."""
-        return self.scores is None and getattr(tensor, "graph", None) is self.graph
+    def reset(self):
+        self.graph = tf.compat.v1.get_default_graph()
+        self.calls = []  # _Call, in the order the model ran them
+        self.stack = []  # the captured calls running now, innermost last
+        self.in_softmax = False
+
+    def live(self, tensor):
+        """True for tensors of the probe's own graph (Keras also calls layers
+        in scratch graphs to infer shapes)."""
+        return getattr(tensor, "graph", None) is self.graph
+
+    def begin(self, name, layer):
+        call = _Call(name, layer)
+        self.calls.append(call)
+        self.stack.append(call)
+        return call
+
+    def end(self):
+        self.stack.pop()
+
+    def running(self, layer):
+        """The innermost running call, if it is `layer`'s."""
+        if self.stack and self.stack[-1] is not None and self.stack[-1].layer is layer:
+            return self.stack[-1]
+        return None
 
 
-def _valid_from_attention_mask(mask, recording):
-    if mask is None:
-        return
-    mask = tf.cast(mask, tf.bool)
-    if mask.shape.rank == 4:  # (batch, heads, q, k) masks: same for every head
-        mask = tf.reduce_any(mask, axis=1)
-    if mask.shape.rank == 3:
-        recording.query_valid = tf.reduce_any(mask, axis=2)
-        recording.key_valid = tf.reduce_any(mask, axis=1)
+def _first_tensor(values):
+    return next((v for v in tf.nest.flatten(values) if tf.is_tensor(v)), None)
 
 
-def _same_values(query, value, key=None):
+def _same_values(query, *others):
     """Scalar bool tensor: queries and keys/values are one sequence (self
     attention). Compared by value, since `mha(emb(x), emb(x))` gives two
     tensors with the same contents."""
-    others = [value] + ([key] if key is not None and key is not value else [])
-    if any(o is not query and tuple(o.shape) != tuple(query.shape) for o in others):
+    others = [o for o in others if o is not None and o is not query]
+    if any(tuple(o.shape) != tuple(query.shape) for o in others):
         return tf.constant(False)
+    if not others:
+        return tf.constant(True)
     return tf.reduce_all([tf.reduce_all(tf.equal(o, query)) for o in others])
 
 
-def _patch_mha(layer, recording):
-    original_compute = layer._compute_attention
+def _patch_mha(layer, name, recorder):
     original_call = layer.call
+    original_compute = layer._compute_attention
+    call_signature = inspect.signature(original_call)
+    compute_signature = inspect.signature(original_compute)
     is_gqa = isinstance(layer, keras.layers.GroupQueryAttention)
 
-    def call(query, value, key=None, *args, **kwargs):
-        if recording.same_sequence is None and recording.wants(query):
-            recording.same_sequence = _same_values(query, value, key)
-        return original_call(query, value, key, *args, **kwargs)
-
-    signature = inspect.signature(original_compute)
+    def call(*args, **kwargs):
+        bound = call_signature.bind(*args, **kwargs)
+        query = bound.arguments.get("query")
+        if not recorder.live(query):
+            return original_call(*args, **kwargs)
+        record = recorder.begin(name, layer)
+        record.same_sequence = _same_values(
+            query, bound.arguments.get("value"), bound.arguments.get("key")
+        )
+        record.causal = bool(bound.arguments.get("use_causal_mask", False))
+        try:
+            return original_call(*args, **kwargs)
+        finally:
+            recorder.end()
 
     def compute_attention(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        if "return_attention_scores" in signature.parameters:
+        bound = compute_signature.bind(*args, **kwargs)
+        if "return_attention_scores" in compute_signature.parameters:
             bound.arguments["return_attention_scores"] = True
         if is_gqa:
             # GQA reads the flag from the instance, set by `call`.
             layer._return_attention_scores = True
         output, scores = original_compute(*bound.args, **bound.kwargs)
-        if recording.wants(scores):
-            recording.scores = scores
-            _valid_from_attention_mask(bound.arguments.get("attention_mask"), recording)
+        record = recorder.running(layer)
+        if record is not None and record.scores is None and recorder.live(scores):
+            record.scores = scores
+            record.mask = bound.arguments.get("attention_mask")
+            record.convention = masks.KEEP
         return output, scores
 
     return {"call": call, "_compute_attention": compute_attention}
 
 
-def _patch_dot_attention(layer, recording):
+def _patch_dot_attention(layer, name, recorder):
     original_call = layer.call
 
     def call(inputs, mask=None, *args, **kwargs):
         asked = kwargs.pop("return_attention_scores", False)
-        output, scores = original_call(
-            inputs, mask, *args, return_attention_scores=True, **kwargs
-        )
-        if recording.wants(scores):
-            recording.scores = scores
-            recording.same_sequence = _same_values(*inputs[:3])
-            if mask is not None:
-                if mask[0] is not None:
-                    recording.query_valid = tf.cast(mask[0], tf.bool)
-                if len(mask) > 1 and mask[1] is not None:
-                    recording.key_valid = tf.cast(mask[1], tf.bool)
+        if not recorder.live(_first_tensor(inputs)):
+            return original_call(inputs, mask, *args, return_attention_scores=asked, **kwargs)
+        record = recorder.begin(name, layer)
+        try:
+            output, scores = original_call(
+                inputs, mask, *args, return_attention_scores=True, **kwargs
+            )
+        finally:
+            recorder.end()
+        record.scores = scores
+        record.same_sequence = _same_values(*inputs[:3])
+        record.causal = bool(kwargs.get("use_causal_mask", False))
+        record.mask = _mask_from_pair(mask, scores)
+        record.convention = masks.KEEP
         return (output, scores) if asked else output
 
     return {"call": call}
 
 
-def _patch_output(layer, recording):
+def _mask_from_pair(mask, scores):
+    """[query_mask, value_mask] of keras.layers.Attention -> (batch, q, k)."""
+    if mask is None or all(m is None for m in mask):
+        return None
+    shape = tf.shape(scores)
+    query = tf.ones(shape[:2], tf.bool) if mask[0] is None else tf.cast(mask[0], tf.bool)
+    value = (
+        tf.ones(tf.stack([shape[0], shape[2]]), tf.bool)
+        if len(mask) < 2 or mask[1] is None
+        else tf.cast(mask[1], tf.bool)
+    )
+    return tf.logical_and(query[:, :, None], value[:, None, :])
+
+
+def _patch_other(layer, name, recorder):
+    """A layer that is not a Keras attention layer: record its call arguments
+    and output; the softmax hooks record what it computes inside."""
     original_call = layer.call
+    try:
+        signature = inspect.signature(original_call)
+    except (TypeError, ValueError):
+        signature = None
 
     def call(*args, **kwargs):
-        outputs = original_call(*args, **kwargs)
-        weights = outputs[1] if isinstance(outputs, (tuple, list)) else outputs
-        if recording.wants(weights):
-            recording.scores = weights
+        if not recorder.live(_first_tensor((args, kwargs))):
+            return original_call(*args, **kwargs)
+        record = recorder.begin(name, layer)
+        arguments = _bind(signature, args, kwargs)
+        record.mask = next(
+            (v for k, v in arguments.items() if "mask" in k.lower() and tf.is_tensor(v)), None
+        )
+        sequences = [
+            v for k, v in arguments.items()
+            if tf.is_tensor(v) and v.shape.rank == 3 and v.dtype.is_floating
+            and not any(word in k.lower() for word in ("mask", "bias", "cache"))
+        ]
+        if sequences:
+            record.same_sequence = _same_values(*sequences)
+        try:
+            outputs = original_call(*args, **kwargs)
+        finally:
+            recorder.end()
+        record.output = outputs[1] if isinstance(outputs, (tuple, list)) and len(outputs) > 1 else outputs
         return outputs
 
     return {"call": call}
 
 
-def _patches_for(layer, recording):
+def _bind(signature, args, kwargs):
+    if signature is not None:
+        try:
+            return dict(signature.bind(*args, **kwargs).arguments)
+        except TypeError:
+            pass
+    named = {"arg%d" % i: a for i, a in enumerate(args)}
+    named.update(kwargs)
+    return named
+
+
+def _patch_softmax_layer(softmax_layer, recorder):
+    """A keras.layers.Softmax inside a captured layer (Llama's
+    `attention_softmax`): records its output and the mask it applied."""
+    original_call = softmax_layer.call
+
+    def call(inputs, mask=None):
+        record = recorder.stack[-1] if recorder.stack else None
+        if record is None or recorder.in_softmax:
+            return original_call(inputs, mask)
+        recorder.in_softmax = True
+        try:
+            outputs = original_call(inputs, mask)
+        finally:
+            recorder.in_softmax = False
+        if recorder.live(outputs) and outputs.shape.rank >= 3:
+            record.softmaxes.append((outputs, mask, masks.KEEP))
+        return outputs
+
+    return {"call": call}
+
+
+def _softmax_hook(original, recorder):
+    def softmax(x, *args, **kwargs):
+        record = recorder.stack[-1] if recorder.stack else None
+        if record is None or recorder.in_softmax:
+            return original(x, *args, **kwargs)
+        recorder.in_softmax = True
+        try:
+            outputs = original(x, *args, **kwargs)
+        finally:
+            recorder.in_softmax = False
+        if recorder.live(outputs) and outputs.shape.rank >= 3:
+            record.softmaxes.append((outputs, None, None))
+        return outputs
+
+    return softmax
+
+
+def _patches_for(layer, name, recorder):
+    """{(object, attribute): replacement} for one captured layer."""
     if isinstance(layer, MHA_CLASSES):
-        return _patch_mha(layer, recording)
-    if isinstance(layer, DOT_ATTENTION_CLASSES):
-        return _patch_dot_attention(layer, recording)
-    return _patch_output(layer, recording)
+        patches = _patch_mha(layer, name, recorder)
+    elif isinstance(layer, DOT_ATTENTION_CLASSES):
+        patches = _patch_dot_attention(layer, name, recorder)
+    else:
+        patches = _patch_other(layer, name, recorder)
+        for inner in layer._flatten_layers(include_self=False, recursive=True):
+            if isinstance(inner, keras.layers.Softmax):
+                for attr, fn in _patch_softmax_layer(inner, recorder).items():
+                    yield (inner, attr), fn
+    for attr, fn in patches.items():
+        yield (layer, attr), fn
+
+
+class Captured:
+    """One call of one layer on the probe, as numpy arrays."""
+
+    def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source):
+        self.name = name  # the layer's tag name (path, unique; `/call_2`... for later calls)
+        self.layer = layer
+        self.scores = scores  # (batch, heads, q, k) or (batch, q, k) or what a picked layer returned
+        self.mask = mask  # the mask the layer applied, any form of masks.py, or None
+        self.convention = convention  # masks.KEEP, or None: decide from the data
+        self.same_sequence = same_sequence  # True / False, or None: unknown
+        self.causal = causal  # the layer was told to mask causally
+        self.source = source  # "scores", "softmax" or "output": how it was found
 
 
 class ProbeFunction:
-    """The model's forward pass on the probe, returning every layer's scores.
+    """The model's forward pass on the probe, returning every layer's
+    attention. Traced once (with the hooks installed) when built; calling it
+    runs the graph and returns a list of `Captured`, in the order the model
+    ran the layers.
 
-    Traced once (with the wrappers installed) when built; calling it runs the
-    graph and returns {path: dict(scores=, query_valid=, key_valid=,
-    same_sequence=)} of numpy arrays.
+    Raises (when built):
+      CaptureError: a required layer recorded nothing, or a layer computed
+        several softmaxes per call (it holds several attentions).
     """
 
-    def __init__(self, model, layers, probe):
-        self.paths = [layer_path(l) for l in layers]
+    def __init__(self, model, layers, required, probe, names=None):
         self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
-        recordings = {path: Recording() for path in self.paths}
+        names = names or unique_names(layers)
+        recorder = _Recorder()
+        self.skipped = []  # layers found by class name that computed no softmax
+        required_by_layer = {id(l): r for l, r in zip(layers, required)}
 
         def forward(x):
             # tf.function traces twice when the first call creates variables
             # (an unbuilt model): start every trace afresh.
-            for r in recordings.values():
-                r.__init__()
-                r.graph = tf.compat.v1.get_default_graph()
+            recorder.reset()
             model(x, training=False)
-            missing = [p for p, r in recordings.items() if r.scores is None]
-            if missing:
-                raise ValueError(
-                    "these layers did not run on the probe, so no attention was "
-                    "recorded: %s. Check that the probe is the input the model "
-                    "takes and that the layers are on its forward path" % missing
-                )
-            out = {}
-            for path, r in recordings.items():
-                out[path] = {
-                    "same_sequence": tf.constant(-1) if r.same_sequence is None
-                    else tf.cast(r.same_sequence, tf.int32),
-                    "scores": r.scores,
-                    "query_valid": r.query_valid if r.query_valid is not None else tf.zeros([0]),
-                    "key_valid": r.key_valid if r.key_valid is not None else tf.zeros([0]),
-                }
-            return out
+            return self._plan(recorder.calls, names, required, required_by_layer)
 
         installed = []
         try:
-            for layer, path in zip(layers, self.paths):
-                for name, fn in _patches_for(layer, recordings[path]).items():
-                    object.__setattr__(layer, name, fn)
-                    installed.append((layer, name))
+            for layer, name in zip(layers, names):
+                for (owner, attr), fn in _patches_for(layer, name, recorder):
+                    object.__setattr__(owner, attr, fn)
+                    installed.append((owner, attr, None))
+            for module, attr in _SOFTMAX_FUNCTIONS:
+                original = getattr(module, attr)
+                setattr(module, attr, _softmax_hook(original, recorder))
+                installed.append((module, attr, original))
             self._concrete = tf.function(forward).get_concrete_function(self._probe)
         finally:
-            for layer, name in installed:
-                object.__delattr__(layer, name)
+            for owner, attr, original in reversed(installed):
+                if original is None:
+                    object.__delattr__(owner, attr)
+                else:
+                    setattr(owner, attr, original)
+
+    def _plan(self, calls, names, required, required_by_layer):
+        """Picks what to return for every recorded call: {key: tensors}, the
+        keys sorting in the order the model ran the calls."""
+        counts, out, meta = {}, {}, {}
+        ran = set()
+        for call in calls:
+            chosen = self._choose(call, required_by_layer[id(call.layer)])
+            if chosen is None:
+                continue
+            scores, mask, convention, source = chosen
+            counts[call.name] = counts.get(call.name, 0) + 1
+            name = call.name if counts[call.name] == 1 else "%s/call_%d" % (call.name, counts[call.name])
+            ran.add(call.name)
+            key = "c%03d" % len(out)
+            out[key] = {
+                "scores": scores,
+                "mask": mask if mask is not None else tf.zeros([0]),
+                "same_sequence": tf.constant(-1) if call.same_sequence is None
+                else tf.cast(call.same_sequence, tf.int32),
+            }
+            meta[key] = (name, call.layer, mask is not None, convention, call.causal, source)
+        missing = [n for n, r in zip(names, required) if r and n not in ran]
+        if missing:
+            raise CaptureError(
+                "these layers did not run on the probe, so no attention was "
+                "recorded: %s. Check that the probe is the input the model "
+                "takes and that the layers are on its forward path" % missing
+            )
+        self.skipped = [n for n, r in zip(names, required) if not r and n not in ran]
+        self._meta = meta
+        return out
+
+    @staticmethod
+    def _choose(call, required):
+        """(scores, mask, convention, source) of one call, or None to skip."""
+        if call.scores is not None:
+            return call.scores, call.mask, call.convention, "scores"
+        if len(call.softmaxes) == 1:
+            probabilities, mask, convention = call.softmaxes[0]
+            if mask is None:
+                mask, convention = call.mask, None
+            return probabilities, mask, convention, "softmax"
+        if len(call.softmaxes) > 1:
+            inner = [
+                layer_path(l) for l in call.layer._flatten_layers(include_self=False, recursive=True)
+                if isinstance(l, KNOWN_CLASSES) or _named_like_attention(l)
+            ]
+            raise CaptureError(
+                "layer %r computes %d softmaxes each time it runs, so it holds "
+                "several attentions; pass layers=[...] with the attention layers "
+                "inside it%s"
+                % (call.name, len(call.softmaxes), " (%s)" % ", ".join(inner) if inner else "")
+            )
+        if required and call.output is not None:
+            return call.output, None, None, "output"
+        return None
 
     def __call__(self):
         result = self._concrete(self._probe)
-        out = {}
-        for path in self.paths:
-            values = result[path]
-            q_valid = values["query_valid"].numpy()
-            k_valid = values["key_valid"].numpy()
-            out[path] = {
-                "scores": values["scores"].numpy(),
-                "query_valid": q_valid.astype(bool) if q_valid.ndim == 2 else None,
-                "key_valid": k_valid.astype(bool) if k_valid.ndim == 2 else None,
-                # -1: unknown (a layer captured by its output)
-                "same_sequence": None if int(values["same_sequence"]) < 0
-                else bool(values["same_sequence"]),
-            }
-        return out
+        captured = []
+        for key in sorted(result):
+            name, layer, has_mask, convention, causal, source = self._meta[key]
+            values = result[key]
+            same = int(values["same_sequence"])
+            captured.append(Captured(
+                name=name,
+                layer=layer,
+                scores=values["scores"].numpy(),
+                mask=values["mask"].numpy() if has_mask else None,
+                convention=convention,
+                same_sequence=None if same < 0 else bool(same),
+                causal=causal,
+                source=source,
+            ))
+        return captured

@@ -20,6 +20,8 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
 All derived numbers are computed here from the full-precision scores.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -80,6 +82,135 @@ def infer_kind(maps, same_sequence):
     return "self"
 
 
+@dataclasses.dataclass
+class LayerStep:
+    """One layer's attention at one step, cropped to the real tokens once;
+    everything `write` needs, nothing it must re-derive from shapes."""
+
+    name: str
+    maps: list  # per example: float32 (heads, q_len, k_len), cropped
+    spans: list  # per example: ((q_offset, q_len), (k_offset, k_len))
+    query_tokens: list  # per example: the q_len kept query tokens
+    key_tokens: list  # per example: the k_len kept key tokens
+    kind: str  # "self", "causal" or "cross"
+    has_head_axis: bool  # False: the layer's scores were (batch, q, k)
+    encoding: str = "uint8"
+    layer_class: str = ""
+    layer_index: int = 0
+    rollout: list = None  # per example: rollout importance over the kept keys
+    rollout_stack: str = ""
+    description: str = None
+
+
+def prepare(
+    name,
+    scores,
+    *,
+    query_tokens=None,
+    key_tokens=None,
+    query_mask=None,
+    key_mask=None,
+    kind=None,
+    encoding="uint8",
+    layer_class="",
+    layer_index=0,
+    description=None,
+):
+    """Checks and crops one layer's scores into a LayerStep (arguments as
+    for `attention`).
+
+    Raises:
+      ValueError: bad shapes, token counts, kind or encoding, or NaN/Inf.
+    """
+    encoding_lib.parse_encoding(encoding)
+    has_head_axis = np.ndim(scores) == 4
+    scores = as_head_first(scores)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("attention scores of %r contain NaN or Inf" % (name,))
+    batch, _, q, k = scores.shape
+    if batch == 0:
+        raise ValueError("attention scores of %r hold no example (batch of 0)" % name)
+    maps, spans = crop_examples(scores, query_mask, key_mask)
+    if kind is None:
+        kind = infer_kind(maps, same_sequence=(q == k))
+    if kind not in _KINDS:
+        raise ValueError("kind must be one of %s, got %r" % (sorted(_KINDS), kind))
+    if key_tokens is None and q == k:
+        key_tokens = query_tokens
+    query_tokens = _tokens_or_positions(query_tokens, batch, q, "query_tokens")
+    key_tokens = _tokens_or_positions(key_tokens, batch, k, "key_tokens")
+    return LayerStep(
+        name=name,
+        maps=maps,
+        spans=spans,
+        query_tokens=[t[qo : qo + ql] for t, ((qo, ql), _) in zip(query_tokens, spans)],
+        key_tokens=[t[ko : ko + kl] for t, (_, (ko, kl)) in zip(key_tokens, spans)],
+        kind=kind,
+        has_head_axis=has_head_axis,
+        encoding=encoding,
+        layer_class=layer_class,
+        layer_index=layer_index,
+        description=description,
+    )
+
+
+def serialize(record):
+    """Everything one LayerStep writes, computed before anything is written:
+    a list of (tag, tensor, SummaryMetadata). Encoding, importance and head
+    statistics happen here, from the float32 maps."""
+    maps = record.maps
+    encoding_value = encoding_lib.parse_encoding(record.encoding)
+    info = PluginData(
+        role=PluginData.MAPS,
+        layer=record.name,
+        kind=_KINDS[record.kind],
+        num_heads=maps[0].shape[0],
+        has_head_axis=record.has_head_axis,
+        layer_class=record.layer_class,
+        encoding=encoding_value,
+        rows_normalized=all(numerics.rows_sum_to_one(m) for m in maps if m.size),
+        layer_index=record.layer_index,
+        rollout_stack=record.rollout_stack,
+    )
+    for i, ((qo, ql), (ko, kl)) in enumerate(record.spans):
+        info.examples.add(
+            query_tokens=record.query_tokens[i],
+            key_tokens=record.key_tokens[i],
+            query_offset=qo,
+            key_offset=ko,
+            query_length=ql,
+            key_length=kl,
+        )
+    blobs = [encoding_lib.encode(m, encoding_value) for m in maps]
+    out = [(
+        metadata.tag_for(record.name, PluginData.MAPS),
+        tf.constant(blobs, dtype=tf.string),
+        metadata.create_summary_metadata(info, record.description),
+    )]
+    derived = [
+        (PluginData.IMPORTANCE, _importance_tensor(maps)),
+        (PluginData.HEAD_STATS, np.stack([numerics.head_statistics(m) for m in maps])),
+    ]
+    if record.rollout is not None:
+        derived.append((PluginData.ROLLOUT, _pad_rows(record.rollout, record.spans)))
+    for role, array in derived:
+        out.append((
+            metadata.tag_for(record.name, role),
+            tf.constant(array, dtype=tf.float32),
+            metadata.create_summary_metadata(PluginData(role=role, layer=record.name)),
+        ))
+    return out
+
+
+def write(serialized, step):
+    """Writes what `serialize` made (of one layer or many) at `step` to the
+    default summary writer. Returns True if it was written."""
+    written = True
+    for tag, tensor, summary_metadata in serialized:
+        written &= bool(tf.summary.write(tag=tag, tensor=tensor, step=step, metadata=summary_metadata))
+    return written
+
+
 def attention(
     name,
     scores,
@@ -133,67 +264,22 @@ def attention(
         step = tf.summary.experimental.get_step()
         if step is None:
             raise ValueError("no step: pass step= or call tf.summary.experimental.set_step")
-    step = int(step)
-    encoding_value = encoding_lib.parse_encoding(encoding)
-    has_head_axis = np.ndim(scores) == 4
-    scores = as_head_first(scores)
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(
-            "attention scores of %r contain NaN or Inf; nothing written for step %d"
-            % (name, step)
-        )
-    batch, heads, q, k = scores.shape
-    if batch == 0:
-        raise ValueError("attention scores of %r hold no example (batch of 0)" % name)
-    maps, spans = crop_examples(scores, query_mask, key_mask)
-    if kind is None:
-        kind = infer_kind(maps, same_sequence=(q == k))
-    if kind not in _KINDS:
-        raise ValueError("kind must be one of %s, got %r" % (sorted(_KINDS), kind))
-    if key_tokens is None and q == k:
-        key_tokens = query_tokens
-    query_tokens = _tokens_or_positions(query_tokens, batch, q, "query_tokens")
-    key_tokens = _tokens_or_positions(key_tokens, batch, k, "key_tokens")
-
-    info = PluginData(
-        role=PluginData.MAPS,
-        layer=name,
-        kind=_KINDS[kind],
-        num_heads=heads,
-        has_head_axis=has_head_axis,
-        layer_class=layer_class,
-        encoding=encoding_value,
-        rows_normalized=all(numerics.rows_sum_to_one(m) for m in maps if m.size),
-        layer_index=layer_index,
-        rollout_stack=rollout_stack,
-    )
-    for i, ((qo, ql), (ko, kl)) in enumerate(spans):
-        info.examples.add(
-            query_tokens=query_tokens[i][qo : qo + ql],
-            key_tokens=key_tokens[i][ko : ko + kl],
-            query_offset=qo,
-            key_offset=ko,
-            query_length=ql,
-            key_length=kl,
-        )
-
-    blobs = [encoding_lib.encode(m, encoding_value) for m in maps]
-    written = tf.summary.write(
-        tag=metadata.tag_for(name, PluginData.MAPS),
-        tensor=tf.constant(blobs, dtype=tf.string),
-        step=step,
-        metadata=metadata.create_summary_metadata(info, description),
-    )
-    _write_tensor(name, PluginData.IMPORTANCE, _importance_tensor(maps), step)
-    _write_tensor(
+    record = prepare(
         name,
-        PluginData.HEAD_STATS,
-        np.stack([numerics.head_statistics(m) for m in maps]).astype(np.float32),
-        step,
+        scores,
+        query_tokens=query_tokens,
+        key_tokens=key_tokens,
+        query_mask=query_mask,
+        key_mask=key_mask,
+        kind=kind,
+        encoding=encoding,
+        layer_class=layer_class,
+        layer_index=layer_index,
+        description=description,
     )
-    if rollout is not None:
-        _write_tensor(name, PluginData.ROLLOUT, _pad_rows(rollout, spans), step)
-    return bool(written)
+    record.rollout = rollout
+    record.rollout_stack = rollout_stack
+    return write(serialize(record), int(step))
 
 
 def _importance_tensor(maps):
@@ -223,16 +309,6 @@ def _pad_rows(rows, spans):
             )
         out[i, :kl] = row
     return out
-
-
-def _write_tensor(name, role, array, step):
-    info = PluginData(role=role, layer=name)
-    tf.summary.write(
-        tag=metadata.tag_for(name, role),
-        tensor=tf.constant(array, dtype=tf.float32),
-        step=step,
-        metadata=metadata.create_summary_metadata(info),
-    )
 
 
 def _mask_or_all(mask, batch, length, what):

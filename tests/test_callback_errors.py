@@ -96,7 +96,7 @@ class SometimesNaNAttention(keras.layers.Layer):
 
     def call(self, x):
         scores = keras.ops.matmul(x, keras.ops.transpose(x, (0, 2, 1)))
-        return x, keras.ops.softmax(scores, axis=-1) * self.poison
+        return x, keras.ops.softmax(scores * self.poison, axis=-1)
 
 
 class Poison(keras.callbacks.Callback):
