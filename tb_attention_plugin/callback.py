@@ -197,7 +197,7 @@ class AttentionCallback(keras.callbacks.Callback):
         first = self._probe_fn()
         self._plans = {}
         for index, captured in enumerate(first):
-            self._plans[captured.name] = self._plan_layer(captured, index)
+            self._plans[captured.name] = self._plan_layer(captured, index, list(self._plans.values()))
         self._check_budget()
         return first
 
@@ -302,9 +302,10 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_index=plan.index,
         )
 
-    def _plan_layer(self, captured, index):
+    def _plan_layer(self, captured, index, earlier):
         """Facts fixed for the whole run, from the first capture: orientation,
-        real tokens, token strings, kind."""
+        real tokens, token strings, kind. `earlier`: the plans of the layers
+        the model ran before this one."""
         name = captured.name
         scores = np.asarray(captured.scores)
         transpose = _softmax_over_axis_1(scores) if captured.source == "output" else False
@@ -340,6 +341,15 @@ class AttentionCallback(keras.callbacks.Callback):
             query_valid = query_valid & key_valid
         query_source = tokens_lib.match(self._sources, q, prefer_last=not same)
         key_source = query_source if same else tokens_lib.match(self._sources, k)
+        query_tokens = query_source.tokens if query_source else None
+        if not same and (query_valid is None or query_valid.all()):
+            # A cross-attention mask covers the keys only. Its queries are the
+            # sequence of the self-attention that ran last before it on the
+            # same length (the decoder's own, in every decoder block): take
+            # that layer's real queries and tokens.
+            own = next((p for p in reversed(earlier) if p.kind != "cross" and p.shape[0] == q), None)
+            if own is not None and own.query_mask is not None:
+                query_valid, query_tokens = own.query_mask, own.query_tokens
         query_mask = _combine(query_valid, query_source)
         key_mask = _combine(key_valid, key_source)
         maps, spans = summary.crop_examples(scores, query_mask, key_mask)
@@ -353,7 +363,7 @@ class AttentionCallback(keras.callbacks.Callback):
             name=name,
             transpose=transpose,
             shape=(q, k),
-            query_tokens=query_source.tokens if query_source else None,
+            query_tokens=query_tokens,
             key_tokens=key_source.tokens if key_source else None,
             query_mask=query_mask,
             key_mask=key_mask,

@@ -47,7 +47,8 @@ class LayerAttention:
     head_stats: np.ndarray  # (S, examples, H, 3): entropy, max weight, distance
     rollout: list | None  # per example, (S, k), or None when not stored
     rows_normalized: bool
-    layer_index: int  # position in the model, for ordering
+    layer_index: int  # order in which the model runs the layer
+    rollout_stack: str  # first layer of this layer's rollout stack ("" if none)
 
 
 def event_files(logdir):
@@ -137,4 +138,5 @@ def _assemble(info, map_values, tags):
         else [rollout[:, i, : e.key_length] for i, e in enumerate(examples)],
         rows_normalized=info.rows_normalized,
         layer_index=info.layer_index,
+        rollout_stack=info.rollout_stack,
     )

@@ -11,6 +11,11 @@ A `tokens` argument takes one of these forms:
 For a probe with several inputs (tuple, list or dict), give either one form
 for all inputs, or one per input in the same structure (a tuple/list with one
 entry per input, or a dict with the probe's keys).
+
+Inputs of a dict probe whose key says they carry no tokens (`padding_mask`,
+`segment_ids`, `token_type_ids`, `position_ids`: a key containing "mask",
+"segment", "type" or "position") never label maps and are never cropped by
+`pad_id`, unless `tokens` names them explicitly.
 """
 
 import numpy as np
@@ -20,12 +25,13 @@ import tensorflow as tf
 class TokenSource:
     """Token strings and real-token masks of one integer input of the probe."""
 
-    def __init__(self, name, ids, tokens, pad_id):
+    def __init__(self, name, ids, tokens, pad_id, labelled=True):
         self.name = name
         self.ids = ids
         self.length = ids.shape[1]
         self.tokens = tokens  # list per example of list of str (length each)
         self.mask = None if pad_id is None else ids != pad_id
+        self.labelled = labelled  # False: given no tokens of its own (positions)
 
 
 def probe_batch_size(probe):
@@ -56,8 +62,13 @@ def token_sources(probe, tokens, pad_id):
     flat_probe = tf.nest.flatten(probe)
     names = _input_names(probe)
     specs = _spec_per_input(probe, tokens, len(flat_probe))
+    named_per_input = isinstance(probe, dict) and isinstance(tokens, dict) and set(tokens) <= set(probe)
     sources = []
     for name, leaf, spec in zip(names, flat_probe, specs):
+        if isinstance(probe, dict) and _carries_no_tokens(name) and not (
+            named_per_input and name in tokens
+        ):
+            continue
         ids = np.asarray(leaf)
         if ids.ndim != 2:
             if _is_explicit(spec):
@@ -73,8 +84,16 @@ def token_sources(probe, tokens, pad_id):
                 ids = np.zeros(ids.shape, dtype=np.int64)
             else:
                 continue
-        sources.append(TokenSource(name, ids, _decode(spec, ids, name), pad_id))
+        sources.append(TokenSource(name, ids, _decode(spec, ids, name), pad_id, labelled=spec is not None))
     return sources
+
+
+_NO_TOKEN_WORDS = ("mask", "segment", "type", "position")
+
+
+def _carries_no_tokens(name):
+    """Probe keys like padding_mask, segment_ids, token_type_ids."""
+    return any(word in name.lower() for word in _NO_TOKEN_WORDS)
 
 
 def _input_names(probe):
@@ -145,10 +164,13 @@ def _decode(spec, ids, name):
 def match(sources, length, prefer_last=False):
     """The token source whose sequence length is `length`, or None.
 
+    Inputs given tokens of their own come before those shown as positions.
     With several inputs of that length, the first is taken (the last with
     prefer_last, which picks the decoder side of an encoder-decoder probe).
     """
     candidates = [s for s in sources if s.length == length]
+    if any(s.labelled for s in candidates):
+        candidates = [s for s in candidates if s.labelled]
     if not candidates:
         return None
     return candidates[-1] if prefer_last else candidates[0]
