@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,16 +32,42 @@ def parse_args(description, presets, argv=None, extra=None):
     return args, preset
 
 
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch: its number, seconds, and the metrics Keras logged.
+
+    Replaces Keras's progress bar, whose first-step estimate includes tracing
+    the graph (hours, for a run of seconds) and which floods a terminal that is
+    not a TTY (`make`, CI logs) with one redraw per batch.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = ", ".join("%s %.3f" % (name, float(value)) for name, value in sorted((logs or {}).items()))
+        print("epoch %d/%d (%.0f s): %s" % (epoch + 1, self.params["epochs"],
+                                            time.perf_counter() - self.epoch_start, metrics), flush=True)
+
+
 def train(model, x, y, args, probe, tokens, update_freq, validation_data=None, **callback_kwargs):
-    """Fits with Keras's TensorBoard scalars and the AttentionCallback in one run."""
+    """Fits with Keras's TensorBoard scalars and the AttentionCallback in one run.
+
+    Prints one line per epoch and one when done, unless DEMO_QUIET=1.
+    """
+    quiet = os.environ.get("DEMO_QUIET") == "1"
     callbacks = [
         keras.callbacks.TensorBoard(args.logdir),
         AttentionCallback(args.logdir, probe, tokens=tokens, update_freq=update_freq, **callback_kwargs),
     ]
+    if not quiet:
+        callbacks.append(EpochLine())
+    start = time.perf_counter()
     history = model.fit(
         x, y, epochs=args.epochs, batch_size=32, validation_data=validation_data,
-        callbacks=callbacks, verbose=1 if os.environ.get("DEMO_QUIET") != "1" else 0,
+        callbacks=callbacks, verbose=0,
     )
-    print("attention written to %s; view it with: tensorboard --logdir %s"
-          % (args.logdir, os.path.dirname(os.path.abspath(args.logdir))))
+    if not quiet:
+        print("Trained in %.0f s; attention written to %s. To look at it: tensorboard --logdir %s, "
+              "then open the Attention tab." % (time.perf_counter() - start, args.logdir,
+                                                os.path.dirname(os.path.abspath(args.logdir))), flush=True)
     return history

@@ -6,7 +6,7 @@ Reviews -> Embedding (mask_zero, so padding is masked) + learned positions ->
 MultiHeadAttention (4 heads, self attention, no residual: everything the
 classifier sees went through attention) -> masked mean pooling -> sigmoid.
 
-Data: `keras.datasets.imdb` when it can be downloaded; else a copy in keras's
+Data: `keras.datasets.imdb` when its host answers; else a copy in keras's
 format already in the keras cache (`$KERAS_HOME/datasets/imdb.npz` and
 `imdb_word_index.json`); else, offline, a generated corpus of real English
 words whose label is decided by the sentiment words in the text. Ids follow
@@ -123,13 +123,29 @@ def keras_cache_dir():
     return os.path.join(home, "datasets")
 
 
+IMDB_HOST = "storage.googleapis.com"  # where keras.datasets.imdb downloads from
+
+
+def host_reachable(host=IMDB_HOST, port=443, timeout=3):
+    """True when a TCP connection to host:port opens within `timeout` seconds."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_imdb(num_words, offline=False, generated_size=4000, seed=0):
     """((x_train, y_train), (x_test, y_test), word_index, source).
 
-    Tries keras.datasets.imdb (download), then keras's format in the keras
-    cache, then the generated corpus. x are lists of ids (not padded).
+    Uses keras.datasets.imdb (keras's cached copy, or a download) when there
+    is a cached copy or its host answers; else a copy in keras's format in
+    the keras cache; else the generated corpus. x are lists of ids (not
+    padded).
     """
-    if not offline:
+    cache = keras_cache_dir()
+    cached = os.path.exists(os.path.join(cache, "imdb.npz"))  # keras's loader reads its cache offline
+    if not offline and (cached or host_reachable()):
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(15)
         try:
@@ -137,23 +153,33 @@ def load_imdb(num_words, offline=False, generated_size=4000, seed=0):
             word_index = keras.datasets.imdb.get_word_index()
             return train, test, word_index, "keras.datasets.imdb"
         except Exception as e:
-            print("IMDB download failed (%s); trying the keras cache, then a "
-                  "generated corpus" % str(e).splitlines()[0][:120], file=sys.stderr)
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print("The IMDB download failed (%s); the demo goes on with the keras cache or, "
+                  "failing that, a generated corpus." % reason, file=sys.stderr)
         finally:
             socket.setdefaulttimeout(previous)
-    cache = keras_cache_dir()
     if os.path.exists(os.path.join(cache, "imdb.npz")) and os.path.exists(
         os.path.join(cache, "imdb_word_index.json")
     ):
         train, test, word_index = _load_keras_format(cache, num_words)
         return train, test, word_index, "keras cache " + cache
-    print("Using a generated review corpus (real English words, label decided "
-          "by sentiment words): the IMDB host is not reachable.", file=sys.stderr)
     reviews, labels = generated_corpus(generated_size, seed=seed)
     word_index = word_index_of(reviews)
     x = encode(reviews, word_index, num_words)
     split = int(0.8 * len(x))
     return (x[:split], labels[:split]), (x[split:], labels[split:]), word_index, "generated"
+
+
+def describe_source(source, offline):
+    """The one line the demo prints about where its reviews come from."""
+    if source == "keras.datasets.imdb":
+        return "Data: IMDB reviews from keras.datasets.imdb."
+    if source.startswith("keras cache"):
+        return "Data: IMDB reviews in keras's format from the %s." % source
+    why = ("--offline was given" if offline else
+           "%s (where keras.datasets.imdb downloads from) cannot be reached" % IMDB_HOST)
+    return ("Data: %s, so the demo trains on a generated corpus of real English words "
+            "whose label follows their sentiment words." % why)
 
 
 class TokenAndPositionEmbedding(keras.layers.Layer):
@@ -192,7 +218,7 @@ def main(argv=None):
     )
     (x_train, y_train), (x_test, y_test), word_index, source = load_imdb(
         preset["num_words"], offline=args.offline, seed=args.seed)
-    print("data:", source)
+    print(describe_source(source, args.offline), flush=True)
     pad = lambda xs: keras.utils.pad_sequences(xs, maxlen=preset["maxlen"])
     x_train, x_test = pad(x_train[: preset["train"]]), pad(x_test)
     y_train = np.asarray(y_train[: preset["train"]])
