@@ -22,33 +22,44 @@ KERAS_HUB := keras-hub==0.32.0
 
 .PHONY: install test demo demo-train bench clean
 
+# Every stage prints one line starting with "==>"; pip prints only errors.
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
 # Re-installs when setup.py changes; the package is installed editable.
 $(VENV)/.installed: setup.py Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[cpu,test]"
-	if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
-	  $(PY) -m pip install -q --no-deps "$(KERAS_HUB)"; \
-	else echo "Python < 3.11: keras-hub not installed, the zoo tests will be skipped"; fi
-	touch $@
+	@echo "==> Installing tb-attention with TensorFlow (CPU) and the test tools into $(VENV) (first time: a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
+	@# setuptools' notice on editable installs ("be careful with folders ...
+	@# named like your package") asks nothing of a user: not shown.
+	@PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -e ".[cpu,test]"
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  $(PIP) install --no-deps "$(KERAS_HUB)"; \
+	else echo "    Python < 3.11: keras-hub not installed, the zoo tests will be skipped"; fi
+	@touch $@
 
 install: $(VENV)/.installed
 
 test: install
-	$(PY) -m pytest tests
-	@if command -v node >/dev/null; then node --test frontend/tests/; else echo "node not found: frontend unit tests skipped"; fi
+	@echo "==> Running the Python tests (pytest tests; several minutes)"
+	@$(PY) -m pytest tests
+	@if command -v node >/dev/null; then echo "==> Running the tab's unit tests (node --test)"; node --test frontend/tests/; \
+	else echo "==> node not found: the tab's unit tests are skipped (apt-get install nodejs)"; fi
 
 demo-train: install
 	@for d in $(if $(filter all,$(DEMO)),$(DEMOS),$(DEMO)); do \
+	  echo "==> Training the $$d demo ($(PRESET) preset) into $(LOGDIR)/$$d"; \
 	  $(PY) -m demo_models.$$d --logdir $(LOGDIR)/$$d --preset $(PRESET) $(if $(EPOCHS),--epochs $(EPOCHS)) || exit 1; \
 	done
 
 demo: demo-train
-	@echo "Open http://localhost:$(PORT)/#attention"
-	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host 127.0.0.1
+	@echo "==> Starting TensorBoard on $(LOGDIR)"
+	@$(PY) -m demo_models.serve --logdir $(LOGDIR) --port $(PORT)
 
 bench: install
-	$(PY) -m pip install -q -e ".[cpu,test,bench]"
+	@echo "==> Installing the benchmark extras"
+	@$(PIP) install -e ".[cpu,test,bench]"
+	@echo "==> Running the benchmarks (writes BENCHMARKS.md)"
 	BENCH_DEMO_LOGDIR=$(LOGDIR) $(PY) -m bench.run_all
 
 clean:

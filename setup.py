@@ -56,8 +56,14 @@ setuptools.setup(
             "tokenizers",
             "sentencepiece",
             "kagglehub",
+            # tests/test_wheel.py builds the wheel; tests/test_notebook.py
+            # runs the README's notebook lines (%tensorboard, pandas)
+            "build",
+            "ipython",
+            "pandas",
         ],
         "bench": ["matplotlib"],  # only for the image-summary comparison
+        "docs": ["Pillow", "playwright>=1.40"],  # docs/make_gif.py
     },
     entry_points={
         "tensorboard_plugins": [
