@@ -1,51 +1,33 @@
-"""The Attention tab's backend: HTTP routes over TensorBoard's data provider.
+"""The Attention tab's backend: thin HTTP routes over the store.
 
-Every route is documented in http_api.md. Handlers only parse the request and
-respond; the `*_impl` methods return plain data and are what tests call.
-Reads go through `context.data_provider` only (RustBoard or the Python
-reader), called through `data_calls` (which avoids RustBoard's 40 ms
-transport stall), and repeated reads are served from a bounded LRU cache
-whose keys include the tag's newest step and wall time, so new captures are
-seen at once.
+Every route is documented in http_api.md. A handler parses its parameters
+(`params`), asks the store (`store`: reading through TensorBoard's data
+provider, checking against the metadata, decoding, caching) and responds.
+Every error a route can answer is a `tensorboard.errors.PublicError` and is
+sent as a JSON `{"error": {...}}` with its 4xx status; every JSON reply is
+strict (non-finite numbers are `null`).
 """
 
 import json
 import logging
 import mimetypes
 import os
-import threading
-import time
 
 import numpy as np
 from tensorboard import errors
 from tensorboard import plugin_util
 from tensorboard.backend import http_util
-from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_attention_plugin import data_calls
-from tb_attention_plugin import encoding as encoding_lib
 from tb_attention_plugin import metadata
-from tb_attention_plugin.lru_cache import LruCache
+from tb_attention_plugin import params
+from tb_attention_plugin import store as store_lib
 
 logger = logging.getLogger(__name__)
 
 PluginData = metadata.PluginData
-
-# Downsample value meaning "every step" (a hint of 0 reads nothing).
-_ALL_STEPS = 2**31 - 1
-# Largest integer a query parameter may hold; larger is a 400, not a crash.
-_MAX_INT = 2**62
-# Bound of the plugin's cache: decoded maps, blob indexes and derived series.
-# Four 256-token layers' received-importance series over 1000 steps (74 MB
-# each) fit, with room for maps.
-_CACHE_BYTES = 512 * 1024 * 1024
-_IMPORTANCE_MODES = {"received": 0, "given": 1}
-# How long a listing of the plugin's tags is reused: new data arrives at most
-# every reload interval (5 s by default), and a listing call costs a few ms
-# plus parsing, so a route answers from memory when it can.
-_LISTING_TTL_S = 2.0
 
 
 def frontend_dir():
@@ -73,6 +55,22 @@ def _load_frontend():
     return files
 
 
+def _route(handler):
+    """A werkzeug app from handler(self, request) that answers every
+    PublicError (400, 404, 422) as a JSON error."""
+
+    @wrappers.Request.application
+    def serve(self, request):
+        try:
+            return handler(self, request)
+        except errors.PublicError as e:
+            return error_response(request, e)
+
+    serve.__name__ = handler.__name__
+    serve.__doc__ = handler.__doc__
+    return serve
+
+
 class AttentionPlugin(base_plugin.TBPlugin):
     """Serves captured attention maps, importance and head statistics."""
 
@@ -80,13 +78,14 @@ class AttentionPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context):
         data_provider = context.data_provider
-        self._call = data_calls.DataCalls(data_provider, data_calls.is_rustboard(data_provider))
+        rustboard = data_calls.is_rustboard(data_provider)
         hints = getattr(context.flags, "samples_per_plugin", None) or {}
         hint = hints.get(metadata.PLUGIN_NAME, 0) if isinstance(hints, dict) else 0
-        self._downsample = hint if hint > 0 else _ALL_STEPS
-        self._cache = LruCache(_CACHE_BYTES)
-        self._listings = {}  # (kind, experiment_id) -> (time, listing)
-        self._listings_lock = threading.Lock()
+        self.store = store_lib.Store(
+            data_calls.DataCalls(data_provider, rustboard),
+            downsample=hint if hint > 0 else store_lib.ALL_STEPS,
+            rustboard=rustboard,
+        )
         self._frontend = _load_frontend()
 
     # -- TBPlugin ------------------------------------------------------------
@@ -113,9 +112,9 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def frontend_metadata(self):
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Attention")
 
-    # -- handlers ------------------------------------------------------------
+    # -- routes ----------------------------------------------------------------
 
-    @wrappers.Request.application
+    @_route
     def _serve_static(self, request):
         name = request.path.rsplit("/", 1)[-1]
         if name not in self._frontend:
@@ -123,278 +122,157 @@ class AttentionPlugin(base_plugin.TBPlugin):
         content, content_type = self._frontend[name]
         return http_util.Respond(request, content, content_type)
 
-    @wrappers.Request.application
+    @_route
     def _serve_index(self, request):
         ctx, eid = _context(request)
-        return _json(request, self.index_impl(ctx, eid))
+        return json_response(request, self.index_impl(ctx, eid))
 
-    @wrappers.Request.application
+    @_route
     def _serve_maps(self, request):
         ctx, eid = _context(request)
-        run, tag = _str_param(request, "run"), _str_param(request, "tag")
-        step, example = _int_param(request, "step"), _int_param(request, "example")
-        head = _int_param(request, "head", required=False)
-        data, shape, encoding = self.maps_impl(ctx, eid, run, tag, step, example, head)
+        args = request.args
+        data, shape, encoding = self.store.maps(
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "step"), params.integer(args, "example", minimum=0),
+            params.integer(args, "head", required=False, minimum=0),
+        )
         response = http_util.Respond(request, data, "application/octet-stream")
         response.headers["X-Attention-Shape"] = ",".join(str(n) for n in shape)
         response.headers["X-Attention-Encoding"] = metadata.ENCODING_NAMES[encoding]
         return response
 
-    @wrappers.Request.application
+    @_route
     def _serve_importance(self, request):
         ctx, eid = _context(request)
-        mode = request.args.get("mode", "received")
-        if mode not in _IMPORTANCE_MODES:
-            raise errors.InvalidArgumentError("mode must be 'received' or 'given', got %r" % mode)
-        args = (
-            ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
-            _int_param(request, "example"), mode, _int_param(request, "head", required=False),
+        args = request.args
+        mode = params.choice(args, "mode", tuple(store_lib.IMPORTANCE_MODES), "received")
+        output = params.choice(args, "format", ("json", "binary"), "json")
+        call = (
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "example", minimum=0), mode,
+            params.integer(args, "head", required=False, minimum=0),
         )
-        output = request.args.get("format", "json")
         if output == "json":
-            return _json(request, self.importance_impl(*args))
-        if output != "binary":
-            raise errors.InvalidArgumentError("format must be 'json' or 'binary', got %r" % output)
-        if args[-1] is None:
+            return json_response(request, self.importance_impl(*call))
+        if call[-1] is None:
             raise errors.InvalidArgumentError("format=binary needs head= (0..H, H = head mean)")
-        steps, values, num_heads = self.importance_binary_impl(*args)
+        steps, values, num_heads = self.importance_binary_impl(*call)
         body = np.asarray(steps, dtype="<f8").tobytes() + values.astype("<f4").tobytes()
         response = http_util.Respond(request, body, "application/octet-stream")
         response.headers["X-Attention-Shape"] = "%d,%d" % values.shape
         response.headers["X-Attention-Heads"] = str(num_heads)
         return response
 
-    @wrappers.Request.application
+    @_route
     def _serve_head_stats(self, request):
         return self._serve_example_series(request, self.head_stats_impl)
 
-    @wrappers.Request.application
+    @_route
     def _serve_rollout(self, request):
         return self._serve_example_series(request, self.rollout_impl)
 
     def _serve_example_series(self, request, impl):
         """JSON of impl(ctx, eid, run, tag, example): a series over steps."""
         ctx, eid = _context(request)
-        result = impl(
-            ctx, eid, _str_param(request, "run"), _str_param(request, "tag"),
-            _int_param(request, "example"),
-        )
-        return _json(request, result)
+        args = request.args
+        return json_response(request, impl(
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "example", minimum=0),
+        ))
 
-    # -- implementations -----------------------------------------------------
+    # -- implementations: plain data from the store ----------------------------
 
     def index_impl(self, ctx, experiment_id):
-        """{"runs": [{"run", "layers": [layer description...]}]}, see http_api.md."""
-        listing = self._listing(ctx, experiment_id, "blob_sequences")
-        tensors = self._listing(ctx, experiment_id, "tensors")
-        runs = []
-        for run in sorted(listing):
-            layers = []
-            for tag, series in listing[run].items():
-                info = _parse(series.plugin_content, run, tag)
-                if info is None or info.role != PluginData.MAPS:
-                    continue
-                steps = sorted(self._blob_index(ctx, experiment_id, run, tag, series))
-                rollout_tag = metadata.tag_for(tag, PluginData.ROLLOUT)
-                layers.append(_describe_layer(tag, info, steps, rollout_tag in tensors.get(run, {})))
-            if layers:
-                layers.sort(key=lambda layer: (layer["layer_index"], layer["tag"]))
-                runs.append({"run": run, "layers": layers})
-        return {"runs": runs}
+        """{"runs": [{"run", "layers": [...]}], "skipped": [...]}, see http_api.md."""
+        layers, skipped = self.store.layers(ctx, experiment_id)
+        runs = {}
+        for layer in layers:
+            has_rollout = self.store.has_tensor(ctx, experiment_id, layer, PluginData.ROLLOUT)
+            steps = self.store.steps(ctx, experiment_id, layer)
+            runs.setdefault(layer.run, []).append(_describe_layer(layer, steps, has_rollout))
+        for run, tag, reason in skipped:
+            logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)
+        return {
+            "runs": [
+                {"run": run, "layers": sorted(found, key=lambda d: (d["layer_index"], d["tag"]))}
+                for run, found in sorted(runs.items())
+            ],
+            "skipped": [{"run": run, "tag": tag, "reason": reason} for run, tag, reason in skipped],
+        }
 
     def maps_impl(self, ctx, experiment_id, run, tag, step, example, head=None):
         """(bytes, (heads, q, k), encoding) of one step, one example."""
-        info, series = self._maps_series(ctx, experiment_id, run, tag)
-        index = self._blob_index(ctx, experiment_id, run, tag, series)
-        if step not in index:
-            raise errors.NotFoundError("run %r layer %r has no capture at step %d" % (run, tag, step))
-        _check_example(info, example)
-        keys = index[step]
-        if example >= len(keys):
-            raise errors.NotFoundError("step %d holds %d examples" % (step, len(keys)))
-        blob_key = keys[example]
-        ex = info.examples[example]
-        shape = (info.num_heads, ex.query_length, ex.key_length)
-        data = self._cache.get(("blob", blob_key))
-        if data is None:
-            stored = self._call("read_blob", ctx, blob_key=blob_key)
-            data = encoding_lib.raw_bytes(stored, info.encoding, shape[0] * shape[1] * shape[2])
-            self._cache.put(("blob", blob_key), data, len(data))
-        if head is not None:
-            if not 0 <= head < info.num_heads:
-                raise errors.NotFoundError("head %d out of range 0..%d" % (head, info.num_heads - 1))
-            cell_bytes = shape[1] * shape[2] * encoding_lib.bytes_per_cell(info.encoding)
-            data = data[head * cell_bytes : (head + 1) * cell_bytes]
-            shape = (1,) + shape[1:]
-        return data, shape, info.encoding
+        return self.store.maps(ctx, experiment_id, run, tag, step, example, head)
 
     def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None):
         """Token importance over steps: per head and head-mean (index H), or
         only `head` (0..H, H = head mean), which keeps long logs' replies small."""
-        info, steps, series = self._importance(ctx, experiment_id, run, tag, example, mode, head)
-        ex = info.examples[example]
+        layer, steps, values = self._importance(ctx, experiment_id, run, tag, example, mode, head)
+        ex = layer.info.examples[example]
         result = {
             "mode": mode,
             "axis": "sum over queries" if mode == "received" else "sum over keys",
-            "num_heads": info.num_heads,
+            "num_heads": layer.info.num_heads,
             "tokens": list(ex.key_tokens if mode == "received" else ex.query_tokens),
             "steps": steps,
         }
         if head is not None:
             result["head"] = head
-        result["values"] = _rounded(series)
+        result["values"] = finite_lists(values)
         return result
 
     def importance_binary_impl(self, ctx, experiment_id, run, tag, example, mode, head):
         """(steps, float32 array (steps, tokens), num_heads) of one head: what
         `format=binary` sends, without JSON's cost on long logs."""
-        info, steps, series = self._importance(ctx, experiment_id, run, tag, example, mode, head)
-        return steps, series, info.num_heads
+        layer, steps, values = self._importance(ctx, experiment_id, run, tag, example, mode, head)
+        return steps, values, layer.info.num_heads
 
     def _importance(self, ctx, experiment_id, run, tag, example, mode, head):
-        """(info, steps, values): values (steps, H+1, L) cropped to the
-        example's tokens, or (steps, L) of `head`."""
-        info, _ = self._maps_series(ctx, experiment_id, run, tag)
-        _check_example(info, example)
-        if head is not None and not 0 <= head <= info.num_heads:
-            raise errors.NotFoundError(
-                "head %d out of range 0..%d (%d = head mean)" % (head, info.num_heads, info.num_heads)
-            )
-        steps, values = self._tensor_series(
-            ctx, experiment_id, run, tag, PluginData.IMPORTANCE, _IMPORTANCE_MODES[mode]
+        """(layer, steps, values (steps, H+1, L)) or (steps, L) of `head`."""
+        layer, steps, values = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.IMPORTANCE, example, mode
         )
-        ex = info.examples[example]
-        length = ex.key_length if mode == "received" else ex.query_length
-        series = values[:, example, :, :length]
-        return info, steps, series if head is None else series[:, head]
+        if head is None:
+            return layer, steps, values
+        num_heads = layer.info.num_heads
+        if not 0 <= head <= num_heads:
+            raise errors.NotFoundError(
+                "head %d out of range 0..%d (%d = head mean)" % (head, num_heads, num_heads)
+            )
+        return layer, steps, values[:, head]
 
     def head_stats_impl(self, ctx, experiment_id, run, tag, example):
-        info, _ = self._maps_series(ctx, experiment_id, run, tag)
-        _check_example(info, example)
-        steps, values = self._tensor_series(ctx, experiment_id, run, tag, PluginData.HEAD_STATS)
-        result = {"num_heads": info.num_heads, "steps": steps}
+        layer, steps, values = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.HEAD_STATS, example
+        )
+        result = {"num_heads": layer.info.num_heads, "steps": steps}
         for i, name in enumerate(metadata.HEAD_STAT_NAMES):
-            result[name] = _rounded(values[:, example, :, i])
+            result[name] = finite_lists(values[..., i])
         return result
 
     def rollout_impl(self, ctx, experiment_id, run, tag, example):
-        info, _ = self._maps_series(ctx, experiment_id, run, tag)
-        _check_example(info, example)
-        steps, values = self._tensor_series(ctx, experiment_id, run, tag, PluginData.ROLLOUT)
-        ex = info.examples[example]
+        layer, steps, values = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.ROLLOUT, example
+        )
         return {
-            "stack": info.rollout_stack,
-            "tokens": list(ex.key_tokens),
+            "stack": layer.info.rollout_stack,
+            "tokens": list(layer.info.examples[example].key_tokens),
             "steps": steps,
-            "values": _rounded(values[:, example, : ex.key_length]),
+            "values": finite_lists(values),
         }
 
-    # -- data access -----------------------------------------------------------
 
-    def _listing(self, ctx, experiment_id, kind):
-        """{run: {tag: time series}} of the plugin's blob sequences or tensors,
-        reused for _LISTING_TTL_S seconds."""
-        key = (kind, experiment_id)
-        now = time.monotonic()
-        with self._listings_lock:
-            cached = self._listings.get(key)
-        if cached is not None and now - cached[0] < _LISTING_TTL_S:
-            return cached[1]
-        method = "list_blob_sequences" if kind == "blob_sequences" else "list_tensors"
-        listing = self._call(method, ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME)
-        with self._listings_lock:
-            self._listings[key] = (now, listing)
-        return listing
-
-    def _maps_series(self, ctx, experiment_id, run, tag):
-        listing = self._listing(ctx, experiment_id, "blob_sequences")
-        series = listing.get(run, {}).get(tag)
-        if series is None:
-            raise errors.NotFoundError("no attention layer %r in run %r" % (tag, run))
-        info = _parse(series.plugin_content, run, tag)
-        if info is None or info.role != PluginData.MAPS:
-            raise errors.NotFoundError("tag %r of run %r is not an attention layer" % (tag, run))
-        return info, series
-
-    def _read_points(self, read, ctx, experiment_id, run, tag):
-        """Every kept point of one run/tag, through a data provider `read_*`."""
-        data = self._call(
-            read,
-            ctx,
-            experiment_id=experiment_id,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        return data.get(run, {}).get(tag, [])
-
-    def _blob_index(self, ctx, experiment_id, run, tag, series):
-        """{step: (blob key per example)} of a MAPS tag, cached per version."""
-        key = ("blob_index", experiment_id, run, tag, series.max_step, series.max_wall_time)
-        index = self._cache.get(key)
-        if index is None:
-            datums = self._read_points("read_blob_sequences", ctx, experiment_id, run, tag)
-            index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
-            self._cache.put(key, index, 100 * (len(index) + 1))
-        return index
-
-    def _tensor_series(self, ctx, experiment_id, run, tag, role, index=None):
-        """(steps list, stacked float32 array) of a derived tag, cached.
-
-        With `index`, only `array[:, :, index]` is kept (the importance tag's
-        mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
-        a layer's whole importance series is 147 MB.
-        """
-        derived = metadata.tag_for(tag, role)
-        series = self._listing(ctx, experiment_id, "tensors").get(run, {}).get(derived)
-        if series is None:
-            raise errors.NotFoundError(
-                "layer %r of run %r has no %s data" % (tag, run, metadata.ROLE_NAMES[role])
-            )
-        key = ("tensors", experiment_id, run, derived, index, series.max_step, series.max_wall_time)
-        cached = self._cache.get(key)
-        if cached is None:
-            datums = sorted(
-                self._read_points("read_tensors", ctx, experiment_id, run, derived),
-                key=lambda d: d.step,
-            )
-            steps = [d.step for d in datums]
-            arrays = [d.numpy if index is None else d.numpy[:, index] for d in datums]
-            values = _stack(arrays)
-            cached = (steps, values)
-            self._cache.put(key, cached, values.nbytes + 8 * len(steps))
-        return cached
-
-
-def _stack(arrays):
-    """Stacks per-step arrays, zero-padding the last axis to the longest."""
-    if not arrays:
-        return np.zeros((0, 0), dtype=np.float32)
-    length = max(a.shape[-1] for a in arrays)
-    out = np.zeros((len(arrays),) + arrays[0].shape[:-1] + (length,), dtype=np.float32)
-    for i, a in enumerate(arrays):
-        out[i, ..., : a.shape[-1]] = a
-    return out
-
-
-def _parse(content, run, tag):
-    try:
-        return metadata.parse_plugin_metadata(content)
-    except Exception as e:  # a newer or damaged tag must not hide the others
-        logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, e)
-        return None
-
-
-def _describe_layer(tag, info, steps, has_rollout):
+def _describe_layer(layer, steps, has_rollout):
+    info = layer.info
     return {
-        "tag": tag,
+        "tag": layer.tag,
         "layer": info.layer,
         "layer_class": info.layer_class,
         "layer_index": info.layer_index,
-        "kind": metadata.KIND_NAMES.get(info.kind, "self"),
+        "kind": metadata.KIND_NAMES[info.kind],
         "num_heads": info.num_heads,
         "has_head_axis": info.has_head_axis,
-        "encoding": metadata.ENCODING_NAMES.get(info.encoding, "unknown"),
+        "encoding": metadata.ENCODING_NAMES[info.encoding],
         "rows_normalized": info.rows_normalized,
         "rollout_stack": info.rollout_stack,
         "has_rollout": has_rollout,
@@ -413,43 +291,34 @@ def _describe_layer(tag, info, steps, has_rollout):
     }
 
 
-def _check_example(info, example):
-    if not 0 <= example < len(info.examples):
-        raise errors.NotFoundError(
-            "example %d out of range: the probe has %d examples" % (example, len(info.examples))
-        )
-
-
 def _context(request):
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
 
 
-def _str_param(request, name):
-    value = request.args.get(name)
-    if value is None:
-        raise errors.InvalidArgumentError("missing parameter %r" % name)
-    return value
+def finite_lists(array):
+    """Nested lists of floats with 6 decimals (JSON has no float32); NaN and
+    Infinity become None (JSON `null`): strict JSON has no such numbers."""
+    array = np.round(np.asarray(array, dtype=np.float64), 6)
+    finite = np.isfinite(array)
+    if finite.all():
+        return array.tolist()
+    return np.where(finite, array, None).tolist()
 
 
-def _int_param(request, name, required=True):
-    value = request.args.get(name)
-    if value is None:
-        if required:
-            raise errors.InvalidArgumentError("missing parameter %r" % name)
-        return None
-    value = value.strip()
-    if not (value.isascii() and value.lstrip("-").isdigit()) or len(value) > 20:
-        raise errors.InvalidArgumentError("parameter %r must be an integer, got %r" % (name, value[:40]))
-    number = int(value)
-    if not -_MAX_INT <= number <= _MAX_INT:
-        raise errors.InvalidArgumentError("parameter %r out of range: %s" % (name, value))
-    return number
+def json_response(request, obj):
+    """Strict JSON (a non-finite float left in obj raises, never sends NaN)."""
+    body = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    return http_util.Respond(request, body, "application/json")
 
 
-def _rounded(array):
-    """Nested lists of floats with 6 decimals (JSON has no float32)."""
-    return np.round(np.asarray(array, dtype=np.float64), 6).tolist()
+_ERROR_KINDS = {400: "bad_parameter", 404: "not_found"}
 
 
-def _json(request, obj):
-    return http_util.Respond(request, json.dumps(obj, separators=(",", ":")), "application/json")
+def error_response(request, error):
+    """{"error": {"status", "kind", "message"}} with the error's 4xx status."""
+    status = error.http_code
+    kind = getattr(error, "kind", None) or _ERROR_KINDS.get(status, "error")
+    body = {"error": {"status": status, "kind": kind, "message": str(error)}}
+    return http_util.Respond(
+        request, json.dumps(body), "application/json", code=status, headers=error.headers
+    )

@@ -55,13 +55,33 @@ def encode(maps, encoding):
 
 
 def raw_bytes(blob, encoding, cells):
-    """A stored blob -> its uncompressed bytes (`cells` weights)."""
+    """A stored blob -> its uncompressed bytes (`cells` weights).
+
+    Decompression stops at the size the shape promises, so a small blob that
+    would inflate to more (a "zlib bomb") costs at most `cells` cells of
+    memory. Raises ValueError for a blob that is neither the raw bytes of
+    `cells` weights nor a zlib stream of exactly that many.
+    """
+    if cells < 0:
+        raise ValueError("negative cell count %d" % cells)
     expected = cells * bytes_per_cell(encoding)
     if len(blob) == expected:
-        return blob
-    raw = zlib.decompress(blob)
-    if len(raw) != expected:
-        raise ValueError("blob holds %d bytes, expected %d" % (len(raw), expected))
+        return bytes(blob)
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(blob, expected)
+    except zlib.error as e:
+        raise ValueError(
+            "blob of %d bytes is neither %d raw bytes nor zlib data (%s)" % (len(blob), expected, e)
+        ) from None
+    if len(raw) < expected or inflate.unconsumed_tail:
+        what = "less" if len(raw) < expected else "more"
+        raise ValueError(
+            "blob of %d bytes inflates to %s than the %d bytes its shape promises"
+            % (len(blob), what, expected)
+        )
+    if not inflate.eof:
+        raise ValueError("blob of %d bytes is a truncated zlib stream" % len(blob))
     return raw
 
 

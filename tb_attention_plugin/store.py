@@ -1,0 +1,419 @@
+"""What the routes serve: attention data read through TensorBoard's data
+provider, checked against its metadata, decoded and cached.
+
+Nothing from an event file is used before it is checked: metadata is parsed
+and refused when it is from a newer format version or inconsistent (negative
+or absurd lengths, token counts that differ from the lengths, unknown
+encodings); every blob is inflated at most to the size its shape promises;
+every derived tensor must have the shape and dtype the metadata declares.
+What fails a check raises `StoredDataError` (HTTP 422) naming the run, the
+layer, the step and what is wrong; unknown runs, layers, steps, examples and
+heads raise `errors.NotFoundError` (404). The store has no HTTP in it: tests
+drive it with a fake provider (tests/test_store.py).
+
+Format facts (tag suffixes, roles, stat names, versions) come from
+`metadata`; the shapes of the derived tensors are those of docs/FORMAT.md.
+"""
+
+import contextlib
+import threading
+import time
+
+import numpy as np
+from tensorboard import errors
+from tensorboard.data import provider
+
+from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import metadata
+from tb_attention_plugin.lru_cache import LruCache
+
+PluginData = metadata.PluginData
+
+# Downsample value meaning "every step" (a hint of 0 reads nothing).
+ALL_STEPS = 2**31 - 1
+# Bound of the cache: decoded maps, blob indexes and derived series. Four
+# 256-token layers' received-importance series over 1000 steps (74 MB each)
+# fit, with room for maps.
+CACHE_BYTES = 512 * 1024 * 1024
+# Largest decoded maps of one example at one step. 64 MiB is 12 heads x
+# 2048 x 2048 uint8 cells (or a quarter as many float32 ones); the tab keeps
+# at most 64 M cells of maps (frontend/index.js), so a larger step could not
+# be shown anyway.
+MAX_MAP_BYTES = 64 * 1024 * 1024
+# Bytes being inflated at once over all requests: parallel requests for big
+# maps wait for each other rather than add up.
+DECODE_BUDGET_BYTES = 4 * MAX_MAP_BYTES
+# Largest head count and sequence length metadata may declare; larger is
+# damage (a flipped bit), not a model.
+MAX_HEADS = 4096
+MAX_TOKENS = 1 << 20
+# How long a listing of the plugin's tags is reused: new data arrives at most
+# every reload interval (5 s by default), and a listing call costs a few ms
+# plus parsing, so a route answers from memory when it can.
+LISTING_TTL_S = 2.0
+
+IMPORTANCE_MODES = {"received": 0, "given": 1}
+_KNOWN_ENCODINGS = tuple(metadata.ENCODING_NAMES)
+
+# tensorboard-data-server 0.7.2 (RustBoard) decodes a blob key into borrowed
+# strings, which fails for run or tag names that JSON must escape
+# ("expected a borrowed string"): quotes, backslashes, control characters.
+_JSON_ESCAPED = frozenset('"\\') | frozenset(chr(c) for c in range(0x20))
+
+
+class StoredDataError(errors.PublicError):
+    """The stored data cannot be served: damaged, from a newer format version,
+    over the plugin's limits, or named so that TensorBoard's reader cannot
+    serve it. `kind` says which: damaged_data, newer_format, too_large,
+    reader_limitation."""
+
+    http_code = 422
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+class Layer:
+    """A MAPS tag whose metadata passed `check_metadata`."""
+
+    def __init__(self, run, tag, info, series):
+        self.run, self.tag, self.info, self.series = run, tag, info, series
+
+    def example(self, example):
+        """The example's metadata; NotFoundError when out of range."""
+        count = len(self.info.examples)
+        if not 0 <= example < count:
+            raise errors.NotFoundError(
+                "example %d out of range: the probe of layer %r has %d examples (0..%d)"
+                % (example, self.tag, count, count - 1)
+            )
+        return self.info.examples[example]
+
+    def where(self, step=None):
+        at = "" if step is None else " at step %d" % step
+        return "run %r layer %r%s" % (self.run, self.tag, at)
+
+
+def parse_metadata(content):
+    """Plugin content bytes -> AttentionPluginData, or StoredDataError."""
+    try:
+        return metadata.parse_plugin_metadata(content)
+    except metadata.UnknownVersionError as e:
+        raise StoredDataError("newer_format", str(e)) from None
+    except Exception as e:  # damaged protobuf bytes
+        raise StoredDataError("damaged_data", "unreadable metadata (%s)" % e) from None
+
+
+def check_metadata(info):
+    """Raises StoredDataError unless a MAPS tag's metadata is consistent."""
+
+    def damaged(message):
+        raise StoredDataError("damaged_data", "metadata " + message)
+
+    if info.encoding not in _KNOWN_ENCODINGS:
+        damaged("names an unknown encoding (%d)" % info.encoding)
+    if info.kind not in metadata.KIND_NAMES:
+        damaged("names an unknown layer kind (%d)" % info.kind)
+    if not 1 <= info.num_heads <= MAX_HEADS:
+        damaged("declares %d heads (1..%d expected)" % (info.num_heads, MAX_HEADS))
+    if not info.examples:
+        damaged("declares no probe example")
+    for i, ex in enumerate(info.examples):
+        for what, value in (
+            ("query_length", ex.query_length),
+            ("key_length", ex.key_length),
+            ("query_offset", ex.query_offset),
+            ("key_offset", ex.key_offset),
+        ):
+            if not 0 <= value <= MAX_TOKENS:
+                damaged("of example %d declares %s %d (0..%d expected)" % (i, what, value, MAX_TOKENS))
+        if len(ex.query_tokens) != ex.query_length or len(ex.key_tokens) != ex.key_length:
+            damaged(
+                "of example %d has %d query and %d key tokens for lengths %d and %d"
+                % (i, len(ex.query_tokens), len(ex.key_tokens), ex.query_length, ex.key_length)
+            )
+
+
+def expected_shape(info, role):
+    """(fixed leading dims, minimum last dim) of a derived tensor (FORMAT.md)."""
+    examples = len(info.examples)
+    if role == PluginData.IMPORTANCE:
+        longest = max(max(ex.query_length, ex.key_length) for ex in info.examples)
+        return (examples, 2, info.num_heads + 1), longest
+    if role == PluginData.HEAD_STATS:
+        return (examples, info.num_heads), len(metadata.HEAD_STAT_NAMES)
+    if role == PluginData.ROLLOUT:
+        return (examples,), max(ex.key_length for ex in info.examples)
+    raise ValueError("role %r has no tensor" % role)
+
+
+def check_tensor(layer, role, step, array):
+    """A derived tensor of one step -> float32, cropped to the length the
+    metadata needs; StoredDataError unless its shape and dtype match."""
+    leading, minimum = expected_shape(layer.info, role)
+    name = metadata.ROLE_NAMES[role]
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        raise StoredDataError(
+            "damaged_data", "%s of %s holds %s values, not floats" % (name, layer.where(step), array.dtype)
+        )
+    fits = array.shape[:-1] == leading and array.ndim == len(leading) + 1 and array.shape[-1] >= minimum
+    if role == PluginData.HEAD_STATS:
+        fits = array.shape == leading + (minimum,)
+    if not fits:
+        wanted = leading + (("%d" % minimum) if role == PluginData.HEAD_STATS else (">=%d" % minimum),)
+        raise StoredDataError(
+            "damaged_data",
+            "%s of %s has shape %s; its metadata declares (%s)"
+            % (name, layer.where(step), tuple(array.shape), ", ".join(str(d) for d in wanted)),
+        )
+    return np.asarray(array[..., :minimum], dtype=np.float32)
+
+
+class _ByteBudget:
+    """Bytes held by work in progress; `hold(n)` waits until n more fit."""
+
+    def __init__(self, limit):
+        self._limit = limit
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size):
+        with self._changed:
+            self._changed.wait_for(lambda: self._used + size <= self._limit)
+            self._used += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= size
+                self._changed.notify_all()
+
+
+class Store:
+    """Reads through `call(method, ctx, **kwargs)` (a data_calls.DataCalls)."""
+
+    def __init__(self, call, downsample=ALL_STEPS, rustboard=False, cache_bytes=CACHE_BYTES):
+        self._call = call
+        self._downsample = downsample
+        self._rustboard = rustboard
+        self._cache = LruCache(cache_bytes)
+        self._budget = _ByteBudget(DECODE_BUDGET_BYTES)
+        self._listings = {}  # (kind, experiment_id) -> (time, listing)
+        self._listings_lock = threading.Lock()
+
+    # -- layers ----------------------------------------------------------------
+
+    def layers(self, ctx, experiment_id):
+        """(layers, skipped): every checked MAPS tag as a Layer, and
+        [(run, tag, reason)] of those whose metadata failed a check."""
+        layers, skipped = [], []
+        for run, tags in sorted(self._listing(ctx, experiment_id, "blob_sequences").items()):
+            for tag, series in sorted(tags.items()):
+                try:
+                    layer = self._layer_of(run, tag, series)
+                except StoredDataError as e:
+                    skipped.append((run, tag, str(e)))
+                    continue
+                if layer is not None:
+                    layers.append(layer)
+        return layers, skipped
+
+    def layer(self, ctx, experiment_id, run, tag):
+        """The checked Layer of run/tag; NotFoundError or StoredDataError."""
+        series = self._listing(ctx, experiment_id, "blob_sequences").get(run, {}).get(tag)
+        if series is None:
+            raise errors.NotFoundError("no attention layer %r in run %r" % (tag, run))
+        try:
+            layer = self._layer_of(run, tag, series)
+        except StoredDataError as e:
+            raise StoredDataError(e.kind, "run %r layer %r: %s" % (run, tag, e)) from None
+        if layer is None:
+            raise errors.NotFoundError("tag %r of run %r is not an attention layer" % (tag, run))
+        return layer
+
+    def _layer_of(self, run, tag, series):
+        """Layer, None for a tag of another role, or StoredDataError."""
+        content = series.plugin_content
+        key = ("metadata", content)
+        info = self._cache.get(key)
+        if info is None:
+            info = parse_metadata(content)
+            if info.role == PluginData.MAPS:
+                check_metadata(info)
+            self._cache.put(key, info, 2 * len(content) + 100)
+        if info.role != PluginData.MAPS:
+            return None
+        return Layer(run, tag, info, series)
+
+    def steps(self, ctx, experiment_id, layer):
+        """Sorted captured steps of a layer (those with maps)."""
+        return sorted(self._blob_index(ctx, experiment_id, layer))
+
+    def has_tensor(self, ctx, experiment_id, layer, role):
+        derived = metadata.tag_for(layer.tag, role)
+        return derived in self._listing(ctx, experiment_id, "tensors").get(layer.run, {})
+
+    # -- maps ------------------------------------------------------------------
+
+    def maps(self, ctx, experiment_id, run, tag, step, example, head=None):
+        """(raw bytes, (heads, q, k), encoding) of one example at one step,
+        or of one head (heads = 1)."""
+        layer = self.layer(ctx, experiment_id, run, tag)
+        ex = layer.example(example)
+        info = layer.info
+        if head is not None and not 0 <= head < info.num_heads:
+            raise errors.NotFoundError("head %d out of range 0..%d" % (head, info.num_heads - 1))
+        keys = self._blob_index(ctx, experiment_id, layer).get(step)
+        if keys is None:
+            raise errors.NotFoundError("%s has no capture at step %d" % (layer.where(), step))
+        if example >= len(keys):
+            raise StoredDataError(
+                "damaged_data",
+                "%s holds %d maps blobs; the metadata declares %d examples"
+                % (layer.where(step), len(keys), len(info.examples)),
+            )
+        shape = (info.num_heads, ex.query_length, ex.key_length)
+        cell_bytes = encoding_lib.bytes_per_cell(info.encoding)
+        size = shape[0] * shape[1] * shape[2] * cell_bytes
+        if size > MAX_MAP_BYTES:
+            raise StoredDataError(
+                "too_large",
+                "maps of example %d of %s are %s = %d MiB, over the plugin's limit of %d MiB; "
+                "capture shorter sequences or fewer heads (layers=)"
+                % (example, layer.where(step), "x".join(map(str, shape)), size >> 20, MAX_MAP_BYTES >> 20),
+            )
+        data = self._map_bytes(ctx, layer, step, keys[example], shape, size)
+        if head is not None:
+            per_head = shape[1] * shape[2] * cell_bytes
+            data = data[head * per_head : (head + 1) * per_head]
+            shape = (1,) + shape[1:]
+        return data, shape, info.encoding
+
+    def _map_bytes(self, ctx, layer, step, blob_key, shape, size):
+        cache_key = ("blob", blob_key, shape, layer.info.encoding)
+        data = self._cache.get(cache_key)
+        if data is not None:
+            return data
+        with self._budget.hold(size):
+            stored = self._read_blob(ctx, layer, blob_key)
+            try:
+                data = encoding_lib.raw_bytes(stored, layer.info.encoding, shape[0] * shape[1] * shape[2])
+            except ValueError as e:
+                raise StoredDataError(
+                    "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
+                ) from None
+        self._cache.put(cache_key, data, len(data))
+        return data
+
+    def _read_blob(self, ctx, layer, blob_key):
+        try:
+            return self._call("read_blob", ctx, blob_key=blob_key)
+        except errors.InvalidArgumentError:
+            odd = [name for name in (layer.run, layer.tag) if _JSON_ESCAPED.intersection(name)]
+            if not (self._rustboard and odd):
+                raise
+            raise StoredDataError(
+                "reader_limitation",
+                "TensorBoard's fast reader (RustBoard) cannot read maps of %s: its blob keys "
+                "break on quotes, backslashes and control characters in %r. Start TensorBoard "
+                "with --load_fast=false, or rename the run directory or the layer."
+                % (layer.where(), odd[0]),
+            ) from None
+
+    def _blob_index(self, ctx, experiment_id, layer):
+        """{step: (blob key per example)} of a MAPS tag, cached per version."""
+        series = layer.series
+        key = ("blob_index", experiment_id, layer.run, layer.tag, series.max_step, series.max_wall_time)
+        index = self._cache.get(key)
+        if index is None:
+            datums = self._read_points("read_blob_sequences", ctx, experiment_id, layer.run, layer.tag)
+            index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
+            self._cache.put(key, index, 100 * (len(index) + 1))
+        return index
+
+    # -- derived series ----------------------------------------------------------
+
+    def series(self, ctx, experiment_id, run, tag, role, example, mode=None):
+        """(layer, steps, float32 array (steps, ...)) of one example's derived
+        values, cropped to the example's tokens: importance (steps, H+1, L) of
+        `mode` ('received': L = key_length, 'given': query_length), head stats
+        (steps, H, 3), rollout (steps, key_length)."""
+        layer = self.layer(ctx, experiment_id, run, tag)
+        ex = layer.example(example)
+        index = None if mode is None else IMPORTANCE_MODES[mode]
+        steps, values = self._tensor_series(ctx, experiment_id, layer, role, index)
+        values = values[:, example]
+        if role == PluginData.IMPORTANCE:
+            values = values[..., : ex.key_length if mode == "received" else ex.query_length]
+        elif role == PluginData.ROLLOUT:
+            values = values[..., : ex.key_length]
+        return layer, steps, values
+
+    def _tensor_series(self, ctx, experiment_id, layer, role, index):
+        """(steps, stacked checked float32 array) of a derived tag, cached.
+
+        With `index`, only `array[:, index]` is kept (the importance tag's
+        mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
+        a layer's whole importance series is 147 MB.
+        """
+        derived = metadata.tag_for(layer.tag, role)
+        series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
+        if series is None:
+            raise errors.NotFoundError("%s has no %s data" % (layer.where(), metadata.ROLE_NAMES[role]))
+        derived_info = parse_metadata(series.plugin_content)
+        if derived_info.role != role:
+            raise StoredDataError(
+                "damaged_data", "tag %r of run %r declares role %d, not %s"
+                % (derived, layer.run, derived_info.role, metadata.ROLE_NAMES[role]),
+            )
+        key = ("tensors", experiment_id, layer.run, derived, index, series.plugin_content,
+               layer.series.plugin_content, series.max_step, series.max_wall_time)
+        cached = self._cache.get(key)
+        if cached is None:
+            datums = sorted(
+                self._read_points("read_tensors", ctx, experiment_id, layer.run, derived),
+                key=lambda d: d.step,
+            )
+            arrays = []
+            for datum in datums:
+                array = check_tensor(layer, role, datum.step, datum.numpy)
+                arrays.append(array if index is None else array[:, index])
+            leading, minimum = expected_shape(layer.info, role)
+            if index is not None:
+                leading = leading[:1] + leading[2:]
+            values = np.stack(arrays) if arrays else np.zeros((0,) + leading + (minimum,), np.float32)
+            cached = ([d.step for d in datums], values)
+            self._cache.put(key, cached, values.nbytes + 8 * len(datums))
+        return cached
+
+    # -- data provider -------------------------------------------------------------
+
+    def _listing(self, ctx, experiment_id, kind):
+        """{run: {tag: time series}} of the plugin's blob sequences or tensors,
+        reused for LISTING_TTL_S seconds."""
+        key = (kind, experiment_id)
+        now = time.monotonic()
+        with self._listings_lock:
+            cached = self._listings.get(key)
+        if cached is not None and now - cached[0] < LISTING_TTL_S:
+            return cached[1]
+        method = "list_blob_sequences" if kind == "blob_sequences" else "list_tensors"
+        listing = self._call(method, ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME)
+        with self._listings_lock:
+            self._listings[key] = (now, listing)
+        return listing
+
+    def _read_points(self, read, ctx, experiment_id, run, tag):
+        """Every kept point of one run/tag, through a data provider `read_*`."""
+        data = self._call(
+            read,
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        return data.get(run, {}).get(tag, [])

@@ -1,0 +1,77 @@
+"""Event files written by hand, for the plugin's tests of crafted or damaged data.
+
+`layer_step` makes what `summary.attention` would write for one layer at one
+step (the package's own prepare/serialize, so the content is real) as plain
+(tag, numpy array, SummaryMetadata) triples that a test may then change;
+`write_run` writes such steps as a TFRecord event file without TensorFlow's
+writer, so a test can also damage the bytes (`records`, `frame`).
+"""
+
+import struct
+import time
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+from tensorboard.util import tensor_util
+
+from tb_attention_plugin import metadata, summary
+
+PluginData = metadata.PluginData
+
+
+def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8"):
+    """[(tag, array, SummaryMetadata)] of one step of a self-attention layer
+    whose rows are softmax distributions (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(examples, heads, tokens, tokens)).astype(np.float32)
+    scores = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    words = [["t%d" % i for i in range(tokens)]] * examples
+    record = summary.prepare(name, scores, query_tokens=words, encoding=encoding, layer_class="Crafted")
+    record.rollout = [np.full(tokens, 1.0 / tokens, np.float32) for _ in range(examples)]
+    record.rollout_stack = name
+    return [(tag, np.asarray(tensor.numpy()), meta) for tag, tensor, meta in summary.serialize(record)]
+
+
+def plugin_data(summary_metadata):
+    """The AttentionPluginData of a SummaryMetadata (a copy to change)."""
+    return PluginData.FromString(summary_metadata.plugin_data.content)
+
+
+def with_plugin_data(summary_metadata, data):
+    """A copy of summary_metadata whose content is `data` (version kept as set)."""
+    copy = summary_pb2.SummaryMetadata()
+    copy.CopyFrom(summary_metadata)
+    copy.plugin_data.content = data.SerializeToString()
+    return copy
+
+
+def events(steps):
+    """Event protos for {step: [(tag, array, SummaryMetadata)]}."""
+    out = [event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")]
+    for step, triples in sorted(steps.items()):
+        for tag, array, meta in triples:
+            tensor = tensor_util.make_tensor_proto(array)
+            value = summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=meta)
+            out.append(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])))
+    return out
+
+
+def frame(data):
+    """One TFRecord: length, its masked CRC-32C, data, the data's CRC."""
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
+
+
+def records(event_list):
+    """The bytes of an event file holding these events."""
+    return b"".join(frame(e.SerializeToString()) for e in event_list)
+
+
+def write_run(run_dir, steps=None, data=None):
+    """Writes one event file into run_dir (created): the events of `steps`
+    ({step: triples}) or the given bytes. Returns its path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ("events.out.tfevents.%d.crafted" % int(time.time()))
+    path.write_bytes(records(events(steps)) if data is None else data)
+    return path

@@ -1,0 +1,253 @@
+"""The plugin's store on crafted data, through a fake data provider (no
+TensorBoard process): every check names the run, the layer, the step and
+what is wrong, and nothing is inflated beyond the size the shape promises."""
+
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from tensorboard import errors
+from tensorboard.data import provider
+
+from crafted_events import layer_step, plugin_data, with_plugin_data
+from tb_attention_plugin import encoding, metadata, store
+
+PluginData = metadata.PluginData
+CTX = object()
+
+
+class FakeProvider:
+    """A data provider over {run: {step: [(tag, array, SummaryMetadata)]}}."""
+
+    def __init__(self, runs, reject_blob_keys=False):
+        self.runs = runs
+        self.reject_blob_keys = reject_blob_keys  # as RustBoard does for '"' in names
+
+    def _series(self, kind):
+        out = {}
+        for run, steps in self.runs.items():
+            for step, triples in steps.items():
+                for tag, array, meta in triples:
+                    blob = meta.data_class == 3  # DATA_CLASS_BLOB_SEQUENCE
+                    if blob != (kind == "blob"):
+                        continue
+                    cls = provider.BlobSequenceTimeSeries if blob else provider.TensorTimeSeries
+                    extra = {"max_length": len(array)} if blob else {}
+                    out.setdefault(run, {})[tag] = cls(
+                        max_step=step, max_wall_time=float(step), plugin_content=meta.plugin_data.content,
+                        description="", display_name="", **extra)
+        return out
+
+    def list_blob_sequences(self, ctx, experiment_id, plugin_name):
+        return self._series("blob")
+
+    def list_tensors(self, ctx, experiment_id, plugin_name):
+        return self._series("tensor")
+
+    def _points(self, run_tag_filter, make):
+        (run,), (tag,) = run_tag_filter.runs, run_tag_filter.tags
+        points = [make(run, step, array) for step, triples in sorted(self.runs.get(run, {}).items())
+                  for t, array, _ in triples if t == tag]
+        return {run: {tag: points}}
+
+    def read_blob_sequences(self, ctx, experiment_id, plugin_name, downsample, run_tag_filter):
+        return self._points(run_tag_filter, lambda run, step, blobs: provider.BlobSequenceDatum(
+            step, float(step), tuple(provider.BlobReference((run, step, i)) for i in range(len(blobs)))))
+
+    def read_tensors(self, ctx, experiment_id, plugin_name, downsample, run_tag_filter):
+        return self._points(run_tag_filter, lambda run, step, array: provider.TensorDatum(step, float(step), array))
+
+    def read_blob(self, ctx, blob_key):
+        if self.reject_blob_keys:
+            raise errors.InvalidArgumentError("failed to parse blob key: BadJson")
+        run, step, i = blob_key
+        (array,) = [a for tag, a, meta in self.runs[run][step] if meta.data_class == 3]
+        return array[i]
+
+
+def make_store(runs, rustboard=False, reject_blob_keys=False):
+    fake = FakeProvider(runs, reject_blob_keys)
+    return store.Store(lambda method, ctx, **kw: getattr(fake, method)(ctx, **kw), rustboard=rustboard)
+
+
+def replace(triples, role, array=None, data=None):
+    """triples with the array (or the plugin data) of `role` replaced."""
+    out = []
+    for tag, old, meta in triples:
+        if plugin_data(meta).role == role:
+            old = old if array is None else array
+            meta = meta if data is None else with_plugin_data(meta, data)
+        out.append((tag, old, meta))
+    return out
+
+
+def maps_metadata(triples):
+    return plugin_data(triples[0][2])
+
+
+def stored_error(call, kind):
+    with pytest.raises(store.StoredDataError) as raised:
+        call()
+    assert raised.value.http_code == 422 and raised.value.kind == kind
+    return str(raised.value)
+
+
+def test_a_healthy_layer_serves_its_maps_and_series():
+    triples = layer_step(heads=2, tokens=4, examples=2)
+    s = make_store({"run": {0: triples, 5: triples}})
+    data, shape, enc = s.maps(CTX, "", "run", "layer", 5, 1)
+    assert shape == (2, 4, 4) and enc == encoding.UINT8
+    assert data == encoding.raw_bytes(triples[0][1][1], enc, 32)
+    head1, shape1, _ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
+    assert shape1 == (1, 4, 4) and head1 == data[16:]
+    importance = triples[1][1]
+    layer, steps, values = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "given")
+    assert steps == [0, 5] and values.shape == (2, 3, 4)
+    np.testing.assert_array_equal(values[1], importance[1, 1])
+    _, _, stats = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
+    np.testing.assert_array_equal(stats[0], triples[2][1][0])
+
+
+@pytest.mark.parametrize("blob, message", [
+    (b"\x01" * 31, "blob of 31 bytes is neither 32 raw bytes nor zlib data"),
+    (zlib.compress(b"\x01" * 31), "inflates to less than the 32 bytes"),
+    (zlib.compress(b"\x01" * 32)[:-2], "truncated zlib stream"),
+    (b"", "inflates to less than the 32 bytes"),
+])
+def test_a_blob_that_does_not_hold_its_shape_is_422_naming_run_layer_and_step(blob, message):
+    triples = layer_step(heads=2, tokens=4, examples=2)
+    triples[0] = (triples[0][0], np.array([blob, triples[0][1][1]], dtype=object), triples[0][2])
+    s = make_store({"run": {3: triples}})
+    text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 3, 0), "damaged_data")
+    assert "run 'run' layer 'layer' at step 3" in text and message in text and "(2, 4, 4)" in text
+    assert s.maps(CTX, "", "run", "layer", 3, 1)[1] == (2, 4, 4)  # the healthy example still answers
+
+
+def test_a_zlib_bomb_is_refused_after_inflating_only_the_promised_bytes():
+    bomb = zlib.compress(bytes(64 << 20), 9)  # 64 KB that inflate to 64 MiB
+    triples = layer_step(heads=2, tokens=4, examples=1)
+    triples[0] = (triples[0][0], np.array([bomb], dtype=object), triples[0][2])
+    s = make_store({"run": {0: triples}})
+    tracemalloc.start()
+    try:
+        text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "inflates to more than the 32 bytes its shape promises" in text
+    # The maps promise 32 bytes; everything the call allocated (messages,
+    # protobuf copies) stays far below the 64 MiB the blob would inflate to.
+    assert peak < 1 << 20, peak
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: setattr(d.examples[0], "query_length", -3), "declares query_length -3"),
+    (lambda d: setattr(d.examples[1], "key_length", 5), "has 4 query and 4 key tokens for lengths 4 and 5"),
+    (lambda d: setattr(d, "num_heads", 0), "declares 0 heads"),
+    (lambda d: setattr(d, "num_heads", 1 << 30), "declares 1073741824 heads"),
+    (lambda d: setattr(d, "encoding", 7), "unknown encoding (7)"),
+    (lambda d: d.ClearField("examples"), "declares no probe example"),
+])
+def test_inconsistent_metadata_is_422_on_every_route_and_listed_as_skipped(change, message):
+    triples = layer_step()
+    data = maps_metadata(triples)
+    change(data)
+    s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
+    text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
+    assert text.startswith("run 'run' layer 'layer': metadata ") and message in text
+    stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 0, "received"), "damaged_data")
+    layers, skipped = s.layers(CTX, "")
+    assert layers == [] and skipped == [("run", "layer", "metadata " + text.split(": metadata ", 1)[1])]
+
+
+def test_a_newer_format_version_is_422_saying_upgrade():
+    triples = layer_step()
+    data = maps_metadata(triples)
+    data.version = metadata.PROTO_VERSION + 1
+    s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
+    text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "newer_format")
+    assert "version 2 is newer than this reader (1): upgrade tb-attention" in text
+    assert len(s.layers(CTX, "")[1]) == 1
+
+
+def test_a_derived_tag_of_a_newer_version_is_422_too():
+    triples = layer_step()
+    s = make_store({"run": {0: replace(triples, PluginData.HEAD_STATS,
+                                       data=PluginData(role=PluginData.HEAD_STATS, layer="layer", version=9))}})
+    text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "newer_format")
+    assert "upgrade tb-attention" in text
+
+
+@pytest.mark.parametrize("role, array, message", [
+    (PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32),
+     "importance of run 'run' layer 'layer' at step 2 has shape (1, 2, 3, 4); its metadata declares (2, 2, 3, >=4)"),
+    (PluginData.IMPORTANCE, np.zeros((2, 2, 3, 3), np.float32), "declares (2, 2, 3, >=4)"),
+    (PluginData.IMPORTANCE, np.zeros((2, 2, 3), np.float32), "has shape (2, 2, 3);"),
+    (PluginData.HEAD_STATS, np.zeros((2, 1, 3), np.float32),
+     "head_stats of run 'run' layer 'layer' at step 2 has shape (2, 1, 3); its metadata declares (2, 2, 3)"),
+    (PluginData.HEAD_STATS, np.zeros((2, 2, 4), np.float32), "declares (2, 2, 3)"),
+    (PluginData.ROLLOUT, np.zeros((2, 3), np.float32), "declares (2, >=4)"),
+    (PluginData.ROLLOUT, np.array([[b"a"] * 4] * 2, dtype=object), "holds object values, not floats"),
+    (PluginData.HEAD_STATS, np.zeros((2, 2, 3), np.int32), "holds int32 values, not floats"),
+])
+def test_a_derived_tensor_of_the_wrong_shape_or_dtype_is_422_naming_both_shapes(role, array, message):
+    triples = layer_step(heads=2, tokens=4, examples=2)
+    s = make_store({"run": {1: triples, 2: replace(triples, role, array)}})
+    mode = "received" if role == PluginData.IMPORTANCE else None
+    text = stored_error(lambda: s.series(CTX, "", "run", "layer", role, 0, mode), "damaged_data")
+    assert message in text
+
+
+def test_non_finite_statistics_are_kept_for_the_routes_to_send_as_null():
+    triples = layer_step(heads=2, tokens=4, examples=2)
+    stats = triples[2][1].copy()
+    stats[0, 1, 0] = np.nan
+    stats[0, 0, 1] = np.inf
+    s = make_store({"run": {0: replace(triples, PluginData.HEAD_STATS, stats)}})
+    _, _, values = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
+    assert np.isnan(values[0, 1, 0]) and np.isinf(values[0, 0, 1])
+
+
+def test_fewer_blobs_than_examples_is_422():
+    triples = layer_step(examples=2)
+    triples[0] = (triples[0][0], triples[0][1][:1], triples[0][2])
+    s = make_store({"run": {0: triples}})
+    assert "holds 1 maps blobs; the metadata declares 2 examples" in stored_error(
+        lambda: s.maps(CTX, "", "run", "layer", 0, 1), "damaged_data")
+
+
+def test_unknown_run_layer_step_example_and_head_are_404():
+    s = make_store({"run": {0: layer_step(heads=2, examples=2)}})
+    for args, message in [
+        (("nope", "layer", 0, 0), "no attention layer 'layer' in run 'nope'"),
+        (("run", "nope", 0, 0), "no attention layer 'nope' in run 'run'"),
+        (("run", "layer/_importance", 0, 0), "no attention layer 'layer/_importance'"),
+        (("run", "layer", 1, 0), "has no capture at step 1"),
+        (("run", "layer", 0, 2), "example 2 out of range: the probe of layer 'layer' has 2 examples (0..1)"),
+        (("run", "layer", 0, 0, 2), "head 2 out of range 0..1"),
+    ]:
+        with pytest.raises(errors.NotFoundError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            s.maps(CTX, "", *args)
+
+
+def test_maps_larger_than_the_plugins_limit_are_refused_before_reading():
+    triples = layer_step(heads=2, tokens=4, examples=1)
+    data = maps_metadata(triples)
+    data.num_heads = 4096
+    tokens = ["t"] * 200
+    del data.examples[:]
+    data.examples.add(query_tokens=tokens, key_tokens=tokens, query_length=200, key_length=200)
+    s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
+    text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "too_large")
+    assert "4096x200x200 = 156 MiB, over the plugin's limit of 64 MiB" in text
+
+
+def test_rustboards_blob_key_limitation_names_the_run_and_the_flag():
+    s = make_store({'say "hi"': {0: layer_step()}}, rustboard=True, reject_blob_keys=True)
+    text = stored_error(lambda: s.maps(CTX, "", 'say "hi"', "layer", 0, 0), "reader_limitation")
+    assert "in 'say \"hi\"'" in text and "--load_fast=false" in text
+    # the same failure on a plain name is TensorBoard's own 400, passed on
+    s = make_store({"plain": {0: layer_step()}}, rustboard=True, reject_blob_keys=True)
+    with pytest.raises(errors.InvalidArgumentError):
+        s.maps(CTX, "", "plain", "layer", 0, 0)
