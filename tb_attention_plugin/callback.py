@@ -450,20 +450,21 @@ def _check_probabilities(captured, scores):
     scores = np.asarray(scores, dtype=np.float64)
     problem = None
     if scores.ndim not in (3, 4):
-        problem = "a tensor of shape %s (attention is (batch, heads, q, k) or (batch, q, k))" % (scores.shape,)
+        problem = "a tensor of shape %s, where attention is (batch, heads, q, k) or (batch, q, k)" % (scores.shape,)
     elif not np.all(np.isfinite(scores)):
         problem = "values that are NaN or Inf"
     else:
         sums = scores.sum(axis=-1)
         # Fully masked rows may come out as zeros (Keras >= 3.10).
-        rows_ok = (np.abs(sums - 1) <= 1e-3) | (np.abs(sums) <= 1e-3)
-        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or not rows_ok.all():
+        ones = np.abs(sums - 1) <= 1e-3
+        rows_ok = ones | (np.abs(sums) <= 1e-3)
+        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or not rows_ok.all() or not ones.any():
             problem = "values in [%.3g, %.3g] whose rows sum to [%.3g, %.3g], not probabilities over keys" % (
                 scores.min(), scores.max(), sums.min(), sums.max())
     if problem:
         how = {"output": "its output", "softmax": "the softmax it computes", "scores": "its scores"}[captured.source]
         raise ValueError(
-            "layer %r (%s) is not attention: %s is %s. Pass layers=[...] naming "
+            "layer %r (%s) is not attention: %s holds %s. Pass layers=[...] naming "
             "the layer that computes the attention probabilities (its softmax), "
             "or a layer that returns (output, weights)."
             % (captured.name, type(captured.layer).__name__, how, problem)

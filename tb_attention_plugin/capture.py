@@ -316,14 +316,24 @@ def _patch_other(layer, name, recorder):
 
 
 def _bind(signature, args, kwargs):
+    """{argument name: value} of one call; the items of a dict argument count
+    as arguments (seed 003's layers take {"query", "key", "value", "mask"})."""
+    named = None
     if signature is not None:
         try:
-            return dict(signature.bind(*args, **kwargs).arguments)
+            named = dict(signature.bind(*args, **kwargs).arguments)
         except TypeError:
             pass
-    named = {"arg%d" % i: a for i, a in enumerate(args)}
-    named.update(kwargs)
-    return named
+    if named is None:
+        named = {"arg%d" % i: a for i, a in enumerate(args)}
+        named.update(kwargs)
+    flat = {}
+    for name, value in named.items():
+        if isinstance(value, dict):
+            flat.update((str(k), v) for k, v in value.items())
+        else:
+            flat[name] = value
+    return flat
 
 
 def _patch_softmax_layer(softmax_layer, recorder):

@@ -24,6 +24,7 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
 
 from tb_attention_plugin import encoding as encoding_lib
 from tb_attention_plugin import metadata
@@ -206,7 +207,14 @@ def write(serialized, step):
     """Writes what `serialize` made (of one layer or many) at `step` to the
     default summary writer. Returns True if it was written."""
     written = True
-    for tag, tensor, summary_metadata in serialized:
+    # Readers index a layer's steps by its maps tag: it goes last, so a write
+    # that fails part-way leaves at most derived numbers without maps, which
+    # every reader ignores, never maps without their importance.
+    ordered = sorted(
+        serialized,
+        key=lambda item: item[2].data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    )
+    for tag, tensor, summary_metadata in ordered:
         written &= bool(tf.summary.write(tag=tag, tensor=tensor, step=step, metadata=summary_metadata))
     return written
 
