@@ -49,14 +49,14 @@ def serve(logdir, port, host="127.0.0.1", wait_s=120):
             [tensorboard, "--logdir", logdir, "--port", str(port), "--host", host],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-    signal.signal(signal.SIGTERM, _interrupt)  # a test or process manager stops it like Ctrl+C
     url = "http://%s:%d" % (host, port)
     try:
         deadline = time.monotonic() + wait_s
         while not attention_enabled(url):
             if process.poll() is not None:
-                print("TensorBoard stopped before serving: %s\nIf port %d is taken, pick another, "
-                      "e.g. make demo PORT=%d." % (_last_line(log_path), port, port + 1), flush=True)
+                print("TensorBoard stopped before serving; its last line was: %s\nIf port %d is in use, "
+                      "pick another one, e.g. make demo PORT=%d; its whole log is in %s."
+                      % (_last_line(log_path), port, port + 1, log_path), flush=True)
                 return process.returncode or 1
             if time.monotonic() > deadline:
                 print("TensorBoard is up but shows no attention data in %s after %d s: check that "
@@ -85,6 +85,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=6006)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a test or process manager stops it like Ctrl+C
     sys.exit(serve(args.logdir, args.port, args.host))
 
 
