@@ -7,7 +7,7 @@ import datetime
 import os
 import platform
 
-from bench import backend_latency, fit_overhead, frontend_paint, scaling, storage_over_training
+from bench import backend_latency, fit_overhead, frontend_paint, scaling, storage_over_training, zoo_capture
 
 
 def machine():
@@ -62,6 +62,15 @@ def main():
         "One probe example, one layer, random peaked attention.",
         "",
         scaling.report(),
+        "",
+    ]
+    sections += [
+        "## Capture cost per architecture (`python -m bench.zoo_capture`)",
+        "",
+        "keras_hub backbones built from config: 2 layers, 4 heads, width 64, 64 tokens (ViT 65), "
+        "probe of 8, batches of 16.",
+        "",
+        zoo_capture.report(),
         "",
     ]
     demo_logdir = os.environ.get("BENCH_DEMO_LOGDIR", "logs")
