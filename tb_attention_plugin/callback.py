@@ -283,8 +283,9 @@ class AttentionCallback(keras.callbacks.Callback):
         scores = captured.scores
         if plan.transpose:
             scores = np.swapaxes(scores, -1, -2)
-        scores = summary.as_head_first(scores)
-        if scores.shape[2:] != plan.shape:
+        # Passed on as the layer gave them, (batch, q, k) or (batch, heads,
+        # q, k): the summary records whether there was a head axis.
+        if tuple(np.shape(scores)[-2:]) != plan.shape:
             raise ValueError(
                 "layer %r returned attention of shape %s, first captured as %s"
                 % (plan.name, scores.shape, plan.shape)

@@ -37,6 +37,7 @@ class LayerAttention:
     kind: str  # 'self', 'causal' or 'cross'
     layer_class: str
     num_heads: int
+    has_head_axis: bool  # False: the layer's scores were (batch, q, k), one head
     encoding: str
     steps: np.ndarray  # (S,)
     query_tokens: list  # per example, list of str (cropped)
@@ -125,6 +126,7 @@ def _assemble(info, map_values, tags):
         kind=metadata.KIND_NAMES.get(info.kind, "self"),
         layer_class=info.layer_class,
         num_heads=heads,
+        has_head_axis=info.has_head_axis,
         encoding=metadata.ENCODING_NAMES.get(info.encoding, "?"),
         steps=steps,
         query_tokens=[list(e.query_tokens) for e in examples],

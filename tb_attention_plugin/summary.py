@@ -18,6 +18,11 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
                     mean attention distance
   NAME/_rollout     float32 (examples, max_key_len), only when `rollout` is given
 All derived numbers are computed here from the full-precision scores.
+
+The write path runs one way: `prepare` checks and crops a layer's scores once
+into a `LayerStep`; `serialize` computes every tensor and metadata from it;
+`write` only writes. The callback serializes every layer of a capture before
+writing any, so a failure leaves no partial step.
 """
 
 import dataclasses

@@ -51,7 +51,7 @@ def test_functional_mha_with_padding_mask_matches_eager_call(tmp_path):
     mask = probe != 0
     assert_maps_equal([m[-1] for m in layer.maps], reference.numpy(), _spans(mask, mask), atol=GRAPH_VS_EAGER)
     assert list(layer.steps) == [0, 2, 4, 6]
-    assert layer.kind == "self" and layer.num_heads == 3
+    assert layer.kind == "self" and layer.num_heads == 3 and layer.has_head_axis
     assert layer.key_tokens[0] == [vocab[i] for i in probe[0, 3:]]
     # padded keys are cropped, and every stored row is a distribution
     assert layer.maps[0].shape[-1] == LEN - 3
@@ -163,7 +163,7 @@ def test_keras_attention_layer_without_heads_is_one_head_cross(tmp_path):
     model.fit([xq, xv], np.zeros((12, 1)), batch_size=4, verbose=0, callbacks=[cb])
     layer = only_layer(tmp_path, "dot_attention")
     _, reference = att([xq[:2], xv[:2]], return_attention_scores=True)
-    assert layer.num_heads == 1 and layer.kind == "cross"
+    assert layer.num_heads == 1 and layer.kind == "cross" and not layer.has_head_axis
     assert_maps_equal([m[-1] for m in layer.maps], reference.numpy()[:, None], [((0, 4), (0, 6))] * 2, GRAPH_VS_EAGER)
 
 
