@@ -336,10 +336,11 @@ class AttentionCallback(keras.callbacks.Callback):
         same = captured.same_sequence
         if same is None:  # a layer captured by its output: nothing else to go by
             same = q == k
-        if same and query_valid is not None and key_valid is not None:
+        if same and key_valid is not None:
             # A padded token is padding as a query too; a causal + padding
-            # mask (GPT-2) lets padded queries attend to earlier real keys.
-            query_valid = query_valid & key_valid
+            # mask (GPT-2) lets padded queries attend to earlier real keys,
+            # and a (batch, 1, k) mask says nothing about queries.
+            query_valid = key_valid if query_valid is None else query_valid & key_valid
         query_source = tokens_lib.match(self._sources, q, prefer_last=not same)
         key_source = query_source if same else tokens_lib.match(self._sources, k)
         query_tokens = query_source.tokens if query_source else None

@@ -130,7 +130,9 @@ def real_tokens(mask, scores, convention=None):
         mask is KEEP); None decides from the mask's values and the scores.
 
     Returns:
-      (query_valid (batch, q), key_valid (batch, k)) booleans.
+      (query_valid (batch, q), key_valid (batch, k)) booleans; None for a
+      side the mask does not cover (size 1 there: a `(batch, 1, k)` padding
+      mask says nothing about the queries).
 
     Raises:
       UnknownMaskForm: a shape that does not broadcast, values of no known
@@ -154,6 +156,6 @@ def real_tokens(mask, scores, convention=None):
                 "convention (%s)" % (mask.shape, ", ".join(candidates))
             )
     cells = np.broadcast_to(chosen, scores.shape)
-    query_valid = cells.any(axis=(1, 3))
-    key_valid = cells.any(axis=(1, 2))
+    query_valid = cells.any(axis=(1, 3)) if mask.shape[2] != 1 else None
+    key_valid = cells.any(axis=(1, 2)) if mask.shape[3] != 1 else None
     return query_valid, key_valid
