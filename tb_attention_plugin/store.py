@@ -61,6 +61,12 @@ _KNOWN_ENCODINGS = tuple(metadata.ENCODING_NAMES)
 _JSON_ESCAPED = frozenset('"\\') | frozenset(chr(c) for c in range(0x20))
 
 
+# What tensorboard.util.tensor_util.make_ndarray raises on a damaged tensor
+# proto (content that does not fill its shape, an unknown dtype, a declared
+# shape too large to allocate).
+_READER_ERRORS = (ValueError, TypeError, IndexError, MemoryError)
+
+
 class StoredDataError(errors.PublicError):
     """The stored data cannot be served: damaged, from a newer format version,
     over the plugin's limits, or named so that TensorBoard's reader cannot
@@ -310,7 +316,7 @@ class Store:
 
     def _read_blob(self, ctx, layer, blob_key):
         try:
-            return self._call("read_blob", ctx, blob_key=blob_key)
+            return self._decoded("read_blob", "the maps blob of " + layer.where(), ctx, blob_key=blob_key)
         except errors.InvalidArgumentError:
             odd = [name for name in (layer.run, layer.tag) if _JSON_ESCAPED.intersection(name)]
             if not (self._rustboard and odd):
@@ -408,8 +414,9 @@ class Store:
 
     def _read_points(self, read, ctx, experiment_id, run, tag):
         """Every kept point of one run/tag, through a data provider `read_*`."""
-        data = self._call(
+        data = self._decoded(
             read,
+            "tag %r of run %r" % (tag, run),
             ctx,
             experiment_id=experiment_id,
             plugin_name=metadata.PLUGIN_NAME,
@@ -417,3 +424,16 @@ class Store:
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
         return data.get(run, {}).get(tag, [])
+
+    def _decoded(self, method, what, ctx, **kwargs):
+        """self._call(method, ...), where the reader's failure to decode stored
+        data is a StoredDataError: the Python reader (and TensorBoard's client
+        of RustBoard) turns tensor protos into arrays inside `read_*`, and a
+        damaged proto raises there (e.g. content shorter than its shape)."""
+        try:
+            return self._call(method, ctx, **kwargs)
+        except _READER_ERRORS as e:
+            raise StoredDataError(
+                "damaged_data",
+                "TensorBoard's reader could not decode %s: %s: %s" % (what, type(e).__name__, e),
+            ) from None

@@ -251,3 +251,16 @@ def test_rustboards_blob_key_limitation_names_the_run_and_the_flag():
     s = make_store({"plain": {0: layer_step()}}, rustboard=True, reject_blob_keys=True)
     with pytest.raises(errors.InvalidArgumentError):
         s.maps(CTX, "", "plain", "layer", 0, 0)
+
+
+def test_a_tensor_the_reader_cannot_decode_is_422_naming_the_tag():
+    fake = FakeProvider({"run": {0: layer_step()}})
+
+    def damaged(*args, **kwargs):  # what make_ndarray raises on content shorter than its shape
+        raise ValueError("cannot reshape array of size 3 into shape (2,2,3)")
+
+    fake.read_tensors = damaged
+    s = store.Store(lambda method, ctx, **kw: getattr(fake, method)(ctx, **kw))
+    text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "damaged_data")
+    assert text == ("TensorBoard's reader could not decode tag 'layer/_head_stats' of run 'run': "
+                    "ValueError: cannot reshape array of size 3 into shape (2,2,3)")
