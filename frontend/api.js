@@ -7,9 +7,27 @@ function query(params) {
   return new URLSearchParams(params).toString();
 }
 
+/**
+ * The short message of a failed reply: the plugin's JSON error message
+ * (http_api.md), else the HTTP status alone (never a whole HTML page).
+ */
+export function errorMessage(status, statusText, body) {
+  try {
+    const message = JSON.parse(body).error.message;
+    if (typeof message === 'string' && message) return message;
+  } catch {
+    // not the plugin's JSON error: a proxy's or the server's own page
+  }
+  return `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
+}
+
+async function failed(response) {
+  return new Error(errorMessage(response.status, response.statusText, await response.text()));
+}
+
 async function getJson(path, params) {
   const response = await fetch(params ? `${path}?${query(params)}` : path);
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  if (!response.ok) throw await failed(response);
   return response.json();
 }
 
@@ -17,7 +35,7 @@ export const fetchIndex = () => getJson('index');
 
 export async function fetchMaps(run, tag, step, example) {
   const response = await fetch(`maps?${query({ run, tag, step, example })}`);
-  if (!response.ok) throw new Error(`maps: ${response.status} ${await response.text()}`);
+  if (!response.ok) throw await failed(response);
   const shape = parseShape(response.headers.get('X-Attention-Shape'));
   return decodeMaps(await response.arrayBuffer(), shape, response.headers.get('X-Attention-Encoding'));
 }
@@ -32,7 +50,7 @@ export const fetchImportance = (run, tag, example, mode) => getJson('importance'
  */
 export async function fetchImportanceOfHead(run, tag, example, mode, head) {
   const response = await fetch(`importance?${query({ run, tag, example, mode, head, format: 'binary' })}`);
-  if (!response.ok) throw new Error(`importance: ${response.status} ${await response.text()}`);
+  if (!response.ok) throw await failed(response);
   const shape = parseShape(response.headers.get('X-Attention-Shape'), 2);
   const { steps, values } = decodeImportance(await response.arrayBuffer(), shape);
   return { mode, head, num_heads: Number(response.headers.get('X-Attention-Heads')), steps, values };

@@ -3,15 +3,24 @@
 
 import { paintMap } from './heatmap.js';
 
+/** A number the server could not give: JSON null (NaN/Inf stored) or NaN. */
+export const isMissing = (v) => typeof v !== 'number' || !Number.isFinite(v);
+
+/** How a value is written: 3 decimals, or "missing". */
+export const valueText = (v) => (isMissing(v) ? 'missing' : v.toFixed(3));
+
+const finite = (values) => values.filter((v) => !isMissing(v));
+
 /** Bars for values[j] labelled by tokens[j]; text is set with textContent. */
 export function renderBars(container, tokens, values, { onHover, onClick, picked } = {}) {
-  const max = Math.max(...values, 1e-12);
+  const max = Math.max(...finite(values), 1e-12);
+  const width = (v) => `${isMissing(v) ? 0 : (100 * v) / max}%`;
   if (container.barTokens === tokens && container.children.length === tokens.length) {
     // Same tokens (a step change): update the bars in place, no new DOM.
     [...container.children].forEach((row, j) => {
       row.dataset.value = String(values[j]);
-      row.querySelector('.bar').style.width = `${(100 * values[j]) / max}%`;
-      row.querySelector('.bar-value').textContent = values[j].toFixed(3);
+      row.querySelector('.bar').style.width = width(values[j]);
+      row.querySelector('.bar-value').textContent = valueText(values[j]);
       row.classList.toggle('picked', Boolean(picked && picked.has(j)));
     });
     return;
@@ -30,11 +39,11 @@ export function renderBars(container, tokens, values, { onHover, onClick, picked
     track.className = 'bar-track';
     const bar = document.createElement('span');
     bar.className = 'bar';
-    bar.style.width = `${(100 * values[j]) / max}%`;
+    bar.style.width = width(values[j]);
     track.append(bar);
     const number = document.createElement('span');
     number.className = 'bar-value';
-    number.textContent = values[j].toFixed(3);
+    number.textContent = valueText(values[j]);
     row.append(label, track, number);
     if (onHover) row.addEventListener('mouseenter', () => onHover(j));
     if (onClick) row.addEventListener('click', () => onClick(j));
@@ -50,8 +59,8 @@ export function renderStepsHeatmap(canvas, series) {
   const values = new Float32Array(rows * cols);
   let vmax = 0;
   series.forEach((row, s) => row.forEach((v, j) => {
-    values[s * cols + j] = v;
-    if (v > vmax) vmax = v;
+    values[s * cols + j] = isMissing(v) ? 0 : v; // missing cells paint as 0
+    if (v > vmax && !isMissing(v)) vmax = v;
   }));
   paintMap(canvas, values, rows, cols, vmax);
   return vmax;
@@ -70,7 +79,7 @@ export function renderLines(canvas, xs, series, { width = 420, height = 160 } = 
   const ctx = canvas.getContext('2d');
   ctx.scale(ratio, ratio);
   const pad = { l: 40, r: 8, t: 8, b: 20 };
-  const all = series.flatMap((s) => s.values);
+  const all = finite(series.flatMap((s) => s.values));
   const ymin = Math.min(0, ...all);
   const ymax = Math.max(...all, 1e-9);
   const xmin = xs[0] ?? 0;
@@ -93,7 +102,16 @@ export function renderLines(canvas, xs, series, { width = 420, height = 160 } = 
   series.forEach((s, i) => {
     ctx.strokeStyle = LINE_COLORS[i % LINE_COLORS.length];
     ctx.beginPath();
-    s.values.forEach((v, t) => (t ? ctx.lineTo(sx(xs[t]), sy(v)) : ctx.moveTo(sx(xs[t]), sy(v))));
+    let gap = true; // a missing value breaks the line
+    s.values.forEach((v, t) => {
+      if (isMissing(v)) {
+        gap = true;
+        return;
+      }
+      if (gap) ctx.moveTo(sx(xs[t]), sy(v));
+      else ctx.lineTo(sx(xs[t]), sy(v));
+      gap = false;
+    });
     ctx.stroke();
   });
   return LINE_COLORS;

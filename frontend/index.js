@@ -83,6 +83,8 @@ class AttentionTab {
       { value: 'given', label: 'given attention (sum over keys, 1 for softmax rows)' },
     ], this.state.mode);
     this.status = el('div', { id: 'status', className: 'status' });
+    this.notice = '';
+    this.failures = new Map(); // view -> short error of its last load
     this.info = el('div', { id: 'layer-info', className: 'info' });
     this.grid = el('div', { id: 'head-grid', className: 'grid' });
     this.legend = el('canvas', { id: 'legend', className: 'legend' });
@@ -156,17 +158,36 @@ class AttentionTab {
     this.focusCanvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.paintFocus(); });
   }
 
+  // The status line: a notice (no data yet), or the short error of each view
+  // whose last load failed; a view's error goes when that view loads.
   setStatus(text) {
-    this.status.textContent = text;
+    this.notice = text;
+    this.showStatus();
+  }
+
+  viewFailed(view, error) {
+    this.failures.set(view, error.message);
+    this.showStatus();
+  }
+
+  viewLoaded(view) {
+    if (this.failures.delete(view)) this.showStatus();
+  }
+
+  showStatus() {
+    const failures = [...this.failures].map(([view, message]) => `Could not load ${view}: ${message}`);
+    this.status.textContent = failures.length ? failures.join(' | ') : this.notice;
+    this.status.classList.toggle('error', failures.length > 0);
   }
 
   async refresh() {
     try {
       this.index = await api.fetchIndex();
     } catch (e) {
-      this.setStatus(`Could not load the index: ${e.message}`);
+      this.viewFailed('the index', e);
       return;
     }
+    this.viewLoaded('the index');
     if (!this.index.runs.length) {
       this.setStatus('No attention data yet. Add AttentionCallback(log_dir, probe) to model.fit.');
       return;
@@ -284,10 +305,11 @@ class AttentionTab {
     try {
       maps = await this.getMaps(step);
     } catch (e) {
-      this.setStatus(`Could not load maps: ${e.message}`);
+      if (this.state.step === step) this.viewFailed('maps', e);
       return;
     }
     if (this.state.step !== step) return; // a newer step was chosen meanwhile
+    this.viewLoaded('maps');
     this.maps = maps;
     this.derived = { mean: headMean(maps), max: headMax(maps) };
     this.vmax = maxOf(maps.data);
@@ -402,10 +424,12 @@ class AttentionTab {
       const ex = this.layer().examples[example];
       importance.tokens = mode === 'received' ? ex.key_tokens : ex.query_tokens;
       this.importance = importance;
+      this.viewLoaded('importance');
       this.renderImportanceBars();
       this.renderImportanceSteps();
     } catch (e) {
-      this.setStatus(`Could not load importance: ${e.message}`);
+      const s = this.state;
+      if (tag === s.tag && example === s.example && run === s.run) this.viewFailed('importance', e);
     }
   }
 
@@ -420,10 +444,12 @@ class AttentionTab {
       ]);
       if (tag !== this.state.tag || example !== this.state.example || run !== this.state.run) return;
       this.rollout = rollout;
+      this.viewLoaded('head statistics');
       this.renderStats(stats);
       this.renderRolloutBars();
     } catch (e) {
-      this.setStatus(`Could not load head statistics: ${e.message}`);
+      const s = this.state;
+      if (tag === s.tag && example === s.example && run === s.run) this.viewFailed('head statistics', e);
     }
   }
 
