@@ -117,3 +117,4 @@ def test_built_wheel_in_a_clean_venv_shows_the_attention_tab(tmp_path):
         except subprocess.TimeoutExpired:
             tensorboard.kill()
             tensorboard.wait()
+        shutil.rmtree(venv, ignore_errors=True)  # ~1.5 GB; pytest keeps tmp_path of 3 sessions
