@@ -187,8 +187,12 @@ class AttentionPlugin(base_plugin.TBPlugin):
         layers, skipped = self.store.layers(ctx, experiment_id)
         runs = {}
         for layer in layers:
+            try:
+                steps = self.store.steps(ctx, experiment_id, layer)
+            except store_lib.StoredDataError as e:  # blobs the reader cannot decode
+                skipped.append((layer.run, layer.tag, str(e)))
+                continue
             has_rollout = self.store.has_tensor(ctx, experiment_id, layer, PluginData.ROLLOUT)
-            steps = self.store.steps(ctx, experiment_id, layer)
             runs.setdefault(layer.run, []).append(_describe_layer(layer, steps, has_rollout))
         for run, tag, reason in skipped:
             logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)

@@ -264,3 +264,25 @@ def test_a_tensor_the_reader_cannot_decode_is_422_naming_the_tag():
     text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "damaged_data")
     assert text == ("TensorBoard's reader could not decode tag 'layer/_head_stats' of run 'run': "
                     "ValueError: cannot reshape array of size 3 into shape (2,2,3)")
+
+
+def test_the_index_lists_a_layer_whose_blobs_the_reader_cannot_decode_as_skipped():
+    from tensorboard.plugins import base_plugin
+
+    from tb_attention_plugin.attention_plugin import AttentionPlugin
+
+    fake = FakeProvider({"good": {0: layer_step()}, "bad": {0: layer_step()}})
+    read = fake.read_blob_sequences
+
+    def damaged(ctx, **kwargs):
+        if "bad" in kwargs["run_tag_filter"].runs:
+            raise ValueError("cannot reshape array")
+        return read(ctx, **kwargs)
+
+    fake.read_blob_sequences = damaged
+    plugin = AttentionPlugin(base_plugin.TBContext(data_provider=fake, flags=None))
+    index = plugin.index_impl(CTX, "")
+    assert [r["run"] for r in index["runs"]] == ["good"]
+    assert index["skipped"] == [{"run": "bad", "tag": "layer", "reason":
+                                 "TensorBoard's reader could not decode tag 'layer' of run 'bad': "
+                                 "ValueError: cannot reshape array"}]
