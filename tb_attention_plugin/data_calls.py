@@ -13,8 +13,11 @@ is no connection and calls run directly.
 """
 
 import concurrent.futures
+import functools
 import logging
 import threading
+
+from tb_attention_plugin import tensor_reads
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ def is_rustboard(provider):
 class DataCalls:
     """Runs `provider.<method>(ctx, **kwargs)`; nudges pending calls when asked.
 
+    `read_tensors_checked` is `tensor_reads.read_tensors` on the provider.
+
     `nudges_sent` counts the nudges, for tests and benchmarks.
     """
 
@@ -52,7 +57,10 @@ class DataCalls:
             self._nudge_slots = threading.BoundedSemaphore(_MAX_NUDGES)
 
     def __call__(self, method, ctx, **kwargs):
-        call = getattr(self._provider, method)
+        if method == "read_tensors_checked":  # see tensor_reads
+            call = functools.partial(tensor_reads.read_tensors, self._provider)
+        else:
+            call = getattr(self._provider, method)
         if not self._nudge:
             return call(ctx, **kwargs)
         future = self._calls.submit(call, ctx, **kwargs)

@@ -154,27 +154,36 @@ def expected_shape(info, role):
     raise ValueError("role %r has no tensor" % role)
 
 
-def check_tensor(layer, role, step, array):
-    """A derived tensor of one step -> float32, cropped to the length the
-    metadata needs; StoredDataError unless its shape and dtype match."""
+def check_shape(layer, role, step, shape):
+    """StoredDataError unless a derived tensor's shape is the one the
+    metadata declares (the last axis of importance and rollout may be longer
+    than the longest example; at most MAX_TOKENS)."""
     leading, minimum = expected_shape(layer.info, role)
-    name = metadata.ROLE_NAMES[role]
-    array = np.asarray(array)
-    if array.dtype.kind != "f":
-        raise StoredDataError(
-            "damaged_data", "%s of %s holds %s values, not floats" % (name, layer.where(step), array.dtype)
-        )
-    fits = array.shape[:-1] == leading and array.ndim == len(leading) + 1 and array.shape[-1] >= minimum
+    shape = tuple(shape)
     if role == PluginData.HEAD_STATS:
-        fits = array.shape == leading + (minimum,)
+        fits = shape == leading + (minimum,)
+    else:
+        fits = len(shape) == len(leading) + 1 and shape[:-1] == leading and minimum <= shape[-1] <= MAX_TOKENS
     if not fits:
         wanted = leading + (("%d" % minimum) if role == PluginData.HEAD_STATS else (">=%d" % minimum),)
         raise StoredDataError(
             "damaged_data",
             "%s of %s has shape %s; its metadata declares (%s)"
-            % (name, layer.where(step), tuple(array.shape), ", ".join(str(d) for d in wanted)),
+            % (metadata.ROLE_NAMES[role], layer.where(step), shape, ", ".join(str(d) for d in wanted)),
         )
-    return np.asarray(array[..., :minimum], dtype=np.float32)
+
+
+def check_tensor(layer, role, step, array):
+    """A derived tensor of one step -> float32, cropped to the length the
+    metadata needs; StoredDataError unless its shape and dtype match."""
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        raise StoredDataError(
+            "damaged_data",
+            "%s of %s holds %s values, not floats" % (metadata.ROLE_NAMES[role], layer.where(step), array.dtype),
+        )
+    check_shape(layer, role, step, array.shape)
+    return np.asarray(array[..., : expected_shape(layer.info, role)[1]], dtype=np.float32)
 
 
 class _ByteBudget:
@@ -380,7 +389,11 @@ class Store:
         cached = self._cache.get(key)
         if cached is None:
             datums = sorted(
-                self._read_points("read_tensors", ctx, experiment_id, layer.run, derived),
+                self._read_points(
+                    "read_tensors_checked", ctx, experiment_id, layer.run, derived,
+                    # refused before TensorBoard turns the proto into an array
+                    check_shape=lambda run, tag, step, shape: check_shape(layer, role, step, shape),
+                ),
                 key=lambda d: d.step,
             )
             arrays = []
@@ -412,7 +425,7 @@ class Store:
             self._listings[key] = (now, listing)
         return listing
 
-    def _read_points(self, read, ctx, experiment_id, run, tag):
+    def _read_points(self, read, ctx, experiment_id, run, tag, **extra):
         """Every kept point of one run/tag, through a data provider `read_*`."""
         data = self._decoded(
             read,
@@ -422,6 +435,7 @@ class Store:
             plugin_name=metadata.PLUGIN_NAME,
             downsample=self._downsample,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            **extra,
         )
         return data.get(run, {}).get(tag, [])
 

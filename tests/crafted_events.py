@@ -11,7 +11,7 @@ import struct
 import time
 
 import numpy as np
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.util import tensor_util
 
@@ -33,6 +33,15 @@ def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="ui
     return [(tag, np.asarray(tensor.numpy()), meta) for tag, tensor, meta in summary.serialize(record)]
 
 
+def repeated_value_tensor(shape, value=0.5):
+    """A float TensorProto of about 30 bytes that declares `shape` and holds
+    one value (readers repeat it over the whole shape)."""
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    return proto
+
+
 def plugin_data(summary_metadata):
     """The AttentionPluginData of a SummaryMetadata (a copy to change)."""
     return PluginData.FromString(summary_metadata.plugin_data.content)
@@ -51,7 +60,7 @@ def events(steps):
     out = [event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")]
     for step, triples in sorted(steps.items()):
         for tag, array, meta in triples:
-            tensor = tensor_util.make_tensor_proto(array)
+            tensor = array if isinstance(array, tensor_pb2.TensorProto) else tensor_util.make_tensor_proto(array)
             value = summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=meta)
             out.append(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value])))
     return out

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from crafted_events import layer_step, plugin_data, with_plugin_data, write_run
+from crafted_events import layer_step, plugin_data, repeated_value_tensor, with_plugin_data, write_run
 from tb_attention_plugin import metadata
 from tensorboard_server import TensorBoard
 
@@ -75,6 +75,8 @@ def _crafted_runs():
         "bad_rollout": {0: _replace(base, PluginData.ROLLOUT, np.zeros((2, 2), np.float32))},
         "newer": {0: _replace(base, PluginData.MAPS, data=newer)},
         "nonfinite": {0: _nonfinite(base)},
+        # 30 bytes that a reader would expand to 480 MB of float32
+        "shape_bomb": {0: _replace(base, PluginData.HEAD_STATS, repeated_value_tensor((2, 2, 120_000_000)))},
         "tags": {0: [t for name in ODD_NAMES for t in layer_step(name=name, heads=2, tokens=4, examples=2)]},
         **{name: {0: base} for name in ODD_NAMES},
     }
@@ -128,6 +130,9 @@ def _strict(body):
      "its metadata declares (2, 2, 3, >=4)"),
     ("bad_head_stats", "head_stats", dict(example=0), "has shape (2, 5); its metadata declares (2, 2, 3)"),
     ("bad_rollout", "rollout", dict(example=0), "has shape (2, 2); its metadata declares (2, >=4)"),
+    ("shape_bomb", "head_stats", dict(example=0),
+     "head_stats of run 'shape_bomb' layer 'layer' at step 0 has shape (2, 2, 120000000); "
+     "its metadata declares (2, 2, 3)"),
     ("newer", "maps", dict(step=0, example=0), "version 2 is newer than this reader (1): upgrade tb-attention"),
     ("newer", "head_stats", dict(example=0), "upgrade tb-attention"),
 ])
@@ -208,4 +213,20 @@ def test_a_zlib_bomb_in_four_parallel_requests_costs_no_memory(server):
     # The blob inflates to 512 MiB; before the cap four requests raised the
     # peak by 2.6 GB. Capped at the 32 bytes the shape promises, the peak
     # stays where it was (64 MB leaves room for TensorBoard's own reloads).
+    assert grown < 64, grown
+
+
+def test_a_tensor_proto_declaring_a_huge_shape_is_refused_before_it_is_expanded(server):
+    before = _peak_mb(server.process.pid)
+    statuses = []
+    threads = [threading.Thread(target=lambda: statuses.append(
+        _get(server, "head_stats", run="shape_bomb", tag="layer", example=0)[0])) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    grown = _peak_mb(server.process.pid) - before
+    assert statuses == [422] * 4
+    # Expanded, the proto is 480 MB of float32 per request (its shape is
+    # checked first now; before, one request raised the peak by 1.9 GB).
     assert grown < 64, grown

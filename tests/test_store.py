@@ -11,7 +11,7 @@ from tensorboard import errors
 from tensorboard.data import provider
 
 from crafted_events import layer_step, plugin_data, with_plugin_data
-from tb_attention_plugin import encoding, metadata, store
+from tb_attention_plugin import encoding, metadata, store, tensor_reads
 
 PluginData = metadata.PluginData
 CTX = object()
@@ -57,6 +57,9 @@ class FakeProvider:
 
     def read_tensors(self, ctx, experiment_id, plugin_name, downsample, run_tag_filter):
         return self._points(run_tag_filter, lambda run, step, array: provider.TensorDatum(step, float(step), array))
+
+    def read_tensors_checked(self, ctx, **kwargs):  # what DataCalls does with this name
+        return tensor_reads.read_tensors(self, ctx, **kwargs)
 
     def read_blob(self, ctx, blob_key):
         if self.reject_blob_keys:

@@ -1,0 +1,96 @@
+"""Reading derived tensors without letting a damaged proto allocate its shape.
+
+TensorBoard's data providers turn every tensor proto into an array inside
+`read_tensors` (`tensor_util.make_ndarray`). A proto of about 30 bytes may
+declare any shape with a single repeated value, and make_ndarray then
+allocates all of it: a (2, 2, 120000000) float proto raised TensorBoard's
+peak memory by 1.9 GB before the plugin could look at the shape. Here the
+protos are fetched first and `check_shape(run, tag, step, shape)` sees each
+declared shape before anything is converted; it raises to refuse one.
+
+This reaches one level below the providers' public API, for the two
+providers of TensorBoard 2.21: RustBoard's gRPC client (`_stub`, the request
+built as `GrpcDataProvider.read_tensors` builds it) and the in-process
+reader (`_multiplexer.Tensors`, downsampled as its `read_tensors` does). For
+any other provider, or when those attributes are missing, it falls back to
+the public `read_tensors` and checks the shapes after conversion.
+"""
+
+import logging
+
+from tensorboard.data import provider as provider_lib
+from tensorboard.util import tensor_util
+
+logger = logging.getLogger(__name__)
+
+
+def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter, check_shape):
+    """{run: {tag: [TensorDatum]}} like `data_provider.read_tensors`; every
+    point's declared shape passes `check_shape` before it becomes an array."""
+    args = dict(experiment_id=experiment_id, plugin_name=plugin_name, downsample=downsample,
+                run_tag_filter=run_tag_filter)
+    points = _proto_points(data_provider, ctx, args)
+    result = {}
+    if points is None:
+        result = data_provider.read_tensors(ctx, **args)
+        for run, tags in result.items():
+            for tag, data in tags.items():
+                for datum in data:
+                    check_shape(run, tag, datum.step, datum.numpy.shape)
+        return result
+    for run, tag, step, wall_time, proto in points:
+        shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+        check_shape(run, tag, step, shape)
+        datum = provider_lib.TensorDatum(step=step, wall_time=wall_time, numpy=tensor_util.make_ndarray(proto))
+        result.setdefault(run, {}).setdefault(tag, []).append(datum)
+    return result
+
+
+def _proto_points(data_provider, ctx, args):
+    """[(run, tag, step, wall_time, TensorProto)], or None for a provider
+    this module does not know."""
+    try:
+        from tensorboard.backend.event_processing import data_provider as in_process
+        from tensorboard.data import grpc_provider
+    except ImportError:
+        return None
+    if isinstance(data_provider, grpc_provider.GrpcDataProvider) and hasattr(data_provider, "_stub"):
+        return _rustboard_points(data_provider, grpc_provider, args)
+    if (isinstance(data_provider, in_process.MultiplexerDataProvider)
+            and hasattr(data_provider, "_multiplexer") and hasattr(in_process, "_downsample")):
+        return _in_process_points(data_provider, in_process, ctx, args)
+    return None
+
+
+def _rustboard_points(data_provider, grpc_provider, args):
+    from tensorboard.data.proto import data_provider_pb2
+
+    request = data_provider_pb2.ReadTensorsRequest(experiment_id=args["experiment_id"])
+    request.plugin_filter.plugin_name = args["plugin_name"]
+    rtf = args["run_tag_filter"]
+    if rtf is not None and rtf.runs is not None:
+        request.run_tag_filter.runs.names[:] = sorted(rtf.runs)
+    if rtf is not None and rtf.tags is not None:
+        request.run_tag_filter.tags.names[:] = sorted(rtf.tags)
+    request.downsample.num_points = args["downsample"]
+    with grpc_provider._translate_grpc_error():  # NOT_FOUND etc. as TensorBoard's errors
+        reply = data_provider._stub.ReadTensors(request)
+    return [
+        (run_entry.run_name, tag_entry.tag_name, step, wall_time, value)
+        for run_entry in reply.runs
+        for tag_entry in run_entry.tags
+        for step, wall_time, value in zip(tag_entry.data.step, tag_entry.data.wall_time, tag_entry.data.value)
+    ]
+
+
+def _in_process_points(data_provider, in_process, ctx, args):
+    listing = data_provider.list_tensors(
+        ctx, experiment_id=args["experiment_id"], plugin_name=args["plugin_name"],
+        run_tag_filter=args["run_tag_filter"],
+    )
+    points = []
+    for run, tags in listing.items():
+        for tag in tags:
+            events = in_process._downsample(data_provider._multiplexer.Tensors(run, tag), args["downsample"])
+            points.extend((run, tag, e.step, e.wall_time, e.tensor_proto) for e in events)
+    return points
