@@ -42,7 +42,8 @@ def is_rustboard(provider):
 class DataCalls:
     """Runs `provider.<method>(ctx, **kwargs)`; nudges pending calls when asked.
 
-    `read_tensors_checked` is `tensor_reads.read_tensors` on the provider.
+    `read_tensors_checked` and `read_blob_sequences_checked` are the
+    functions of `tensor_reads` on the provider.
 
     `nudges_sent` counts the nudges, for tests and benchmarks.
     """
@@ -59,6 +60,8 @@ class DataCalls:
     def __call__(self, method, ctx, **kwargs):
         if method == "read_tensors_checked":  # see tensor_reads
             call = functools.partial(tensor_reads.read_tensors, self._provider)
+        elif method == "read_blob_sequences_checked":
+            call = functools.partial(tensor_reads.read_blob_sequences, self._provider)
         else:
             call = getattr(self._provider, method)
         if not self._nudge:

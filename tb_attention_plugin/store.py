@@ -344,7 +344,18 @@ class Store:
         key = ("blob_index", experiment_id, layer.run, layer.tag, series.max_step, series.max_wall_time)
         index = self._cache.get(key)
         if index is None:
-            datums = self._read_points("read_blob_sequences", ctx, experiment_id, layer.run, layer.tag)
+            examples = len(layer.info.examples)
+
+            def check(run, tag, step, shape):  # before a reader makes a key per declared blob
+                if not (len(shape) == 1 and 0 <= shape[0] <= examples):
+                    raise StoredDataError(
+                        "damaged_data", "maps of %s declare shape %s; the metadata declares (%d,)"
+                        % (layer.where(step), shape, examples),
+                    )
+
+            datums = self._read_points(
+                "read_blob_sequences_checked", ctx, experiment_id, layer.run, layer.tag, check_shape=check
+            )
             index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
             self._cache.put(key, index, 100 * (len(index) + 1))
         return index

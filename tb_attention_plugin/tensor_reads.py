@@ -1,4 +1,4 @@
-"""Reading derived tensors without letting a damaged proto allocate its shape.
+"""Reading tensors without letting a damaged proto allocate its shape.
 
 TensorBoard's data providers turn every tensor proto into an array inside
 `read_tensors` (`tensor_util.make_ndarray`). A proto of about 30 bytes may
@@ -7,6 +7,11 @@ allocates all of it: a (2, 2, 120000000) float proto raised TensorBoard's
 peak memory by 1.9 GB before the plugin could look at the shape. Here the
 protos are fetched first and `check_shape(run, tag, step, shape)` sees each
 declared shape before anything is converted; it raises to refuse one.
+
+The in-process reader has the same trap for blob sequences: its
+`read_blob_sequences` makes one blob key per element the proto *declares*
+(a one-string proto declaring 10^8 blobs costs gigabytes), so
+`read_blob_sequences` here checks the declared shapes first.
 
 This reaches one level below the providers' public API, for the two
 providers of TensorBoard 2.21: RustBoard's gRPC client (`_stub`, the request
@@ -94,3 +99,24 @@ def _in_process_points(data_provider, in_process, ctx, args):
             events = in_process._downsample(data_provider._multiplexer.Tensors(run, tag), args["downsample"])
             points.extend((run, tag, e.step, e.wall_time, e.tensor_proto) for e in events)
     return points
+
+
+def read_blob_sequences(data_provider, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter,
+                        check_shape):
+    """`data_provider.read_blob_sequences`, after `check_shape(run, tag, step,
+    shape)` has seen every declared shape where the provider would expand it
+    (the in-process reader; RustBoard counts the blobs actually stored)."""
+    args = dict(experiment_id=experiment_id, plugin_name=plugin_name, run_tag_filter=run_tag_filter)
+    try:
+        from tensorboard.backend.event_processing import data_provider as in_process
+    except ImportError:
+        in_process = None
+    if (in_process is not None and isinstance(data_provider, in_process.MultiplexerDataProvider)
+            and hasattr(data_provider, "_multiplexer")):
+        for run, tags in data_provider.list_blob_sequences(ctx, **args).items():
+            for tag in tags:
+                for event in data_provider._multiplexer.Tensors(run, tag):
+                    proto = event.tensor_proto
+                    shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+                    check_shape(run, tag, event.step, shape)
+    return data_provider.read_blob_sequences(ctx, downsample=downsample, **args)

@@ -34,9 +34,12 @@ def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="ui
 
 
 def repeated_value_tensor(shape, value=0.5):
-    """A float TensorProto of about 30 bytes that declares `shape` and holds
-    one value (readers repeat it over the whole shape)."""
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
+    """A TensorProto (float, or string for a bytes value) that declares
+    `shape` and holds one value (readers repeat it over the whole shape)."""
+    if isinstance(value, bytes):
+        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[value])
+    else:
+        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
     for size in shape:
         proto.tensor_shape.dim.add(size=size)
     return proto
