@@ -89,7 +89,7 @@ def _apply(steps, mutation):
         role, where, value = mutation[1:]
         for step, triples in steps.items():
             for i, (tag, array, meta) in enumerate(triples):
-                if _role(meta) == role and array.size:
+                if _role(meta) == role and array.size and array.dtype.kind == "f":
                     array = array.copy()
                     array.flat[int(where * (array.size - 1))] = value
                     triples[i] = (tag, array, meta)
