@@ -21,12 +21,8 @@ any other provider, or when those attributes are missing, it falls back to
 the public `read_tensors` and checks the shapes after conversion.
 """
 
-import logging
-
 from tensorboard.data import provider as provider_lib
 from tensorboard.util import tensor_util
-
-logger = logging.getLogger(__name__)
 
 
 def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter, check_shape):

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from crafted_events import events, frame, layer_step, plugin_data, records, with_plugin_data, write_run
+from crafted_events import events, frame, layer_step, plugin_data, with_plugin_data, write_run
 from tb_attention_plugin import metadata
 from tensorboard_server import TensorBoard
 
