@@ -292,3 +292,11 @@ def test_the_index_lists_a_layer_whose_blobs_the_reader_cannot_decode_as_skipped
     assert index["skipped"] == [{"run": "bad", "tag": "layer", "reason":
                                  "TensorBoard's reader could not decode tag 'layer' of run 'bad': "
                                  "ValueError: cannot reshape array"}]
+
+
+def test_json_values_are_rounded_and_non_finite_ones_are_null():
+    from tb_attention_plugin.attention_plugin import finite_lists
+
+    values = np.array([[0.1234567, np.nan], [np.inf, -np.inf]], np.float32)
+    assert finite_lists(values) == [[0.123457, None], [None, None]]
+    assert finite_lists(np.zeros((0, 3), np.float32)) == []
