@@ -389,7 +389,10 @@ class Store:
         series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
         if series is None:
             raise errors.NotFoundError("%s has no %s data" % (layer.where(), metadata.ROLE_NAMES[role]))
-        derived_info = parse_metadata(series.plugin_content)
+        try:
+            derived_info = parse_metadata(series.plugin_content)
+        except StoredDataError as e:
+            raise StoredDataError(e.kind, "tag %r of run %r: %s" % (derived, layer.run, e)) from None
         if derived_info.role != role:
             raise StoredDataError(
                 "damaged_data", "tag %r of run %r declares role %d, not %s"

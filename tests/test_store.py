@@ -182,7 +182,8 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
     s = make_store({"run": {0: replace(triples, PluginData.HEAD_STATS,
                                        data=PluginData(role=PluginData.HEAD_STATS, layer="layer", version=9))}})
     text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "newer_format")
-    assert "upgrade tb-attention" in text
+    assert text == ("tag 'layer/_head_stats' of run 'run': attention summary format version 9 is newer "
+                    "than this reader (1): upgrade tb-attention")
 
 
 @pytest.mark.parametrize("role, array, message", [
