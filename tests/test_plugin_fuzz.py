@@ -99,7 +99,10 @@ def _apply(steps, mutation):
         step, example, how, n = mutation[1:]
         tag, blobs, meta = steps[step][0]
         blob = blobs[example]
-        raw = zlib.decompress(blob) if len(blob) < 32 else blob
+        try:  # the stored blob is compressed unless it is exactly 32 bytes or an earlier mutation made it odd
+            raw = zlib.decompress(blob)
+        except zlib.error:
+            raw = bytes(blob) or bytes(32)
         blobs = blobs.copy()
         blobs[example] = {
             "truncate": blob[: n % max(len(blob), 1)],
