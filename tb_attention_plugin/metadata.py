@@ -9,7 +9,13 @@ PLUGIN_NAME = "attention"
 # Version of AttentionPluginData written by this package. Readers accept any
 # version up to their own and refuse newer ones (fields may have changed
 # meaning), so an old plugin never shows misread numbers.
-PROTO_VERSION = 1
+# 1: a step's maps blob sequence holds one blob per example; the MAPS tag's
+#    metadata holds the facts (shapes, tokens, encoding) of every step.
+# 2: after the example blobs, one more blob holds the step's own facts
+#    (docs/FORMAT.md, "Facts of each step").
+PROTO_VERSION = 2
+# First version whose maps steps end with a facts blob.
+FACTS_BLOB_VERSION = 2
 
 PluginData = plugin_data_pb2.AttentionPluginData
 Role = PluginData  # enum values live on the message: Role.MAPS, Role.IMPORTANCE
@@ -64,6 +70,25 @@ def create_summary_metadata(plugin_data, description=None):
         ),
         data_class=data_class,
     )
+
+
+def has_facts_blob(version, blob_count, example_count):
+    """Whether a maps step ends with its facts blob: always from version 2
+    on; under version-1 metadata, a step holding more blobs than the
+    metadata's examples was written by a newer writer into a tag that an
+    older one started (TensorBoard keeps the tag's first metadata)."""
+    return version >= FACTS_BLOB_VERSION or blob_count > example_count
+
+
+def shape_key(facts):
+    """Bytes equal for two steps' facts exactly when their maps decode and
+    display alike: every field but `version` and `rows_normalized` (a
+    property of the numbers of one step, not of its shape)."""
+    copy = PluginData()
+    copy.CopyFrom(facts)
+    copy.version = 0
+    copy.rows_normalized = False
+    return copy.SerializeToString(deterministic=True)
 
 
 def parse_plugin_metadata(content):

@@ -69,7 +69,14 @@ def mean_distance(maps):
 
 
 def head_statistics(maps):
-    """(heads, 3): row entropy, max weight and mean distance, in that order."""
+    """(heads, 3): row entropy, max weight and mean distance, in that order.
+
+    A map without cells (an example that is all padding: q or k is 0) has
+    no statistics: every value is NaN.
+    """
+    heads, q, k = np.shape(maps)
+    if q == 0 or k == 0:
+        return np.full((heads, 3), np.nan)
     return np.stack(
         [row_entropy(maps), max_weight(maps), mean_distance(maps)], axis=1
     )

@@ -27,7 +27,8 @@ PluginData = metadata.PluginData
 
 @dataclasses.dataclass
 class LayerAttention:
-    """Everything captured for one attention layer of one run.
+    """Everything captured for one attention layer of one run, at the steps
+    that share one set of facts (shapes, tokens, encoding).
 
     Per-example lists are indexed by probe example; `H` is the number of heads
     and index H of a heads axis holds the head mean.
@@ -45,11 +46,15 @@ class LayerAttention:
     maps: list  # per example, (S, H, q, k) float32, decoded
     received: list  # per example, (S, H + 1, k): sum over queries
     given: list  # per example, (S, H + 1, q): sum over keys
-    head_stats: np.ndarray  # (S, examples, H, 3): entropy, max weight, distance
+    head_stats: np.ndarray  # (S, examples, H, 3): entropy, max weight, distance (NaN: empty example)
     rollout: list | None  # per example, (S, k), or None when not stored
-    rows_normalized: bool
+    rows_normalized: bool  # False when some row of some of these steps did not sum to 1
     layer_index: int  # order in which the model runs the layer
     rollout_stack: str  # first layer of this layer's rollout stack ("" if none)
+    # Steps of the same tag written with other facts (another probe, another
+    # writer), one LayerAttention per distinct facts, oldest first; empty
+    # when every step shares these facts.
+    earlier: list = dataclasses.field(default_factory=list)
 
 
 def event_files(logdir):
@@ -82,7 +87,11 @@ def _read_run(paths):
 
 
 def read_attention(logdir):
-    """All captured attention under `logdir`: {run: {layer path: LayerAttention}}."""
+    """All captured attention under `logdir`: {run: {layer path: LayerAttention}}.
+
+    Each layer is given at the steps that share its newest step's facts;
+    steps written with other facts are in its `earlier` list.
+    """
     result = {}
     for run, paths in event_files(logdir).items():
         tags = _read_run(paths)
@@ -90,10 +99,36 @@ def read_attention(logdir):
         for tag, (info, values) in tags.items():
             if info.role != PluginData.MAPS:
                 continue
-            layers[info.layer] = _assemble(info, values, tags)
+            groups = _facts_groups(info, values)
+            newest = groups.pop(-1)
+            layer = _assemble(*newest, tags)
+            layer.earlier = [_assemble(*group, tags) for group in groups]
+            layers[info.layer] = layer
         if layers:
             result[run] = dict(sorted(layers.items(), key=lambda kv: kv[1].layer_index))
     return result
+
+
+def step_facts(info, blobs):
+    """(facts, example blobs) of one maps step: its own facts blob
+    (format version 2) or the tag's metadata (version 1)."""
+    blobs = list(blobs)
+    if metadata.has_facts_blob(info.version, len(blobs), len(info.examples)):
+        return metadata.parse_plugin_metadata(bytes(blobs[-1])), blobs[:-1]
+    return info, blobs
+
+
+def _facts_groups(info, map_values):
+    """[(facts of each step, {step: example blobs})] per distinct facts, the
+    group of the newest step last, the others by their first step."""
+    groups = {}
+    for step in sorted(map_values):
+        facts, blobs = step_facts(info, map_values[step])
+        key = newest = metadata.shape_key(facts)  # steps ascend: the last is the newest
+        facts_by_step, blobs_by_step = groups.setdefault(key, ({}, {}))
+        facts_by_step[step], blobs_by_step[step] = facts, blobs
+    order = sorted(groups, key=lambda key: (key == newest, min(groups[key][0])))
+    return [groups[key] for key in order]
 
 
 def decode_maps(info, blob, example):
@@ -103,8 +138,10 @@ def decode_maps(info, blob, example):
     return encoding_lib.decode(blob, info.encoding, shape)
 
 
-def _assemble(info, map_values, tags):
+def _assemble(facts_by_step, map_values, tags):
+    """The LayerAttention of steps that share their facts."""
     steps = np.array(sorted(map_values), dtype=np.int64)
+    info = facts_by_step[int(steps[-1])]
     examples = list(info.examples)
     heads = info.num_heads
 
@@ -112,8 +149,8 @@ def _assemble(info, map_values, tags):
         entry = tags.get(metadata.tag_for(info.layer, role))
         if entry is None:
             return None
-        values = entry[1]
-        return np.stack([values[s] for s in steps if s in values])
+        values = [entry[1][s] for s in steps if s in entry[1]]
+        return np.stack(values) if values else None
 
     maps = [
         np.stack([decode_maps(info, map_values[s][i], i) for s in steps])
@@ -132,13 +169,17 @@ def _assemble(info, map_values, tags):
         query_tokens=[list(e.query_tokens) for e in examples],
         key_tokens=[list(e.key_tokens) for e in examples],
         maps=maps,
-        received=[importance[:, i, 0, :, : e.key_length] for i, e in enumerate(examples)],
-        given=[importance[:, i, 1, :, : e.query_length] for i, e in enumerate(examples)],
+        received=None
+        if importance is None
+        else [importance[:, i, 0, :, : e.key_length] for i, e in enumerate(examples)],
+        given=None
+        if importance is None
+        else [importance[:, i, 1, :, : e.query_length] for i, e in enumerate(examples)],
         head_stats=series(PluginData.HEAD_STATS),
         rollout=None
         if rollout is None
         else [rollout[:, i, : e.key_length] for i, e in enumerate(examples)],
-        rows_normalized=info.rows_normalized,
+        rows_normalized=all(f.rows_normalized for f in facts_by_step.values()),
         layer_index=info.layer_index,
         rollout_stack=info.rollout_stack,
     )

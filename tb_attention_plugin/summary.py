@@ -10,7 +10,8 @@ Usable without Keras, e.g. in a custom training loop:
 
 What is written (format page: docs/FORMAT.md): for a layer path NAME,
   NAME              blob sequence, one blob per example: its maps, cropped to
-                    the real tokens, in the chosen encoding
+                    the real tokens, in the chosen encoding; then one blob
+                    with the step's facts (shapes, tokens, encoding)
   NAME/_importance  float32 (examples, 2, heads + 1, max_len): received
                     attention (sum over queries) and given attention (sum
                     over keys), per head and head-mean (last)
@@ -106,6 +107,7 @@ class LayerStep:
     rollout: list = None  # per example: rollout importance over the kept keys
     rollout_stack: str = ""
     description: str = None
+    probe_digest: str = ""  # set by the callback: which probe this is (run_dirs)
 
 
 def prepare(
@@ -160,26 +162,28 @@ def prepare(
     )
 
 
-def serialize(record):
-    """Everything one LayerStep writes, computed before anything is written:
-    a list of (tag, tensor, SummaryMetadata). Encoding, importance and head
-    statistics happen here, from the float32 maps."""
+def maps_facts(record):
+    """The facts of one LayerStep's maps (an AttentionPluginData, role MAPS,
+    current version): what a reader needs to decode and show them. The MAPS
+    tag's metadata and the step's facts blob are both this, so they cannot
+    differ."""
     maps = record.maps
-    encoding_value = encoding_lib.parse_encoding(record.encoding)
-    info = PluginData(
+    facts = PluginData(
+        version=metadata.PROTO_VERSION,
         role=PluginData.MAPS,
         layer=record.name,
         kind=_KINDS[record.kind],
         num_heads=maps[0].shape[0],
         has_head_axis=record.has_head_axis,
         layer_class=record.layer_class,
-        encoding=encoding_value,
+        encoding=encoding_lib.parse_encoding(record.encoding),
         rows_normalized=all(numerics.rows_sum_to_one(m) for m in maps if m.size),
         layer_index=record.layer_index,
         rollout_stack=record.rollout_stack,
+        probe_digest=record.probe_digest,
     )
     for i, ((qo, ql), (ko, kl)) in enumerate(record.spans):
-        info.examples.add(
+        facts.examples.add(
             query_tokens=record.query_tokens[i],
             key_tokens=record.key_tokens[i],
             query_offset=qo,
@@ -187,11 +191,22 @@ def serialize(record):
             query_length=ql,
             key_length=kl,
         )
-    blobs = [encoding_lib.encode(m, encoding_value) for m in maps]
+    return facts
+
+
+def serialize(record):
+    """Everything one LayerStep writes, computed before anything is written:
+    a list of (tag, tensor, SummaryMetadata). Encoding, importance and head
+    statistics happen here, from the float32 maps. The maps tag's blobs are
+    one per example, then the step's facts (docs/FORMAT.md)."""
+    maps = record.maps
+    facts = maps_facts(record)
+    blobs = [encoding_lib.encode(m, facts.encoding) for m in maps]
+    blobs.append(facts.SerializeToString())
     out = [(
         metadata.tag_for(record.name, PluginData.MAPS),
         tf.constant(blobs, dtype=tf.string),
-        metadata.create_summary_metadata(info, record.description),
+        metadata.create_summary_metadata(facts, record.description),
     )]
     derived = [
         (PluginData.IMPORTANCE, _importance_tensor(maps)),
