@@ -3,6 +3,8 @@
 import dataclasses
 import logging
 import os
+import threading
+import weakref
 
 import keras
 import numpy as np
@@ -12,14 +14,18 @@ from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
 from tb_attention_plugin import masks
 from tb_attention_plugin import numerics
+from tb_attention_plugin import run_dirs
 from tb_attention_plugin import summary
 from tb_attention_plugin import tokens as tokens_lib
 
 logger = logging.getLogger(__name__)
 
-# log_dirs that a live callback writes to: a second writer would interleave
-# two captures of the same tags at the same steps.
-_ACTIVE_LOG_DIRS = {}
+# log_dir -> the callback that last began a fit writing to it. Two callbacks
+# writing one log_dir at once would interleave captures of the same tags at
+# the same steps; a claim left by a fit that ended without on_train_end
+# (an exception, Ctrl-C) is taken over, and a collected callback claims
+# nothing.
+_CLAIMS = weakref.WeakValueDictionary()
 
 
 class AttentionCallback(keras.callbacks.Callback):
@@ -36,7 +42,11 @@ class AttentionCallback(keras.callbacks.Callback):
     Args:
       log_dir: directory (any `tf.io.gfile` path) to write event files to;
         it becomes one TensorBoard run. Give it the same directory as
-        `keras.callbacks.TensorBoard` to see both side by side.
+        `keras.callbacks.TensorBoard` to see both side by side. Training the
+        same model on the same probe again appends to it (steps never go
+        backwards: after a recompile, captures continue after the last step
+        written); a different model, probe or layer set goes to a run of its
+        own, `log_dir/rerun_2` (`rerun_3`, ...), with one log line saying why.
       probe: a fixed batch the model takes: one array, a tuple/list (e.g.
         encoder and decoder inputs) or a dict, e.g. `x_val[:8]`. The same
         examples are captured every time so they can be compared over steps.
@@ -100,16 +110,25 @@ class AttentionCallback(keras.callbacks.Callback):
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         self._batch = tokens_lib.probe_batch_size(self._probe)
+        self._probe_digest = run_dirs.probe_digest(self._probe)
         # Validated now so that wrong token counts fail before training.
         self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._layers = None
         self._required = None
         self._probe_fn = None
         self._plans = None  # name -> _LayerPlan, fixed by the first capture
-        self._writer = None
-        self._last_step = None
-        self._next_due = 0
-        self.captured_steps = []  # steps written, for tests and users
+        self._traced_model = None  # the model _probe_fn and _plans are for
+        self._chief = True
+        self._run_dir = None  # where this model's captures go (log_dir or a rerun_N)
+        self._run = None  # run_dirs.RunState of _run_dir, kept up to date
+        self._runs = {}  # run_dir -> RunState of every run this callback wrote
+        self._step_offset = 0  # written step = optimizer.iterations + offset
+        self._writer = None  # opened on the first write, reopened after a failed one
+        self._next_due = 0  # optimizer.iterations of the next scheduled capture
+        self._fit_thread = None  # set while a fit runs; see _claim_log_dir
+        self._begin_pending = False  # the capture before training is still to do
+        self._first = None  # the probe's results traced in on_train_begin
+        self.captured_steps = []  # steps written and flushed, for tests and users
 
     # -- setup ---------------------------------------------------------------
 
@@ -125,11 +144,15 @@ class AttentionCallback(keras.callbacks.Callback):
             )
         _check_probe_keys(model, self._probe)
         self._layers, self._required = capture.select_layers(model, self._layer_names)
-        self._probe_fn = None  # a new model needs a new trace
-        self._plans = None
-        if self._is_chief():
-            self._claim_log_dir()
-            self._open_writer()
+        if self._traced_model is not model:
+            # A new model needs a new trace, and maybe a run of its own. The
+            # same model (another fit, evaluate) keeps both.
+            self._traced_model = model
+            self._probe_fn = None
+            self._plans = None
+        self._chief = self._is_chief()
+        if self._chief:
+            self._check_writable()
 
     def _is_chief(self):
         strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
@@ -142,30 +165,60 @@ class AttentionCallback(keras.callbacks.Callback):
         return self.log_dir if "://" in self.log_dir else os.path.abspath(self.log_dir)
 
     def _claim_log_dir(self):
-        other = _ACTIVE_LOG_DIRS.get(self._log_dir_key())
-        if other is not None and other is not self:
-            raise ValueError(
-                "another AttentionCallback already writes to %r in this training: "
-                "give each callback its own log_dir (e.g. logs/run1 and logs/run2)"
-                % self.log_dir
-            )
-        _ACTIVE_LOG_DIRS[self._log_dir_key()] = self
+        """Refuses a second callback writing this log_dir in the same fit
+        (or in a fit running in another thread); takes over the claim of
+        one whose fit ended without on_train_end."""
+        key = self._log_dir_key()
+        holder = _CLAIMS.get(key)
+        if holder is not None and holder is not self:
+            if holder._fits_beside(self):
+                raise ValueError(
+                    "another AttentionCallback already writes to %r in this training: "
+                    "give each callback its own log_dir (e.g. logs/run1 and logs/run2)"
+                    % self.log_dir
+                )
+            holder._end_fit()  # its fit raised or was interrupted
+        _CLAIMS[key] = self
+        self._fit_thread = threading.current_thread()
 
-    def _release_log_dir(self):
-        if _ACTIVE_LOG_DIRS.get(self._log_dir_key()) is self:
-            del _ACTIVE_LOG_DIRS[self._log_dir_key()]
+    def _fits_beside(self, other):
+        """Whether this callback is in a fit running now beside `other`'s:
+        the same fit (Keras gives every callback of one fit the same params
+        dict) or one in another thread that is still alive. A fit that
+        ended without on_train_end in this thread is over: this thread now
+        runs `other`'s."""
+        if self._fit_thread is None:
+            return False
+        if self.params is not None and self.params is other.params:
+            return True
+        return self._fit_thread is not threading.current_thread() and self._fit_thread.is_alive()
 
-    def _open_writer(self):
-        if self._writer is not None:
-            return
+    def _end_fit(self):
+        """Releases the log_dir and the event file. Never raises."""
+        self._fit_thread = None
+        if _CLAIMS.get(self._log_dir_key()) is self:
+            del _CLAIMS[self._log_dir_key()]
+        self._drop_writer()
+
+    def _check_writable(self):
         try:
             tf.io.gfile.makedirs(self.log_dir)
-            self._writer = tf.summary.create_file_writer(self.log_dir)
         except (tf.errors.OpError, OSError) as e:
             raise ValueError(
                 "cannot write to log_dir %r (%s): pass a directory you can write to"
                 % (self.log_dir, e)
             ) from None
+
+    def _drop_writer(self):
+        """Forgets the writer; the next write opens a new event file. After
+        a failed write the old file may end in a partial record, after which
+        nothing in that file can be read. Never raises."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # the failure that made us drop it, again
+                pass
 
     def _build_probe_fn(self):
         try:
@@ -203,14 +256,21 @@ class AttentionCallback(keras.callbacks.Callback):
 
     # -- schedule ------------------------------------------------------------
 
-    def _step(self):
+    def _iterations(self):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):
-        if self._writer is None:
+        if not self._chief:
             return
-        first = self._setup_capture() if self._plans is None else None
-        self._capture(self._step, first)
+        self._claim_log_dir()
+        if self._plans is None:
+            self._first = self._setup_capture()
+            self._run_dir = None  # chosen by the facts of the first capture
+        # The capture of the state before training waits for the first
+        # batch: every callback of this fit has then passed on_train_begin,
+        # so a second one on this log_dir is refused before anything is
+        # written. No weight changes in between.
+        self._begin_pending = True
 
     def on_train_batch_begin(self, batch, logs=None):
         # At the start of a batch, `iterations` counts the steps already done,
@@ -218,49 +278,114 @@ class AttentionCallback(keras.callbacks.Callback):
         # is used instead of on_train_batch_end because overriding that makes
         # Keras convert every batch's logs synchronously (no async dispatch),
         # which cost 2-8% of the IMDB demo's fit time even for a no-op.
-        if self._writer is None or self.update_freq == "epoch":
+        if self._fit_thread is None:
             return
-        self._capture(self._step, only_if_due=True)
+        if self._begin_pending:
+            self._capture_begin()
+        elif self.update_freq != "epoch":
+            self._capture(only_if_due=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._writer is not None and self.update_freq == "epoch":
-            self._capture(self._step)
+        if self._fit_thread is not None and self.update_freq == "epoch":
+            self._capture()
 
     def on_train_end(self, logs=None):
         try:
-            if self._writer is not None:
-                self._capture(self._step)
-                self._writer.flush()
+            if self._fit_thread is not None:
+                if self._begin_pending:  # a fit of no batches
+                    self._capture_begin()
+                self._capture()
         except Exception as e:  # never raise out of the user's fit
-            _warn_skipped("the final flush", e)
+            _warn_skipped("the final capture", e)
         finally:
-            self._release_log_dir()
+            self._end_fit()
 
     # -- capture -------------------------------------------------------------
 
-    def _capture(self, get_step, first=None, only_if_due=False):
+    def _capture_begin(self):
+        first, self._first, self._begin_pending = self._first, None, False
+        self._capture(first)
+
+    def _capture(self, first=None, only_if_due=False):
         """One capture: every layer is computed, cropped and serialized
         before anything is written, so a step is written whole or not at all.
         Any failure is a warning and a skipped capture; training goes on."""
         step = None
         try:
-            step = get_step()
-            if step == self._last_step or (only_if_due and step < self._next_due):
+            iterations = self._iterations()
+            step = iterations + self._step_offset  # for the warning; fixed below
+            if only_if_due and iterations < self._next_due:
                 return
+            if self._run is not None and iterations + self._step_offset == self._run.last_step:
+                return  # this state is written (a fit continuing where the last ended)
             if self.update_freq != "epoch":
-                self._next_due = (step // self.update_freq + 1) * self.update_freq
-            results = first if first is not None else self._probe_fn()
-            records = [self._prepare(captured) for captured in results]
-            self._add_rollout(records)
-            serialized = [item for record in records for item in summary.serialize(record)]
-            with self._writer.as_default(), tf.summary.record_if(True):
-                summary.write(serialized, step)
-            self._writer.flush()
+                self._next_due = (iterations // self.update_freq + 1) * self.update_freq
+            serialized = self._serialize(first if first is not None else self._probe_fn())
+            if self._run_dir is None:
+                self._start_run(run_dirs.facts_of_serialized(serialized))
+                if iterations + self._step_offset == self._run.last_step:
+                    return
+            step = self._next_step(iterations)
+            self._write(serialized, step)
         except Exception as e:
             _warn_skipped("the capture at step %s" % step, e)
             return
-        self._last_step = step
+        self._run.last_step = step
         self.captured_steps.append(step)
+
+    def _serialize(self, results):
+        records = [self._prepare(captured) for captured in results]
+        self._add_rollout(records)
+        return [item for record in records for item in summary.serialize(record)]
+
+    def _start_run(self, facts):
+        """Picks the run this model's captures go to (see run_dirs)."""
+        run_dir, state, why = run_dirs.choose(self.log_dir, facts, self._runs)
+        if why is not None:
+            logger.warning(
+                "AttentionCallback writes this training to %s, a run of its own, because "
+                "%s already holds attention of another model or probe (%s). Pass a new "
+                "log_dir to name the run yourself.", run_dir, self.log_dir, why,
+            )
+        if run_dir != self._run_dir:
+            self._drop_writer()
+        self._run_dir, self._run = run_dir, state
+        state.facts = facts
+        self._runs[run_dir] = state
+
+    def _next_step(self, iterations):
+        """The step to write: optimizer.iterations plus an offset that keeps
+        steps going forward in this run after a recompile, a new optimizer or
+        a new model of the same shape reset the count."""
+        step = iterations + self._step_offset
+        last = self._run.last_step
+        if step <= last:
+            self._step_offset = last + 1 - iterations
+            logger.warning(
+                "AttentionCallback: %s already holds captures up to step %d and "
+                "optimizer.iterations is %d (a recompile, a new optimizer or a new model "
+                "reset it); this training's captures are written at iterations + %d, "
+                "from step %d on, so steps never go backwards. Pass a new log_dir to "
+                "start a separate run.", self._run_dir, last, iterations,
+                self._step_offset, last + 1,
+            )
+            step = last + 1
+        return step
+
+    def _write(self, serialized, step):
+        """Writes and flushes one capture. A failure (disk full, permission,
+        a remote file system) drops the writer so the next capture starts a
+        new event file, readable whatever the old one ends with."""
+        try:
+            if self._writer is None:
+                tf.io.gfile.makedirs(self._run_dir)
+                self._writer = tf.summary.create_file_writer(self._run_dir)
+            with self._writer.as_default(), tf.summary.record_if(True):
+                summary.write(serialized, step)
+            self._writer.flush()
+        except Exception:
+            self._drop_writer()
+            raise
 
     def _check_budget(self):
         """Refuses captures larger than max_cells (the probe, and so the
@@ -290,7 +415,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "layer %r returned attention of shape %s, first captured as %s"
                 % (plan.name, scores.shape, plan.shape)
             )
-        return summary.prepare(
+        record = summary.prepare(
             plan.name,
             scores,
             query_tokens=plan.query_tokens,
@@ -302,6 +427,8 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_class=plan.layer_class,
             layer_index=plan.index,
         )
+        record.probe_digest = self._probe_digest
+        return record
 
     def _plan_layer(self, captured, index, earlier):
         """Facts fixed for the whole run, from the first capture: orientation,
