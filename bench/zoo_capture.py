@@ -6,8 +6,8 @@ Each backbone is built from config (random weights, nothing downloaded) at a
 small but not toy size: 2 layers, 4 heads, width 64, 64 tokens (ViT: 32x32
 images in 4x4 patches, 65 tokens), a probe of 8 examples, batches of 16. For
 each: the median time of one training step (`train_on_batch`), of one capture
-(`AttentionCallback._capture`: probe forward pass, crop, statistics, encode,
-write, flush) and the overhead at the default cadence, one capture every 100
+(what `AttentionCallback._capture` does: probe forward pass, crop,
+statistics, encode, write, flush) and the overhead at the default cadence, one capture every 100
 steps: 1 + capture / (100 x step).
 """
 
@@ -94,7 +94,7 @@ def measure(build, inputs, reps=10):
     captures = []
     for i in range(reps):
         start = time.perf_counter()
-        callback._capture(lambda: 10**6 + i)
+        callback._write(callback._serialize(callback._probe_fn()), 10**6 + i)
         captures.append(time.perf_counter() - start)
     layers = len(callback._plans)
     cells = sum(p.cells for p in callback._plans.values())
