@@ -131,14 +131,16 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def _serve_maps(self, request):
         ctx, eid = _context(request)
         args = request.args
-        data, shape, encoding = self.store.maps(
+        example = params.integer(args, "example", minimum=0)
+        reply = self.maps_impl(
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
-            params.integer(args, "step"), params.integer(args, "example", minimum=0),
-            params.integer(args, "head", required=False, minimum=0),
+            params.integer(args, "step"), example, params.integer(args, "head", required=False, minimum=0),
         )
-        response = http_util.Respond(request, data, "application/octet-stream")
-        response.headers["X-Attention-Shape"] = ",".join(str(n) for n in shape)
-        response.headers["X-Attention-Encoding"] = metadata.ENCODING_NAMES[encoding]
+        response = http_util.Respond(request, reply.data, "application/octet-stream")
+        response.headers["X-Attention-Shape"] = ",".join(str(n) for n in reply.shape)
+        response.headers["X-Attention-Encoding"] = metadata.ENCODING_NAMES[reply.encoding]
+        if reply.other_facts:  # the step's facts are not those /index lists for the layer
+            response.headers["X-Attention-Facts"] = facts_header(reply.facts, example)
         return response
 
     @_route
@@ -188,12 +190,12 @@ class AttentionPlugin(base_plugin.TBPlugin):
         runs = {}
         for layer in layers:
             try:
-                steps = self.store.steps(ctx, experiment_id, layer)
-            except store_lib.StoredDataError as e:  # blobs the reader cannot decode
+                timeline = self.store.timeline(ctx, experiment_id, layer)
+            except store_lib.StoredDataError as e:  # blobs or facts the reader cannot decode
                 skipped.append((layer.run, layer.tag, str(e)))
                 continue
             has_rollout = self.store.has_tensor(ctx, experiment_id, layer, PluginData.ROLLOUT)
-            runs.setdefault(layer.run, []).append(_describe_layer(layer, steps, has_rollout))
+            runs.setdefault(layer.run, []).append(_describe_layer(timeline, has_rollout))
         for run, tag, reason in skipped:
             logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)
         return {
@@ -205,7 +207,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
         }
 
     def maps_impl(self, ctx, experiment_id, run, tag, step, example, head=None):
-        """(bytes, (heads, q, k), encoding) of one step, one example."""
+        """store.MapsReply of one step, one example: bytes, (heads, q, k),
+        encoding, the step's facts and whether they differ from the newest."""
         return self.store.maps(ctx, experiment_id, run, tag, step, example, head)
 
     def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None):
@@ -266,10 +269,22 @@ class AttentionPlugin(base_plugin.TBPlugin):
         }
 
 
-def _describe_layer(layer, steps, has_rollout):
-    info = layer.info
+def _describe_layer(timeline, has_rollout):
+    """A layer of /index: the facts of its newest step, the steps that share
+    them, and which steps were left out for having other facts."""
+    layer, other = timeline.layer, timeline.other_steps
     return {
         "tag": layer.tag,
+        **_describe_facts(layer.info),
+        "has_rollout": has_rollout,
+        "steps": timeline.steps,
+        "other_shapes": {"steps": len(other), "first": other[0], "last": other[-1]} if other else None,
+        "examples": [_describe_example(ex) for ex in layer.info.examples],
+    }
+
+
+def _describe_facts(info):
+    return {
         "layer": info.layer,
         "layer_class": info.layer_class,
         "layer_index": info.layer_index,
@@ -279,20 +294,38 @@ def _describe_layer(layer, steps, has_rollout):
         "encoding": metadata.ENCODING_NAMES[info.encoding],
         "rows_normalized": info.rows_normalized,
         "rollout_stack": info.rollout_stack,
-        "has_rollout": has_rollout,
-        "steps": steps,
-        "examples": [
-            {
-                "query_tokens": list(ex.query_tokens),
-                "key_tokens": list(ex.key_tokens),
-                "query_offset": ex.query_offset,
-                "key_offset": ex.key_offset,
-                "query_length": ex.query_length,
-                "key_length": ex.key_length,
-            }
-            for ex in info.examples
-        ],
     }
+
+
+def _describe_example(ex):
+    return {
+        "query_tokens": list(ex.query_tokens),
+        "key_tokens": list(ex.key_tokens),
+        "query_offset": ex.query_offset,
+        "key_offset": ex.key_offset,
+        "query_length": ex.query_length,
+        "key_length": ex.key_length,
+    }
+
+
+# Largest X-Attention-Facts header; browsers refuse replies whose headers
+# pass 256 KB in all.
+MAX_FACTS_HEADER = 64 * 1024
+
+
+def facts_header(info, example):
+    """The X-Attention-Facts value of maps decoded with facts other than the
+    layer's newest: JSON (ASCII) of the facts as /index gives a layer's, with
+    the number of examples and the requested one; its tokens are null when
+    they would make the header longer than MAX_FACTS_HEADER."""
+    facts = _describe_facts(info)
+    facts["num_examples"] = len(info.examples)
+    facts["example"] = _describe_example(info.examples[example])
+    text = json.dumps(facts, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > MAX_FACTS_HEADER:
+        facts["example"]["query_tokens"] = facts["example"]["key_tokens"] = None
+        text = json.dumps(facts, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def _context(request):

@@ -5,7 +5,14 @@ Nothing from an event file is used before it is checked: metadata is parsed
 and refused when it is from a newer format version or inconsistent (negative
 or absurd lengths, token counts that differ from the lengths, unknown
 encodings); every blob is inflated at most to the size its shape promises;
-every derived tensor must have the shape and dtype the metadata declares.
+every derived tensor must have the shape and dtype the facts of its step
+declare.
+
+A step's facts (shapes, tokens, encoding) are its own facts blob (format
+version 2) or the tag's metadata (version 1). One tag may hold steps of
+several facts (another probe, another writer); a layer is served as the
+steps that share its newest step's facts (`Timeline`), and maps of any step
+decode with that step's facts.
 What fails a check raises `StoredDataError` (HTTP 422) naming the run, the
 layer, the step and what is wrong; unknown runs, layers, steps, examples and
 heads raise `errors.NotFoundError` (404). The store has no HTTP in it: tests
@@ -15,6 +22,7 @@ Format facts (tag suffixes, roles, stat names, versions) come from
 `metadata`; the shapes of the derived tensors are those of docs/FORMAT.md.
 """
 
+import collections
 import contextlib
 import threading
 import time
@@ -47,6 +55,14 @@ DECODE_BUDGET_BYTES = 4 * MAX_MAP_BYTES
 # damage (a flipped bit), not a model.
 MAX_HEADS = 4096
 MAX_TOKENS = 1 << 20
+# Largest facts blob of one step: the tokens of its examples. 16 MiB is
+# 64 examples of 2 x 2048 tokens of 64 bytes each.
+MAX_FACTS_BYTES = 16 * 1024 * 1024
+# Blobs one step may declare beyond the tag's metadata's examples: a step
+# written with other facts may hold another number of examples (plus its
+# facts blob). The Python reader makes a blob key per declared blob before
+# the facts can say how many there are, so this bounds that work.
+MAX_STEP_EXAMPLES = 1024
 # How long a listing of the plugin's tags is reused: new data arrives at most
 # every reload interval (5 s by default), and a listing call costs a few ms
 # plus parsing, so a route answers from memory when it can.
@@ -81,10 +97,14 @@ class StoredDataError(errors.PublicError):
 
 
 class Layer:
-    """A MAPS tag whose metadata passed `check_metadata`."""
+    """A MAPS tag whose metadata passed `check_metadata`; `info` is that
+    metadata, or the facts of the steps a Timeline or a maps reply is about."""
 
     def __init__(self, run, tag, info, series):
         self.run, self.tag, self.info, self.series = run, tag, info, series
+
+    def with_facts(self, info):
+        return Layer(self.run, self.tag, info, self.series)
 
     def example(self, example):
         """The example's metadata; NotFoundError when out of range."""
@@ -99,6 +119,35 @@ class Layer:
     def where(self, step=None):
         at = "" if step is None else " at step %d" % step
         return "run %r layer %r%s" % (self.run, self.tag, at)
+
+
+class Timeline:
+    """A layer's captured steps grouped by their facts.
+
+    `layer`: the Layer with the newest step's facts (`rows_normalized` false
+    when it is false at any of `steps`); `steps`: the sorted steps with those
+    facts; `other_steps`: the sorted steps with other facts; `facts`:
+    {step: facts} of every step.
+    """
+
+    def __init__(self, layer, facts):
+        self.facts = facts
+        steps = sorted(facts)
+        if not steps:
+            self.layer, self.steps, self.other_steps = layer, [], []
+            return
+        newest = metadata.shape_key(facts[steps[-1]])
+        self.steps = [s for s in steps if metadata.shape_key(facts[s]) == newest]
+        self.other_steps = [s for s in steps if metadata.shape_key(facts[s]) != newest]
+        info = PluginData()
+        info.CopyFrom(facts[steps[-1]])
+        info.rows_normalized = all(facts[s].rows_normalized for s in self.steps)
+        self.layer = layer.with_facts(info)
+
+
+# What `Store.maps` answers: raw bytes of (heads, q, k) cells in `encoding`,
+# the step's `facts`, and whether they differ from the layer's newest step's.
+MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts")
 
 
 def parse_metadata(content):
@@ -264,8 +313,66 @@ class Store:
         return Layer(run, tag, info, series)
 
     def steps(self, ctx, experiment_id, layer):
-        """Sorted captured steps of a layer (those with maps)."""
-        return sorted(self._blob_index(ctx, experiment_id, layer))
+        """Sorted captured steps of a layer that share its newest step's facts."""
+        return self.timeline(ctx, experiment_id, layer).steps
+
+    def timeline(self, ctx, experiment_id, layer):
+        """The layer's steps grouped by facts (a Timeline), cached per version
+        of the tag; reads each step's facts blob once (cached by blob key)."""
+        series = layer.series
+        key = ("timeline", experiment_id, layer.run, layer.tag, series.plugin_content,
+               series.max_step, series.max_wall_time)
+        timeline = self._cache.get(key)
+        if timeline is None:
+            index = self._blob_index(ctx, experiment_id, layer)
+            facts = {step: self._step(ctx, layer, step, keys)[0] for step, keys in index.items()}
+            timeline = Timeline(layer, facts)
+            distinct = {id(f): f.ByteSize() for f in facts.values()}
+            self._cache.put(key, timeline, 100 * (len(facts) + 1) + 2 * sum(distinct.values()))
+        return timeline
+
+    def _step(self, ctx, layer, step, keys):
+        """(facts, blob key per example) of one maps step."""
+        info = layer.info
+        if not metadata.has_facts_blob(info.version, len(keys), len(info.examples)):
+            return info, keys
+        if not keys:
+            raise StoredDataError(
+                "damaged_data", "%s holds no blob; format version %d ends each step with its facts"
+                % (layer.where(step), info.version),
+            )
+        facts = self._facts(ctx, layer, step, keys[-1])
+        if len(keys) - 1 != len(facts.examples):
+            raise StoredDataError(
+                "damaged_data", "%s holds %d maps blobs; its facts declare %d examples"
+                % (layer.where(step), len(keys) - 1, len(facts.examples)),
+            )
+        return facts, keys[:-1]
+
+    def _facts(self, ctx, layer, step, blob_key):
+        """The checked facts blob of one step, cached by its blob key."""
+        key = ("facts", blob_key)
+        facts = self._cache.get(key)
+        if facts is not None:
+            return facts
+        where = "facts blob of " + layer.where(step)
+        content = self._read_blob(ctx, layer, blob_key)
+        if len(content) > MAX_FACTS_BYTES:
+            raise StoredDataError(
+                "damaged_data", "%s is %d bytes, over %d MiB" % (where, len(content), MAX_FACTS_BYTES >> 20)
+            )
+        try:
+            facts = parse_metadata(bytes(content))
+            if facts.role != PluginData.MAPS or facts.layer != layer.info.layer:
+                raise StoredDataError(
+                    "damaged_data", "declares role %d of layer %r, not the maps of %r"
+                    % (facts.role, facts.layer, layer.info.layer),
+                )
+            check_metadata(facts)
+        except StoredDataError as e:
+            raise StoredDataError(e.kind, "%s: %s" % (where, e)) from None
+        self._cache.put(key, facts, 2 * len(content) + 100)
+        return facts
 
     def has_tensor(self, ctx, experiment_id, layer, role):
         derived = metadata.tag_for(layer.tag, role)
@@ -274,16 +381,19 @@ class Store:
     # -- maps ------------------------------------------------------------------
 
     def maps(self, ctx, experiment_id, run, tag, step, example, head=None):
-        """(raw bytes, (heads, q, k), encoding) of one example at one step,
-        or of one head (heads = 1)."""
+        """MapsReply of one example at one step, all heads or one (heads = 1),
+        decoded with that step's facts."""
         layer = self.layer(ctx, experiment_id, run, tag)
-        ex = layer.example(example)
-        info = layer.info
-        if head is not None and not 0 <= head < info.num_heads:
-            raise errors.NotFoundError("head %d out of range 0..%d" % (head, info.num_heads - 1))
-        keys = self._blob_index(ctx, experiment_id, layer).get(step)
+        index = self._blob_index(ctx, experiment_id, layer)
+        keys = index.get(step)
         if keys is None:
             raise errors.NotFoundError("%s has no capture at step %d" % (layer.where(), step))
+        info, keys = self._step(ctx, layer, step, keys)
+        other = self._differs_from_newest(ctx, layer, index, info)
+        layer = layer.with_facts(info)
+        ex = layer.example(example)
+        if head is not None and not 0 <= head < info.num_heads:
+            raise errors.NotFoundError("head %d out of range 0..%d" % (head, info.num_heads - 1))
         if example >= len(keys):
             raise StoredDataError(
                 "damaged_data",
@@ -305,17 +415,29 @@ class Store:
             per_head = shape[1] * shape[2] * cell_bytes
             data = data[head * per_head : (head + 1) * per_head]
             shape = (1,) + shape[1:]
-        return data, shape, info.encoding
+        return MapsReply(data, shape, info.encoding, info, other)
+
+    def _differs_from_newest(self, ctx, layer, index, facts):
+        """Whether `facts` differ from those of the layer's newest step (also
+        when the newest step's facts cannot be read: the caller then says
+        which facts it used)."""
+        newest = max(index)
+        try:
+            newest_facts = self._step(ctx, layer, newest, index[newest])[0]
+        except StoredDataError:
+            return True
+        return metadata.shape_key(facts) != metadata.shape_key(newest_facts)
 
     def _map_bytes(self, ctx, layer, step, blob_key, shape, size):
-        cache_key = ("blob", blob_key, shape, layer.info.encoding)
+        encoding = layer.info.encoding
+        cache_key = ("blob", blob_key, shape, encoding)
         data = self._cache.get(cache_key)
         if data is not None:
             return data
         with self._budget.hold(size):
             stored = self._read_blob(ctx, layer, blob_key)
             try:
-                data = encoding_lib.raw_bytes(stored, layer.info.encoding, shape[0] * shape[1] * shape[2])
+                data = encoding_lib.raw_bytes(stored, encoding, shape[0] * shape[1] * shape[2])
             except ValueError as e:
                 raise StoredDataError(
                     "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
@@ -339,18 +461,20 @@ class Store:
             ) from None
 
     def _blob_index(self, ctx, experiment_id, layer):
-        """{step: (blob key per example)} of a MAPS tag, cached per version."""
+        """{step: (blob key of each blob)} of a MAPS tag, cached per version:
+        one per example, then (format version 2) the step's facts blob."""
         series = layer.series
         key = ("blob_index", experiment_id, layer.run, layer.tag, series.max_step, series.max_wall_time)
         index = self._cache.get(key)
         if index is None:
             examples = len(layer.info.examples)
+            most = max(examples, MAX_STEP_EXAMPLES) + 1  # the examples of a step, then its facts
 
             def check(run, tag, step, shape):  # before a reader makes a key per declared blob
-                if not (len(shape) == 1 and 0 <= shape[0] <= examples):
+                if not (len(shape) == 1 and 0 <= shape[0] <= most):
                     raise StoredDataError(
-                        "damaged_data", "maps of %s declare shape %s; the metadata declares (%d,)"
-                        % (layer.where(step), shape, examples),
+                        "damaged_data", "maps of %s declare shape %s; a step holds at most %d blobs "
+                        "(the metadata declares %d examples)" % (layer.where(step), shape, most, examples),
                     )
 
             datums = self._read_points(
@@ -366,11 +490,13 @@ class Store:
         """(layer, steps, float32 array (steps, ...)) of one example's derived
         values, cropped to the example's tokens: importance (steps, H+1, L) of
         `mode` ('received': L = key_length, 'given': query_length), head stats
-        (steps, H, 3), rollout (steps, key_length)."""
-        layer = self.layer(ctx, experiment_id, run, tag)
+        (steps, H, 3), rollout (steps, key_length); at the steps that share
+        the layer's newest facts."""
+        timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
+        layer = timeline.layer
         ex = layer.example(example)
         index = None if mode is None else IMPORTANCE_MODES[mode]
-        steps, values = self._tensor_series(ctx, experiment_id, layer, role, index)
+        steps, values = self._tensor_series(ctx, experiment_id, timeline, role, index)
         values = values[:, example]
         if role == PluginData.IMPORTANCE:
             values = values[..., : ex.key_length if mode == "received" else ex.query_length]
@@ -378,13 +504,16 @@ class Store:
             values = values[..., : ex.key_length]
         return layer, steps, values
 
-    def _tensor_series(self, ctx, experiment_id, layer, role, index):
-        """(steps, stacked checked float32 array) of a derived tag, cached.
+    def _tensor_series(self, ctx, experiment_id, timeline, role, index):
+        """(steps, stacked checked float32 array) of a derived tag at the
+        timeline's steps (those with the newest facts), cached. Points at
+        other steps are left out before they are turned into arrays.
 
         With `index`, only `array[:, index]` is kept (the importance tag's
         mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
         a layer's whole importance series is 147 MB.
         """
+        layer = timeline.layer
         derived = metadata.tag_for(layer.tag, role)
         series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
         if series is None:
@@ -399,15 +528,21 @@ class Store:
                 % (derived, layer.run, derived_info.role, metadata.ROLE_NAMES[role]),
             )
         key = ("tensors", experiment_id, layer.run, derived, index, series.plugin_content,
-               layer.series.plugin_content, series.max_step, series.max_wall_time)
+               layer.series.plugin_content, series.max_step, series.max_wall_time,
+               layer.series.max_step, layer.series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
+            served = frozenset(timeline.steps)
+
+            def check(run, tag, step, shape):  # refused before TensorBoard turns the proto into an array
+                if step not in served:
+                    return False  # other facts, or no maps: left out, never expanded
+                return check_shape(layer, role, step, shape)
+
             datums = sorted(
-                self._read_points(
-                    "read_tensors_checked", ctx, experiment_id, layer.run, derived,
-                    # refused before TensorBoard turns the proto into an array
-                    check_shape=lambda run, tag, step, shape: check_shape(layer, role, step, shape),
-                ),
+                (d for d in self._read_points(
+                    "read_tensors_checked", ctx, experiment_id, layer.run, derived, check_shape=check,
+                ) if d.step in served),
                 key=lambda d: d.step,
             )
             arrays = []

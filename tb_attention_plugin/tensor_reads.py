@@ -6,7 +6,8 @@ declare any shape with a single repeated value, and make_ndarray then
 allocates all of it: a (2, 2, 120000000) float proto raised TensorBoard's
 peak memory by 1.9 GB before the plugin could look at the shape. Here the
 protos are fetched first and `check_shape(run, tag, step, shape)` sees each
-declared shape before anything is converted; it raises to refuse one.
+declared shape before anything is converted; it raises to refuse the read,
+or returns False to leave that one point out (it is then never converted).
 
 The in-process reader has the same trap for blob sequences: its
 `read_blob_sequences` makes one blob key per element the proto *declares*
@@ -27,7 +28,8 @@ from tensorboard.util import tensor_util
 
 def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter, check_shape):
     """{run: {tag: [TensorDatum]}} like `data_provider.read_tensors`; every
-    point's declared shape passes `check_shape` before it becomes an array."""
+    point's declared shape passes `check_shape` before it becomes an array;
+    points for which it returns False are left out."""
     args = dict(experiment_id=experiment_id, plugin_name=plugin_name, downsample=downsample,
                 run_tag_filter=run_tag_filter)
     points = _proto_points(data_provider, ctx, args)
@@ -36,12 +38,12 @@ def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, 
         result = data_provider.read_tensors(ctx, **args)
         for run, tags in result.items():
             for tag, data in tags.items():
-                for datum in data:
-                    check_shape(run, tag, datum.step, datum.numpy.shape)
+                tags[tag] = [d for d in data if check_shape(run, tag, d.step, d.numpy.shape) is not False]
         return result
     for run, tag, step, wall_time, proto in points:
         shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
-        check_shape(run, tag, step, shape)
+        if check_shape(run, tag, step, shape) is False:
+            continue
         datum = provider_lib.TensorDatum(step=step, wall_time=wall_time, numpy=tensor_util.make_ndarray(proto))
         result.setdefault(run, {}).setdefault(tag, []).append(datum)
     return result

@@ -5,6 +5,8 @@ step (the package's own prepare/serialize, so the content is real) as plain
 (tag, numpy array, SummaryMetadata) triples that a test may then change;
 `write_run` writes such steps as a TFRecord event file without TensorFlow's
 writer, so a test can also damage the bytes (`records`, `frame`).
+`with_facts` changes a step's facts (metadata and facts blob alike),
+`without_facts` makes a step as format version 1 wrote it.
 """
 
 import struct
@@ -20,17 +22,46 @@ from tb_attention_plugin import metadata, summary
 PluginData = metadata.PluginData
 
 
-def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8"):
+def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8", mask=None, word="t"):
     """[(tag, array, SummaryMetadata)] of one step of a self-attention layer
-    whose rows are softmax distributions (deterministic for a seed)."""
+    whose rows are softmax distributions (deterministic for a seed); `mask`
+    (examples, tokens) marks the real tokens (default: all), tokens are
+    `word` + position."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(examples, heads, tokens, tokens)).astype(np.float32)
     scores = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    words = [["t%d" % i for i in range(tokens)]] * examples
-    record = summary.prepare(name, scores, query_tokens=words, encoding=encoding, layer_class="Crafted")
-    record.rollout = [np.full(tokens, 1.0 / tokens, np.float32) for _ in range(examples)]
+    words = [["%s%d" % (word, i) for i in range(tokens)]] * examples
+    record = summary.prepare(name, scores, query_tokens=words, query_mask=mask, key_mask=mask,
+                             encoding=encoding, layer_class="Crafted")
+    record.rollout = [np.full(kl, 1.0 / max(kl, 1), np.float32) for _, (_, kl) in record.spans]
     record.rollout_stack = name
     return [(tag, np.asarray(tensor.numpy()), meta) for tag, tensor, meta in summary.serialize(record)]
+
+
+def with_facts(triples, data, blobs=None):
+    """triples whose maps tag carries `data` as both its metadata and its
+    step's facts blob (the last blob), after the example blobs `blobs`
+    (default: the ones it has)."""
+    out = []
+    for tag, array, meta in triples:
+        if meta.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE:
+            examples = list(array[:-1]) if blobs is None else list(blobs)
+            array = np.array(examples + [data.SerializeToString()], dtype=object)
+            meta = with_plugin_data(meta, data)
+        out.append((tag, array, meta))
+    return out
+
+
+def without_facts(triples):
+    """triples as format version 1 wrote them: no facts blob, metadata version 1."""
+    out = []
+    for tag, array, meta in triples:
+        data = plugin_data(meta)
+        data.version = 1
+        if meta.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE:
+            array = array[:-1]
+        out.append((tag, array, with_plugin_data(meta, data)))
+    return out
 
 
 def repeated_value_tensor(shape, value=0.5):

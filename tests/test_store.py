@@ -10,7 +10,7 @@ import pytest
 from tensorboard import errors
 from tensorboard.data import provider
 
-from crafted_events import layer_step, plugin_data, with_plugin_data
+from crafted_events import layer_step, plugin_data, with_facts, with_plugin_data, without_facts
 from tb_attention_plugin import encoding, metadata, store, tensor_reads
 
 PluginData = metadata.PluginData
@@ -25,17 +25,20 @@ class FakeProvider:
         self.reject_blob_keys = reject_blob_keys  # as RustBoard does for '"' in names
 
     def _series(self, kind):
+        """Time series as TensorBoard lists them: the first step's metadata, the last step."""
         out = {}
         for run, steps in self.runs.items():
-            for step, triples in steps.items():
+            for step, triples in sorted(steps.items()):
                 for tag, array, meta in triples:
                     blob = meta.data_class == 3  # DATA_CLASS_BLOB_SEQUENCE
                     if blob != (kind == "blob"):
                         continue
                     cls = provider.BlobSequenceTimeSeries if blob else provider.TensorTimeSeries
-                    extra = {"max_length": len(array)} if blob else {}
+                    first = out.get(run, {}).get(tag)
+                    extra = {"max_length": max(len(array), first.max_length if first else 0)} if blob else {}
                     out.setdefault(run, {})[tag] = cls(
-                        max_step=step, max_wall_time=float(step), plugin_content=meta.plugin_data.content,
+                        max_step=step, max_wall_time=float(step),
+                        plugin_content=first.plugin_content if first else meta.plugin_data.content,
                         description="", display_name="", **extra)
         return out
 
@@ -102,10 +105,10 @@ def stored_error(call, kind):
 def test_a_healthy_layer_serves_its_maps_and_series():
     triples = layer_step(heads=2, tokens=4, examples=2)
     s = make_store({"run": {0: triples, 5: triples}})
-    data, shape, enc = s.maps(CTX, "", "run", "layer", 5, 1)
-    assert shape == (2, 4, 4) and enc == encoding.UINT8
+    data, shape, enc, facts, other = s.maps(CTX, "", "run", "layer", 5, 1)
+    assert shape == (2, 4, 4) and enc == encoding.UINT8 and not other and facts.num_heads == 2
     assert data == encoding.raw_bytes(triples[0][1][1], enc, 32)
-    head1, shape1, _ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
+    head1, shape1, *_ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
     assert shape1 == (1, 4, 4) and head1 == data[16:]
     importance = triples[1][1]
     layer, steps, values = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "given")
@@ -123,7 +126,7 @@ def test_a_healthy_layer_serves_its_maps_and_series():
 ])
 def test_a_blob_that_does_not_hold_its_shape_is_422_naming_run_layer_and_step(blob, message):
     triples = layer_step(heads=2, tokens=4, examples=2)
-    triples[0] = (triples[0][0], np.array([blob, triples[0][1][1]], dtype=object), triples[0][2])
+    triples = with_facts(triples, maps_metadata(triples), [blob, triples[0][1][1]])
     s = make_store({"run": {3: triples}})
     text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 3, 0), "damaged_data")
     assert "run 'run' layer 'layer' at step 3" in text and message in text and "(2, 4, 4)" in text
@@ -133,7 +136,7 @@ def test_a_blob_that_does_not_hold_its_shape_is_422_naming_run_layer_and_step(bl
 def test_a_zlib_bomb_is_refused_after_inflating_only_the_promised_bytes():
     bomb = zlib.compress(bytes(64 << 20), 9)  # 64 KB that inflate to 64 MiB
     triples = layer_step(heads=2, tokens=4, examples=1)
-    triples[0] = (triples[0][0], np.array([bomb], dtype=object), triples[0][2])
+    triples = with_facts(triples, maps_metadata(triples), [bomb])
     s = make_store({"run": {0: triples}})
     tracemalloc.start()
     try:
@@ -173,7 +176,7 @@ def test_a_newer_format_version_is_422_saying_upgrade():
     data.version = metadata.PROTO_VERSION + 1
     s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
     text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "newer_format")
-    assert "version 2 is newer than this reader (1): upgrade tb-attention" in text
+    assert "version 3 is newer than this reader (2): upgrade tb-attention" in text
     assert len(s.layers(CTX, "")[1]) == 1
 
 
@@ -183,7 +186,7 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
                                        data=PluginData(role=PluginData.HEAD_STATS, layer="layer", version=9))}})
     text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "newer_format")
     assert text == ("tag 'layer/_head_stats' of run 'run': attention summary format version 9 is newer "
-                    "than this reader (1): upgrade tb-attention")
+                    "than this reader (2): upgrade tb-attention")
 
 
 @pytest.mark.parametrize("role, array, message", [
@@ -218,10 +221,15 @@ def test_non_finite_statistics_are_kept_for_the_routes_to_send_as_null():
 
 def test_fewer_blobs_than_examples_is_422():
     triples = layer_step(examples=2)
-    triples[0] = (triples[0][0], triples[0][1][:1], triples[0][2])
+    blobs = triples[0][1]
+    triples[0] = (triples[0][0], blobs[[0, 2]], triples[0][2])  # example 0, then the facts
     s = make_store({"run": {0: triples}})
-    assert "holds 1 maps blobs; the metadata declares 2 examples" in stored_error(
-        lambda: s.maps(CTX, "", "run", "layer", 0, 1), "damaged_data")
+    assert "run 'run' layer 'layer' at step 0 holds 1 maps blobs; its facts declare 2 examples" in stored_error(
+        lambda: s.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
+    triples[0] = (triples[0][0], blobs[:1], triples[0][2])  # no facts blob: its last blob is a map
+    s = make_store({"run": {0: triples}})
+    assert "facts blob of run 'run' layer 'layer' at step 0: " in stored_error(
+        lambda: s.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
 
 
 def test_unknown_run_layer_step_example_and_head_are_404():
@@ -245,7 +253,7 @@ def test_maps_larger_than_the_plugins_limit_are_refused_before_reading():
     tokens = ["t"] * 200
     del data.examples[:]
     data.examples.add(query_tokens=tokens, key_tokens=tokens, query_length=200, key_length=200)
-    s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
+    s = make_store({"run": {0: with_facts(triples, data)}})
     text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "too_large")
     assert "4096x200x200 = 156 MiB, over the plugin's limit of 64 MiB" in text
 
@@ -301,3 +309,118 @@ def test_json_values_are_rounded_and_non_finite_ones_are_null():
     values = np.array([[0.1234567, np.nan], [np.inf, -np.inf]], np.float32)
     assert finite_lists(values) == [[0.123457, None], [None, None]]
     assert finite_lists(np.zeros((0, 3), np.float32)) == []
+
+
+# -- steps of several facts, format version 1, empty examples ------------------
+
+
+def _plugin(runs):
+    from tensorboard.plugins import base_plugin
+
+    from tb_attention_plugin.attention_plugin import AttentionPlugin
+
+    fake = FakeProvider(runs)
+    return AttentionPlugin(base_plugin.TBContext(data_provider=fake, flags=None))
+
+
+def test_steps_with_other_facts_are_left_out_of_the_layer_and_their_maps_decode_with_their_own():
+    old = {s: layer_step(heads=2, tokens=4, seed=s) for s in (0, 1, 2)}
+    new = {s: layer_step(heads=3, tokens=6, seed=s, word="w") for s in (3, 4)}
+    plugin = _plugin({"run": {**old, **new}})
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["steps"] == [3, 4] and layer["num_heads"] == 3
+    assert layer["examples"][0]["key_tokens"] == ["w%d" % i for i in range(6)]
+    assert layer["other_shapes"] == {"steps": 3, "first": 0, "last": 2}
+    s = plugin.store
+    reply = s.maps(CTX, "", "run", "layer", 1, 1)
+    assert reply.shape == (2, 4, 4) and reply.other_facts and list(reply.facts.examples[1].key_tokens)[0] == "t0"
+    assert reply.data == encoding.raw_bytes(old[1][0][1][1], encoding.UINT8, 32)
+    reply = s.maps(CTX, "", "run", "layer", 4, 1, head=2)
+    assert reply.shape == (1, 6, 6) and not reply.other_facts
+    assert reply.data == encoding.raw_bytes(new[4][0][1][1], encoding.UINT8, 108)[72:]
+    with pytest.raises(errors.NotFoundError, match="head 2 out of range 0..1"):
+        s.maps(CTX, "", "run", "layer", 1, 0, head=2)
+    for role, mode, shape in ((PluginData.IMPORTANCE, "received", (2, 4, 6)), (PluginData.HEAD_STATS, None, (2, 3, 3)),
+                              (PluginData.ROLLOUT, None, (2, 6))):
+        _, steps, values = s.series(CTX, "", "run", "layer", role, 0, mode)
+        assert steps == [3, 4] and values.shape == shape, (role, values.shape)
+    np.testing.assert_array_equal(s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 1)[2][1], new[4][2][1][1])
+
+
+def test_the_newest_steps_facts_win_even_when_older_facts_come_back():
+    runs = {"run": {0: layer_step(heads=2), 1: layer_step(heads=3), 2: layer_step(heads=2, seed=2)}}
+    (layer,) = _plugin(runs).index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["steps"] == [0, 2] and layer["num_heads"] == 2
+    assert layer["other_shapes"] == {"steps": 1, "first": 1, "last": 1}
+
+
+def test_format_version_1_without_facts_blobs_is_served_with_the_metadatas_facts():
+    steps = {0: without_facts(layer_step(heads=2, tokens=4)), 5: without_facts(layer_step(heads=2, tokens=4, seed=5))}
+    plugin = _plugin({"run": steps})
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["steps"] == [0, 5] and layer["other_shapes"] is None and layer["num_heads"] == 2
+    reply = plugin.store.maps(CTX, "", "run", "layer", 5, 1)
+    assert reply.shape == (2, 4, 4) and not reply.other_facts
+    assert reply.data == encoding.raw_bytes(steps[5][0][1][1], encoding.UINT8, 32)
+    _, series_steps, values = plugin.store.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 0, "received")
+    assert series_steps == [0, 5] and values.shape == (2, 3, 4)
+
+
+def test_a_version_1_tag_continued_by_a_version_2_writer_of_another_shape():
+    runs = {"run": {0: without_facts(layer_step(heads=2, tokens=4)), 1: layer_step(heads=1, tokens=3)}}
+    plugin = _plugin(runs)
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["steps"] == [1] and layer["num_heads"] == 1
+    assert layer["other_shapes"] == {"steps": 1, "first": 0, "last": 0}
+    assert plugin.store.maps(CTX, "", "run", "layer", 0, 0).shape == (2, 4, 4)
+    assert plugin.store.maps(CTX, "", "run", "layer", 1, 0).shape == (1, 3, 3)
+
+
+@pytest.mark.parametrize("facts_blob, message", [
+    (b"\xff\xff", "facts blob of run 'run' layer 'layer' at step 1: unreadable metadata"),
+    (PluginData(role=PluginData.IMPORTANCE, layer="layer").SerializeToString(),
+     "facts blob of run 'run' layer 'layer' at step 1: declares role 2 of layer 'layer', not the maps of 'layer'"),
+    (PluginData(role=PluginData.MAPS, layer="layer", version=7).SerializeToString(), "upgrade tb-attention"),
+    (b"x" * (store.MAX_FACTS_BYTES + 1), "facts blob of run 'run' layer 'layer' at step 1 is 16777217 bytes, over 16 MiB"),
+])
+def test_a_damaged_facts_blob_is_422_and_the_layer_is_listed_as_skipped(facts_blob, message):
+    damaged = layer_step(seed=1)
+    blobs = damaged[0][1].copy()
+    blobs[-1] = facts_blob
+    damaged[0] = (damaged[0][0], blobs, damaged[0][2])
+    plugin = _plugin({"run": {0: layer_step(), 1: damaged}})
+    kind = "newer_format" if b"\x38\x07" in facts_blob or "upgrade" in message else "damaged_data"
+    assert message in stored_error(lambda: plugin.store.maps(CTX, "", "run", "layer", 1, 0), kind)
+    assert message in stored_error(
+        lambda: plugin.store.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), kind)
+    index = plugin.index_impl(CTX, "")
+    assert index["runs"] == [] and message in index["skipped"][0]["reason"]
+    # the healthy step's maps still decode: its facts and the newest step's are read apart
+    assert plugin.store.maps(CTX, "", "run", "layer", 0, 0).other_facts
+
+
+def test_an_example_that_is_all_padding_is_an_empty_map_with_null_statistics():
+    mask = np.array([[True] * 4, [False] * 4])
+    plugin = _plugin({"run": {0: layer_step(mask=mask), 1: layer_step(mask=mask, seed=1)}})
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["examples"][1] == {"query_tokens": [], "key_tokens": [], "query_offset": 0, "key_offset": 0,
+                                    "query_length": 0, "key_length": 0}
+    reply = plugin.store.maps(CTX, "", "run", "layer", 1, 1)
+    assert (reply.data, reply.shape) == (b"", (2, 0, 0))
+    assert plugin.store.maps(CTX, "", "run", "layer", 1, 1, head=1).shape == (1, 0, 0)
+    stats = plugin.head_stats_impl(CTX, "", "run", "layer", 1)
+    assert stats["entropy"] == [[None, None], [None, None]] and stats["steps"] == [0, 1]
+    assert all(v is not None for v in np.ravel(plugin.head_stats_impl(CTX, "", "run", "layer", 0)["max_weight"]))
+    assert plugin.importance_impl(CTX, "", "run", "layer", 1)["values"] == [[[], [], []], [[], [], []]]
+    assert plugin.rollout_impl(CTX, "", "run", "layer", 1)["values"] == [[], []]
+
+
+def test_a_layer_whose_every_example_is_empty_is_served():
+    mask = np.zeros((2, 4), bool)
+    plugin = _plugin({"run": {0: layer_step(mask=mask)}})
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["steps"] == [0] and [e["key_length"] for e in layer["examples"]] == [0, 0]
+    assert plugin.store.maps(CTX, "", "run", "layer", 0, 0).shape == (2, 0, 0)
+    assert plugin.head_stats_impl(CTX, "", "run", "layer", 0)["mean_distance"] == [[None, None]]
+    assert plugin.importance_impl(CTX, "", "run", "layer", 0, "given")["values"] == [[[], [], []]]
+    assert plugin.rollout_impl(CTX, "", "run", "layer", 0)["values"] == [[]]
