@@ -1,8 +1,10 @@
 """AttentionCallback: records attention maps to TensorBoard during model.fit."""
 
+import contextlib
 import dataclasses
 import logging
 import os
+import re
 import threading
 import weakref
 
@@ -99,20 +101,23 @@ class AttentionCallback(keras.callbacks.Callback):
             isinstance(update_freq, (int, np.integer)) and update_freq > 0
         ):
             raise ValueError(
-                "update_freq must be a positive number of steps or 'epoch', got %r"
-                % (update_freq,)
+                "AttentionCallback: update_freq must be a positive number of steps "
+                "or \"epoch\", and %s was given. Pass e.g. update_freq=100."
+                % _quoted(update_freq)
             )
         self.update_freq = update_freq
         self.pad_id = pad_id
-        encoding_lib.parse_encoding(encoding)  # fails early on a bad name
+        with _setup_errors():
+            encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
         self.max_cells = max_cells
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
-        self._batch = tokens_lib.probe_batch_size(self._probe)
-        self._probe_digest = run_dirs.probe_digest(self._probe)
         # Validated now so that wrong token counts fail before training.
-        self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
+        with _setup_errors():
+            self._batch = tokens_lib.probe_batch_size(self._probe)
+            self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
+        self._probe_digest = run_dirs.probe_digest(self._probe)
         self._layers = None
         self._required = None
         self._probe_fn = None
@@ -137,13 +142,14 @@ class AttentionCallback(keras.callbacks.Callback):
         if keras.config.backend() != "tensorflow":
             raise ValueError(
                 "AttentionCallback captures attention with TensorFlow graphs, and "
-                "Keras runs on the %r backend here. Train with "
+                "Keras runs on the %s backend here. Train with "
                 "KERAS_BACKEND=tensorflow (keras_hub models work the same), or "
                 "write attention from your own loop with "
                 "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
             )
         _check_probe_keys(model, self._probe)
-        self._layers, self._required = capture.select_layers(model, self._layer_names)
+        with _setup_errors():
+            self._layers, self._required = capture.select_layers(model, self._layer_names)
         if self._traced_model is not model:
             # A new model needs a new trace, and maybe a run of its own. The
             # same model (another fit, evaluate) keeps both.
@@ -173,9 +179,9 @@ class AttentionCallback(keras.callbacks.Callback):
         if holder is not None and holder is not self:
             if holder._fits_beside(self):
                 raise ValueError(
-                    "another AttentionCallback already writes to %r in this training: "
-                    "give each callback its own log_dir (e.g. logs/run1 and logs/run2)"
-                    % self.log_dir
+                    "AttentionCallback: another AttentionCallback already writes to %s "
+                    "in this training. Give each callback its own log_dir, e.g. "
+                    "logs/run1 and logs/run2." % self.log_dir
                 )
             holder._end_fit()  # its fit raised or was interrupted
         _CLAIMS[key] = self
@@ -205,8 +211,8 @@ class AttentionCallback(keras.callbacks.Callback):
             tf.io.gfile.makedirs(self.log_dir)
         except (tf.errors.OpError, OSError) as e:
             raise ValueError(
-                "cannot write to log_dir %r (%s): pass a directory you can write to"
-                % (self.log_dir, e)
+                "AttentionCallback cannot write to log_dir %s (%s). Pass a "
+                "directory you can write to." % (self.log_dir, _error_text(e))
             ) from None
 
     def _drop_writer(self):
@@ -226,20 +232,22 @@ class AttentionCallback(keras.callbacks.Callback):
                 self.model, self._layers, self._required, self._probe
             )
         except capture.CaptureError as e:
-            raise ValueError("AttentionCallback: %s." % str(e).rstrip(".")) from None
+            raise ValueError("AttentionCallback: %s" % _sentence(str(e))) from None
         except Exception as e:
-            # tf.function wraps the cause in a traceback; its last line says it.
+            # tf.function wraps the cause in a traceback; its last line says
+            # it, after the exception's class name. Quoted as the model said it.
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            said = re.sub(r"^\w+(Error|Exception): ", "", lines[-1]) if lines else _error_text(e)
             raise ValueError(
-                "AttentionCallback could not run the model on the probe: %s. "
-                "Pass probe= in the structure model(...) takes, e.g. "
-                "probe=x_val[:8], or (enc[:8], dec[:8]) for two inputs."
-                % (lines[-1] if lines else type(e).__name__)
+                "AttentionCallback could not run the model on the probe; the model "
+                "says \u201c%s\u201d. Pass probe= in the structure model(...) takes, "
+                "e.g. probe=x_val[:8], or (enc[:8], dec[:8]) for two inputs."
+                % said.rstrip(".")
             ) from e
         for name in self._probe_fn.skipped:
             logger.info(
-                "AttentionCallback: layer %r is named like attention but computed "
-                "no softmax on the probe; it is not captured.", name
+                "AttentionCallback: layer %s is named like attention but computed "
+                "no softmax on the probe, so it is not captured.", _quoted(name)
             )
 
     def _setup_capture(self):
@@ -395,7 +403,7 @@ class AttentionCallback(keras.callbacks.Callback):
         if total > self.max_cells:
             largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
             raise ValueError(
-                "one capture would store %d attention weights (largest layers: %s), more than "
+                "AttentionCallback: one capture would store %d attention weights (largest layers: %s), more than "
                 "max_cells=%d; every captured step is kept in TensorBoard's memory. Pass fewer "
                 "probe examples, layers=[...] to capture fewer layers, shorter probe sequences, "
                 "or a larger max_cells= if you have the memory."
@@ -412,8 +420,8 @@ class AttentionCallback(keras.callbacks.Callback):
         # q, k): the summary records whether there was a head axis.
         if tuple(np.shape(scores)[-2:]) != plan.shape:
             raise ValueError(
-                "layer %r returned attention of shape %s, first captured as %s"
-                % (plan.name, scores.shape, plan.shape)
+                "layer %s returned attention of shape %s, first captured as %s"
+                % (_quoted(plan.name), _shape(scores.shape), _shape(plan.shape))
             )
         record = summary.prepare(
             plan.name,
@@ -444,10 +452,10 @@ class AttentionCallback(keras.callbacks.Callback):
         batch, heads, q, k = scores.shape
         if batch != self._batch:
             raise ValueError(
-                "layer %r returned attention for %d examples, the probe has %d; "
-                "a layer that sees reshaped batches (inside TimeDistributed, or "
-                "called on folded inputs) cannot be captured: pass layers=[...] "
-                "without it" % (name, batch, self._batch)
+                "AttentionCallback: layer %s returned attention for %d examples "
+                "and the probe has %d. A layer that sees reshaped batches (inside "
+                "TimeDistributed, or called on folded inputs) cannot be captured: "
+                "pass layers=[...] without it." % (_quoted(name), batch, self._batch)
             )
         query_valid = key_valid = None
         if captured.mask is not None and not transpose:
@@ -457,8 +465,8 @@ class AttentionCallback(keras.callbacks.Callback):
                 )
             except masks.UnknownMaskForm as e:
                 logger.warning(
-                    "AttentionCallback could not read the mask of layer %r (%s); "
-                    "its maps are stored uncropped, padding included.", name, e
+                    "AttentionCallback could not read the mask of layer %s (%s), so "
+                    "its maps are stored uncropped, padding included.", _quoted(name), e
                 )
         same = captured.same_sequence
         if same is None:  # a layer captured by its output: nothing else to go by
@@ -539,9 +547,52 @@ class _LayerPlan:
 
 def _warn_skipped(what, error):
     logger.warning(
-        "AttentionCallback skipped %s because of %s: %s. Training goes on and "
-        "earlier captures are kept.", what, type(error).__name__, error
+        "AttentionCallback skipped %s: %s Training goes on and earlier captures "
+        "are kept.", what, _sentence(_error_text(error))
     )
+
+
+def _quoted(value):
+    """A name or value for a message: strings in double quotes (as Keras
+    writes names), anything else as str."""
+    return '"%s"' % value if isinstance(value, str) else str(value)
+
+
+def _shape(shape):
+    """(2, 4, 9) -> '2 x 4 x 9'."""
+    return " x ".join(str(int(d)) for d in shape)
+
+
+def _sentence(text):
+    """`text` ending in one full stop."""
+    text = str(text).strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _error_text(error):
+    """What an exception says, for a user. Our own errors (ValueError) and
+    the file system's (OSError, TensorFlow's OpError, without its op-name
+    preamble) say what happened; anything else is a bug of ours, said so."""
+    if isinstance(error, tf.errors.OpError):
+        text = error.message.strip().splitlines()[0] if error.message else ""
+    else:
+        text = str(error).strip()
+    if isinstance(error, (ValueError, OSError, tf.errors.OpError)) and text:
+        return text
+    return "an unexpected error in tb-attention, please report it with this line: %s %s" % (
+        type(error).__name__, text or "(no message)")
+
+
+@contextlib.contextmanager
+def _setup_errors():
+    """ValueErrors of the helper modules, said as the callback's own."""
+    try:
+        yield
+    except ValueError as e:
+        text = str(e)
+        if text.startswith("AttentionCallback"):
+            raise
+        raise ValueError("AttentionCallback: %s" % _sentence(text)) from None
 
 
 def _check_probe_keys(model, probe):
@@ -553,12 +604,12 @@ def _check_probe_keys(model, probe):
     missing = sorted(set(expected) - set(probe))
     if unknown or missing:
         raise ValueError(
-            "the probe's keys do not match the model's inputs: %s%s. The model "
-            "takes %s; pass probe= with exactly those keys."
+            "AttentionCallback: the probe's keys do not match the model's inputs "
+            "(%s%s). The model takes %s: pass probe= with exactly those keys."
             % (
-                "unknown %s" % ", ".join(map(repr, unknown)) if unknown else "",
-                ("; " if unknown and missing else "") + ("missing %s" % ", ".join(map(repr, missing)) if missing else ""),
-                ", ".join(map(repr, sorted(expected))),
+                "unknown %s" % ", ".join(map(_quoted, unknown)) if unknown else "",
+                ("; " if unknown and missing else "") + ("missing %s" % ", ".join(map(_quoted, missing)) if missing else ""),
+                ", ".join(map(_quoted, sorted(expected))),
             )
         )
 
@@ -579,7 +630,7 @@ def _check_probabilities(captured, scores):
     scores = np.asarray(scores, dtype=np.float64)
     problem = None
     if scores.ndim not in (3, 4):
-        problem = "a tensor of shape %s, where attention is (batch, heads, q, k) or (batch, q, k)" % (scores.shape,)
+        problem = "a tensor of shape %s, where attention is (batch, heads, q, k) or (batch, q, k)" % _shape(scores.shape)
     elif not np.all(np.isfinite(scores)):
         problem = "values that are NaN or Inf"
     else:
@@ -593,10 +644,10 @@ def _check_probabilities(captured, scores):
     if problem:
         how = {"output": "its output", "softmax": "the softmax it computes", "scores": "its scores"}[captured.source]
         raise ValueError(
-            "layer %r (%s) is not attention: %s holds %s. Pass layers=[...] naming "
-            "the layer that computes the attention probabilities (its softmax), "
-            "or a layer that returns (output, weights)."
-            % (captured.name, type(captured.layer).__name__, how, problem)
+            "AttentionCallback: layer %s (%s) is not attention: %s holds %s. Pass "
+            "layers=[...] naming the layer that computes the attention "
+            "probabilities (its softmax), or a layer that returns (output, weights)."
+            % (_quoted(captured.name), type(captured.layer).__name__, how, problem)
         )
 
 

@@ -97,10 +97,10 @@ def select_layers(model, names):
         found = find_attention_layers(model)
         if not found:
             raise ValueError(
-                "AttentionCallback found no attention layer in model %r (no "
+                "AttentionCallback found no attention layer in model \"%s\" (no "
                 "MultiHeadAttention, GroupQueryAttention, Attention, "
                 "AdditiveAttention or layer class named like attention, at any "
-                "depth). Its layers are: %s. Pass layers=['name'] to capture a "
+                "depth). Its layers are: %s. Pass layers=[\"name\"] to capture a "
                 "layer that computes a softmax over keys, a layer whose output "
                 "is attention weights (e.g. a Dense(softmax) block) or a custom "
                 "layer that returns (output, weights)."
@@ -114,8 +114,8 @@ def select_layers(model, names):
         matches = [l for l in candidates if l.name == name or layer_path(l) == name]
         if not matches:
             raise ValueError(
-                "layers=%r names no layer of model %r. Its layers are: %s"
-                % (name, model.name, _describe(candidates))
+                "layers= names \"%s\", which is no layer of model \"%s\". Its layers "
+                "are: %s. Pass their names or paths." % (name, model.name, _describe(candidates))
             )
         chosen.extend(l for l in matches if l not in chosen)
     return chosen, [True] * len(chosen)
@@ -495,9 +495,9 @@ class ProbeFunction:
                 if isinstance(l, KNOWN_CLASSES) or _named_like_attention(l)
             ]
             raise CaptureError(
-                "layer %r computes %d softmaxes each time it runs, so it holds "
-                "several attentions; pass layers=[...] with the attention layers "
-                "inside it%s"
+                "layer \"%s\" computes %d softmaxes each time it runs, so it holds "
+                "several attentions. Pass layers=[...] with the attention layers "
+                "inside it%s."
                 % (call.name, len(call.softmaxes), " (%s)" % ", ".join(inner) if inner else "")
             )
         if required and call.output is not None:

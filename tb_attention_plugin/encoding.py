@@ -32,8 +32,8 @@ def parse_encoding(name):
         return _BY_NAME[str(name).lower()]
     except KeyError:
         raise ValueError(
-            "encoding must be 'uint8' (1 byte per weight, error <= 1/510) or "
-            "'float32' (exact, 4 bytes); got %r" % (name,)
+            "encoding \"%s\" is not known: pass encoding=\"uint8\" (1 byte per "
+            "weight, error <= 1/510) or encoding=\"float32\" (exact, 4 bytes)" % (name,)
         ) from None
 
 

@@ -44,8 +44,8 @@ def probe_batch_size(probe):
         raise ValueError("probe inputs must have a batch axis: pass e.g. probe=x_val[:8]")
     if len(sizes) != 1:
         raise ValueError(
-            "probe inputs have different batch sizes %s: slice every input with "
-            "the same [:n]" % sorted(sizes)
+            "the probe's inputs have different batch sizes, %s: slice every "
+            "input with the same [:n]" % " and ".join(map(str, sorted(sizes)))
         )
     (size,) = sizes
     if size == 0:
@@ -73,8 +73,9 @@ def token_sources(probe, tokens, pad_id):
         if ids.ndim != 2:
             if _is_explicit(spec):
                 raise ValueError(
-                    "explicit tokens were given for probe input %r of shape %s; "
-                    "tokens must match a (batch, length) input" % (name, ids.shape)
+                    "explicit tokens were given for probe input \"%s\" of shape %s, "
+                    "and tokens must match a (batch, length) input"
+                    % (name, " x ".join(map(str, ids.shape)))
                 )
             continue
         if not np.issubdtype(ids.dtype, np.integer):
@@ -129,8 +130,8 @@ def _decode(spec, ids, name):
         for i, row in enumerate(out):
             if len(row) != length:
                 raise ValueError(
-                    "tokens callable returned %d strings for example %d of probe "
-                    "input %r, which has %d ids: return one string per id"
+                    "the tokens callable returned %d strings for example %d of probe "
+                    "input \"%s\", which has %d ids. Return one string per id"
                     % (len(row), i, name, length)
                 )
         return out
@@ -140,7 +141,7 @@ def _decode(spec, ids, name):
     if _is_explicit(spec):
         if len(spec) != batch:
             raise ValueError(
-                "tokens has %d examples but the probe has %d: give one list of "
+                "tokens has %d examples and the probe has %d. Give one list of "
                 "strings per probe example" % (len(spec), batch)
             )
         out = []
@@ -148,16 +149,16 @@ def _decode(spec, ids, name):
             row = [str(t) for t in row]
             if len(row) != length:
                 raise ValueError(
-                    "tokens[%d] has %d strings but probe input %r has %d positions: "
-                    "give one string per position, padding included"
+                    "tokens[%d] has %d strings and probe input \"%s\" has %d positions. "
+                    "Give one string per position, padding included"
                     % (i, len(row), name, length)
                 )
             out.append(row)
         return out
     raise ValueError(
         "tokens must be None, a callable ids -> strings, a vocabulary (list of "
-        "str or dict id -> str) or a list of per-example string lists; got %s"
-        % type(spec).__name__
+        "str or dict id -> str) or a list of per-example string lists, and a "
+        "%s was given: pass one of those" % type(spec).__name__
     )
 
 

@@ -79,7 +79,7 @@ def test_uint8_storage_is_one_byte_per_cell_within_bound(tmp_path):
         (np.ones((2, 2)), {}, "shape \\(batch, heads, q, k\\)"),
         (np.full((1, 2, 2), 0.5), {"query_tokens": [["a"]]}, "has 1 tokens"),
         (np.full((1, 2, 2), 0.5), {"query_tokens": [["a", "b"], ["c", "d"]]}, "has 2 examples"),
-        (np.full((1, 2, 2), 0.5), {"encoding": "png"}, "encoding must be"),
+        (np.full((1, 2, 2), 0.5), {"encoding": "png"}, 'encoding "png" is not known'),
         (np.full((1, 2, 2), 0.5), {"query_mask": np.ones((1, 3), bool)}, "query_mask must have shape"),
     ],
 )
