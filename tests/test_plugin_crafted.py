@@ -12,7 +12,8 @@ import zlib
 import numpy as np
 import pytest
 
-from crafted_events import layer_step, plugin_data, repeated_value_tensor, with_plugin_data, write_run
+from crafted_events import (layer_step, plugin_data, repeated_value_tensor, with_facts, with_plugin_data,
+                            without_facts, write_run)
 from tb_attention_plugin import metadata
 from tensorboard_server import TensorBoard
 
@@ -31,7 +32,7 @@ def _replace(triples, role, array=None, data=None):
     return out
 
 
-def _with_blob(triples, example, blob):
+def _with_blob(triples, example, blob):  # the facts blob stays last
     tag, blobs, meta = triples[0]
     blobs = blobs.copy()
     blobs[example] = blob
@@ -65,6 +66,8 @@ def _crafted_runs():
     base = layer_step(heads=2, tokens=4, examples=2)
     newer = plugin_data(base[0][2])
     newer.version = metadata.PROTO_VERSION + 1
+    no_heads = plugin_data(base[0][2])
+    no_heads.num_heads = 0
     return {
         "healthy": {0: base, 1: layer_step(heads=2, tokens=4, examples=2, seed=1)},
         "short_blob": {0: _with_blob(base, 0, b"\x01" * 31)},
@@ -80,6 +83,12 @@ def _crafted_runs():
         # one stored blob declaring a million: the Python reader makes a key per declared blob
         "blob_count_bomb": {0: _replace(base, PluginData.MAPS, repeated_value_tensor((1_000_000,), base[0][1][0]))},
         "tags": {0: [t for name in ODD_NAMES for t in layer_step(name=name, heads=2, tokens=4, examples=2)]},
+        # format version 1: no facts blob, the metadata's facts for every step
+        "version_1": {0: without_facts(base), 1: without_facts(layer_step(heads=2, tokens=4, examples=2, seed=1))},
+        # a version-1 tag that a version-2 writer continued with another shape
+        # (recognised by its step holding more blobs than the metadata's examples)
+        "v1_then_v2": {0: without_facts(base), 1: layer_step(heads=3, tokens=5, examples=2)},
+        "damaged_facts": {0: base, 1: with_facts(base, no_heads)},
         **{name: {0: base} for name in ODD_NAMES},
     }
 
@@ -98,10 +107,11 @@ def server(request, logdir):
     tb.reader = request.param
     try:
         tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        expected = {"healthy", "tags"} | set(ODD_NAMES)
+        expected = {"healthy", "tags", "version_1", "v1_then_v2"} | set(ODD_NAMES)
         for _ in range(120):
             index = tb.get_json("/data/plugin/attention/index")
-            if {r["run"] for r in index["runs"]} >= expected and len(index["skipped"]) >= 2:
+            skipped = {s["run"] for s in index["skipped"]}
+            if {r["run"] for r in index["runs"]} >= expected and {"newer", "damaged_facts"} <= skipped:
                 break
             time.sleep(0.5)
         yield tb
@@ -135,7 +145,7 @@ def _strict(body):
     ("shape_bomb", "head_stats", dict(example=0),
      "head_stats of run 'shape_bomb' layer 'layer' at step 0 has shape (2, 2, 120000000); "
      "its metadata declares (2, 2, 3)"),
-    ("newer", "maps", dict(step=0, example=0), "version 2 is newer than this reader (1): upgrade tb-attention"),
+    ("newer", "maps", dict(step=0, example=0), "version 3 is newer than this reader (2): upgrade tb-attention"),
     ("newer", "head_stats", dict(example=0), "upgrade tb-attention"),
 ])
 def test_crafted_data_answers_422_naming_the_problem_and_the_next_request_is_served(
@@ -242,9 +252,39 @@ def test_a_blob_sequence_declaring_a_million_blobs_costs_no_memory(server):
     assert status == 422, body
     if server.reader == "python_reader":  # refused from its declared shape, before the keys are made
         assert "maps of run 'blob_count_bomb' layer 'layer' at step 0 declare shape (1000000,); " \
-               "the metadata declares (2,)" in _strict(body)["error"]["message"]
+               "a step holds at most 1025 blobs (the metadata declares 2 examples)" in _strict(body)["error"]["message"]
         assert "blob_count_bomb" in {s["run"] for s in index["skipped"]}
-    else:  # RustBoard stores the one blob it was given
-        assert "holds 1 maps blobs; the metadata declares 2 examples" in _strict(body)["error"]["message"]
+    else:  # RustBoard stores the one blob it was given, a map where the step's facts should be
+        assert "facts blob of run 'blob_count_bomb' layer 'layer' at step 0: " in _strict(body)["error"]["message"]
     # before the check, the Python reader's peak grew by 169 MB per million declared blobs
     assert grown < 64, grown
+
+
+def test_version_1_data_and_a_version_1_tag_continued_by_version_2_are_served(server):
+    index = _strict(server.get("/data/plugin/attention/index")[2])
+    layers = {r["run"]: r["layers"][0] for r in index["runs"]}
+    assert layers["version_1"]["steps"] == [0, 1] and layers["version_1"]["other_shapes"] is None
+    status, headers, body = _get(server, "maps", run="version_1", tag="layer", step=1, example=1)
+    assert status == 200 and headers["X-Attention-Shape"] == "2,4,4" and "X-Attention-Facts" not in headers
+    for route in ("importance", "head_stats", "rollout"):
+        status, _, body = _get(server, route, run="version_1", tag="layer", example=1)
+        assert status == 200 and _strict(body)["steps"] == [0, 1]
+    mixed = layers["v1_then_v2"]
+    assert (mixed["steps"], mixed["num_heads"], mixed["other_shapes"]) == ([1], 3, {"steps": 1, "first": 0, "last": 0})
+    status, headers, _ = _get(server, "maps", run="v1_then_v2", tag="layer", step=0, example=1)
+    assert status == 200 and headers["X-Attention-Shape"] == "2,4,4"
+    assert json.loads(headers["X-Attention-Facts"])["num_heads"] == 2
+    status, headers, _ = _get(server, "maps", run="v1_then_v2", tag="layer", step=1, example=0)
+    assert status == 200 and headers["X-Attention-Shape"] == "3,5,5"
+
+
+def test_a_damaged_facts_blob_skips_the_layer_and_its_routes_answer_422(server):
+    index = _strict(server.get("/data/plugin/attention/index")[2])
+    skipped = {s["run"]: s["reason"] for s in index["skipped"]}
+    assert "facts blob of run 'damaged_facts' layer 'layer' at step 1: metadata declares 0 heads" in skipped["damaged_facts"]
+    for route, params in (("maps", dict(step=1, example=0)), ("importance", dict(example=0)),
+                          ("head_stats", dict(example=0)), ("rollout", dict(example=0))):
+        status, _, body = _get(server, route, run="damaged_facts", tag="layer", **params)
+        assert status == 422 and _strict(body)["error"]["kind"] == "damaged_data", (route, body)
+    status, headers, _ = _get(server, "maps", run="damaged_facts", tag="layer", step=0, example=0)
+    assert status == 200 and headers["X-Attention-Shape"] == "2,4,4"

@@ -389,7 +389,7 @@ def test_a_damaged_facts_blob_is_422_and_the_layer_is_listed_as_skipped(facts_bl
     blobs[-1] = facts_blob
     damaged[0] = (damaged[0][0], blobs, damaged[0][2])
     plugin = _plugin({"run": {0: layer_step(), 1: damaged}})
-    kind = "newer_format" if b"\x38\x07" in facts_blob or "upgrade" in message else "damaged_data"
+    kind = "newer_format" if "upgrade" in message else "damaged_data"
     assert message in stored_error(lambda: plugin.store.maps(CTX, "", "run", "layer", 1, 0), kind)
     assert message in stored_error(
         lambda: plugin.store.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), kind)
