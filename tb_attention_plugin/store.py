@@ -23,6 +23,7 @@ Format facts (tag suffixes, roles, stat names, versions) come from
 """
 
 import collections
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -63,6 +64,11 @@ MAX_FACTS_BYTES = 16 * 1024 * 1024
 # facts blob). The Python reader makes a blob key per declared blob before
 # the facts can say how many there are, so this bounds that work.
 MAX_STEP_EXAMPLES = 1024
+# Facts blobs read at once when a layer's steps are first grouped: under
+# RustBoard one read takes about 3 ms; the first /index of 4 layers x 1000
+# steps took 14.6 s reading one at a time, 3.5 s with 8 (2 CPU cores; the
+# Python reader: 0.7 s either way). Later requests use the cache.
+FACTS_READERS = 8
 # How long a listing of the plugin's tags is reused: new data arrives at most
 # every reload interval (5 s by default), and a listing call costs a few ms
 # plus parsing, so a route answers from memory when it can.
@@ -267,6 +273,7 @@ class Store:
         self._budget = _ByteBudget(DECODE_BUDGET_BYTES)
         self._listings = {}  # (kind, experiment_id) -> (time, listing)
         self._listings_lock = threading.Lock()
+        self._facts_readers = concurrent.futures.ThreadPoolExecutor(FACTS_READERS, "tb-attention-facts")
 
     # -- layers ----------------------------------------------------------------
 
@@ -325,11 +332,32 @@ class Store:
         timeline = self._cache.get(key)
         if timeline is None:
             index = self._blob_index(ctx, experiment_id, layer)
+            self._read_facts_at_once(ctx, layer, index)
             facts = {step: self._step(ctx, layer, step, keys)[0] for step, keys in index.items()}
             timeline = Timeline(layer, facts)
             distinct = {id(f): f.ByteSize() for f in facts.values()}
             self._cache.put(key, timeline, 100 * (len(facts) + 1) + 2 * sum(distinct.values()))
         return timeline
+
+    def _read_facts_at_once(self, ctx, layer, index):
+        """Reads the facts blobs of `index` that are not cached, FACTS_READERS
+        at a time, into the cache; failures are left for `_step` to raise."""
+        info = layer.info
+        wanted = [
+            (step, keys[-1]) for step, keys in sorted(index.items())
+            if keys and metadata.has_facts_blob(info.version, len(keys), len(info.examples))
+            and self._cache.get(("facts", keys[-1])) is None
+        ]
+        if len(wanted) < 2:
+            return
+
+        def read(item):
+            try:
+                self._facts(ctx, layer, *item)
+            except (StoredDataError, errors.PublicError):
+                pass
+
+        list(self._facts_readers.map(read, wanted))
 
     def _step(self, ctx, layer, step, keys):
         """(facts, blob key per example) of one maps step."""
