@@ -15,8 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tb_attention_plugin import read_attention, summary
+from crafted_events import layer_step, without_facts, write_run
+from tb_attention_plugin import encoding, read_attention, summary
 from tensorboard_server import TensorBoard
+
+# Empty maps, NaN statistics: nothing may warn (numpy's "Mean of empty slice").
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 OLD_TOKENS = ["the", "cat", "sat", "on", "mats"]
 NEW_TOKENS = ["a", "dog", "ran", "to", "the", "big", "park"]
@@ -97,6 +101,24 @@ def test_read_attention_gives_empty_examples_empty_maps_and_nan_statistics(logdi
     assert list(everything.steps) == [0, 1] and everything.kind == "self"
     assert [m.shape for m in everything.maps] == [(2, 2, 0, 0)] * 2
     assert np.isnan(everything.head_stats).all() and everything.rows_normalized
+
+
+def test_read_attention_reads_format_version_1_and_a_version_1_tag_continued_by_version_2(tmp_path):
+    v1 = {s: without_facts(layer_step(heads=2, tokens=4, seed=s)) for s in (0, 1)}
+    write_run(tmp_path / "v1", v1)
+    write_run(tmp_path / "continued", {0: v1[0], 1: layer_step(heads=3, tokens=5, seed=1, word="w")})
+    runs = read_attention(str(tmp_path))
+    layer = runs["v1"]["layer"]
+    assert list(layer.steps) == [0, 1] and layer.num_heads == 2 and layer.earlier == []
+    assert layer.key_tokens[1] == ["t0", "t1", "t2", "t3"]
+    for step in (0, 1):
+        stored = encoding.decode(v1[step][0][1][1], encoding.UINT8, (2, 4, 4))
+        np.testing.assert_array_equal(layer.maps[1][step], stored)
+    continued = runs["continued"]["layer"]
+    assert list(continued.steps) == [1] and continued.num_heads == 3 and continued.key_tokens[0][0] == "w0"
+    assert continued.maps[0].shape == (1, 3, 5, 5) and continued.head_stats.shape == (1, 2, 3, 3)
+    (earlier,) = continued.earlier
+    assert list(earlier.steps) == [0] and earlier.maps[0].shape == (1, 2, 4, 4)
 
 
 # -- the real tensorboard, both readers ------------------------------------------------
