@@ -386,28 +386,34 @@ class Store:
         return facts, keys[:-1]
 
     def _facts(self, ctx, layer, step, blob_key):
-        """The checked facts blob of one step, cached by its blob key."""
+        """The checked facts blob of one step, cached by its blob key. Steps
+        with equal facts share one parsed message (a probe's tokens may take
+        tens of KB, times every step)."""
         key = ("facts", blob_key)
         facts = self._cache.get(key)
         if facts is not None:
             return facts
         where = "facts blob of " + layer.where(step)
-        content = self._read_blob(ctx, layer, blob_key)
+        content = bytes(self._read_blob(ctx, layer, blob_key))
         if len(content) > MAX_FACTS_BYTES:
             raise StoredDataError(
                 "damaged_data", "%s is %d bytes, over %d MiB" % (where, len(content), MAX_FACTS_BYTES >> 20)
             )
         try:
-            facts = parse_metadata(bytes(content))
+            facts = self._cache.get(("facts_content", content))
+            if facts is None:
+                facts = parse_metadata(content)
+                if facts.role == PluginData.MAPS:
+                    check_metadata(facts)
+                self._cache.put(("facts_content", content), facts, 3 * len(content) + 100)
             if facts.role != PluginData.MAPS or facts.layer != layer.info.layer:
                 raise StoredDataError(
                     "damaged_data", "declares role %d of layer %r, not the maps of %r"
                     % (facts.role, facts.layer, layer.info.layer),
                 )
-            check_metadata(facts)
         except StoredDataError as e:
             raise StoredDataError(e.kind, "%s: %s" % (where, e)) from None
-        self._cache.put(key, facts, 2 * len(content) + 100)
+        self._cache.put(key, facts, 200)
         return facts
 
     def has_tensor(self, ctx, experiment_id, layer, role):
