@@ -11,9 +11,20 @@ export const valueText = (v) => (isMissing(v) ? 'missing' : v.toFixed(3));
 
 const finite = (values) => values.filter((v) => !isMissing(v));
 
-/** Bars for values[j] labelled by tokens[j]; text is set with textContent. */
-export function renderBars(container, tokens, values, { onHover, onClick, picked } = {}) {
-  const max = Math.max(...finite(values), 1e-12);
+/** Largest finite value of rows of numbers (0 if none): one bar scale for every step. */
+export function seriesMax(rows) {
+  let max = 0;
+  for (const row of rows) for (const v of row) if (!isMissing(v) && v > max) max = v;
+  return max;
+}
+
+/**
+ * Bars for values[j] labelled by tokens[j]; text is set with textContent.
+ * Bar length is value / max: pass one `max` for every step so that lengths
+ * compare across steps (default: the largest of these values).
+ */
+export function renderBars(container, tokens, values, { onHover, onClick, picked, max: scaleMax } = {}) {
+  const max = scaleMax > 0 ? scaleMax : Math.max(...finite(values), 1e-12);
   const width = (v) => `${isMissing(v) ? 0 : (100 * v) / max}%`;
   if (container.barTokens === tokens && container.children.length === tokens.length) {
     // Same tokens (a step change): update the bars in place, no new DOM.

@@ -3,7 +3,7 @@
 // with textContent or <option>.text, never parsed as HTML.
 
 import * as api from './api.js';
-import { renderBars, renderLines, renderStepsHeatmap } from './charts.js';
+import { renderBars, renderLines, renderStepsHeatmap, seriesMax } from './charts.js';
 import { cssColor } from './colors.js';
 import { importanceCsv } from './csv.js';
 import { headMap, headMax, headMean, maxOf } from './decode.js';
@@ -54,15 +54,15 @@ class AttentionTab {
 
   loadState() {
     try {
-      return { head: 'mean', mode: 'received', ...JSON.parse(localStorage.getItem(STORAGE_KEY) || '{}') };
+      return { head: 'mean', mode: 'received', scale: 'fixed', ...JSON.parse(localStorage.getItem(STORAGE_KEY) || '{}') };
     } catch {
-      return { head: 'mean', mode: 'received' };
+      return { head: 'mean', mode: 'received', scale: 'fixed' };
     }
   }
 
   saveState() {
-    const { run, tag, example, step, head, mode } = this.state;
-    localStorage.setItem(STORAGE_KEY, JSON.stringify({ run, tag, example, step, head, mode }));
+    const { run, tag, example, step, head, mode, scale } = this.state;
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ run, tag, example, step, head, mode, scale }));
   }
 
   build() {
@@ -74,6 +74,7 @@ class AttentionTab {
       stepLabel: el('span', { id: 'step-label', className: 'step-label' }),
       play: el('button', { id: 'play-button', text: 'Play' }),
       mode: el('select', { id: 'mode-select', title: 'importance' }),
+      scale: el('select', { id: 'scale-select', title: 'colour scale' }),
       zoom: el('input', { id: 'zoom', type: 'range', min: 1, max: 24, value: 8, title: 'cell size (px)' }),
       png: el('button', { id: 'export-png', text: 'PNG' }),
       csv: el('button', { id: 'export-csv', text: 'CSV' }),
@@ -82,6 +83,10 @@ class AttentionTab {
       { value: 'received', label: 'received attention (sum over queries)' },
       { value: 'given', label: 'given attention (sum over keys, 1 for softmax rows)' },
     ], this.state.mode);
+    fillSelect(c.scale, [
+      { value: 'fixed', label: 'fixed scale 0 to 1' },
+      { value: 'stretch', label: "stretch to this step's max" },
+    ], this.state.scale);
     this.status = el('div', { id: 'status', className: 'status' });
     this.notice = '';
     this.failures = new Map(); // view -> short error of its last load
@@ -89,6 +94,8 @@ class AttentionTab {
     this.grid = el('div', { id: 'head-grid', className: 'grid' });
     this.legend = el('canvas', { id: 'legend', className: 'legend' });
     this.legendMax = el('span', { id: 'legend-max' });
+    this.legendText = el('span', { id: 'legend-scale', className: 'info' });
+    this.barsScale = el('div', { id: 'importance-scale', className: 'info' });
     this.focusTitle = el('h3', { id: 'focus-title' });
     this.focusCanvas = el('canvas', { id: 'focus-map', className: 'map focus' });
     this.focusRows = el('div', { className: 'labels rows', id: 'row-labels' });
@@ -120,7 +127,7 @@ class AttentionTab {
       this.status, this.info,
       el('section', { className: 'panel' }, [
         el('h3', { text: 'Heads (click one to enlarge)' }),
-        el('div', { className: 'legend-row' }, [el('span', { text: '0' }), this.legend, this.legendMax]),
+        el('div', { className: 'legend-row' }, [c.scale, el('span', { text: '0' }), this.legend, this.legendMax, this.legendText]),
         this.grid,
       ]),
       el('section', { className: 'panel' }, [
@@ -129,7 +136,7 @@ class AttentionTab {
       ]),
       el('section', { className: 'panel' }, [
         el('div', { className: 'panel-head' }, [this.importanceTitle, c.mode, c.csv]),
-        this.bars,
+        this.barsScale, this.bars,
       ]),
       el('section', { className: 'panel' }, [
         el('h3', { text: 'Importance over training (rows: steps, columns: tokens)' }),
@@ -152,6 +159,11 @@ class AttentionTab {
     c.play.addEventListener('click', () => this.togglePlay());
     c.mode.addEventListener('change', () => { this.state.mode = c.mode.value; this.saveState(); this.loadImportance(); });
     c.zoom.addEventListener('input', () => this.sizeFocus());
+    c.scale.addEventListener('change', () => {
+      this.state.scale = c.scale.value;
+      this.saveState();
+      if (this.maps) this.paintMaps();
+    });
     c.png.addEventListener('click', () => this.exportPng());
     c.csv.addEventListener('click', () => this.exportCsv());
     this.focusCanvas.addEventListener('mousemove', (e) => this.hover(e));
@@ -312,9 +324,7 @@ class AttentionTab {
     this.viewLoaded('maps');
     this.maps = maps;
     this.derived = { mean: headMean(maps), max: headMax(maps) };
-    this.vmax = maxOf(maps.data);
-    this.paintGrid();
-    this.paintFocus();
+    this.paintMaps();
     this.renderImportanceBars();
     this.renderRolloutBars();
     this.root.dataset.paintedStep = String(step);
@@ -329,6 +339,22 @@ class AttentionTab {
   mapOf(name) {
     if (name === 'mean' || name === 'max') return this.derived[name];
     return headMap(this.maps, Number(name));
+  }
+
+  /**
+   * The colour scale: fixed 0 to 1 by default, so a weight has the same
+   * colour at every step (uniform attention at step 0 looks faint); or
+   * stretched to the largest weight of this step's maps, which the legend says.
+   */
+  paintMaps() {
+    const stretch = this.state.scale === 'stretch';
+    this.vmax = stretch ? maxOf(this.maps.data) : 1;
+    this.legendText.textContent = stretch
+      ? `stretched to this step's max (${this.vmax.toFixed(3)}): colours differ between steps`
+      : 'fixed scale 0 to 1: the same weight has the same colour at every step';
+    this.legend.dataset.scale = this.state.scale;
+    this.paintGrid();
+    this.paintFocus();
   }
 
   paintGrid() {
@@ -423,6 +449,7 @@ class AttentionTab {
       if (tag !== s.tag || example !== s.example || run !== s.run || mode !== s.mode || head !== this.importanceHeadIndex()) return;
       const ex = this.layer().examples[example];
       importance.tokens = mode === 'received' ? ex.key_tokens : ex.query_tokens;
+      importance.max = seriesMax(importance.values);
       this.importance = importance;
       this.viewLoaded('importance');
       this.renderImportanceBars();
@@ -466,7 +493,11 @@ class AttentionTab {
     this.bars.dataset.mode = imp.mode;
     this.bars.dataset.head = String(h);
     this.bars.dataset.step = String(this.state.step);
+    this.barsScale.textContent = `Bar length: one scale for every step, 0 to ${imp.max.toFixed(3)} ` +
+      `(the largest value of ${which} at any step)`;
+    this.barsScale.dataset.max = String(imp.max);
     renderBars(this.bars, imp.tokens, imp.values[s], {
+      max: imp.max,
       onHover: (j) => { this.highlight = imp.mode === 'received' ? { col: j } : { row: j }; this.paintFocus(); },
       onClick: (j) => {
         if (this.picked.has(j)) this.picked.delete(j);
@@ -518,7 +549,7 @@ class AttentionTab {
     this.rolloutSection.hidden = !rollout;
     if (!rollout) return;
     const s = rollout.steps.indexOf(this.state.step);
-    if (s >= 0) renderBars(this.rolloutBars, rollout.tokens, rollout.values[s]);
+    if (s >= 0) renderBars(this.rolloutBars, rollout.tokens, rollout.values[s], { max: seriesMax(rollout.values) });
   }
 
   togglePlay() {

@@ -1,5 +1,10 @@
 """The Attention tab in a real headless Chromium, against the real
-`tensorboard` process serving a logdir written by a real model.fit."""
+`tensorboard` process serving a logdir written by a real model.fit.
+
+Every test opens its own page in a fresh browser context (no localStorage
+from another test), so the tests pass in any order and alone. The helpers
+here (`open_tab`, `wait_painted`, `pixel`, `lut_color`) are shared by the
+other tests/test_browser_*.py files."""
 
 import os
 import shutil
@@ -16,6 +21,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
 XSS_TOKEN = "<img src=x onerror=alert(1)>"
 XSS_RUN = "<img src=y onerror=alert(2)>"
+UNTRAINED = "untrained"
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("CI"):
@@ -25,46 +31,79 @@ if not os.path.exists(CHROMIUM):
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 pytestmark = pytest.mark.browser
 
+# The viridis anchors of frontend/colors.js, copied by hand: the expected
+# colours below are computed here, not by the code under test.
+ANCHORS = [
+    (68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142),
+    (31, 158, 137), (53, 183, 121), (109, 205, 89), (180, 222, 44), (253, 231, 37),
+]
+
+
+def lut_color(weight, vmax=1.0):
+    """[r, g, b] of weight on a 0..vmax scale, as colors.js's 256-entry table."""
+    i = int(np.floor(min(max(weight / vmax, 0.0), 1.0) * 255 + 0.5))
+    t = i / 255 * (len(ANCHORS) - 1)
+    lo = int(np.floor(t))
+    hi = min(lo + 1, len(ANCHORS) - 1)
+    f = t - lo
+    return [int(np.floor(ANCHORS[lo][c] * (1 - f) + ANCHORS[hi][c] * f + 0.5)) for c in range(3)]
+
+
+# -- the log, the server, the browser -------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser") / "logs"
-    model = tiny_mha_classifier(heads=2)
-    for weight in model.get_layer("mha").weights:  # peaked, varied maps, not near-uniform
-        weight.assign(weight * 6)
     x, y = tiny_data(24)
     vocab = ["<pad>", XSS_TOKEN] + ["w%d" % i for i in range(2, 30)]
-    x[0, 2] = 1  # the first probe review holds the script-like token
+    # A trained-looking run: peaked, varied maps.
+    model = tiny_mha_classifier(heads=2)
+    for weight in model.get_layer("mha").weights:
+        weight.assign(weight * 6)
+    x1 = x.copy()
+    x1[0, 2] = 1  # the first probe review holds the script-like token
+    model.fit(x1, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[AttentionCallback(root / XSS_RUN, x1[:3], tokens=vocab, update_freq=2, encoding="uint8")])
+    # An untrained run: the query projection starts at zero, so every logit
+    # is 0 and the attention at step 0 is exactly uniform, 1/8 over the 8
+    # real keys; training moves it a little.
+    model = tiny_mha_classifier(heads=2)
+    mha = model.get_layer("mha")
+    for weight in mha.query_dense.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
     model.fit(x, y, batch_size=4, epochs=1, verbose=0,
-              callbacks=[AttentionCallback(root / XSS_RUN, x[:3], tokens=vocab, update_freq=2, encoding="uint8")])
+              callbacks=[AttentionCallback(root / UNTRAINED, x[:2], tokens=vocab, update_freq=3, encoding="uint8")])
     return root
 
 
 @pytest.fixture(scope="module")
-def page(logdir):
+def server(logdir):
     tb = TensorBoard(logdir)
-    tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        for _ in range(120):
+            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 2:
+                break
+            time.sleep(0.5)
+        yield tb
+    finally:
+        tb.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_playwright() as p:
-        browser = p.chromium.launch(
+        b = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.console_errors, page.dialogs = [], []
-        page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-        page.on("pageerror", lambda e: page.console_errors.append(str(e)))
-        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-        page.goto(tb.url + "/#attention")
-        page.tab = _tab_frame(page)
-        yield page
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        page.screenshot(path=os.path.join(ARTIFACTS, "attention-tab.png"), full_page=True)
-        browser.close()
-    tb.stop()
+        yield b
+        b.close()
 
 
-def _tab_frame(page, timeout=60):
+def tab_frame(page, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
         for frame in page.frames:
@@ -74,16 +113,57 @@ def _tab_frame(page, timeout=60):
     raise TimeoutError("the Attention tab did not render")
 
 
+def open_tab(browser, url, scale=1, width=1280, height=1600, color_scheme="light", before=None):
+    """A new context (empty localStorage) and page on TensorBoard's Attention
+    tab; page.tab is the tab's frame, page.console_errors and page.dialogs
+    collect what went wrong. `before(page)` runs before navigation (routes)."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  device_scale_factor=scale, color_scheme=color_scheme)
+    page = context.new_page()
+    page.console_errors, page.dialogs, page.requests = [], [], []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: page.requests.append(r.url))
+    if before:
+        before(page)
+    page.goto(url + "/#attention")
+    page.tab = tab_frame(page)
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = open_tab(browser, server.url)
+    yield page
+    page.context.close()
+
+
 @pytest.fixture(scope="module")
 def captured(logdir):
     return read_attention(str(logdir))[XSS_RUN]["mha"]
 
 
-def _wait_painted(tab, step):
+@pytest.fixture(scope="module")
+def untrained(logdir):
+    return read_attention(str(logdir))[UNTRAINED]["mha"]
+
+
+def wait_painted(tab, step):
     tab.wait_for_selector("#attention-root[data-painted-step='%d']" % step, state="attached", timeout=15000)
 
 
-def _pixel(tab, selector, col, row):
+def show(tab, **state):
+    """Selects run/tag/example/step/head through the tab and waits for every view."""
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", state)
+
+
+def set_step(tab, index):
+    tab.evaluate("""i => { const s = document.querySelector('#step-slider');
+                           s.value = String(i); s.dispatchEvent(new Event('input')); }""", index)
+
+
+def pixel(tab, selector, col, row):
     return tab.evaluate(
         """([sel, x, y]) => {
             const c = document.querySelector(sel);
@@ -93,30 +173,84 @@ def _pixel(tab, selector, col, row):
     )
 
 
-def _expected_color(tab, weight, vmax):
-    return tab.evaluate("async ([w, v]) => (await import('./colors.js')).colorOf(w, v)", [float(weight), float(vmax)])
+def screenshot(page, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, name), full_page=True)
+
+
+# -- the tab loads, maps and their colours --------------------------------------
 
 
 def test_tab_loads_without_console_errors(page, captured):
     tab = page.tab
-    _wait_painted(tab, int(captured.steps[-1]))
+    wait_painted(tab, int(captured.steps[-1]))
     assert page.console_errors == []
     assert tab.inner_text("#step-label") == str(captured.steps[-1])
+    screenshot(page, "attention-tab.png")
 
 
-def test_head_map_pixel_has_the_colour_of_the_captured_weight(page, captured):
+def test_head_map_pixel_has_the_colour_of_the_captured_weight_on_the_0_to_1_scale(page, captured):
     tab = page.tab
-    _wait_painted(tab, int(captured.steps[-1]))
+    wait_painted(tab, int(captured.steps[-1]))
     maps = captured.maps[0][-1]  # example 0, last step: (heads, q, k)
-    vmax = float(tab.get_attribute('#head-grid canvas[data-head="1"]', "data-vmax"))
-    np.testing.assert_allclose(vmax, captured.maps[0][-1].max(), atol=1e-6)
+    assert tab.get_attribute('#head-grid canvas[data-head="1"]', "data-vmax") == "1"
     for row, col in [(0, 0), (3, 5), (maps.shape[1] - 1, maps.shape[2] - 1)]:
-        got = _pixel(tab, '#head-grid canvas[data-head="1"]', col, row)
-        assert got == _expected_color(tab, maps[1, row, col], vmax), (row, col)
+        assert pixel(tab, '#head-grid canvas[data-head="1"]', col, row) == lut_color(maps[1, row, col]), (row, col)
+    assert "fixed scale 0 to 1" in tab.inner_text("#legend-scale")
+    assert tab.inner_text("#legend-max") == "1.000"
+
+
+def test_uniform_attention_at_step_0_is_faint_and_keeps_its_colour_when_the_step_changes(page, untrained):
+    tab = page.tab
+    steps = [int(s) for s in untrained.steps]
+    show(tab, run=UNTRAINED, step=steps[0], head=0)
+    wait_painted(tab, steps[0])
+    first, last = untrained.maps[0][0][0], untrained.maps[0][-1][0]  # head 0: (q, k)
+    np.testing.assert_allclose(first, 1 / 8, atol=1 / 510)  # uniform over 8 real keys
+    expected = lut_color(first[2, 3])
+    assert expected == lut_color(32 / 255) == [71, 44, 122]  # index 32 of 255: dark purple, not yellow
+    assert pixel(tab, '#head-grid canvas[data-head="0"]', 3, 2) == expected
+    assert pixel(tab, "#focus-map", 3, 2) == expected
+    # A cell whose stored weight is the same at the last step keeps its colour.
+    same = np.argwhere(np.isclose(first, last, atol=1e-6))
+    assert len(same), "training changed every cell; the test needs one unchanged weight"
+    row, col = (int(v) for v in same[0])
+    before = pixel(tab, '#head-grid canvas[data-head="0"]', col, row)
+    set_step(tab, len(steps) - 1)
+    wait_painted(tab, steps[-1])
+    assert pixel(tab, '#head-grid canvas[data-head="0"]', col, row) == before == lut_color(last[row, col])
+
+
+def test_stretching_the_colour_scale_to_the_steps_max_is_stated_in_the_legend(page, untrained):
+    tab = page.tab
+    steps = [int(s) for s in untrained.steps]
+    show(tab, run=UNTRAINED, step=steps[0], head=0)
+    wait_painted(tab, steps[0])
+    tab.select_option("#scale-select", "stretch")
+    vmax = float(tab.get_attribute('#head-grid canvas[data-head="0"]', "data-vmax"))
+    np.testing.assert_allclose(vmax, untrained.maps[0][0].max(), atol=1e-6)
+    assert "stretched to this step's max" in tab.inner_text("#legend-scale")
+    assert tab.inner_text("#legend-max") == "%.3f" % vmax
+    # uniform 1/8 stretched to its own max is the top of the scale
+    assert pixel(tab, '#head-grid canvas[data-head="0"]', 3, 2) == lut_color(untrained.maps[0][0][0, 2, 3], vmax)
+
+
+def test_importance_bars_use_one_scale_for_every_step_of_the_layer(page, untrained):
+    tab = page.tab
+    steps = [int(s) for s in untrained.steps]
+    show(tab, run=UNTRAINED, step=steps[0], head="mean")
+    tab.wait_for_selector("#importance-bars[data-step='%d']" % steps[0], state="attached")
+    received = untrained.received[0][:, -1]  # (steps, keys), head mean
+    top = received.max()
+    np.testing.assert_allclose(float(tab.get_attribute("#importance-scale", "data-max")), top, rtol=1e-5)
+    assert "one scale for every step" in tab.inner_text("#importance-scale")
+    widths = tab.eval_on_selector_all("#importance-bars .bar", "bars => bars.map(b => parseFloat(b.style.width))")
+    np.testing.assert_allclose(widths, 100 * received[0] / top, atol=1e-3)
 
 
 def test_hover_shows_query_token_key_token_and_weight(page, captured):
     tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
     tab.click('#head-grid figure[data-head="0"]')
     box = tab.locator("#focus-map").bounding_box()
     q, k = captured.maps[0].shape[2:]
@@ -130,25 +264,19 @@ def test_hover_shows_query_token_key_token_and_weight(page, captured):
 
 def test_step_slider_changes_the_maps_to_that_steps_values(page, captured):
     tab = page.tab
-    tab.evaluate("""() => { const s = document.querySelector('#step-slider');
-                             s.value = '0'; s.dispatchEvent(new Event('input')); }""")
-    _wait_painted(tab, int(captured.steps[0]))
+    wait_painted(tab, int(captured.steps[-1]))
+    set_step(tab, 0)
+    wait_painted(tab, int(captured.steps[0]))
     assert tab.inner_text("#step-label") == str(captured.steps[0])
     first = captured.maps[0][0]
-    vmax = float(tab.get_attribute('#head-grid canvas[data-head="0"]', "data-vmax"))
-    np.testing.assert_allclose(vmax, first.max(), atol=1e-6)
-    assert _pixel(tab, '#head-grid canvas[data-head="0"]', 1, 0) == _expected_color(tab, first[0, 0, 1], vmax)
-    # back to the last step for the other tests
-    tab.evaluate("""() => { const s = document.querySelector('#step-slider');
-                             s.value = s.max; s.dispatchEvent(new Event('input')); }""")
-    _wait_painted(tab, int(captured.steps[-1]))
+    assert pixel(tab, '#head-grid canvas[data-head="0"]', 1, 0) == lut_color(first[0, 0, 1])
 
 
 def test_importance_chart_matches_the_stored_received_attention(page, captured):
     tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
     tab.click('#head-grid figure[data-head="mean"]')
     tab.wait_for_selector("#importance-bars[data-head='2']", state="attached")
-    _wait_painted(tab, int(captured.steps[-1]))
     tab.wait_for_selector("#importance-bars[data-step='%d']" % captured.steps[-1], state="attached")
     values = [float(v) for v in tab.eval_on_selector_all("#importance-bars .bar-row", "rows => rows.map(r => r.dataset.value)")]
     np.testing.assert_allclose(values, captured.received[0][-1, -1], atol=1e-5)  # head mean
@@ -159,6 +287,7 @@ def test_importance_chart_matches_the_stored_received_attention(page, captured):
 
 def test_script_like_tokens_and_run_names_show_literally_and_run_nothing(page, captured):
     tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
     assert XSS_TOKEN in captured.key_tokens[0]
     labels = tab.eval_on_selector_all("#col-labels span", "l => l.map(x => x.textContent)")
     assert XSS_TOKEN in labels
@@ -170,6 +299,7 @@ def test_script_like_tokens_and_run_names_show_literally_and_run_nothing(page, c
 
 def test_clicking_a_token_follows_its_importance_over_training(page, captured):
     tab = page.tab
+    tab.wait_for_selector("#importance-bars .bar-row[data-index='3']", state="attached")
     tab.click("#importance-bars .bar-row[data-index='3']")
     legend = tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.map(x => x.textContent)")
     assert legend == [captured.key_tokens[0][3]]
@@ -180,13 +310,13 @@ def test_clicking_a_token_follows_its_importance_over_training(page, captured):
 
 def test_chosen_step_and_head_survive_a_reload(page, captured):
     tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
     tab.click('#head-grid figure[data-head="1"]')
-    tab.evaluate("""() => { const s = document.querySelector('#step-slider');
-                             s.value = '1'; s.dispatchEvent(new Event('input')); }""")
-    _wait_painted(tab, int(captured.steps[1]))
+    set_step(tab, 1)
+    wait_painted(tab, int(captured.steps[1]))
     page.reload()
-    page.tab = tab = _tab_frame(page)
-    _wait_painted(tab, int(captured.steps[1]))
+    page.tab = tab = tab_frame(page)
+    wait_painted(tab, int(captured.steps[1]))
     assert tab.inner_text("#step-label") == str(captured.steps[1])
     assert tab.get_attribute("#head-grid figure.selected", "data-head") == "1"
 

@@ -24,3 +24,9 @@ test('null, NaN and infinities are missing; finite numbers are shown with 3 deci
   assert.equal(isMissing(0), false);
   assert.equal(valueText(0.12345), '0.123');
 });
+
+test('seriesMax is the largest finite value of every step, skipping missing ones', async () => {
+  const { seriesMax } = await import('../charts.js');
+  assert.equal(seriesMax([[0.25, null], [Float32Array.of(0.5)[0], NaN]]), 0.5);
+  assert.equal(seriesMax([]), 0);
+});
