@@ -63,9 +63,9 @@ class AttentionCallback(keras.callbacks.Callback):
         layers returning `(output, weights)`.
       update_freq: capture every this many optimizer steps (default 100), or
         'epoch' to capture at the end of each epoch.
-      pad_id: id of padding in the probe's integer inputs (e.g. 0), used to
-        crop maps when the model passes no Keras mask to the layer. Default
-        None.
+      pad_id: id of padding in the probe's integer inputs (e.g. 0), or a
+        dict {input name: id} for a dict probe, used to crop maps when the
+        model passes no Keras mask to the layer. Default None.
       encoding: 'uint8' (default; 1 byte per weight, error at most 1/510) or
         'float32' (exact, 4 bytes per weight).
       max_cells: the most attention weights one capture may store, all layers
@@ -476,8 +476,8 @@ class AttentionCallback(keras.callbacks.Callback):
             # mask (GPT-2) lets padded queries attend to earlier real keys,
             # and a (batch, 1, k) mask says nothing about queries.
             query_valid = key_valid if query_valid is None else query_valid & key_valid
-        query_source = tokens_lib.match(self._sources, q, prefer_last=not same)
-        key_source = query_source if same else tokens_lib.match(self._sources, k)
+        query_source = tokens_lib.feeding(self._sources, captured.query_inputs, q, prefer_last=not same)
+        key_source = query_source if same else tokens_lib.feeding(self._sources, captured.key_inputs, k)
         query_tokens = query_source.tokens if query_source else None
         if not same and (query_valid is None or query_valid.all()):
             # A cross-attention mask covers the keys only. Its queries are the
@@ -652,12 +652,13 @@ def _check_probabilities(captured, scores):
 
 
 def _combine(layer_valid, source):
-    """Real-token mask from the layer's own mask, else the pad id, else None."""
-    if layer_valid is not None:
-        return layer_valid
-    if source is not None and source.mask is not None:
-        return source.mask
-    return None
+    """Real tokens: those the layer's own mask keeps and, when pad_id is
+    given, that are not padding (a causal-only mask keeps padding; the user
+    said what padding is). None: all."""
+    padding = source.mask if source is not None else None
+    if layer_valid is None or padding is None:
+        return layer_valid if padding is None else padding
+    return layer_valid & padding
 
 
 def _freeze(tokens):

@@ -152,6 +152,9 @@ class _Call:
         self.causal = False  # use_causal_mask was passed
         self.softmaxes = []  # (probabilities, mask or None, convention)
         self.output = None
+        self.query = None  # the sequence the queries come from (symbolic)
+        self.key = None  # the sequence the keys come from
+        self.outputs = ()  # every tensor the call returned
 
 
 class _Recorder:
@@ -220,10 +223,16 @@ def _patch_mha(layer, name, recorder):
             query, bound.arguments.get("value"), bound.arguments.get("key")
         )
         record.causal = bool(bound.arguments.get("use_causal_mask", False))
+        record.query = query
+        record.key = next(
+            (bound.arguments.get(k) for k in ("key", "value") if tf.is_tensor(bound.arguments.get(k))), query
+        )
         try:
-            return original_call(*args, **kwargs)
+            outputs = original_call(*args, **kwargs)
         finally:
             recorder.end()
+        record.outputs = tuple(tf.nest.flatten(outputs))
+        return outputs
 
     def compute_attention(*args, **kwargs):
         bound = compute_signature.bind(*args, **kwargs)
@@ -259,6 +268,9 @@ def _patch_dot_attention(layer, name, recorder):
             recorder.end()
         record.scores = scores
         record.same_sequence = _same_values(*inputs[:3])
+        # [query, value] or [query, value, key]
+        record.query, record.key = inputs[0], inputs[2] if len(inputs) > 2 else inputs[1]
+        record.outputs = (output, scores)
         record.causal = bool(kwargs.get("use_causal_mask", False))
         record.mask = _mask_from_pair(mask, scores)
         record.convention = masks.KEEP
@@ -305,11 +317,13 @@ def _patch_other(layer, name, recorder):
         ]
         if sequences:
             record.same_sequence = _same_values(*sequences)
+            record.query, record.key = sequences[0], sequences[1] if len(sequences) > 1 else sequences[0]
         try:
             outputs = original_call(*args, **kwargs)
         finally:
             recorder.end()
         record.output = outputs[1] if isinstance(outputs, (tuple, list)) and len(outputs) > 1 else outputs
+        record.outputs = tuple(tf.nest.flatten(outputs))
         return outputs
 
     return {"call": call}
@@ -393,7 +407,8 @@ def _patches_for(layer, name, recorder):
 class Captured:
     """One call of one layer on the probe, as numpy arrays."""
 
-    def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source):
+    def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source,
+                 query_inputs=None, key_inputs=None):
         self.name = name  # the layer's tag name (path, unique; `/call_2`... for later calls)
         self.layer = layer
         self.scores = scores  # (batch, heads, q, k) or (batch, q, k) or what a picked layer returned
@@ -402,6 +417,10 @@ class Captured:
         self.same_sequence = same_sequence  # True / False, or None: unknown
         self.causal = causal  # the layer was told to mask causally
         self.source = source  # "scores", "softmax" or "output": how it was found
+        # Positions in tf.nest.flatten(probe) of the inputs whose sequence
+        # the queries (keys) are (see stream_sources); None: not known.
+        self.query_inputs = query_inputs
+        self.key_inputs = key_inputs
 
 
 class ProbeFunction:
@@ -427,6 +446,7 @@ class ProbeFunction:
             # (an unbuilt model): start every trace afresh.
             recorder.reset()
             model(x, training=False)
+            self._sources = stream_sources(recorder.calls, tf.nest.flatten(x))
             return self._plan(recorder.calls, names, required, required_by_layer)
 
         installed = []
@@ -452,13 +472,15 @@ class ProbeFunction:
         keys sorting in the order the model ran the calls."""
         counts, out, meta = {}, {}, {}
         ran = set()
+        tags = _tags_in_run_order(calls)
         for call in calls:
             chosen = self._choose(call, required_by_layer[id(call.layer)])
             if chosen is None:
                 continue
             scores, mask, convention, source = chosen
-            counts[call.name] = counts.get(call.name, 0) + 1
-            name = call.name if counts[call.name] == 1 else "%s/call_%d" % (call.name, counts[call.name])
+            tag = tags[id(call.layer)]
+            counts[tag] = counts.get(tag, 0) + 1
+            name = tag if counts[tag] == 1 else "%s/call_%d" % (tag, counts[tag])
             ran.add(call.name)
             key = "c%03d" % len(out)
             out[key] = {
@@ -467,7 +489,8 @@ class ProbeFunction:
                 "same_sequence": tf.constant(-1) if call.same_sequence is None
                 else tf.cast(call.same_sequence, tf.int32),
             }
-            meta[key] = (name, call.layer, mask is not None, convention, call.causal, source)
+            meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
+                         self._sources.get(id(call), (None, None)))
         missing = [n for n, r in zip(names, required) if r and n not in ran]
         if missing:
             raise CaptureError(
@@ -508,7 +531,7 @@ class ProbeFunction:
         result = self._concrete(self._probe)
         captured = []
         for key in sorted(result):
-            name, layer, has_mask, convention, causal, source = self._meta[key]
+            name, layer, has_mask, convention, causal, source, (query_inputs, key_inputs) = self._meta[key]
             values = result[key]
             same = int(values["same_sequence"])
             captured.append(Captured(
@@ -520,5 +543,78 @@ class ProbeFunction:
                 same_sequence=None if same < 0 else bool(same),
                 causal=causal,
                 source=source,
+                query_inputs=query_inputs,
+                key_inputs=key_inputs,
             ))
         return captured
+
+
+def _tags_in_run_order(calls):
+    """{id(layer): tag}: the layer's path, with `_2`, `_3`, ... where paths
+    collide, numbered in the order the layers first ran (Keras lists layers
+    held in a list inside a custom layer in an order of its own)."""
+    tags, seen = {}, {}
+    for call in calls:
+        if id(call.layer) in tags:
+            continue
+        base = layer_path(call.layer)
+        seen[base] = seen.get(base, 0) + 1
+        tags[id(call.layer)] = base if seen[base] == 1 else "%s_%d" % (base, seen[base])
+    return tags
+
+
+def stream_sources(calls, inputs):
+    """{id(call): (query inputs, key inputs)}: which of the probe's inputs
+    (positions in `inputs`) each recorded call's query and key sequences
+    come from, by walking the traced graph back from those tensors.
+
+    An attention call mixes sequences: its output rows are its query
+    positions, with keys and values from anywhere (the encoder, in cross
+    attention). So the walk steps from an attention call's output straight
+    to its query, never into its keys, values or mask; everything else
+    (embeddings, additions, norms, residuals) is followed to the inputs.
+    The decoder's later layers are thus traced to the decoder's tokens,
+    whatever the lengths, and BERT's to token_ids and segment_ids (the
+    caller drops inputs that carry no tokens).
+    """
+    index = {_graph_key(t): i for i, t in enumerate(inputs) if tf.is_tensor(t)}
+    jump = {}
+    for call in calls:  # outer calls first: their query is the stream
+        if call.query is None:
+            continue
+        for output in call.outputs:
+            if tf.is_tensor(output):
+                jump.setdefault(_graph_key(output), call.query)
+    memo = {}
+
+    def sources(tensor):
+        stack = [tensor]
+        while stack:
+            current = stack[-1]
+            key = _graph_key(current)
+            if key in memo:
+                stack.pop()
+                continue
+            if key in index:
+                memo[key] = frozenset([index[key]])
+                stack.pop()
+                continue
+            before = [jump[key]] if key in jump else list(current.op.inputs)
+            pending = [t for t in before if _graph_key(t) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            memo[key] = frozenset().union(*(memo[_graph_key(t)] for t in before))
+            stack.pop()
+        return memo[_graph_key(tensor)]
+
+    out = {}
+    for call in calls:
+        if call.query is not None and hasattr(call.query, "op"):
+            out[id(call)] = (sources(call.query), sources(call.key))
+    return out
+
+
+def _graph_key(tensor):
+    """A hashable name of a symbolic tensor (graph tensors are unhashable)."""
+    return (tensor.op.name, tensor.value_index)

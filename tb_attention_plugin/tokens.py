@@ -25,8 +25,9 @@ import tensorflow as tf
 class TokenSource:
     """Token strings and real-token masks of one integer input of the probe."""
 
-    def __init__(self, name, ids, tokens, pad_id, labelled=True):
+    def __init__(self, name, ids, tokens, pad_id, labelled=True, index=0):
         self.name = name
+        self.index = index  # position in tf.nest.flatten(probe)
         self.ids = ids
         self.length = ids.shape[1]
         self.tokens = tokens  # list per example of list of str (length each)
@@ -61,10 +62,10 @@ def token_sources(probe, tokens, pad_id):
     """
     flat_probe = tf.nest.flatten(probe)
     names = _input_names(probe)
-    specs = _spec_per_input(probe, tokens, len(flat_probe))
+    specs = [_as_spec(spec) for spec in _spec_per_input(probe, tokens, len(flat_probe))]
     named_per_input = isinstance(probe, dict) and isinstance(tokens, dict) and set(tokens) <= set(probe)
     sources = []
-    for name, leaf, spec in zip(names, flat_probe, specs):
+    for index, (name, leaf, spec) in enumerate(zip(names, flat_probe, specs)):
         if isinstance(probe, dict) and _carries_no_tokens(name) and not (
             named_per_input and name in tokens
         ):
@@ -85,11 +86,19 @@ def token_sources(probe, tokens, pad_id):
                 ids = np.zeros(ids.shape, dtype=np.int64)
             else:
                 continue
-        sources.append(TokenSource(name, ids, _decode(spec, ids, name), pad_id, labelled=spec is not None))
+        sources.append(TokenSource(
+            name, ids, _decode(spec, ids, name), _pad_id_of(pad_id, name),
+            labelled=spec is not None, index=index,
+        ))
     return sources
 
 
 _NO_TOKEN_WORDS = ("mask", "segment", "type", "position")
+
+
+def _pad_id_of(pad_id, name):
+    """pad_id may be one id for every input or a dict {input name: id}."""
+    return pad_id.get(name) if isinstance(pad_id, dict) else pad_id
 
 
 def _carries_no_tokens(name):
@@ -113,8 +122,52 @@ def _spec_per_input(probe, tokens, count):
     return [tokens] * count
 
 
+def _as_spec(spec):
+    """One input's `tokens` in a form `_decode` takes: None, a callable, a
+    list vocabulary, a dict {id: str}, or per-example lists. Tokenizers are
+    read the way their users know them: keras_hub's by `id_to_token`,
+    TextVectorization and StringLookup by `get_vocabulary()`; any iterable of
+    strings (`dict_keys`, a numpy array) is a vocabulary. ValueError, naming
+    the fix, for what cannot be tokens."""
+    if spec is None:
+        return None
+    if callable(getattr(spec, "id_to_token", None)):
+        tokenizer = spec
+        return lambda ids: [tokenizer.id_to_token(int(i)) for i in ids]
+    if callable(getattr(spec, "get_vocabulary", None)):
+        spec = spec.get_vocabulary()
+    if isinstance(spec, (str, bytes)):
+        raise ValueError(
+            "tokens is one string; pass a vocabulary (a list of strings indexed by "
+            "id), a callable ids -> strings, or one list of strings per example"
+        )
+    if isinstance(spec, dict):
+        if spec and all(isinstance(k, str) for k in spec):
+            raise ValueError(
+                "tokens is a dict keyed by strings (like Keras's word_index, which "
+                "maps words to ids); pass its inverse, e.g. "
+                "tokens={i: w for w, i in word_index.items()}"
+            )
+        return spec
+    if callable(spec):
+        return spec
+    if not isinstance(spec, (list, tuple)):
+        try:
+            spec = list(spec)  # dict_keys, a numpy array of strings, ...
+        except TypeError:
+            return spec  # refused by _decode with the forms it takes
+    if spec and all(isinstance(t, (int, np.integer, float, np.floating)) for t in spec):
+        raise ValueError(
+            "tokens is a list of %d numbers, which are not token strings; pass a "
+            "vocabulary (a list of strings indexed by id, or a dict {id: string}) "
+            "or one list of strings per example" % len(spec)
+        )
+    return spec
+
+
 def _is_vocabulary(tokens):
-    return isinstance(tokens, (list, tuple)) and all(isinstance(t, str) for t in tokens)
+    # bytes count, to be refused with advice by _text rather than misread
+    return isinstance(tokens, (list, tuple)) and all(isinstance(t, (str, bytes)) for t in tokens)
 
 
 def _is_explicit(spec):
@@ -122,11 +175,38 @@ def _is_explicit(spec):
 
 
 def _decode(spec, ids, name):
+    """Per-example token strings of one input, checked to be text."""
+    out = _strings(spec, ids, name)
+    for i, row in enumerate(out):
+        for j, token in enumerate(row):
+            try:
+                token.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "token %d of example %d of probe input \"%s\" is not valid "
+                    "Unicode text (it holds a lone surrogate, %s); give token strings "
+                    "that encode as UTF-8, e.g. decode bytes with "
+                    "errors=\"replace\"" % (j, i, name, token.encode("utf-8", "backslashreplace").decode())
+                ) from None
+    return out
+
+
+def _text(token, name):
+    """A token as a string; bytes are refused (their str() is a repr)."""
+    if isinstance(token, (bytes, np.bytes_)):
+        raise ValueError(
+            "the tokens for probe input \"%s\" are bytes; give strings, e.g. "
+            "decode them: lambda ids: [t.decode(\"utf-8\") for t in ...]" % name
+        )
+    return str(token)
+
+
+def _strings(spec, ids, name):
     batch, length = ids.shape
     if spec is None:
         return [[str(i) for i in range(length)] for _ in range(batch)]
     if callable(spec):
-        out = [[str(t) for t in spec(row)] for row in ids]
+        out = [[_text(t, name) for t in spec(row)] for row in ids]
         for i, row in enumerate(out):
             if len(row) != length:
                 raise ValueError(
@@ -137,7 +217,7 @@ def _decode(spec, ids, name):
         return out
     if isinstance(spec, dict) or _is_vocabulary(spec):
         lookup = spec if isinstance(spec, dict) else dict(enumerate(spec))
-        return [[str(lookup.get(int(i), "<%d>" % int(i))) for i in row] for row in ids]
+        return [[_text(lookup.get(int(i), "<%d>" % int(i)), name) for i in row] for row in ids]
     if _is_explicit(spec):
         if len(spec) != batch:
             raise ValueError(
@@ -146,7 +226,7 @@ def _decode(spec, ids, name):
             )
         out = []
         for i, row in enumerate(spec):
-            row = [str(t) for t in row]
+            row = [_text(t, name) for t in row]
             if len(row) != length:
                 raise ValueError(
                     "tokens[%d] has %d strings and probe input \"%s\" has %d positions. "
@@ -160,6 +240,22 @@ def _decode(spec, ids, name):
         "str or dict id -> str) or a list of per-example string lists, and a "
         "%s was given: pass one of those" % type(spec).__name__
     )
+
+
+def feeding(sources, inputs, length, prefer_last=False):
+    """The token source of the probe input a layer's sequence comes from.
+
+    `inputs`: positions in tf.nest.flatten(probe) that the sequence was
+    traced back to (capture.stream_sources), or None when unknown. Among
+    those of the right length, inputs given tokens of their own come first;
+    when the graph says nothing, the length decides (`match`).
+    """
+    if inputs is None:
+        return match(sources, length, prefer_last)
+    candidates = [s for s in sources if s.index in inputs and s.length == length]
+    if any(s.labelled for s in candidates):
+        candidates = [s for s in candidates if s.labelled]
+    return candidates[0] if candidates else None
 
 
 def match(sources, length, prefer_last=False):
