@@ -1,0 +1,185 @@
+"""What kind of head is this, and is it forming? Per-head metrics of one
+example's attention at one capture, for the head-dynamics view.
+
+Pure numpy, like `numerics`: `maps` is (heads, q, k), cropped to the
+example's real tokens, rows distributions over keys. Every function returns
+(heads,) float64; NaN where the metric has nothing to measure (no row that
+qualifies). Definitions, with the papers they come from, are in
+docs/HEAD_METRICS.md; each function's docstring is its formula.
+"""
+
+import numpy as np
+
+from tb_attention_plugin import numerics
+
+# Tokens that mark a sequence's start, end or separation in the tokenizers
+# users have (BERT, RoBERTa/BART, GPT-2, Llama, T5): "sink" candidates.
+SPECIAL_TOKENS = frozenset({
+    "[CLS]", "[SEP]", "[BOS]", "[EOS]", "<s>", "</s>", "<bos>", "<eos>",
+    "<|endoftext|>", "<|begin_of_text|>", "<|end_of_text|>", "<pad>", "[PAD]",
+})
+
+
+def _float(maps):
+    return np.asarray(maps, dtype=np.float64)
+
+
+def _nan(maps):
+    return np.full(np.shape(maps)[0], np.nan)
+
+
+def entropy(maps):
+    """Mean over query rows of each row's Shannon entropy, in nats."""
+    if 0 in np.shape(maps)[1:]:
+        return _nan(maps)
+    return numerics.row_entropy(maps)
+
+
+def normalized_entropy(maps, causal=False):
+    """Mean over rows of H(row) / log(n), n the keys the row can attend
+    (k; i + 1 for row i of causal attention): 1 for uniform attention, 0 for
+    one key, comparable across lengths. Rows with n = 1 are left out."""
+    p = _float(maps)
+    heads, q, k = p.shape
+    allowed = np.arange(1, q + 1) if causal else np.full(q, k)
+    allowed = np.minimum(allowed, k)
+    rows = allowed > 1
+    if not rows.any():
+        return _nan(maps)
+    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    per_row = -plogp.sum(axis=2) / np.log(np.where(rows, allowed, 2))
+    return per_row[:, rows].mean(axis=1)
+
+
+def confidence(maps):
+    """Mean over rows of the row's largest weight (Voita et al. 2019)."""
+    p = _float(maps)
+    if p.shape[1] == 0 or p.shape[2] == 0:
+        return _nan(maps)
+    return p.max(axis=2).mean(axis=1)
+
+
+def first_key_mass(maps):
+    """Mean over rows of the weight on the first key: an attention sink
+    (Xiao et al. 2023)."""
+    p = _float(maps)
+    if p.shape[1] == 0 or p.shape[2] == 0:
+        return _nan(maps)
+    return p[:, :, 0].mean(axis=1)
+
+
+def special_token_mass(maps, key_tokens):
+    """Mean over rows of the weight on keys whose token is special ([CLS],
+    [SEP], <s>, BOS, ...: SPECIAL_TOKENS), the "no-op" target of Clark et
+    al. 2019. NaN when no key is special."""
+    p = _float(maps)
+    special = np.array([t in SPECIAL_TOKENS for t in key_tokens], dtype=bool)
+    if p.shape[1] == 0 or not special.any():
+        return _nan(maps)
+    return p[:, :, special].sum(axis=2).mean(axis=1)
+
+
+def previous_token_score(maps):
+    """Mean over rows i >= 1 of the weight on key i - 1 (self attention)."""
+    p = _float(maps)
+    q, k = p.shape[1:]
+    rows = np.arange(1, min(q, k + 1))
+    if rows.size == 0:
+        return _nan(maps)
+    return p[:, rows, rows - 1].mean(axis=1)
+
+
+def same_position_score(maps):
+    """Mean over rows i of the weight on key i (self attention)."""
+    p = _float(maps)
+    n = min(p.shape[1], p.shape[2])
+    if n == 0:
+        return _nan(maps)
+    rows = np.arange(n)
+    return p[:, rows, rows].sum(axis=1) / p.shape[1]
+
+
+def mean_distance(maps):
+    """Mean over rows of the expected |i - j| under the row's weights."""
+    if 0 in np.shape(maps)[1:]:
+        return _nan(maps)
+    return numerics.mean_distance(maps)
+
+
+def induction_targets(tokens):
+    """For each position i, the keys an induction head attends to: the
+    successors j + 1 of the earlier occurrences j < i of token i, with
+    j + 1 < i (Olsson et al. 2022: "[A][B] ... [A] -> [B]")."""
+    targets = []
+    for i, token in enumerate(tokens):
+        targets.append(sorted({j + 1 for j in range(i) if tokens[j] == token and j + 1 < i}))
+    return targets
+
+
+def induction_score(maps, tokens):
+    """Mean, over the rows whose token occurred before (with a successor
+    before the row), of the weight on those successors. NaN when the
+    example repeats no token. `tokens`: the example's query tokens (ids or
+    strings), one per row; self attention."""
+    p = _float(maps)
+    targets = induction_targets(list(tokens)[: p.shape[1]])
+    rows = [(i, t) for i, t in enumerate(targets) if t and max(t) < p.shape[2]]
+    if not rows:
+        return _nan(maps)
+    return np.mean([p[:, i, t].sum(axis=1) for i, t in rows], axis=0)
+
+
+def change(maps, previous):
+    """Mean absolute change of every weight since the previous capture; NaN
+    without one or when the shapes differ (the probe changed)."""
+    if previous is None or np.shape(previous) != np.shape(maps) or np.size(maps) == 0:
+        return _nan(maps)
+    return np.abs(_float(maps) - _float(previous)).mean(axis=(1, 2))
+
+
+def monotone_alignment(maps):
+    """How much attention lies on the best monotone alignment: the path that
+    picks one key per query row, never moving back (keys non-decreasing down
+    the rows), maximising the weight it collects; its weight divided by the
+    rows. 1 for attention on a monotone path (translation's diagonal), 1/k
+    for uniform attention, about 1/q for an anti-diagonal. For cross
+    attention."""
+    p = _float(maps)
+    heads, q, k = p.shape
+    if q == 0 or k == 0:
+        return _nan(maps)
+    best = p[:, 0, :].copy()  # best[h, j]: path over rows 0..i ending at key j
+    for i in range(1, q):
+        best = np.maximum.accumulate(best, axis=1) + p[:, i, :]
+    return best.max(axis=1) / q
+
+
+def self_attention_metrics(maps, tokens, previous=None, causal=False):
+    """{metric name: (heads,)} of one self-attention example; `tokens` are
+    its (query = key) tokens."""
+    return {
+        "entropy": entropy(maps),
+        "normalized_entropy": normalized_entropy(maps, causal),
+        "confidence": confidence(maps),
+        "first_key_mass": first_key_mass(maps),
+        "special_token_mass": special_token_mass(maps, tokens),
+        "previous_token": previous_token_score(maps),
+        "same_position": same_position_score(maps),
+        "mean_distance": mean_distance(maps),
+        "induction": induction_score(maps, tokens),
+        "change": change(maps, previous),
+    }
+
+
+def cross_attention_metrics(maps, key_tokens, previous=None):
+    """{metric name: (heads,)} of one cross-attention example."""
+    return {
+        "entropy": entropy(maps),
+        "normalized_entropy": normalized_entropy(maps),
+        "confidence": confidence(maps),
+        "first_key_mass": first_key_mass(maps),
+        "special_token_mass": special_token_mass(maps, key_tokens),
+        "mean_distance": mean_distance(maps),
+        "monotone_alignment": monotone_alignment(maps),
+        "change": change(maps, previous),
+    }
