@@ -7,6 +7,7 @@
     layer.maps[0][-1]           # example 0 at the last step: (heads, q, k)
     layer.received[0][:, -1]    # example 0, head-mean received attention per step: (steps, k)
     layer.key_tokens[0]         # example 0's key tokens (cropped)
+    layer.earlier               # steps written with other shapes or tokens, oldest first
 
 This reads event files directly (no TensorBoard server) and decodes the
 stored encoding, so it sees exactly what the plugin serves.
