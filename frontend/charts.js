@@ -80,8 +80,12 @@ export function renderStepsHeatmap(canvas, series) {
 const LINE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
   '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd'];
 
-/** Line chart: xs (steps), series: [{name, values}], drawn on a canvas. */
-export function renderLines(canvas, xs, series, { width = 420, height = 160 } = {}) {
+/**
+ * Line chart: xs (steps), series: [{name, values}], drawn on a canvas, with
+ * axis titles and a vertical marker at x = `marker` (the current step).
+ * The marker's x in CSS px is kept in canvas.dataset.markerX.
+ */
+export function renderLines(canvas, xs, series, { width = 420, height = 170, xLabel = '', yLabel = '', marker } = {}) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
@@ -89,15 +93,16 @@ export function renderLines(canvas, xs, series, { width = 420, height = 160 } = 
   canvas.style.height = `${height}px`;
   const ctx = canvas.getContext('2d');
   ctx.scale(ratio, ratio);
-  const pad = { l: 40, r: 8, t: 8, b: 20 };
-  const all = finite(series.flatMap((s) => s.values));
+  const pad = { l: 52, r: 10, t: 8, b: 32 };
+  const all = finite(series.flatMap((s) => Array.from(s.values)));
   const ymin = Math.min(0, ...all);
   const ymax = Math.max(...all, 1e-9);
   const xmin = xs[0] ?? 0;
   const xmax = xs[xs.length - 1] ?? 1;
   const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - ((y - ymin) / (ymax - ymin || 1)) * (height - pad.t - pad.b);
-  const fg = getComputedStyle(canvas).color || '#000';
+  const style = getComputedStyle(canvas);
+  const fg = style.color || '#000';
   ctx.strokeStyle = fg;
   ctx.fillStyle = fg;
   ctx.font = '10px sans-serif';
@@ -106,10 +111,25 @@ export function renderLines(canvas, xs, series, { width = 420, height = 160 } = 
   ctx.lineTo(pad.l, height - pad.b);
   ctx.lineTo(width - pad.r, height - pad.b);
   ctx.stroke();
-  ctx.fillText(ymax.toFixed(2), 2, pad.t + 8);
-  ctx.fillText(ymin.toFixed(2), 2, height - pad.b);
-  ctx.fillText(String(xmin), pad.l, height - 6);
-  ctx.fillText(String(xmax), width - pad.r - 30, height - 6);
+  ctx.textAlign = 'right';
+  ctx.fillText(ymax.toFixed(2), pad.l - 3, pad.t + 8);
+  ctx.fillText(ymin.toFixed(2), pad.l - 3, height - pad.b);
+  ctx.textAlign = 'left';
+  ctx.fillText(String(xmin), pad.l, height - pad.b + 12);
+  ctx.textAlign = 'right';
+  ctx.fillText(String(xmax), width - pad.r, height - pad.b + 12);
+  ctx.textAlign = 'center';
+  if (xLabel) ctx.fillText(xLabel, pad.l + (width - pad.l - pad.r) / 2, height - 4);
+  if (yLabel) {
+    ctx.save();
+    ctx.translate(12, pad.t + (height - pad.t - pad.b) / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.fillText(yLabel, 0, 0);
+    ctx.restore();
+  }
+  ctx.textAlign = 'left';
+  canvas.dataset.xLabel = xLabel;
+  canvas.dataset.yLabel = yLabel;
   series.forEach((s, i) => {
     ctx.strokeStyle = LINE_COLORS[i % LINE_COLORS.length];
     ctx.beginPath();
@@ -125,5 +145,20 @@ export function renderLines(canvas, xs, series, { width = 420, height = 160 } = 
     });
     ctx.stroke();
   });
+  if (marker !== undefined && xs.length) {
+    const x = Math.round(sx(marker)) + 0.5;
+    ctx.strokeStyle = style.getPropertyValue('--accent').trim() || '#f57c00';
+    ctx.lineWidth = 2;
+    ctx.setLineDash([4, 3]);
+    ctx.beginPath();
+    ctx.moveTo(x, pad.t);
+    ctx.lineTo(x, height - pad.b);
+    ctx.stroke();
+    canvas.dataset.marker = String(marker);
+    canvas.dataset.markerX = String(x);
+  } else {
+    delete canvas.dataset.marker;
+    delete canvas.dataset.markerX;
+  }
   return LINE_COLORS;
 }

@@ -54,3 +54,42 @@ export function paintLegend(canvas, vmax) {
   ctx.putImageData(image, 0, 0);
   canvas.dataset.vmax = String(vmax);
 }
+
+/**
+ * Cells pooled into an outRows x outCols grid, each pixel the largest cell it
+ * covers: a map shown smaller than one device pixel per cell keeps every
+ * peak (the browser's pixelated scaling would drop whole columns).
+ */
+export function maxPool(values, rows, cols, outRows, outCols) {
+  const out = new Float32Array(outRows * outCols);
+  for (let i = 0; i < rows; i++) {
+    const base = Math.floor((i * outRows) / rows) * outCols;
+    for (let j = 0; j < cols; j++) {
+      const o = base + Math.floor((j * outCols) / cols);
+      const v = values[i * cols + j];
+      if (v > out[o]) out[o] = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * Paints a map to be shown at width x height CSS px: one canvas pixel per
+ * cell when there are enough device pixels, else max-pooled to the device
+ * pixels, so the canvas is never shrunk by the browser.
+ */
+export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1) {
+  const outCols = Math.max(1, Math.round(width * ratio));
+  const outRows = Math.max(1, Math.round(height * ratio));
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  if (cols <= outCols && rows <= outRows) {
+    paintMap(canvas, values, rows, cols, vmax);
+    canvas.dataset.pooled = 'false';
+    return;
+  }
+  const r = Math.min(rows, outRows);
+  const c = Math.min(cols, outCols);
+  paintMap(canvas, maxPool(values, rows, cols, r, c), r, c, vmax);
+  canvas.dataset.pooled = 'true';
+}

@@ -1,0 +1,33 @@
+// Building DOM: data text (tokens, run and layer names) is only ever set with
+// textContent or <option>.text, never parsed as HTML.
+
+/** An element with properties (`text` is textContent) and children. */
+export function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'text') node.textContent = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+/** Replaces a select's options with items [{value, label}] and selects one if present. */
+export function fillSelect(select, items, selected) {
+  select.replaceChildren(...items.map(({ value, label }) => {
+    const option = document.createElement('option');
+    option.value = String(value);
+    option.text = label;
+    return option;
+  }));
+  if (items.some((item) => String(item.value) === String(selected))) select.value = String(selected);
+}
+
+/** A coloured swatch and a name, for chart legends. */
+export function legendItem(color, name) {
+  const swatch = el('span', { className: 'swatch' });
+  swatch.style.background = color;
+  return el('span', { className: 'legend-item' }, [swatch, el('span', { text: name })]);
+}

@@ -1,0 +1,31 @@
+// Decoded maps of recent steps, kept for quick stepping and filled ahead by
+// prefetch. Bounded by cells (4 bytes each): 64 M cells is 256 MB, e.g. 64
+// steps of 8 heads x 256 tokens but only 3 of 16 x 1024.
+
+const MAPS_CACHE_CELLS = 64e6;
+const MAPS_CACHE_MAX_STEPS = 64;
+
+export class MapsCache {
+  /** fetchMaps(run, tag, step, example) -> Promise of decoded maps. */
+  constructor(fetchMaps) {
+    this.fetchMaps = fetchMaps;
+    this.entries = new Map(); // key -> Promise, oldest first
+  }
+
+  clear() {
+    this.entries.clear();
+  }
+
+  /** The maps of one example at one step; cellsPerStep bounds how many are kept. */
+  get(run, tag, example, step, cellsPerStep) {
+    const key = JSON.stringify([run, tag, example, step]);
+    if (!this.entries.has(key)) {
+      const limit = Math.max(2, Math.min(MAPS_CACHE_MAX_STEPS, Math.floor(MAPS_CACHE_CELLS / Math.max(1, cellsPerStep))));
+      while (this.entries.size >= limit) this.entries.delete(this.entries.keys().next().value);
+      const request = this.fetchMaps(run, tag, step, example);
+      request.catch(() => this.entries.delete(key)); // a failed fetch is retried next time
+      this.entries.set(key, request);
+    }
+    return this.entries.get(key);
+  }
+}

@@ -1,0 +1,67 @@
+// What the user chose (run, layer, example, step, head, importance mode,
+// colour scale, zoom, followed tokens), kept in localStorage so that a reload
+// shows the same view, and fixed up against the index when the data changes.
+// Pure functions apart from the storage passed in: unit-tested with node.
+
+export const STORAGE_KEY = 'tb-attention-state';
+export const DEFAULTS = Object.freeze({ head: 'mean', mode: 'received', scale: 'fixed' });
+const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor'];
+
+export function loadState(storage) {
+  try {
+    const saved = JSON.parse(storage.getItem(STORAGE_KEY) || '{}');
+    return { ...DEFAULTS, ...(saved && typeof saved === 'object' ? saved : {}) };
+  } catch {
+    return { ...DEFAULTS };
+  }
+}
+
+export function saveState(state, storage) {
+  const out = {};
+  for (const key of SAVED) if (state[key] !== undefined) out[key] = state[key];
+  try {
+    storage.setItem(STORAGE_KEY, JSON.stringify(out));
+  } catch {
+    // storage full or disabled: the view still works, it is just not kept
+  }
+}
+
+/** A run's layers in model order (the `layer_index` of /index), stable for ties. */
+export function layersInModelOrder(layers) {
+  const order = (l) => (Number.isInteger(l.layer_index) ? l.layer_index : Infinity);
+  return layers.map((l, i) => [l, i]).sort((a, b) => order(a[0]) - order(b[0]) || a[1] - b[1]).map(([l]) => l);
+}
+
+/** An example whose map has no cells: every token was padding. */
+export const isEmptyExample = (ex) => !(ex.query_length > 0 && ex.key_length > 0);
+
+/** Key of what zoom is kept for (a map's shape belongs to run, layer and example). */
+export const zoomKey = (s) => JSON.stringify([s.run, s.tag, s.example]);
+/** Key of what followed tokens are positions in (they index the mode's tokens). */
+export const pickedKey = (s) => JSON.stringify([s.run, s.tag, s.example, s.mode]);
+
+/**
+ * Fixes state in place against the index's runs: an unknown run, layer,
+ * example, step or head falls back to the first run, first layer in model
+ * order, example 0, the newest step, the head mean. Returns {run, layer, example}.
+ */
+export function resolve(state, runs) {
+  let run = runs.find((r) => r.run === state.run);
+  if (!run) run = runs[0];
+  state.run = run.run;
+  let layer = run.layers.find((l) => l.tag === state.tag);
+  if (!layer) layer = layersInModelOrder(run.layers)[0];
+  state.tag = layer.tag;
+  if (!(Number.isInteger(state.example) && state.example >= 0 && state.example < layer.examples.length)) state.example = 0;
+  if (!layer.steps.includes(state.step)) state.step = layer.steps[layer.steps.length - 1];
+  const h = state.head;
+  if (layer.num_heads === 1) state.head = 0;
+  else if (!(h === 'mean' || h === 'max' || (Number.isInteger(h) && h >= 0 && h < layer.num_heads))) state.head = 'mean';
+  if (state.mode !== 'received' && state.mode !== 'given') state.mode = 'received';
+  if (state.scale !== 'fixed' && state.scale !== 'stretch') state.scale = 'fixed';
+  if (state.pickedFor !== pickedKey(state) || !Array.isArray(state.picked)) {
+    state.picked = [];
+    state.pickedFor = pickedKey(state);
+  }
+  return { run, layer, example: layer.examples[state.example] };
+}

@@ -1,0 +1,127 @@
+// The enlarged map of the picked head: token labels on both axes, zoom,
+// hover tooltip, row/column highlight, PNG export.
+
+import { cssColor } from './colors.js';
+import { el } from './dom.js';
+import { paintMap } from './heatmap.js';
+import { cellAt } from './layout.js';
+
+export const MIN_ZOOM = 1;
+export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at any length
+const FIT_PX = 640; // a new map starts about this wide
+
+/** Zoom at which a map of this example is about FIT_PX wide, never below 2 px per cell. */
+export function fitZoom(example) {
+  const longest = Math.max(example.query_length, example.key_length, 1);
+  return Math.max(2, Math.min(MAX_ZOOM, Math.floor(FIT_PX / longest)));
+}
+
+export class FocusMap {
+  /** onZoom(cellPx), onExportPng() */
+  constructor({ onZoom, onExportPng }) {
+    this.zoom = el('input', { id: 'zoom', type: 'range', min: MIN_ZOOM, max: MAX_ZOOM, value: 8, title: 'cell size (px)' });
+    this.zoomLabel = el('span', { id: 'zoom-label', className: 'info' });
+    this.png = el('button', { id: 'export-png', text: 'PNG' });
+    this.title = el('h3', { id: 'focus-title' });
+    this.canvas = el('canvas', { id: 'focus-map', className: 'map focus' });
+    this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
+    this.cols = el('div', { className: 'labels cols', id: 'col-labels' });
+    this.tooltip = el('div', { id: 'tooltip', className: 'tooltip', hidden: true });
+    const body = el('div', { className: 'focus-body' }, [
+      el('div', { className: 'corner' }), this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
+    ]);
+    this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
+      el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png]),
+      el('div', { className: 'focus-wrap' }, [body, this.tooltip]),
+    ]);
+    this.values = null;
+    this.highlighted = null;
+    this.zoom.addEventListener('input', () => { this.size(); onZoom(Number(this.zoom.value)); });
+    this.png.addEventListener('click', onExportPng);
+    this.canvas.addEventListener('mousemove', (e) => this.hover(e));
+    this.canvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.highlight(null); });
+  }
+
+  /** Token labels of an example and the zoom to show it at. */
+  setExample(example, zoom) {
+    this.example = example;
+    this.values = null;
+    this.zoom.value = String(zoom);
+    this.rows.replaceChildren(...example.query_tokens.map((t, i) => el('span', { text: t, dataset: { index: String(i) } })));
+    this.cols.replaceChildren(...example.key_tokens.map((t, j) => el('span', { text: t, dataset: { index: String(j) } })));
+    [...this.rows.children].forEach((span, i) => span.addEventListener('mouseenter', () => this.highlight({ row: i })));
+    [...this.cols.children].forEach((span, j) => span.addEventListener('mouseenter', () => this.highlight({ col: j })));
+    for (const labels of [this.rows, this.cols]) labels.addEventListener('mouseleave', () => this.highlight(null));
+    this.size();
+  }
+
+  /** Shows one map (Float32Array q*k) on a 0..vmax scale. */
+  paint(values, q, k, vmax, title) {
+    Object.assign(this, { values, q, k, vmax });
+    this.title.textContent = title;
+    this.repaint();
+    this.size();
+  }
+
+  /** Dims everything outside a row ({row}) or column ({col}); null for none. */
+  highlight(hl) {
+    this.highlighted = hl;
+    this.repaint();
+  }
+
+  repaint() {
+    const { values, q, k, vmax } = this;
+    if (!values) return;
+    const hl = this.highlighted;
+    if (!hl) {
+      paintMap(this.canvas, values, q, k, vmax);
+      return;
+    }
+    const dimmed = Float32Array.from(values, (v, i) => {
+      const inside = hl.row !== undefined ? Math.floor(i / k) === hl.row : i % k === hl.col;
+      return inside ? v : v * 0.25;
+    });
+    paintMap(this.canvas, dimmed, q, k, vmax);
+  }
+
+  size() {
+    const cell = Number(this.zoom.value);
+    this.zoomLabel.textContent = `${cell} px`;
+    const ex = this.example;
+    if (!ex) return;
+    this.canvas.style.width = `${ex.key_length * cell}px`;
+    this.canvas.style.height = `${ex.query_length * cell}px`;
+    const font = Math.min(12, Math.max(cell - 1, 0));
+    for (const [labels, axis] of [[this.rows, 'height'], [this.cols, 'width']]) {
+      labels.style.setProperty('--cell', `${cell}px`);
+      labels.style.fontSize = `${font}px`;
+      labels.classList.toggle('hidden-text', cell < 6);
+      labels.dataset.axis = axis;
+    }
+  }
+
+  hover(event) {
+    if (!this.values) return;
+    const rect = this.canvas.getBoundingClientRect();
+    const { q, k } = this;
+    const cell = cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, q, k);
+    if (!cell) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const weight = this.values[cell.row * k + cell.col];
+    this.tooltip.replaceChildren(
+      el('div', { className: 'tip-query', text: `query: ${this.example.query_tokens[cell.row]}` }),
+      el('div', { className: 'tip-key', text: `key: ${this.example.key_tokens[cell.col]}` }),
+      el('div', { className: 'tip-weight', text: `weight: ${weight.toFixed(4)}` }),
+    );
+    this.tooltip.style.borderColor = cssColor(weight, this.vmax);
+    // The tooltip is placed in the wrapper, which also holds the labels.
+    const wrap = this.tooltip.parentElement.getBoundingClientRect();
+    this.tooltip.style.left = `${event.clientX - wrap.left + 14}px`;
+    this.tooltip.style.top = `${event.clientY - wrap.top + 14}px`;
+    this.tooltip.hidden = false;
+    this.tooltip.dataset.row = String(cell.row);
+    this.tooltip.dataset.col = String(cell.col);
+  }
+}

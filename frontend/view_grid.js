@@ -1,0 +1,74 @@
+// The heads grid: one thumbnail per head (and head mean / max), the colour
+// scale control and its legend. Click a thumbnail to enlarge it.
+
+import { el, fillSelect } from './dom.js';
+import { paintLegend, paintMapAt } from './heatmap.js';
+
+const THUMB_PX = 160; // longest side of a thumbnail, CSS px
+
+export class HeadGrid {
+  /** onPickHead(name), onScale('fixed' | 'stretch') */
+  constructor({ onPickHead, onScale }) {
+    this.onPickHead = onPickHead;
+    this.scale = el('select', { id: 'scale-select', title: 'colour scale' });
+    fillSelect(this.scale, [
+      { value: 'fixed', label: 'fixed scale 0 to 1' },
+      { value: 'stretch', label: "stretch to this step's max" },
+    ]);
+    this.scale.addEventListener('change', () => onScale(this.scale.value));
+    this.legend = el('canvas', { id: 'legend', className: 'legend' });
+    this.legendMax = el('span', { id: 'legend-max' });
+    this.legendText = el('span', { id: 'legend-scale', className: 'info' });
+    this.grid = el('div', { id: 'head-grid', className: 'grid' });
+    this.note = el('div', { id: 'maps-note', className: 'note', hidden: true });
+    this.canvases = new Map();
+    this.element = el('section', { className: 'panel' }, [
+      el('h3', { text: 'Heads (click one to enlarge)' }),
+      el('div', { className: 'legend-row' }, [this.scale, el('span', { text: '0' }), this.legend, this.legendMax, this.legendText]),
+      this.note, this.grid,
+    ]);
+  }
+
+  /** Thumbnails for a layer's heads: head mean and max first when there are several. */
+  build(layer, selected) {
+    const names = layer.num_heads === 1 ? [0] : ['mean', 'max', ...Array.from({ length: layer.num_heads }, (_, h) => h)];
+    this.canvases = new Map();
+    this.grid.replaceChildren(...names.map((name) => {
+      const canvas = el('canvas', { className: 'map thumb', dataset: { head: String(name) } });
+      const figure = el('figure', { className: 'head', dataset: { head: String(name) } }, [
+        canvas, el('figcaption', { text: `head ${name}` }),
+      ]);
+      figure.addEventListener('click', () => this.onPickHead(name));
+      this.canvases.set(String(name), canvas);
+      return figure;
+    }));
+    this.markSelected(selected);
+  }
+
+  markSelected(head) {
+    for (const figure of this.grid.children) figure.classList.toggle('selected', figure.dataset.head === String(head));
+  }
+
+  /** A note in place of the maps (e.g. an example that is all padding); null shows the maps. */
+  showNote(text) {
+    this.note.hidden = !text;
+    this.note.textContent = text || '';
+    this.grid.hidden = Boolean(text);
+  }
+
+  /** mapOf(name) -> Float32Array(q*k); scale is 'fixed' or 'stretch'. */
+  paint(mapOf, q, k, vmax, scale) {
+    this.scale.value = scale;
+    paintLegend(this.legend, vmax);
+    this.legend.dataset.scale = scale;
+    this.legendMax.textContent = vmax.toFixed(3);
+    this.legendText.textContent = scale === 'stretch'
+      ? `stretched to this step's max (${vmax.toFixed(3)}): colours differ between steps`
+      : 'fixed scale 0 to 1: the same weight has the same colour at every step';
+    const size = THUMB_PX / Math.max(q, k, 1);
+    const ratio = window.devicePixelRatio || 1;
+    for (const [name, canvas] of this.canvases) {
+      paintMapAt(canvas, mapOf(name), q, k, vmax, Math.max(1, Math.round(k * size)), Math.max(1, Math.round(q * size)), ratio);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+// Token importance: bars for the current step (one scale for every step),
+// the steps x tokens heatmap, and lines of the tokens the user follows.
+// Received attention (per key token) is the importance; given attention
+// (per query token) is offered only as a check: 1 per query for softmax rows.
+
+import * as api from './api.js';
+import { renderBars, renderLines, renderStepsHeatmap, seriesMax } from './charts.js';
+import { el, legendItem } from './dom.js';
+
+/** Token-wise max over heads of values[s][h][j] (h < numHeads) -> rows of Float32Array. */
+export function maxOverHeads(values, numHeads) {
+  return values.map((perHead) => Float32Array.from(perHead[0], (_, j) => {
+    let best = -Infinity;
+    for (let h = 0; h < numHeads; h++) {
+      const v = perHead[h][j];
+      if (v !== null && v > best) best = v;
+    }
+    return best === -Infinity ? NaN : best;
+  }));
+}
+
+export class ImportanceView {
+  /** onMode('received' | 'given'), onHoverToken(j, mode), onPicked(positions) */
+  constructor({ status, onMode, onHoverToken, onPicked }) {
+    Object.assign(this, { status, onHoverToken, onPicked });
+    this.given = el('input', { id: 'given-toggle', type: 'checkbox' });
+    this.given.addEventListener('change', () => onMode(this.given.checked ? 'given' : 'received'));
+    this.csv = el('button', { id: 'export-csv', text: 'CSV' });
+    this.title = el('h3', { id: 'importance-title' });
+    this.scaleText = el('div', { id: 'importance-scale', className: 'info' });
+    this.bars = el('div', { id: 'importance-bars', className: 'bars' });
+    this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
+    this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
+    this.lines = el('canvas', { id: 'importance-lines' });
+    this.linesLegend = el('div', { id: 'importance-lines-legend', className: 'info' });
+    this.picked = new Set();
+    this.barsPanel = el('section', { className: 'panel', id: 'importance-panel' }, [
+      el('div', { className: 'panel-head' }, [this.title, this.csv]),
+      el('label', { className: 'secondary', id: 'given-note' }, [this.given,
+        el('span', { text: ' show given attention instead (sum over keys per query token): a normalisation check, 1 per query for softmax rows, not an importance' })]),
+      this.scaleText, this.bars,
+    ]);
+    this.trainingPanel = el('section', { className: 'panel' }, [
+      el('h3', { text: 'Importance over training (rows: steps, columns: tokens)' }),
+      this.stepsCanvas, this.stepsInfo,
+      el('div', { className: 'info', text: 'Click tokens in the bars above to follow them here:' }),
+      this.lines, this.linesLegend,
+    ]);
+    this.data = null;
+  }
+
+  /** Drops what is shown (e.g. an example without tokens). */
+  clear() {
+    this.data = null;
+    this.loading = null;
+    this.bars.replaceChildren();
+    this.bars.barTokens = null;
+    this.title.textContent = 'Importance';
+    this.scaleText.textContent = '';
+  }
+
+  /**
+   * Loads importance over steps of the shown head: head h, the head mean
+   * (index num_heads), or for head max the token-wise max over heads.
+   */
+  async load(state, layer, example, picked) {
+    const { run, tag, mode, head } = state;
+    const key = JSON.stringify([run, tag, state.example, mode, head]);
+    this.loading = key;
+    this.given.checked = mode === 'given';
+    this.picked = new Set(picked);
+    const tokens = mode === 'received' ? example.key_tokens : example.query_tokens;
+    let data;
+    try {
+      if (head === 'max') {
+        const all = await api.fetchImportance(run, tag, state.example, mode);
+        data = { steps: all.steps, values: maxOverHeads(all.values, all.num_heads), which: 'max over heads' };
+      } else {
+        const h = Number.isInteger(head) ? head : layer.num_heads;
+        const one = await api.fetchImportanceOfHead(run, tag, state.example, mode, h);
+        data = { steps: one.steps, values: one.values, which: h === layer.num_heads ? 'head mean' : `head ${h}` };
+      }
+    } catch (e) {
+      if (this.loading === key) this.status.failed('importance', e);
+      return;
+    }
+    if (this.loading !== key) return; // another view was chosen meanwhile
+    this.status.loaded('importance');
+    this.data = { ...data, mode, head, tokens, max: seriesMax(data.values) };
+    this.bars.dataset.mode = mode;
+    this.bars.dataset.head = String(head === 'mean' ? layer.num_heads : head);
+    this.renderSteps();
+    this.showStep(state.step);
+  }
+
+  showStep(step) {
+    const d = this.data;
+    if (!d) return;
+    const s = d.steps.indexOf(step);
+    if (s < 0) return;
+    this.title.textContent = d.mode === 'received'
+      ? `Received attention per key token (sum over queries), ${d.which}, step ${step}`
+      : `Given attention per query token (sum over keys, 1 for softmax rows), ${d.which}, step ${step}`;
+    this.scaleText.textContent = `Bar length: one scale for every step, 0 to ${d.max.toFixed(3)} ` +
+      `(the largest value of ${d.which} at any step)`;
+    this.scaleText.dataset.max = String(d.max);
+    this.bars.dataset.step = String(step);
+    this.step = step;
+    renderBars(this.bars, d.tokens, d.values[s], {
+      max: d.max,
+      picked: this.picked,
+      onHover: (j) => this.onHoverToken(j, d.mode),
+      onClick: (j) => {
+        if (this.picked.has(j)) this.picked.delete(j);
+        else this.picked.add(j);
+        this.onPicked([...this.picked]);
+        this.showStep(this.step);
+        this.renderLines();
+      },
+    });
+  }
+
+  renderSteps() {
+    const d = this.data;
+    const vmax = renderStepsHeatmap(this.stepsCanvas, d.values);
+    this.stepsCanvas.style.width = `${Math.min(900, Math.max(200, d.tokens.length * 8))}px`;
+    this.stepsCanvas.style.height = `${Math.min(400, Math.max(60, d.steps.length * 6))}px`;
+    this.stepsInfo.textContent = `${d.steps.length} steps (${d.steps[0]} at the top to ${d.steps[d.steps.length - 1]}) x ` +
+      `${d.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
+    this.renderLines();
+  }
+
+  renderLines() {
+    const d = this.data;
+    const picked = [...this.picked].filter((j) => j < d.tokens.length);
+    this.lines.hidden = picked.length === 0;
+    const colors = renderLines(this.lines, d.steps,
+      picked.map((j) => ({ name: d.tokens[j], values: d.values.map((v) => v[j]) })),
+      { xLabel: 'step', yLabel: d.mode === 'received' ? 'received attention' : 'given attention' });
+    this.linesLegend.replaceChildren(...picked.map((j, i) => legendItem(colors[i % colors.length], d.tokens[j])));
+  }
+}

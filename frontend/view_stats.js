@@ -1,0 +1,61 @@
+// Head statistics over training, one line per head, with a marker at the
+// current step: mean row entropy, largest weight, mean attention distance.
+
+import * as api from './api.js';
+import { renderLines } from './charts.js';
+import { el, legendItem } from './dom.js';
+
+export const CHARTS = [
+  { key: 'entropy', id: 'entropy-chart', title: 'row entropy', yLabel: 'entropy (nats)' },
+  { key: 'max_weight', id: 'maxweight-chart', title: 'largest weight', yLabel: 'max weight' },
+  { key: 'mean_distance', id: 'distance-chart', title: 'mean distance |query - key|', yLabel: 'distance (tokens)' },
+];
+
+export class StatsView {
+  constructor({ status }) {
+    this.status = status;
+    this.canvases = CHARTS.map((c) => el('canvas', { id: c.id, className: 'chart', title: c.title }));
+    this.legend = el('div', { id: 'stats-legend', className: 'info' });
+    this.element = el('section', { className: 'panel', id: 'stats-panel' }, [
+      el('h3', { text: 'Head statistics over training: row entropy (0 = one key, log K = uniform), largest weight, ' +
+        'mean distance between query and key positions under the weights; the dashed line is the current step' }),
+      el('div', { className: 'charts' }, this.canvases), this.legend,
+    ]);
+    this.stats = null;
+  }
+
+  clear() {
+    this.stats = null;
+    this.loading = null;
+  }
+
+  async load(state) {
+    const { run, tag, example } = state;
+    const key = JSON.stringify([run, tag, example]);
+    this.loading = key;
+    let stats;
+    try {
+      stats = await api.fetchHeadStats(run, tag, example);
+    } catch (e) {
+      if (this.loading === key) this.status.failed('head statistics', e);
+      return;
+    }
+    if (this.loading !== key) return;
+    this.status.loaded('head statistics');
+    this.stats = stats;
+    this.showStep(state.step);
+  }
+
+  showStep(step) {
+    const stats = this.stats;
+    if (!stats) return;
+    const names = Array.from({ length: stats.num_heads }, (_, h) => `head ${h}`);
+    let colors = [];
+    CHARTS.forEach((chart, i) => {
+      const rows = stats[chart.key] || [];
+      const series = names.map((name, h) => ({ name, values: rows.map((row) => row[h]) }));
+      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel, marker: step });
+    });
+    this.legend.replaceChildren(...names.map((name, h) => legendItem(colors[h % colors.length], name)));
+  }
+}
