@@ -13,6 +13,7 @@ version 2) or the tag's metadata (version 1). One tag may hold steps of
 several facts (another probe, another writer); a layer is served as the
 steps that share its newest step's facts (`Timeline`), and maps of any step
 decode with that step's facts.
+
 What fails a check raises `StoredDataError` (HTTP 422) naming the run, the
 layer, the step and what is wrong; unknown runs, layers, steps, examples and
 heads raise `errors.NotFoundError` (404). The store has no HTTP in it: tests
@@ -142,9 +143,13 @@ class Timeline:
         if not steps:
             self.layer, self.steps, self.other_steps = layer, [], []
             return
-        newest = metadata.shape_key(facts[steps[-1]])
-        self.steps = [s for s in steps if metadata.shape_key(facts[s]) == newest]
-        self.other_steps = [s for s in steps if metadata.shape_key(facts[s]) != newest]
+        keys = {}  # steps with equal facts mostly share one message: one key each
+        for f in facts.values():
+            if id(f) not in keys:
+                keys[id(f)] = metadata.shape_key(f)
+        newest = keys[id(facts[steps[-1]])]
+        self.steps = [s for s in steps if keys[id(facts[s])] == newest]
+        self.other_steps = [s for s in steps if keys[id(facts[s])] != newest]
         info = PluginData()
         info.CopyFrom(facts[steps[-1]])
         info.rows_normalized = all(facts[s].rows_normalized for s in self.steps)
