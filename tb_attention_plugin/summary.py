@@ -134,7 +134,10 @@ def prepare(
     has_head_axis = np.ndim(scores) == 4
     scores = as_head_first(scores)
     if not np.all(np.isfinite(scores)):
-        raise ValueError("attention scores of %r contain NaN or Inf" % (name,))
+        raise ValueError(
+            "the attention scores of layer \"%s\" contain NaN or Inf (the training "
+            "diverged, or the layer overflowed)" % (name,)
+        )
     batch, _, q, k = scores.shape
     if batch == 0:
         raise ValueError("attention scores of %r hold no example (batch of 0)" % name)
