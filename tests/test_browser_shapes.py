@@ -1,0 +1,176 @@
+"""The tab in headless Chromium on logs of other shapes than test_browser.py's:
+a real fit of a two-layer model whose probe holds an all-padding example, a
+run whose earlier steps have another shape, and a 300-token map. Each test
+opens its own page (helpers from test_browser.py)."""
+
+import io
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from models import LEN, VOCAB, tiny_data
+from tb_attention_plugin import AttentionCallback, summary
+from tensorboard_server import TensorBoard
+from test_browser import CHROMIUM, browser, open_tab, screenshot, wait_painted  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.browser
+LONG = 300
+HOT = [j for j in range(LONG) if j % 5 == 2]  # key columns that receive all of some rows' attention
+
+
+def _two_layer_model():
+    """Embedding with mask_zero, then two self-attention layers named so that
+    their alphabetical order is not the model's."""
+    inp = keras.Input((LEN,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, 8, mask_zero=True)(inp)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="z_first")(x, x)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="a_second")(x, x)
+    out = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inp, out)
+    model.compile("adam", "mse")
+    return model
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes") / "logs"
+    x, y = tiny_data(16)
+    probe = x[:3].copy()
+    probe[1] = 0  # example 1: every token is padding
+    _two_layer_model().fit(x, y, batch_size=4, epochs=1, verbose=0,
+                           callbacks=[AttentionCallback(root / "padded", probe, update_freq=2)])
+    rng = np.random.default_rng(0)
+    writer = tf.summary.create_file_writer(str(root / "reshaped"))
+    with writer.as_default():
+        for step, tokens in [(0, 5), (1, 5), (2, 5), (3, 7), (4, 7)]:  # the probe grew at step 3
+            logits = rng.normal(size=(1, 2, tokens, tokens))
+            summary.attention("enc/mha", np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), step=step)
+    writer.close()
+    writer = tf.summary.create_file_writer(str(root / "long"))
+    with writer.as_default():
+        scores = np.zeros((1, 2, LONG, LONG), np.float32)
+        for i in range(LONG):
+            scores[0, 0, i, HOT[i % len(HOT)]] = 1.0  # head 0: one-hot rows on the hot columns
+        scores[0, 1] = 1.0 / LONG
+        summary.attention("long", scores, step=0, kind="self")
+    writer.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(logdir):
+    tb = TensorBoard(logdir)
+    try:
+        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        for _ in range(120):
+            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 3:
+                break
+            time.sleep(0.5)
+        yield tb
+    finally:
+        tb.stop()
+
+
+@pytest.fixture
+def opened(browser, server):  # noqa: F811
+    pages = []
+
+    def open_page(**kwargs):
+        pages.append(open_tab(browser, server.url, **kwargs))
+        return pages[-1]
+
+    yield open_page
+    for page in pages:
+        page.context.close()
+
+
+def _index_layer(server, run, tag):
+    index = server.get_json("/data/plugin/attention/index")
+    (layers,) = [r["layers"] for r in index["runs"] if r["run"] == run]
+    return next(layer for layer in layers if layer["tag"] == tag)
+
+
+def _show(tab, **state):
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", state)
+
+
+def test_an_all_padding_example_shows_a_note_and_requests_nothing_for_it(opened, server):
+    layer = _index_layer(server, "padded", "z_first")
+    empty = layer["examples"][1]
+    assert empty["query_length"] == 0 and empty["key_length"] == 0
+    page = opened()
+    tab = page.tab
+    _show(tab, run="padded", tag="z_first", example=0, step=layer["steps"][-1])
+    wait_painted(tab, layer["steps"][-1])
+    page.requests.clear()
+    tab.select_option("#example-select", "1")
+    tab.wait_for_selector("#maps-note:not([hidden])", state="attached")
+    assert tab.inner_text("#maps-note") == "example 1 has no real tokens (all padding)"
+    assert tab.is_hidden("#head-grid") and tab.is_hidden("#focus-panel")
+    assert "(all padding)" in tab.eval_on_selector("#example-select", "s => s.selectedOptions[0].text")
+    page.wait_for_timeout(500)  # any request would have been sent by now
+    asked = [u for u in page.requests if "example=1" in u]
+    assert asked == []
+    assert tab.inner_text("#status") == ""
+    assert page.console_errors == []
+    # example 2 has tokens again: the maps come back
+    tab.select_option("#example-select", "2")
+    tab.wait_for_selector("#maps-note[hidden]", state="attached")
+    assert tab.is_visible("#head-grid")
+
+
+def test_layers_are_listed_in_model_order_whatever_order_the_index_sends(opened, server):
+    order = [layer["tag"] for layer in sorted(
+        (_index_layer(server, "padded", t) for t in ("z_first", "a_second")), key=lambda layer: layer["layer_index"])]
+    assert order == ["z_first", "a_second"]  # the model's order, not the alphabet's
+
+    def reverse_layers(page):
+        def handle(route):
+            index = route.fetch().json()
+            for run in index["runs"]:
+                run["layers"].reverse()
+            route.fulfill(json=index)
+        page.route("**/data/plugin/attention/index", handle)
+
+    page = opened(before=reverse_layers)
+    tab = page.tab
+    _show(tab, run="padded")
+    listed = tab.eval_on_selector_all("#layer-select option", "o => o.map(x => x.value)")
+    assert listed == order
+    assert tab.eval_on_selector("#layer-select", "s => s.value") == "z_first"  # the first layer is the default
+
+
+def test_steps_of_another_shape_are_stated_in_one_line(opened, server):
+    layer = _index_layer(server, "reshaped", "enc/mha")
+    assert layer["other_shapes"] == {"steps": 3, "first": 0, "last": 2}
+    page = opened()
+    tab = page.tab
+    _show(tab, run="reshaped")
+    wait_painted(tab, 4)
+    assert tab.inner_text("#other-shapes") == (
+        "3 earlier steps (0..2) have another shape (the probe or model changed) and are not shown; "
+        "read them with read_attention")
+    _show(tab, run="long")  # other_shapes null: no line
+    assert tab.is_hidden("#other-shapes")
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_thumbnails_of_a_long_map_show_every_peak_column(opened, scale):
+    page = opened(scale=scale)
+    tab = page.tab
+    _show(tab, run="long", head=0)
+    wait_painted(tab, 0)
+    thumb = tab.locator('#head-grid canvas[data-head="0"]')
+    png = Image.open(io.BytesIO(thumb.screenshot())).convert("RGB")
+    pixels = np.asarray(png).astype(int)  # (rows, cols, 3) in device pixels
+    width = pixels.shape[1]
+    assert width == 160 * scale
+    bright = (pixels[..., 0] > 200) & (pixels[..., 1] > 180)  # yellow: weight 1 on the 0-1 scale
+    # pixel columns that column j covers
+    missing = [j for j in HOT if not bright[:, j * width // LONG: ((j + 1) * width - 1) // LONG + 1].any()]
+    assert missing == [], "peak columns dropped from the thumbnail: %s" % missing
+    screenshot(page, "long-map-dpr%d.png" % scale)
