@@ -329,3 +329,94 @@ def test_dark_mode_of_tensorboard_reaches_the_tab(page):
     assert background == "rgb(48, 48, 48)"
     page.evaluate("() => document.body.classList.remove('dark-mode')")
     tab.wait_for_selector("#attention-root:not(.dark)", state="attached", timeout=5000)
+
+
+# -- bugs of issue 17, each with the test that would have caught it -------------
+
+
+def test_enlarged_map_of_a_short_example_is_larger_than_its_thumbnail_and_zooms_to_readable_cells(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    q, k = captured.maps[0].shape[2:]  # 8 x 8 real tokens
+    thumb = tab.locator('#head-grid canvas[data-head="mean"]').bounding_box()
+    focus = tab.locator("#focus-map").bounding_box()
+    assert focus["width"] >= 2 * thumb["width"], (focus, thumb)
+    assert int(tab.get_attribute("#zoom", "max")) >= 48
+    tab.fill("#zoom", tab.get_attribute("#zoom", "max"))
+    cell = int(tab.get_attribute("#zoom", "max"))
+    assert tab.locator("#focus-map").bounding_box()["width"] == k * cell
+    assert tab.eval_on_selector("#col-labels", "e => getComputedStyle(e).fontSize") == "12px"
+
+
+def test_zoom_and_followed_tokens_survive_a_reload(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    tab.fill("#zoom", "30")
+    tab.wait_for_selector("#importance-bars .bar-row[data-index='3']", state="attached")
+    tab.click("#importance-bars .bar-row[data-index='3']")
+    page.reload()
+    page.tab = tab = tab_frame(page)
+    wait_painted(tab, int(captured.steps[-1]))
+    tab.wait_for_selector("#importance-bars .bar-row[data-index='3']", state="attached")
+    assert tab.input_value("#zoom") == "30"
+    assert tab.locator("#focus-map").bounding_box()["width"] == 30 * captured.maps[0].shape[3]
+    assert tab.get_attribute("#importance-bars .bar-row[data-index='3']", "class") == "bar-row picked"
+    legend = tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.map(x => x.textContent)")
+    assert legend == [captured.key_tokens[0][3]]
+
+
+def test_head_max_shows_the_max_over_heads_of_importance_not_the_head_mean(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.click('#head-grid figure[data-head="max"]')
+    tab.wait_for_selector("#importance-bars[data-head='max'][data-step='%d']" % step, state="attached")
+    values = [float(v) for v in tab.eval_on_selector_all("#importance-bars .bar-row", "rows => rows.map(r => r.dataset.value)")]
+    per_head = captured.received[0][-1, :2]  # (heads, keys) at the last step
+    np.testing.assert_allclose(values, per_head.max(axis=0), atol=1e-5)
+    assert not np.allclose(values, captured.received[0][-1, -1], atol=1e-3)  # not the head mean
+    assert "max over heads" in tab.inner_text("#importance-title")
+
+
+def test_received_attention_is_the_default_and_given_is_a_labelled_check(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.wait_for_selector("#importance-bars[data-mode='received']", state="attached")
+    assert not tab.is_checked("#given-toggle")
+    assert "1 per query for softmax rows" in tab.inner_text("#given-note")
+    assert tab.inner_text("#importance-title").startswith("Received attention per key token")
+    tab.check("#given-toggle")
+    tab.wait_for_selector("#importance-bars[data-mode='given'][data-step='%d']" % step, state="attached")
+    values = [float(v) for v in tab.eval_on_selector_all("#importance-bars .bar-row", "rows => rows.map(r => r.dataset.value)")]
+    np.testing.assert_allclose(values, 1.0, atol=1e-3)  # softmax rows: the check passes
+    assert tab.inner_text("#importance-title").startswith("Given attention per query token")
+
+
+def test_stats_charts_have_axis_titles_the_distance_and_a_marker_at_the_current_step(page, captured):
+    tab = page.tab
+    steps = [int(s) for s in captured.steps]
+    wait_painted(tab, steps[-1])
+    tab.wait_for_selector("#distance-chart[data-marker='%d']" % steps[-1], state="attached")
+    charts = {c: tab.get_attribute("#" + c, "data-y-label") for c in ("entropy-chart", "maxweight-chart", "distance-chart")}
+    assert charts == {"entropy-chart": "entropy (nats)", "maxweight-chart": "max weight",
+                      "distance-chart": "distance (tokens)"}
+    assert tab.get_attribute("#entropy-chart", "data-x-label") == "step"
+    right = float(tab.get_attribute("#entropy-chart", "data-marker-x"))
+    set_step(tab, 0)
+    tab.wait_for_selector("#entropy-chart[data-marker='%d']" % steps[0], state="attached")
+    left = float(tab.get_attribute("#entropy-chart", "data-marker-x"))
+    assert left < right
+    # the marker is drawn: accent-coloured pixels in its column (dashes from y = 8)
+    colours = [tuple(pixel(tab, "#entropy-chart", int(left), y)) for y in range(8, 24)]
+    assert (245, 124, 0) in colours, colours
+
+
+def test_tooltip_sits_beside_the_pointer(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    box = tab.locator("#focus-map").bounding_box()
+    x, y = box["x"] + 5, box["y"] + 5
+    tab.locator("#focus-map").hover(position={"x": 5, "y": 5})
+    tip = tab.locator("#tooltip").bounding_box()
+    assert abs(tip["x"] - (x + 14)) <= 1 and abs(tip["y"] - (y + 14)) <= 1, (tip, x, y)
