@@ -49,7 +49,8 @@ class EpochLine(keras.callbacks.Callback):
                                             time.perf_counter() - self.epoch_start, metrics), flush=True)
 
 
-def train(model, x, y, args, probe, tokens, update_freq, validation_data=None, **callback_kwargs):
+def train(model, x, y, args, probe, tokens, update_freq, validation_data=None, batch_size=32,
+          callbacks=(), **callback_kwargs):
     """Fits with Keras's TensorBoard scalars and the AttentionCallback in one run.
 
     Prints one line per epoch and one when done, unless DEMO_QUIET=1.
@@ -58,12 +59,13 @@ def train(model, x, y, args, probe, tokens, update_freq, validation_data=None, *
     callbacks = [
         keras.callbacks.TensorBoard(args.logdir),
         AttentionCallback(args.logdir, probe, tokens=tokens, update_freq=update_freq, **callback_kwargs),
+        *callbacks,
     ]
     if not quiet:
         callbacks.append(EpochLine())
     start = time.perf_counter()
     history = model.fit(
-        x, y, epochs=args.epochs, batch_size=32, validation_data=validation_data,
+        x, y, epochs=args.epochs, batch_size=batch_size, validation_data=validation_data,
         callbacks=callbacks, verbose=0,
     )
     if not quiet:
