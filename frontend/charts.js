@@ -85,7 +85,7 @@ const LINE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c
  * axis titles and a vertical marker at x = `marker` (the current step).
  * The marker's x in CSS px is kept in canvas.dataset.markerX.
  */
-export function renderLines(canvas, xs, series, { width = 420, height = 170, xLabel = '', yLabel = '', marker } = {}) {
+export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '', marker } = {}) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
@@ -96,7 +96,8 @@ export function renderLines(canvas, xs, series, { width = 420, height = 170, xLa
   const pad = { l: 52, r: 10, t: 8, b: 32 };
   const all = finite(series.flatMap((s) => Array.from(s.values)));
   const ymin = Math.min(0, ...all);
-  const ymax = Math.max(...all, 1e-9);
+  const top = Math.max(...all, 1e-9);
+  const ymax = top + 0.05 * (top - ymin); // headroom: a line at the maximum stays off the frame
   const xmin = xs[0] ?? 0;
   const xmax = xs[xs.length - 1] ?? 1;
   const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);

@@ -20,8 +20,12 @@ export function connectToHost(onDataReloaded) {
   window.parent.postMessage('experimental.bootstrap', '*', [channel.port2]);
 }
 
-/** Follows the host's dark mode (it toggles `dark-mode` on its body). */
-export function followTheme(root) {
+/**
+ * Follows the host's dark mode (it toggles `dark-mode` on its body);
+ * onChange(dark) runs after a switch, to repaint what canvases drew in the
+ * old theme's colours.
+ */
+export function followTheme(root, onChange = () => {}) {
   let hostBody = null;
   try {
     hostBody = window.parent !== window ? window.parent.document.body : null;
@@ -32,8 +36,11 @@ export function followTheme(root) {
     const dark = hostBody
       ? hostBody.classList.contains('dark-mode')
       : window.matchMedia('(prefers-color-scheme: dark)').matches;
+    if (root.classList.contains('dark') === dark) return;
     root.classList.toggle('dark', dark);
+    onChange(dark);
   };
   apply();
   if (hostBody) new MutationObserver(apply).observe(hostBody, { attributes: true, attributeFilter: ['class'] });
+  else window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', apply);
 }

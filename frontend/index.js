@@ -243,6 +243,12 @@ class AttentionTab {
     this.focus.paint(this.mapOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
   }
 
+  /** Charts drawn on canvases take the theme's colours when drawn: redraw them. */
+  repaintCharts() {
+    this.stats.showStep(this.state.step);
+    if (this.importance.data) this.importance.renderLines();
+  }
+
   togglePlay() {
     if (this.playing) {
       clearInterval(this.playing);
@@ -263,8 +269,8 @@ export async function render() {
   document.head.append(style);
   const root = el('div', { className: 'tba', id: 'attention-root' });
   document.body.replaceChildren(root);
-  followTheme(root);
   const tab = new AttentionTab(root);
+  followTheme(root, () => tab.repaintCharts());
   window.attentionTab = tab; // for debugging and the browser tests
   connectToHost(() => tab.refresh());
   await tab.refresh();

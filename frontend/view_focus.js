@@ -47,8 +47,9 @@ export class FocusMap {
     this.example = example;
     this.values = null;
     this.zoom.value = String(zoom);
-    this.rows.replaceChildren(...example.query_tokens.map((t, i) => el('span', { text: t, dataset: { index: String(i) } })));
-    this.cols.replaceChildren(...example.key_tokens.map((t, j) => el('span', { text: t, dataset: { index: String(j) } })));
+    const label = (t, i) => el('span', { text: t, title: t, dataset: { index: String(i) } });
+    this.rows.replaceChildren(...example.query_tokens.map(label));
+    this.cols.replaceChildren(...example.key_tokens.map(label));
     [...this.rows.children].forEach((span, i) => span.addEventListener('mouseenter', () => this.highlight({ row: i })));
     [...this.cols.children].forEach((span, j) => span.addEventListener('mouseenter', () => this.highlight({ col: j })));
     for (const labels of [this.rows, this.cols]) labels.addEventListener('mouseleave', () => this.highlight(null));

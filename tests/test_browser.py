@@ -321,12 +321,24 @@ def test_chosen_step_and_head_survive_a_reload(page, captured):
     assert tab.get_attribute("#head-grid figure.selected", "data-head") == "1"
 
 
-def test_dark_mode_of_tensorboard_reaches_the_tab(page):
+def _marker_colours(tab, chart):
+    x = int(float(tab.get_attribute(chart, "data-marker-x")))
+    return {tuple(pixel(tab, chart, x, y)) for y in range(8, 24)}
+
+
+def test_dark_mode_of_tensorboard_reaches_the_tab_its_controls_and_charts(page, captured):
     tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    tab.wait_for_selector("#entropy-chart[data-marker]", state="attached")
+    assert (245, 124, 0) in _marker_colours(tab, "#entropy-chart")  # light accent
     page.evaluate("() => document.body.classList.add('dark-mode')")
     tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
     background = tab.evaluate("() => getComputedStyle(document.querySelector('#attention-root')).backgroundColor")
     assert background == "rgb(48, 48, 48)"
+    select = tab.eval_on_selector("#run-select", "s => getComputedStyle(s).backgroundColor")
+    assert select == "rgb(48, 48, 48)"  # not a light native select on a dark page
+    colours = _marker_colours(tab, "#entropy-chart")
+    assert (255, 183, 77) in colours and (245, 124, 0) not in colours  # redrawn in the dark accent
     page.evaluate("() => document.body.classList.remove('dark-mode')")
     tab.wait_for_selector("#attention-root:not(.dark)", state="attached", timeout=5000)
 
@@ -412,6 +424,18 @@ def test_stats_charts_have_axis_titles_the_distance_and_a_marker_at_the_current_
     assert (245, 124, 0) in colours, colours
 
 
+def test_long_key_labels_end_in_an_ellipsis_and_keep_the_whole_token_in_their_title(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    j = captured.key_tokens[0].index(XSS_TOKEN)
+    label = tab.locator("#col-labels span[data-index='%d']" % j)
+    assert label.get_attribute("title") == XSS_TOKEN
+    # the whole label lies inside the labels' box: nothing cut off by the container
+    inner, outer = label.bounding_box(), tab.locator("#col-labels").bounding_box()
+    assert inner["y"] >= outer["y"] - 0.5 and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    assert tab.eval_on_selector("#col-labels span[data-index='%d']" % j, "e => getComputedStyle(e).textOverflow") == "ellipsis"
+
+
 def test_tooltip_sits_beside_the_pointer(page, captured):
     tab = page.tab
     wait_painted(tab, int(captured.steps[-1]))
@@ -420,3 +444,24 @@ def test_tooltip_sits_beside_the_pointer(page, captured):
     tab.locator("#focus-map").hover(position={"x": 5, "y": 5})
     tip = tab.locator("#tooltip").bounding_box()
     assert abs(tip["x"] - (x + 14)) <= 1 and abs(tip["y"] - (y + 14)) <= 1, (tip, x, y)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_in_light_and_dark_at_pixel_ratios_1_and_2(browser, server, untrained, theme, scale):
+    """Keeps what a user sees in test-artifacts/ (step 0 of the untrained run:
+    faint uniform maps) and checks the theme reached the tab."""
+    page = open_tab(browser, server.url, scale=scale, height=2600)
+    try:
+        tab = page.tab
+        if theme == "dark":
+            page.evaluate("() => document.body.classList.add('dark-mode')")
+            tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
+        steps = [int(s) for s in untrained.steps]
+        show(tab, run=UNTRAINED, step=steps[0], head=0)
+        wait_painted(tab, steps[0])
+        tab.wait_for_selector("#distance-chart[data-marker='%d']" % steps[0], state="attached")
+        screenshot(page, "tab-%s-dpr%d.png" % (theme, scale))
+        assert page.console_errors == []
+    finally:
+        page.context.close()
