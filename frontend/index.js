@@ -140,9 +140,11 @@ class AttentionTab {
         : `${i}: ${ex.key_tokens.slice(0, 6).join(' ')}${ex.key_tokens.length > 6 ? ' …' : ''}`,
     })), state.example);
     c.step.max = String(layer.steps.length - 1);
-    this.info.textContent = `${layer.layer_class} · ${layer.kind} attention · ${layer.num_heads} head(s) · ` +
-      `${example.query_length} query x ${example.key_length} key tokens · ${layer.steps.length} captured steps · ` +
-      `stored as ${layer.encoding}${layer.rows_normalized ? '' : ' · rows do not sum to 1'}`;
+    this.info.textContent = [
+      layer.layer_class, `${layer.kind} attention`, `${layer.num_heads} head(s)`,
+      `${example.query_length} query x ${example.key_length} key tokens`, `${layer.steps.length} captured steps`,
+      `stored as ${layer.encoding}`, layer.rows_normalized ? '' : 'rows do not sum to 1',
+    ].filter(Boolean).join(' · ');
     const other = otherShapesText(layer.other_shapes);
     this.otherShapes.hidden = !other;
     this.otherShapes.textContent = other;

@@ -436,6 +436,18 @@ def test_long_key_labels_end_in_an_ellipsis_and_keep_the_whole_token_in_their_ti
     assert tab.eval_on_selector("#col-labels span[data-index='%d']" % j, "e => getComputedStyle(e).textOverflow") == "ellipsis"
 
 
+def test_followed_tokens_are_dropped_when_the_mode_changes_the_tokens_they_index(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.wait_for_selector("#importance-bars .bar-row[data-index='3']", state="attached")
+    tab.click("#importance-bars .bar-row[data-index='3']")
+    tab.check("#given-toggle")  # query tokens now: position 3 is another token in cross attention
+    tab.wait_for_selector("#importance-bars[data-mode='given'][data-step='%d']" % step, state="attached")
+    assert tab.eval_on_selector_all("#importance-bars .bar-row.picked", "rows => rows.length") == 0
+    assert tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.length") == 0
+
+
 def test_tooltip_sits_beside_the_pointer(page, captured):
     tab = page.tab
     wait_painted(tab, int(captured.steps[-1]))
