@@ -1,13 +1,13 @@
 """tb-attention: attention maps of Keras models, recorded during training and
 shown in TensorBoard's Attention tab.
 
-`AttentionCallback` and `read_attention` are imported lazily: TensorBoard
+`AttentionCallback`, `read_attention` and `read_head_metrics` are imported lazily: TensorBoard
 imports this package to load the plugin, and that must not pull in Keras.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["AttentionCallback", "read_attention", "__version__"]
+__all__ = ["AttentionCallback", "read_attention", "read_head_metrics", "__version__"]
 
 
 def __getattr__(name):
@@ -15,8 +15,8 @@ def __getattr__(name):
         from tb_attention_plugin.callback import AttentionCallback
 
         return AttentionCallback
-    if name == "read_attention":
-        from tb_attention_plugin.reader import read_attention
+    if name in ("read_attention", "read_head_metrics"):
+        from tb_attention_plugin import reader
 
-        return read_attention
+        return getattr(reader, name)
     raise AttributeError("module 'tb_attention_plugin' has no attribute %r" % name)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
 from tb_attention_plugin import masks
+from tb_attention_plugin import metadata
 from tb_attention_plugin import numerics
 from tb_attention_plugin import run_dirs
 from tb_attention_plugin import summary
@@ -73,6 +74,11 @@ class AttentionCallback(keras.callbacks.Callback):
         compression). Every captured step stays in TensorBoard's memory, so a
         larger capture is refused before training with the figures and the
         ways to shrink it.
+      head_scalars: also write each layer's head metrics (docs/HEAD_METRICS.md;
+        mean over heads and probe examples) as ordinary scalars
+        `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
+        False, so the Scalars tab is not flooded. The per-head values are
+        always stored, for the Attention tab and `read_head_metrics`.
 
     Example:
 
@@ -94,6 +100,7 @@ class AttentionCallback(keras.callbacks.Callback):
         pad_id=None,
         encoding="uint8",
         max_cells=50_000_000,
+        head_scalars=False,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -111,6 +118,7 @@ class AttentionCallback(keras.callbacks.Callback):
             encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
         self.max_cells = max_cells
+        self.head_scalars = bool(head_scalars)
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         # Validated now so that wrong token counts fail before training.
@@ -122,6 +130,8 @@ class AttentionCallback(keras.callbacks.Callback):
         self._required = None
         self._probe_fn = None
         self._plans = None  # name -> _LayerPlan, fixed by the first capture
+        self._previous_maps = {}  # name -> maps of the last capture written (head_metrics.change)
+        self._serialized_maps = {}  # name -> maps of the capture being written
         self._traced_model = None  # the model _probe_fn and _plans are for
         self._chief = True
         self._run_dir = None  # where this model's captures go (log_dir or a rerun_N)
@@ -156,6 +166,7 @@ class AttentionCallback(keras.callbacks.Callback):
             self._traced_model = model
             self._probe_fn = None
             self._plans = None
+            self._previous_maps = {}
         self._chief = self._is_chief()
         if self._chief:
             self._check_writable()
@@ -340,11 +351,14 @@ class AttentionCallback(keras.callbacks.Callback):
             return
         self._run.last_step = step
         self.captured_steps.append(step)
+        self._previous_maps = self._serialized_maps
 
     def _serialize(self, results):
         records = [self._prepare(captured) for captured in results]
         self._add_rollout(records)
-        return [item for record in records for item in summary.serialize(record)]
+        serialized = [item for record in records for item in summary.serialize(record)]
+        self._serialized_maps = {record.name: record.maps for record in records}
+        return serialized
 
     def _start_run(self, facts):
         """Picks the run this model's captures go to (see run_dirs)."""
@@ -390,6 +404,8 @@ class AttentionCallback(keras.callbacks.Callback):
                 self._writer = tf.summary.create_file_writer(self._run_dir)
             with self._writer.as_default(), tf.summary.record_if(True):
                 summary.write(serialized, step)
+                if self.head_scalars:
+                    _write_head_scalars(serialized, step)
             self._writer.flush()
         except Exception:
             self._drop_writer()
@@ -436,6 +452,9 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_index=plan.index,
         )
         record.probe_digest = self._probe_digest
+        record.previous_maps = self._previous_maps.get(plan.name)
+        if plan.query_ids is not None:
+            record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
         return record
 
     def _plan_layer(self, captured, index, earlier):
@@ -487,6 +506,7 @@ class AttentionCallback(keras.callbacks.Callback):
             own = next((p for p in reversed(earlier) if p.kind != "cross" and p.shape[0] == q), None)
             if own is not None and own.query_mask is not None:
                 query_valid, query_tokens = own.query_mask, own.query_tokens
+        query_ids = query_source.ids if query_source is not None and same else None
         query_mask = _combine(query_valid, query_source)
         key_mask = _combine(key_valid, key_source)
         maps, spans = summary.crop_examples(scores, query_mask, key_mask)
@@ -502,6 +522,7 @@ class AttentionCallback(keras.callbacks.Callback):
             shape=(q, k),
             query_tokens=query_tokens,
             key_tokens=key_source.tokens if key_source else None,
+            query_ids=query_ids,
             query_mask=query_mask,
             key_mask=key_mask,
             kind=kind,
@@ -536,6 +557,7 @@ class _LayerPlan:
     transpose: bool  # (batch, time, features) with the softmax over time: show features x time
     shape: tuple  # (q, k) after transposing
     query_tokens: list  # per example, full padded length; None: positions
+    query_ids: np.ndarray  # (batch, q) token ids of self attention's input, or None
     key_tokens: list
     query_mask: np.ndarray  # (batch, q) real tokens, or None: all
     key_mask: np.ndarray
@@ -550,6 +572,20 @@ def _warn_skipped(what, error):
         "AttentionCallback skipped %s: %s Training goes on and earlier captures "
         "are kept.", what, _sentence(_error_text(error))
     )
+
+
+def _write_head_scalars(serialized, step):
+    """Each layer's head metrics, mean over heads and examples, as ordinary
+    scalars `attention/LAYER/METRIC`: the Scalars tab shows them beside the
+    loss and compares runs. Metrics that do not apply (all NaN) are left out."""
+    for tag, tensor, summary_metadata in serialized:
+        info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
+        if info.role != metadata.PluginData.HEAD_METRICS:
+            continue
+        values = tensor.numpy().reshape(-1, len(info.metric_names))
+        for name, column in zip(info.metric_names, values.T):
+            if not np.isnan(column).all():
+                tf.summary.scalar("attention/%s/%s" % (info.layer, name), float(np.nanmean(column)), step=step)
 
 
 def _quoted(value):

@@ -154,9 +154,35 @@ def monotone_alignment(maps):
     return best.max(axis=1) / q
 
 
-def self_attention_metrics(maps, tokens, previous=None, causal=False):
+# The metrics every capture stores, in this order (the HEAD_METRICS tensor's
+# last axis; its metadata repeats the names). NaN where a metric does not
+# apply: induction and the position scores to cross attention, the
+# alignment to self attention.
+METRIC_NAMES = (
+    "entropy", "normalized_entropy", "confidence", "first_key_mass", "special_token_mass",
+    "previous_token", "same_position", "mean_distance", "induction", "monotone_alignment",
+    "change",
+)
+
+
+def all_metrics(maps, key_tokens, kind, previous=None, ids=None):
+    """(heads, len(METRIC_NAMES)) of one example: `key_tokens` its key token
+    strings (special tokens are looked up there), `kind` 'self', 'causal' or
+    'cross', `previous` its maps at the previous capture or None, `ids` its
+    token ids (self attention: induction compares them; the strings when
+    None)."""
+    if kind == "cross":
+        values = cross_attention_metrics(maps, key_tokens, previous)
+    else:
+        values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids)
+    heads = np.shape(maps)[0]
+    return np.stack([values.get(name, np.full(heads, np.nan)) for name in METRIC_NAMES], axis=1)
+
+
+def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None):
     """{metric name: (heads,)} of one self-attention example; `tokens` are
-    its (query = key) tokens."""
+    its (query = key) token strings, `ids` its token ids if known (what
+    induction compares: two words may print alike)."""
     return {
         "entropy": entropy(maps),
         "normalized_entropy": normalized_entropy(maps, causal),
@@ -166,13 +192,14 @@ def self_attention_metrics(maps, tokens, previous=None, causal=False):
         "previous_token": previous_token_score(maps),
         "same_position": same_position_score(maps),
         "mean_distance": mean_distance(maps),
-        "induction": induction_score(maps, tokens),
+        "induction": induction_score(maps, tokens if ids is None else ids),
         "change": change(maps, previous),
     }
 
 
 def cross_attention_metrics(maps, key_tokens, previous=None):
-    """{metric name: (heads,)} of one cross-attention example."""
+    """{metric name: (heads,)} of one cross-attention example (special
+    tokens looked up among its keys)."""
     return {
         "entropy": entropy(maps),
         "normalized_entropy": normalized_entropy(maps),

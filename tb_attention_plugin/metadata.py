@@ -26,6 +26,7 @@ _SUFFIX = {
     PluginData.IMPORTANCE: "/_importance",
     PluginData.HEAD_STATS: "/_head_stats",
     PluginData.ROLLOUT: "/_rollout",
+    PluginData.HEAD_METRICS: "/_head_metrics",
 }
 
 KIND_NAMES = {PluginData.SELF: "self", PluginData.CAUSAL: "causal", PluginData.CROSS: "cross"}
@@ -35,6 +36,7 @@ ROLE_NAMES = {
     PluginData.IMPORTANCE: "importance",
     PluginData.HEAD_STATS: "head_stats",
     PluginData.ROLLOUT: "rollout",
+    PluginData.HEAD_METRICS: "head_metrics",
 }
 
 # Rows of the HEAD_STATS tensor's last axis.

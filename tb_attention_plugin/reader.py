@@ -14,7 +14,7 @@ stored encoding, so it sees exactly what the plugin serves.
 """
 
 import dataclasses
-import os
+import posixpath
 
 import numpy as np
 from tensorboard.backend.event_processing import event_file_loader
@@ -56,15 +56,25 @@ class LayerAttention:
     # writer), one LayerAttention per distinct facts, oldest first; empty
     # when every step shares these facts.
     earlier: list = dataclasses.field(default_factory=list)
+    # (S, examples, H, M) per-head metrics (docs/HEAD_METRICS.md), named by
+    # `metric_names`; None when not stored (written before they existed).
+    head_metrics: np.ndarray = None
+    metric_names: tuple = ()
 
 
 def event_files(logdir):
-    """{run name: [event file paths]} with run names as TensorBoard gives them."""
+    """{run name: [event file paths]} with run names as TensorBoard gives
+    them. Walks with TensorBoard's gfile (TensorFlow's when installed), so
+    gs://, s3:// and ram:// log dirs are read like local ones."""
+    from tensorboard.compat import tf  # TensorFlow, or TensorBoard's stub without it
+
     runs = {}
-    for directory, _, files in os.walk(logdir):
-        paths = sorted(os.path.join(directory, f) for f in files if "tfevents" in f)
+    logdir = str(logdir).rstrip("/") or "/"
+    for directory, _, files in tf.io.gfile.walk(logdir):
+        paths = sorted(posixpath.join(directory, f) for f in files if "tfevents" in f)
         if paths:
-            run = os.path.relpath(directory, logdir)
+            run = posixpath.relpath(directory, logdir) if "://" not in logdir else (
+                directory[len(logdir):].strip("/") or ".")
             runs[run] = paths
     return runs
 
@@ -159,6 +169,7 @@ def _assemble(facts_by_step, map_values, tags):
     ]
     importance = series(PluginData.IMPORTANCE)  # (S, E, 2, H + 1, L)
     rollout = series(PluginData.ROLLOUT)  # (S, E, K)
+    metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.HEAD_METRICS))
     return LayerAttention(
         layer=info.layer,
         kind=metadata.KIND_NAMES.get(info.kind, "self"),
@@ -183,4 +194,28 @@ def _assemble(facts_by_step, map_values, tags):
         rows_normalized=all(f.rows_normalized for f in facts_by_step.values()),
         layer_index=info.layer_index,
         rollout_stack=info.rollout_stack,
+        head_metrics=series(PluginData.HEAD_METRICS),
+        metric_names=tuple(metrics_entry[0].metric_names) if metrics_entry else (),
     )
+
+
+def read_head_metrics(logdir):
+    """Every stored head metric under `logdir` as a tidy table: a dict of
+    equal-length columns run, layer, head, step, example, metric, value, so
+    `pandas.DataFrame(read_head_metrics("logs"))` is one line. NaN values
+    (a metric that does not apply) are left out."""
+    columns = {name: [] for name in ("run", "layer", "head", "step", "example", "metric", "value")}
+    for run, layers in read_attention(logdir).items():
+        for name, layer in layers.items():
+            for group in layer.earlier + [layer]:
+                if group.head_metrics is None:
+                    continue
+                s, e, h, m = np.nonzero(~np.isnan(group.head_metrics))
+                columns["run"].extend([run] * len(s))
+                columns["layer"].extend([name] * len(s))
+                columns["head"].extend(h.tolist())
+                columns["step"].extend(group.steps[s].tolist())
+                columns["example"].extend(e.tolist())
+                columns["metric"].extend(group.metric_names[i] for i in m)
+                columns["value"].extend(group.head_metrics[s, e, h, m].tolist())
+    return columns

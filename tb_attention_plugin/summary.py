@@ -18,6 +18,7 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
   NAME/_head_stats  float32 (examples, heads, 3): row entropy, max weight,
                     mean attention distance
   NAME/_rollout     float32 (examples, max_key_len), only when `rollout` is given
+  NAME/_head_metrics float32 (examples, heads, metrics): head_metrics.METRIC_NAMES
 All derived numbers are computed here from the full-precision scores.
 
 The write path runs one way: `prepare` checks and crops a layer's scores once
@@ -33,6 +34,7 @@ import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
 from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import head_metrics
 from tb_attention_plugin import metadata
 from tb_attention_plugin import numerics
 
@@ -108,6 +110,8 @@ class LayerStep:
     rollout_stack: str = ""
     description: str = None
     probe_digest: str = ""  # set by the callback: which probe this is (run_dirs)
+    query_ids: list = None  # per example, the kept queries' token ids (induction), if known
+    previous_maps: list = None  # per example, the maps of the previous capture (change)
 
 
 def prepare(
@@ -217,13 +221,28 @@ def serialize(record):
     ]
     if record.rollout is not None:
         derived.append((PluginData.ROLLOUT, _pad_rows(record.rollout, record.spans)))
+    derived.append((PluginData.HEAD_METRICS, _head_metrics_tensor(record)))
     for role, array in derived:
+        info = PluginData(role=role, layer=record.name)
+        if role == PluginData.HEAD_METRICS:
+            info.metric_names.extend(head_metrics.METRIC_NAMES)
         out.append((
             metadata.tag_for(record.name, role),
             tf.constant(array, dtype=tf.float32),
-            metadata.create_summary_metadata(PluginData(role=role, layer=record.name)),
+            metadata.create_summary_metadata(info),
         ))
     return out
+
+
+def _head_metrics_tensor(record):
+    """(examples, heads, len(METRIC_NAMES)): head_metrics.all_metrics of
+    each example, from the float32 maps."""
+    previous = record.previous_maps or [None] * len(record.maps)
+    ids = record.query_ids or [None] * len(record.maps)
+    return np.stack([
+        head_metrics.all_metrics(m, keys, record.kind, before, example_ids)
+        for m, keys, before, example_ids in zip(record.maps, record.key_tokens, previous, ids)
+    ])
 
 
 def write(serialized, step):
