@@ -7,7 +7,8 @@ import datetime
 import os
 import platform
 
-from bench import backend_latency, fit_overhead, frontend_paint, scaling, storage_over_training, zoo_capture
+from bench import (backend_latency, fit_overhead, frontend_paint, head_metrics_cost, scaling,
+                   storage_over_training, zoo_capture)
 
 
 def machine():
@@ -71,6 +72,14 @@ def main():
         "probe of 8, batches of 16.",
         "",
         zoo_capture.report(),
+        "",
+    ]
+    sections += [
+        "## Head metrics' share of a capture (`python -m bench.head_metrics_cost`)",
+        "",
+        "One layer serialized, 8 examples of random softmax attention.",
+        "",
+        head_metrics_cost.report(),
         "",
     ]
     demo_logdir = os.environ.get("BENCH_DEMO_LOGDIR", "logs")

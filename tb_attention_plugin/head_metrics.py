@@ -10,8 +10,6 @@ docs/HEAD_METRICS.md; each function's docstring is its formula.
 
 import numpy as np
 
-from tb_attention_plugin import numerics
-
 # Tokens that mark a sequence's start, end or separation in the tokenizers
 # users have (BERT, RoBERTa/BART, GPT-2, Llama, T5): "sink" candidates.
 SPECIAL_TOKENS = frozenset({
@@ -21,7 +19,14 @@ SPECIAL_TOKENS = frozenset({
 
 
 def _float(maps):
-    return np.asarray(maps, dtype=np.float64)
+    # float32, like the scores: float64 copies of a 12 x 512 x 512 map cost
+    # more than the metrics; sums over a row of probabilities lose < 1e-6.
+    return np.asarray(maps, dtype=np.float32)
+
+
+def _row_entropies(p):
+    """(heads, q) Shannon entropy of each row, in nats (0 log 0 = 0)."""
+    return -(p * np.log(np.maximum(p, np.float32(1e-30)))).sum(axis=2, dtype=np.float64)
 
 
 def _nan(maps):
@@ -32,22 +37,23 @@ def entropy(maps):
     """Mean over query rows of each row's Shannon entropy, in nats."""
     if 0 in np.shape(maps)[1:]:
         return _nan(maps)
-    return numerics.row_entropy(maps)
+    return _row_entropies(_float(maps)).mean(axis=1)
 
 
-def normalized_entropy(maps, causal=False):
+def normalized_entropy(maps, causal=False, row_entropies=None):
     """Mean over rows of H(row) / log(n), n the keys the row can attend
     (k; i + 1 for row i of causal attention): 1 for uniform attention, 0 for
-    one key, comparable across lengths. Rows with n = 1 are left out."""
-    p = _float(maps)
-    heads, q, k = p.shape
+    one key, comparable across lengths. Rows with n = 1 are left out.
+    `row_entropies`: (heads, q), when already computed."""
+    heads, q, k = np.shape(maps)
     allowed = np.arange(1, q + 1) if causal else np.full(q, k)
     allowed = np.minimum(allowed, k)
     rows = allowed > 1
     if not rows.any():
         return _nan(maps)
-    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    per_row = -plogp.sum(axis=2) / np.log(np.where(rows, allowed, 2))
+    if row_entropies is None:
+        row_entropies = _row_entropies(_float(maps))
+    per_row = row_entropies / np.log(np.where(rows, allowed, 2))
     return per_row[:, rows].mean(axis=1)
 
 
@@ -56,7 +62,7 @@ def confidence(maps):
     p = _float(maps)
     if p.shape[1] == 0 or p.shape[2] == 0:
         return _nan(maps)
-    return p.max(axis=2).mean(axis=1)
+    return p.max(axis=2).mean(axis=1, dtype=np.float64)
 
 
 def first_key_mass(maps):
@@ -65,7 +71,7 @@ def first_key_mass(maps):
     p = _float(maps)
     if p.shape[1] == 0 or p.shape[2] == 0:
         return _nan(maps)
-    return p[:, :, 0].mean(axis=1)
+    return p[:, :, 0].mean(axis=1, dtype=np.float64)
 
 
 def special_token_mass(maps, key_tokens):
@@ -76,7 +82,7 @@ def special_token_mass(maps, key_tokens):
     special = np.array([t in SPECIAL_TOKENS for t in key_tokens], dtype=bool)
     if p.shape[1] == 0 or not special.any():
         return _nan(maps)
-    return p[:, :, special].sum(axis=2).mean(axis=1)
+    return p[:, :, special].sum(axis=2, dtype=np.float64).mean(axis=1)
 
 
 def previous_token_score(maps):
@@ -86,7 +92,7 @@ def previous_token_score(maps):
     rows = np.arange(1, min(q, k + 1))
     if rows.size == 0:
         return _nan(maps)
-    return p[:, rows, rows - 1].mean(axis=1)
+    return p[:, rows, rows - 1].mean(axis=1, dtype=np.float64)
 
 
 def same_position_score(maps):
@@ -96,14 +102,17 @@ def same_position_score(maps):
     if n == 0:
         return _nan(maps)
     rows = np.arange(n)
-    return p[:, rows, rows].sum(axis=1) / p.shape[1]
+    return p[:, rows, rows].sum(axis=1, dtype=np.float64) / p.shape[1]
 
 
 def mean_distance(maps):
     """Mean over rows of the expected |i - j| under the row's weights."""
-    if 0 in np.shape(maps)[1:]:
+    p = _float(maps)
+    if 0 in p.shape[1:]:
         return _nan(maps)
-    return numerics.mean_distance(maps)
+    q, k = p.shape[1:]
+    distance = np.abs(np.arange(q, dtype=np.float32)[:, None] - np.arange(k, dtype=np.float32)[None, :])
+    return (p * distance).sum(axis=2, dtype=np.float64).mean(axis=1)
 
 
 def induction_targets(tokens):
@@ -122,11 +131,20 @@ def induction_score(maps, tokens):
     example repeats no token. `tokens`: the example's query tokens (ids or
     strings), one per row; self attention."""
     p = _float(maps)
-    targets = induction_targets(list(tokens)[: p.shape[1]])
-    rows = [(i, t) for i, t in enumerate(targets) if t and max(t) < p.shape[2]]
-    if not rows:
+    q, k = p.shape[1:]
+    tokens = np.asarray(list(tokens)[:q])
+    n = min(len(tokens), k + 1)
+    if n < 3:
         return _nan(maps)
-    return np.mean([p[:, i, t].sum(axis=1) for i, t in rows], axis=0)
+    # targets[i, j + 1]: token j equals token i, j + 1 < i (induction_targets)
+    same = tokens[:n, None] == tokens[None, :n]
+    targets = np.zeros((n, k), dtype=bool)
+    targets[:, 1:n] = np.tril(same, k=-2)[:, : n - 1]
+    rows = targets.any(axis=1)
+    if not rows.any():
+        return _nan(maps)
+    weight = (p[:, :n, :] * targets).sum(axis=2, dtype=np.float64)
+    return weight[:, rows].mean(axis=1)
 
 
 def change(maps, previous):
@@ -134,7 +152,7 @@ def change(maps, previous):
     without one or when the shapes differ (the probe changed)."""
     if previous is None or np.shape(previous) != np.shape(maps) or np.size(maps) == 0:
         return _nan(maps)
-    return np.abs(_float(maps) - _float(previous)).mean(axis=(1, 2))
+    return np.abs(_float(maps) - _float(previous)).mean(axis=(1, 2), dtype=np.float64)
 
 
 def monotone_alignment(maps):
@@ -148,7 +166,7 @@ def monotone_alignment(maps):
     heads, q, k = p.shape
     if q == 0 or k == 0:
         return _nan(maps)
-    best = p[:, 0, :].copy()  # best[h, j]: path over rows 0..i ending at key j
+    best = p[:, 0, :].astype(np.float64)  # best[h, j]: path over rows 0..i ending at key j
     for i in range(1, q):
         best = np.maximum.accumulate(best, axis=1) + p[:, i, :]
     return best.max(axis=1) / q
@@ -183,9 +201,11 @@ def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None):
     """{metric name: (heads,)} of one self-attention example; `tokens` are
     its (query = key) token strings, `ids` its token ids if known (what
     induction compares: two words may print alike)."""
+    p = _float(maps)
+    rows = _row_entropies(p) if 0 not in p.shape[1:] else None
     return {
-        "entropy": entropy(maps),
-        "normalized_entropy": normalized_entropy(maps, causal),
+        "entropy": _nan(maps) if rows is None else rows.mean(axis=1),
+        "normalized_entropy": normalized_entropy(p, causal, rows),
         "confidence": confidence(maps),
         "first_key_mass": first_key_mass(maps),
         "special_token_mass": special_token_mass(maps, tokens),
@@ -200,9 +220,11 @@ def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None):
 def cross_attention_metrics(maps, key_tokens, previous=None):
     """{metric name: (heads,)} of one cross-attention example (special
     tokens looked up among its keys)."""
+    p = _float(maps)
+    rows = _row_entropies(p) if 0 not in p.shape[1:] else None
     return {
-        "entropy": entropy(maps),
-        "normalized_entropy": normalized_entropy(maps),
+        "entropy": _nan(maps) if rows is None else rows.mean(axis=1),
+        "normalized_entropy": normalized_entropy(p, row_entropies=rows),
         "confidence": confidence(maps),
         "first_key_mass": first_key_mass(maps),
         "special_token_mass": special_token_mass(maps, key_tokens),
