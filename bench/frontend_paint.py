@@ -57,8 +57,8 @@ def tab_frame(page):
 
 TIME_STEP = """async ([step, how]) => {
   const tab = window.attentionTab;
-  if (how === 'cold') tab.mapsCache.clear();
-  if (how === 'prefetched') await tab.getMaps(step);  // the prefetch has landed
+  if (how === 'cold') tab.cache.clear();
+  if (how === 'prefetched') await tab.mapsAt(step);  // the prefetch has landed
   const t = performance.now();
   await tab.setStep(step);
   await new Promise(requestAnimationFrame);

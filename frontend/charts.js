@@ -82,10 +82,10 @@ const LINE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c
 
 /**
  * Line chart: xs (steps), series: [{name, values}], drawn on a canvas, with
- * axis titles and a vertical marker at x = `marker` (the current step).
- * The marker's x in CSS px is kept in canvas.dataset.markerX.
+ * axis titles. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
+ * over it (moving a marker then costs no redraw).
  */
-export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '', marker } = {}) {
+export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '' } = {}) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
@@ -102,15 +102,14 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
   const xmax = xs[xs.length - 1] ?? 1;
   const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - ((y - ymin) / (ymax - ymin || 1)) * (height - pad.t - pad.b);
-  const style = getComputedStyle(canvas);
-  const fg = style.color || '#000';
+  const fg = getComputedStyle(canvas).color || '#000';
   ctx.strokeStyle = fg;
   ctx.fillStyle = fg;
   ctx.font = '10px sans-serif';
-  ctx.beginPath();
-  ctx.moveTo(pad.l, pad.t);
-  ctx.lineTo(pad.l, height - pad.b);
-  ctx.lineTo(width - pad.r, height - pad.b);
+  ctx.beginPath(); // on half pixels: crisp 1 px axes
+  ctx.moveTo(pad.l + 0.5, pad.t);
+  ctx.lineTo(pad.l + 0.5, height - pad.b + 0.5);
+  ctx.lineTo(width - pad.r, height - pad.b + 0.5);
   ctx.stroke();
   ctx.textAlign = 'right';
   ctx.fillText(ymax.toFixed(2), pad.l - 3, pad.t + 8);
@@ -146,20 +145,6 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
     });
     ctx.stroke();
   });
-  if (marker !== undefined && xs.length) {
-    const x = Math.round(sx(marker)) + 0.5;
-    ctx.strokeStyle = style.getPropertyValue('--accent').trim() || '#f57c00';
-    ctx.lineWidth = 2;
-    ctx.setLineDash([4, 3]);
-    ctx.beginPath();
-    ctx.moveTo(x, pad.t);
-    ctx.lineTo(x, height - pad.b);
-    ctx.stroke();
-    canvas.dataset.marker = String(marker);
-    canvas.dataset.markerX = String(x);
-  } else {
-    delete canvas.dataset.marker;
-    delete canvas.dataset.markerX;
-  }
+  canvas.plot = { x: sx, top: pad.t, bottom: height - pad.b };
   return LINE_COLORS;
 }

@@ -62,11 +62,14 @@ export function paintLegend(canvas, vmax) {
  */
 export function maxPool(values, rows, cols, outRows, outCols) {
   const out = new Float32Array(outRows * outCols);
+  const colOf = new Int32Array(cols);
+  for (let j = 0; j < cols; j++) colOf[j] = Math.floor((j * outCols) / cols);
   for (let i = 0; i < rows; i++) {
     const base = Math.floor((i * outRows) / rows) * outCols;
+    const row = i * cols;
     for (let j = 0; j < cols; j++) {
-      const o = base + Math.floor((j * outCols) / cols);
-      const v = values[i * cols + j];
+      const o = base + colOf[j];
+      const v = values[row + j];
       if (v > out[o]) out[o] = v;
     }
   }

@@ -193,17 +193,18 @@ class AttentionTab {
 
   async setStep(step) {
     const { layer, example } = this;
+    // Ask for the maps first: the request then overlaps drawing the bars and charts.
+    const request = isEmptyExample(example) ? null : this.mapsAt(step);
     this.showStep(step);
-    if (isEmptyExample(example)) {
+    if (!request) {
       this.root.dataset.paintedStep = String(step);
       return;
     }
     const { run, tag } = this.state;
     const ex = this.state.example;
-    const cells = layer.num_heads * example.query_length * example.key_length;
     let maps;
     try {
-      maps = await this.cache.get(run, tag, ex, step, cells);
+      maps = await request;
     } catch (e) {
       if (this.state.step === step) this.status.failed('maps', e);
       return;
@@ -219,7 +220,14 @@ class AttentionTab {
     // the transfer (bench/frontend_paint.py), which play and scrubbing then
     // do not wait for.
     const next = layer.steps[layer.steps.indexOf(step) + 1];
-    if (next !== undefined) this.cache.get(run, tag, ex, next, cells).catch(() => {});
+    if (next !== undefined) this.mapsAt(next).catch(() => {});
+  }
+
+  /** The shown example's maps at a step, from the cache or fetched (bench/frontend_paint.py uses it). */
+  mapsAt(step) {
+    const { layer, example, state } = this;
+    const cells = layer.num_heads * example.query_length * example.key_length;
+    return this.cache.get(state.run, state.tag, state.example, step, cells);
   }
 
   mapOf(name) {
@@ -247,7 +255,7 @@ class AttentionTab {
 
   /** Charts drawn on canvases take the theme's colours when drawn: redraw them. */
   repaintCharts() {
-    this.stats.showStep(this.state.step);
+    this.stats.draw();
     if (this.importance.data) this.importance.renderLines();
   }
 

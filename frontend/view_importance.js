@@ -4,8 +4,9 @@
 // (per query token) is offered only as a check: 1 per query for softmax rows.
 
 import * as api from './api.js';
-import { renderBars, renderLines, renderStepsHeatmap, seriesMax } from './charts.js';
+import { renderBars, renderLines, renderStepsHeatmap, seriesMax, valueText } from './charts.js';
 import { el, legendItem } from './dom.js';
+import { cellAt } from './layout.js';
 
 /** Token-wise max over heads of values[s][h][j] (h < numHeads) -> rows of Float32Array. */
 export function maxOverHeads(values, numHeads) {
@@ -31,6 +32,8 @@ export class ImportanceView {
     this.bars = el('div', { id: 'importance-bars', className: 'bars' });
     this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
     this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
+    this.stepsHover = el('div', { id: 'importance-steps-hover', className: 'info', text: 'hover a cell for its step, token and value' });
+    this.stepsCanvas.addEventListener('mousemove', (e) => this.hoverSteps(e));
     this.lines = el('canvas', { id: 'importance-lines' });
     this.linesLegend = el('div', { id: 'importance-lines-legend', className: 'info' });
     this.picked = new Set();
@@ -41,8 +44,8 @@ export class ImportanceView {
       this.scaleText, this.bars,
     ]);
     this.trainingPanel = el('section', { className: 'panel' }, [
-      el('h3', { text: 'Importance over training (rows: steps, columns: tokens)' }),
-      this.stepsCanvas, this.stepsInfo,
+      el('h3', { text: 'Importance over training: rows are steps (first at the top), columns are tokens (left to right)' }),
+      this.stepsCanvas, this.stepsHover, this.stepsInfo,
       el('div', { className: 'info', text: 'Click tokens in the bars above to follow them here:' }),
       this.lines, this.linesLegend,
     ]);
@@ -128,6 +131,18 @@ export class ImportanceView {
     this.stepsInfo.textContent = `${d.steps.length} steps (${d.steps[0]} at the top to ${d.steps[d.steps.length - 1]}) x ` +
       `${d.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
     this.renderLines();
+  }
+
+  hoverSteps(event) {
+    const d = this.data;
+    if (!d) return;
+    const rect = this.stepsCanvas.getBoundingClientRect();
+    const cell = cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, d.steps.length, d.tokens.length);
+    if (!cell) return;
+    this.stepsHover.textContent = `step ${d.steps[cell.row]} · token ${cell.col}: ${d.tokens[cell.col]} · ` +
+      `${d.mode} attention ${valueText(d.values[cell.row][cell.col])}`;
+    this.stepsHover.dataset.row = String(cell.row);
+    this.stepsHover.dataset.col = String(cell.col);
   }
 
   renderLines() {

@@ -15,11 +15,13 @@ export class StatsView {
   constructor({ status }) {
     this.status = status;
     this.canvases = CHARTS.map((c) => el('canvas', { id: c.id, className: 'chart', title: c.title }));
+    this.markers = CHARTS.map((c) => el('div', { className: 'step-marker', id: `${c.id}-marker`, hidden: true }));
     this.legend = el('div', { id: 'stats-legend', className: 'info' });
     this.element = el('section', { className: 'panel', id: 'stats-panel' }, [
       el('h3', { text: 'Head statistics over training: row entropy (0 = one key, log K = uniform), largest weight, ' +
         'mean distance between query and key positions under the weights; the dashed line is the current step' }),
-      el('div', { className: 'charts' }, this.canvases), this.legend,
+      el('div', { className: 'charts' }, this.canvases.map((canvas, i) => el('div', { className: 'chart-wrap' }, [canvas, this.markers[i]]))),
+      this.legend,
     ]);
     this.stats = null;
   }
@@ -27,6 +29,7 @@ export class StatsView {
   clear() {
     this.stats = null;
     this.loading = null;
+    for (const marker of this.markers) marker.hidden = true;
   }
 
   async load(state) {
@@ -43,10 +46,12 @@ export class StatsView {
     if (this.loading !== key) return;
     this.status.loaded('head statistics');
     this.stats = stats;
-    this.showStep(state.step);
+    this.step = state.step;
+    this.draw();
   }
 
-  showStep(step) {
+  /** Draws the charts (after a load or a theme switch), then the marker. */
+  draw() {
     const stats = this.stats;
     if (!stats) return;
     const names = Array.from({ length: stats.num_heads }, (_, h) => `head ${h}`);
@@ -54,8 +59,25 @@ export class StatsView {
     CHARTS.forEach((chart, i) => {
       const rows = stats[chart.key] || [];
       const series = names.map((name, h) => ({ name, values: rows.map((row) => row[h]) }));
-      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel, marker: step });
+      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel });
     });
     this.legend.replaceChildren(...names.map((name, h) => legendItem(colors[h % colors.length], name)));
+    if (this.step !== undefined) this.showStep(this.step);
+  }
+
+  /** Moves the dashed marker to a step: no redraw. */
+  showStep(step) {
+    this.step = step;
+    this.canvases.forEach((canvas, i) => {
+      const marker = this.markers[i];
+      marker.hidden = !(this.stats && canvas.plot);
+      if (marker.hidden) return;
+      const x = canvas.plot.x(step);
+      marker.style.left = `${x - 1}px`;
+      marker.style.top = `${canvas.plot.top}px`;
+      marker.style.height = `${canvas.plot.bottom - canvas.plot.top}px`;
+      canvas.dataset.marker = String(step);
+      canvas.dataset.markerX = String(x);
+    });
   }
 }

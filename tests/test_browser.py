@@ -321,24 +321,20 @@ def test_chosen_step_and_head_survive_a_reload(page, captured):
     assert tab.get_attribute("#head-grid figure.selected", "data-head") == "1"
 
 
-def _marker_colours(tab, chart):
-    x = int(float(tab.get_attribute(chart, "data-marker-x")))
-    return {tuple(pixel(tab, chart, x, y)) for y in range(8, 24)}
-
-
 def test_dark_mode_of_tensorboard_reaches_the_tab_its_controls_and_charts(page, captured):
     tab = page.tab
     wait_painted(tab, int(captured.steps[-1]))
     tab.wait_for_selector("#entropy-chart[data-marker]", state="attached")
-    assert (245, 124, 0) in _marker_colours(tab, "#entropy-chart")  # light accent
+    assert pixel(tab, "#entropy-chart", 52, 60) == [33, 33, 33]  # the y axis, in the light theme's text colour
     page.evaluate("() => document.body.classList.add('dark-mode')")
     tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
     background = tab.evaluate("() => getComputedStyle(document.querySelector('#attention-root')).backgroundColor")
     assert background == "rgb(48, 48, 48)"
     select = tab.eval_on_selector("#run-select", "s => getComputedStyle(s).backgroundColor")
     assert select == "rgb(48, 48, 48)"  # not a light native select on a dark page
-    colours = _marker_colours(tab, "#entropy-chart")
-    assert (255, 183, 77) in colours and (245, 124, 0) not in colours  # redrawn in the dark accent
+    assert pixel(tab, "#entropy-chart", 52, 60) == [224, 224, 224]  # redrawn in the dark theme's text colour
+    marker = tab.eval_on_selector("#entropy-chart-marker", "m => getComputedStyle(m).borderLeftColor")
+    assert marker == "rgb(255, 183, 77)"
     page.evaluate("() => document.body.classList.remove('dark-mode')")
     tab.wait_for_selector("#attention-root:not(.dark)", state="attached", timeout=5000)
 
@@ -419,9 +415,11 @@ def test_stats_charts_have_axis_titles_the_distance_and_a_marker_at_the_current_
     tab.wait_for_selector("#entropy-chart[data-marker='%d']" % steps[0], state="attached")
     left = float(tab.get_attribute("#entropy-chart", "data-marker-x"))
     assert left < right
-    # the marker is drawn: accent-coloured pixels in its column (dashes from y = 8)
-    colours = [tuple(pixel(tab, "#entropy-chart", int(left), y)) for y in range(8, 24)]
-    assert (245, 124, 0) in colours, colours
+    # the marker is shown there: a dashed accent line over the chart
+    chart, marker = tab.locator("#entropy-chart").bounding_box(), tab.locator("#entropy-chart-marker").bounding_box()
+    assert abs(marker["x"] + 1 - (chart["x"] + left)) <= 1 and marker["height"] > 100
+    style = tab.eval_on_selector("#entropy-chart-marker", "m => [getComputedStyle(m).borderLeftStyle, getComputedStyle(m).borderLeftColor]")
+    assert style == ["dashed", "rgb(245, 124, 0)"]
 
 
 def test_long_key_labels_end_in_an_ellipsis_and_keep_the_whole_token_in_their_title(page, captured):
@@ -446,6 +444,21 @@ def test_followed_tokens_are_dropped_when_the_mode_changes_the_tokens_they_index
     tab.wait_for_selector("#importance-bars[data-mode='given'][data-step='%d']" % step, state="attached")
     assert tab.eval_on_selector_all("#importance-bars .bar-row.picked", "rows => rows.length") == 0
     assert tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.length") == 0
+
+
+def test_hovering_the_steps_by_tokens_heatmap_names_the_step_token_and_value(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    tab.wait_for_selector("#importance-bars[data-mode='received']", state="attached")
+    box = tab.locator("#importance-steps").bounding_box()
+    steps, tokens = len(captured.steps), len(captured.key_tokens[0])
+    s, j = 1, 4
+    tab.locator("#importance-steps").hover(position={"x": (j + 0.5) * box["width"] / tokens,
+                                                      "y": (s + 0.5) * box["height"] / steps})
+    value = captured.received[0][s, -1, j]  # head mean
+    assert tab.inner_text("#importance-steps-hover") == "step %d · token %d: %s · received attention %.3f" % (
+        captured.steps[s], j, captured.key_tokens[0][j], value)
+    assert "rows are steps" in tab.inner_text("#importance-panel ~ section h3")
 
 
 def test_tooltip_sits_beside_the_pointer(page, captured):
