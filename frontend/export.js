@@ -1,10 +1,18 @@
-// Downloads: the enlarged map as PNG, importance of every head as CSV.
+// Downloads: the open map as a labelled PNG and as CSV, importance of every
+// head as CSV. Each says where it comes from (run, layer, head, step, example).
 
 import * as api from './api.js';
-import { importanceCsv } from './csv.js';
+import { LUT, colorIndex } from './colors.js';
+import { importanceCsv, mapCsv } from './csv.js';
 import { el } from './dom.js';
+import { paintMap } from './heatmap.js';
 
 const fileName = (text) => text.replace(/[^\w.-]+/g, '_');
+const MAX_PX = 4096; // longest side of the map in a PNG
+const LABEL_CHARS = 24;
+const FONT = '12px monospace';
+const TITLE_FONT = 'bold 14px sans-serif';
+const INK = '#212121';
 
 export function download(name, href) {
   const link = el('a', { href, download: fileName(name) });
@@ -13,14 +21,86 @@ export function download(name, href) {
   link.remove();
 }
 
-export function exportPng(canvas, { tag, step }) {
-  download(`attention-${tag}-step${step}.png`, canvas.toDataURL('image/png'));
+function downloadText(name, text, type) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  download(name, url);
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+const shorten = (t) => (t.length > LABEL_CHARS ? `${t.slice(0, LABEL_CHARS - 1)}…` : t);
+
+/**
+ * Draws a map for a person to keep: a title, query tokens down the left, key
+ * tokens along the top, cells of a readable size (up to 24 px, the map at
+ * most 4096 px), and the colour scale. Light colours whatever the theme.
+ * Returns {cell, left, top}: where the map lies in the image.
+ */
+export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyTokens, title, scaleText }) {
+  const cell = Math.max(1, Math.min(24, Math.floor(MAX_PX / Math.max(q, k, 1))));
+  const labels = cell >= 8;
+  const ctx = canvas.getContext('2d');
+  ctx.font = FONT;
+  const widest = (tokens) => (labels ? Math.max(0, ...tokens.map((t) => ctx.measureText(shorten(t)).width)) : 0);
+  const left = Math.ceil(widest(queryTokens)) + 12;
+  const top = 28 + Math.ceil(widest(keyTokens)) + 8;
+  ctx.font = TITLE_FONT;
+  const titleWidth = Math.ceil(ctx.measureText(title).width);
+  canvas.width = Math.max(left + k * cell + 12, titleWidth + 16, 420); // resets the context's state
+  canvas.height = top + q * cell + 44;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = INK;
+  ctx.font = TITLE_FONT;
+  ctx.textBaseline = 'middle';
+  ctx.fillText(title, 8, 14);
+  ctx.font = FONT;
+  if (labels) {
+    ctx.textAlign = 'right';
+    queryTokens.forEach((t, i) => ctx.fillText(shorten(t), left - 6, top + (i + 0.5) * cell));
+    keyTokens.forEach((t, j) => {
+      ctx.save();
+      ctx.translate(left + (j + 0.5) * cell, top - 6);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = 'left';
+      ctx.fillText(shorten(t), 0, 0);
+      ctx.restore();
+    });
+  }
+  const cells = document.createElement('canvas');
+  paintMap(cells, values, q, k, vmax);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(cells, left, top, k * cell, q * cell);
+  // The colour scale under the map.
+  const y = top + q * cell + 14;
+  ctx.textAlign = 'left';
+  ctx.fillStyle = INK;
+  ctx.fillText('0', 8, y + 5);
+  for (let x = 0; x < 200; x++) {
+    const c = colorIndex(x / 199, 1) * 3;
+    ctx.fillStyle = `rgb(${LUT[c]}, ${LUT[c + 1]}, ${LUT[c + 2]})`;
+    ctx.fillRect(22 + x, y, 1, 10);
+  }
+  ctx.fillStyle = INK;
+  ctx.fillText(`${vmax.toFixed(3)}  ${scaleText}`, 228, y + 5);
+  return { cell, left, top };
+}
+
+/** what: {run, tag, step, example, head}; map: {values, q, k, vmax, scaleText}; example: tokens. */
+export function exportMapPng(what, map, example, into = document.createElement('canvas')) {
+  const title = `${what.run} · ${what.tag} · head ${what.head} · step ${what.step} · example ${what.example}`;
+  const placed = drawMapImage(into, { ...map, queryTokens: example.query_tokens, keyTokens: example.key_tokens, title });
+  download(`attention-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.png`, into.toDataURL('image/png'));
+  return placed;
+}
+
+export function exportMapCsv(what, values, example) {
+  const text = mapCsv({ run: what.run, layer: what.tag, step: what.step, example: what.example, head: what.head },
+    example.query_tokens, example.key_tokens, values);
+  downloadText(`attention-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.csv`, text, 'text/csv');
 }
 
 export async function exportImportanceCsv({ run, tag, example, mode }) {
   const imp = await api.fetchImportance(run, tag, example, mode); // every head
-  const text = importanceCsv(imp.tokens, imp.steps, imp.values, imp.num_heads);
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
-  download(`importance-${imp.mode}-${tag}.csv`, url);
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  const text = importanceCsv({ run, layer: tag, example }, imp.tokens, imp.steps, imp.values, imp.num_heads);
+  downloadText(`importance-${imp.mode}-${run}-${tag}-example${example}.csv`, text, 'text/csv');
 }

@@ -13,7 +13,7 @@
 import * as api from './api.js';
 import { headMap, headMax, headMean, maxOf } from './decode.js';
 import { el, fillSelect } from './dom.js';
-import { exportImportanceCsv, exportPng } from './export.js';
+import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
 import { connectToHost, followTheme } from './host.js';
 import { MapsCache } from './maps_cache.js';
 import {
@@ -52,7 +52,8 @@ class AttentionTab {
     });
     this.focus = new FocusMap({
       onZoom: (cell) => { this.state.zoom = cell; this.state.zoomFor = zoomKey(this.state); this.save(); },
-      onExportPng: () => exportPng(this.focus.canvas, this.state),
+      onExportPng: () => this.exportMap('png'),
+      onExportCsv: () => this.exportMap('csv'),
     });
     this.importance = new ImportanceView({
       status: this.status,
@@ -251,6 +252,19 @@ class AttentionTab {
     if (!this.maps) return;
     const name = String(this.state.head);
     this.focus.paint(this.mapOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
+  }
+
+  /** The open map as a labelled PNG or as CSV. */
+  exportMap(format) {
+    if (!this.maps) return;
+    const values = this.mapOf(String(this.state.head));
+    if (format === 'csv') {
+      exportMapCsv(this.state, values, this.example);
+      return;
+    }
+    const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max" : 'fixed scale 0 to 1';
+    const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText }, this.example);
+    Object.assign(this.focus.canvas.dataset, { exportCell: placed.cell, exportLeft: placed.left, exportTop: placed.top });
   }
 
   /** Charts drawn on canvases take the theme's colours when drawn: redraw them. */

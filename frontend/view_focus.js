@@ -17,11 +17,12 @@ export function fitZoom(example) {
 }
 
 export class FocusMap {
-  /** onZoom(cellPx), onExportPng() */
-  constructor({ onZoom, onExportPng }) {
+  /** onZoom(cellPx), onExportPng(), onExportCsv() */
+  constructor({ onZoom, onExportPng, onExportCsv }) {
     this.zoom = el('input', { id: 'zoom', type: 'range', min: MIN_ZOOM, max: MAX_ZOOM, value: 8, title: 'cell size (px)' });
     this.zoomLabel = el('span', { id: 'zoom-label', className: 'info' });
-    this.png = el('button', { id: 'export-png', text: 'PNG' });
+    this.png = el('button', { id: 'export-png', text: 'PNG', title: 'the map with token labels and a title' });
+    this.csv = el('button', { id: 'export-map-csv', text: 'CSV', title: 'the map: query token rows x key token columns' });
     this.title = el('h3', { id: 'focus-title' });
     this.canvas = el('canvas', { id: 'focus-map', className: 'map focus' });
     this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
@@ -31,13 +32,14 @@ export class FocusMap {
       el('div', { className: 'corner' }), this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
     ]);
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
-      el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png]),
+      el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
       el('div', { className: 'focus-wrap' }, [body, this.tooltip]),
     ]);
     this.values = null;
     this.highlighted = null;
     this.zoom.addEventListener('input', () => { this.size(); onZoom(Number(this.zoom.value)); });
     this.png.addEventListener('click', onExportPng);
+    this.csv.addEventListener('click', onExportCsv);
     this.canvas.addEventListener('mousemove', (e) => this.hover(e));
     this.canvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.highlight(null); });
   }

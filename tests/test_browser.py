@@ -6,12 +6,15 @@ from another test), so the tests pass in any order and alone. The helpers
 here (`open_tab`, `wait_painted`, `pixel`, `lut_color`) are shared by the
 other tests/test_browser_*.py files."""
 
+import csv
+import io
 import os
 import shutil
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention
@@ -490,3 +493,63 @@ def test_screenshots_in_light_and_dark_at_pixel_ratios_1_and_2(browser, server, 
         assert page.console_errors == []
     finally:
         page.context.close()
+
+
+# -- exports ------------------------------------------------------------------
+
+
+def _download(page, selector):
+    with page.expect_download() as info:
+        page.tab.click(selector)
+    download = info.value
+    with open(download.path(), "rb") as f:
+        return download.suggested_filename, f.read()
+
+
+def test_png_export_has_a_title_token_labels_and_readable_cells(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.click('#head-grid figure[data-head="1"]')
+    name, data = _download(page, "#export-png")
+    assert name.endswith("head1-step%d-example0.png" % step) and "<" not in name
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with open(os.path.join(ARTIFACTS, "export-map.png"), "wb") as f:
+        f.write(data)
+    image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    cell, left, top = (int(tab.get_attribute("#focus-map", "data-export-" + k)) for k in ("cell", "left", "top"))
+    q, k = captured.maps[0].shape[2:]
+    assert cell == 24 and image.shape[1] >= left + k * cell and image.shape[0] >= top + q * cell
+    maps = captured.maps[0][-1][1]
+    for row, col in [(0, 0), (2, 3), (q - 1, k - 1)]:
+        y, x = top + row * cell + cell // 2, left + col * cell + cell // 2
+        assert list(image[y, x]) == lut_color(maps[row, col]), (row, col)
+    assert (image[4:24, 8:200] < 100).all(axis=2).any()  # the title's dark text
+    assert (image[top:top + q * cell, 4:left - 4] < 100).all(axis=2).any()  # query token labels
+    assert (image[30:top - 4, left:left + k * cell] < 100).all(axis=2).any()  # key token labels
+
+
+def test_map_csv_export_has_query_rows_key_columns_and_where_it_comes_from(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.click('#head-grid figure[data-head="0"]')
+    name, data = _download(page, "#export-map-csv")
+    assert name.endswith(".csv")
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    keys = captured.key_tokens[0]
+    assert rows[0] == ["run", "layer", "step", "example", "head", "query_position", "query_token"] + [
+        "%d:%s" % (j, t) for j, t in enumerate(keys)]
+    assert len(rows) == 1 + len(captured.query_tokens[0])
+    assert rows[3][:7] == [XSS_RUN, "mha", str(step), "0", "0", "2", captured.query_tokens[0][2]]
+    np.testing.assert_allclose([float(v) for v in rows[3][7:]], captured.maps[0][-1][0, 2], atol=1e-6)
+
+
+def test_importance_csv_export_says_run_layer_and_example(page, captured):
+    tab = page.tab
+    wait_painted(tab, int(captured.steps[-1]))
+    name, data = _download(page, "#export-csv")
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert rows[0] == ["run", "layer", "example", "step", "position", "token", "head_0", "head_1", "head_mean"]
+    assert rows[1][:6] == [XSS_RUN, "mha", "0", str(captured.steps[0]), "0", captured.key_tokens[0][0]]
+    np.testing.assert_allclose(float(rows[1][8]), captured.received[0][0, -1, 0], atol=1e-5)
