@@ -2,7 +2,7 @@
 # browser tests, Debian's chromium; .ci/run installs it):
 #   make demo   - install, train a demo with the callback, start TensorBoard on it
 #   make test   - install, run every test
-# Variables: DEMO=imdb|transformer|lstm_attention|gru_seq2seq|induction|all, LOGDIR, PORT,
+# Variables: DEMO=imdb|transformer|lstm_attention|gru_seq2seq|induction|vit|all, LOGDIR, PORT,
 # PRESET (demo size), EPOCHS.
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ DEMO ?= imdb
 LOGDIR ?= logs
 PORT ?= 6006
 PRESET ?= default
-DEMOS := imdb transformer lstm_attention gru_seq2seq induction
+DEMOS := imdb transformer lstm_attention gru_seq2seq induction vit
 # keras-hub for the model-zoo tests (tests/test_zoo_*.py), pinned. Installed
 # with --no-deps: its tensorflow-text requirement would install the full
 # `tensorflow` beside `tensorflow-cpu`; the imports it needs to build models

@@ -7,7 +7,7 @@ imports this package to load the plugin, and that must not pull in Keras.
 
 __version__ = "0.1.0"
 
-__all__ = ["AttentionCallback", "read_attention", "read_head_metrics", "__version__"]
+__all__ = ["AttentionCallback", "read_attention", "read_head_metrics", "read_probe_images", "__version__"]
 
 
 def __getattr__(name):
@@ -15,7 +15,7 @@ def __getattr__(name):
         from tb_attention_plugin.callback import AttentionCallback
 
         return AttentionCallback
-    if name in ("read_attention", "read_head_metrics"):
+    if name in ("read_attention", "read_head_metrics", "read_probe_images"):
         from tb_attention_plugin import reader
 
         return getattr(reader, name)

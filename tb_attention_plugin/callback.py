@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import image_grid as image_grid_lib
 from tb_attention_plugin import masks
 from tb_attention_plugin import metadata
 from tb_attention_plugin import numerics
@@ -79,6 +80,12 @@ class AttentionCallback(keras.callbacks.Callback):
         `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
         False, so the Scalars tab is not flooded. The per-head values are
         always stored, for the Attention tab and `read_head_metrics`.
+      image_grid: for an image probe ((N, H, W, C)), the (rows, cols) of the
+        patch grid, when the model does not say it (keras_hub's `patch_size`,
+        a Conv2D with kernel = strides) and the sequence length alone does
+        not. Default None: found. Maps of image models are labelled "CLS",
+        "REG1", ... and "row,col" per patch; the probe images are stored
+        once per run (PNG) for the tab.
 
     Example:
 
@@ -101,6 +108,7 @@ class AttentionCallback(keras.callbacks.Callback):
         encoding="uint8",
         max_cells=50_000_000,
         head_scalars=False,
+        image_grid=None,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -126,6 +134,14 @@ class AttentionCallback(keras.callbacks.Callback):
             self._batch = tokens_lib.probe_batch_size(self._probe)
             self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._probe_digest = run_dirs.probe_digest(self._probe)
+        self._image_grid = None if image_grid is None else tuple(int(n) for n in image_grid)
+        # Probe inputs that are images ((N, H, W, C)): their patches label
+        # ViT maps, and they are stored once per run (_probe_images).
+        self._image_inputs = [
+            i for i, leaf in enumerate(tf.nest.flatten(self._probe)) if image_grid_lib.is_image_batch(leaf)
+        ]
+        self._patch_size = None
+        self._images_written = set()  # run dirs holding this probe's images
         self._layers = None
         self._required = None
         self._probe_fn = None
@@ -160,6 +176,8 @@ class AttentionCallback(keras.callbacks.Callback):
         _check_probe_keys(model, self._probe)
         with _setup_errors():
             self._layers, self._required = capture.select_layers(model, self._layer_names)
+        if self._image_inputs:
+            self._patch_size = image_grid_lib.patch_size_of(model)
         if self._traced_model is not model:
             # A new model needs a new trace, and maybe a run of its own. The
             # same model (another fit, evaluate) keeps both.
@@ -402,11 +420,17 @@ class AttentionCallback(keras.callbacks.Callback):
             if self._writer is None:
                 tf.io.gfile.makedirs(self._run_dir)
                 self._writer = tf.summary.create_file_writer(self._run_dir)
+            new_images = self._image_inputs and self._run_dir not in self._images_written
+            if new_images:
+                images = tf.nest.flatten(self._probe)[self._image_inputs[0]]
+                serialized = serialized + [summary.probe_images(images)]
             with self._writer.as_default(), tf.summary.record_if(True):
                 summary.write(serialized, step)
                 if self.head_scalars:
                     _write_head_scalars(serialized, step)
             self._writer.flush()
+            if new_images:
+                self._images_written.add(self._run_dir)
         except Exception:
             self._drop_writer()
             raise
@@ -452,6 +476,7 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_index=plan.index,
         )
         record.probe_digest = self._probe_digest
+        record.grid = plan.grid
         record.previous_maps = self._previous_maps.get(plan.name)
         if plan.query_ids is not None:
             record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
@@ -498,6 +523,12 @@ class AttentionCallback(keras.callbacks.Callback):
         query_source = tokens_lib.feeding(self._sources, captured.query_inputs, q, prefer_last=not same)
         key_source = query_source if same else tokens_lib.feeding(self._sources, captured.key_inputs, k)
         query_tokens = query_source.tokens if query_source else None
+        key_tokens = key_source.tokens if key_source else None
+        grid = None
+        if same and query_source is None:
+            grid = self._grid_for(captured.query_inputs, q)
+            if grid is not None:
+                query_tokens = key_tokens = [grid.tokens()] * self._batch
         if not same and (query_valid is None or query_valid.all()):
             # A cross-attention mask covers the keys only. Its queries are the
             # sequence of the self-attention that ran last before it on the
@@ -521,15 +552,25 @@ class AttentionCallback(keras.callbacks.Callback):
             transpose=transpose,
             shape=(q, k),
             query_tokens=query_tokens,
-            key_tokens=key_source.tokens if key_source else None,
+            key_tokens=key_tokens,
             query_ids=query_ids,
             query_mask=query_mask,
             key_mask=key_mask,
             kind=kind,
+            grid=grid,
             layer_class=type(captured.layer).__name__,
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
         )
+
+    def _grid_for(self, inputs, length):
+        """The patch Grid of a self-attention over `length` tokens that come
+        from an image input of the probe (traced: `inputs`), or None."""
+        images = [i for i in self._image_inputs if inputs is None or i in inputs]
+        if not images:
+            return None
+        shape = np.shape(tf.nest.flatten(self._probe)[images[0]])[1:3]
+        return image_grid_lib.find_grid(shape, length, self._patch_size, self._image_grid)
 
     def _add_rollout(self, records):
         """Rollout through each stack of self-attention layers with the same
@@ -565,6 +606,7 @@ class _LayerPlan:
     layer_class: str
     index: int  # order in which the model runs the layer
     cells: int  # weights stored per capture
+    grid: image_grid_lib.Grid = None  # the tokens are image patches (a ViT)
 
 
 def _warn_skipped(what, error):

@@ -29,6 +29,10 @@ _SUFFIX = {
     PluginData.HEAD_METRICS: "/_head_metrics",
 }
 
+# The tag of the probe's images (role PROBE_IMAGES), written once per run
+# by the callback for image models. Not a layer path: it starts with "_".
+PROBE_IMAGES_TAG = "_probe_images"
+
 KIND_NAMES = {PluginData.SELF: "self", PluginData.CAUSAL: "causal", PluginData.CROSS: "cross"}
 ENCODING_NAMES = {PluginData.UINT8: "uint8", PluginData.FLOAT32: "float32"}
 ROLE_NAMES = {
@@ -37,6 +41,7 @@ ROLE_NAMES = {
     PluginData.HEAD_STATS: "head_stats",
     PluginData.ROLLOUT: "rollout",
     PluginData.HEAD_METRICS: "head_metrics",
+    PluginData.PROBE_IMAGES: "probe_images",
 }
 
 # Rows of the HEAD_STATS tensor's last axis.

@@ -60,6 +60,9 @@ class LayerAttention:
     # `metric_names`; None when not stored (written before they existed).
     head_metrics: np.ndarray = None
     metric_names: tuple = ()
+    # (rows, cols, prefix) when the tokens are image patches: `prefix` class
+    # or register tokens, then the patch grid row by row; None otherwise.
+    grid: tuple = None
 
 
 def event_files(logdir):
@@ -196,7 +199,22 @@ def _assemble(facts_by_step, map_values, tags):
         rollout_stack=info.rollout_stack,
         head_metrics=series(PluginData.HEAD_METRICS),
         metric_names=tuple(metrics_entry[0].metric_names) if metrics_entry else (),
+        grid=(info.grid_rows, info.grid_cols, info.grid_prefix) if info.grid_rows else None,
     )
+
+
+def read_probe_images(logdir):
+    """{run: [uint8 (H, W, C) image per probe example]} of the runs whose
+    probe was images (the first stored copy)."""
+    import tensorflow as tf
+
+    images = {}
+    for run, paths in event_files(logdir).items():
+        entry = _read_run(paths).get(metadata.PROBE_IMAGES_TAG)
+        if entry is not None and entry[1]:
+            first = entry[1][min(entry[1])]
+            images[run] = [tf.io.decode_png(bytes(png)).numpy() for png in first]
+    return images
 
 
 def read_head_metrics(logdir):

@@ -112,6 +112,7 @@ class LayerStep:
     probe_digest: str = ""  # set by the callback: which probe this is (run_dirs)
     query_ids: list = None  # per example, the kept queries' token ids (induction), if known
     previous_maps: list = None  # per example, the maps of the previous capture (change)
+    grid: object = None  # image_grid.Grid when the tokens are image patches
 
 
 def prepare(
@@ -189,6 +190,9 @@ def maps_facts(record):
         rollout_stack=record.rollout_stack,
         probe_digest=record.probe_digest,
     )
+    if record.grid is not None:
+        facts.grid_rows, facts.grid_cols, facts.grid_prefix = (
+            record.grid.rows, record.grid.cols, record.grid.prefix)
     for i, ((qo, ql), (ko, kl)) in enumerate(record.spans):
         facts.examples.add(
             query_tokens=record.query_tokens[i],
@@ -232,6 +236,20 @@ def serialize(record):
             metadata.create_summary_metadata(info),
         ))
     return out
+
+
+def probe_images(images):
+    """The probe's images as one serialized item (tag `_probe_images`): a
+    blob sequence of one PNG per example, each stretched to 0..255 from its
+    own range unless already uint8 (image_grid.to_uint8)."""
+    from tb_attention_plugin import image_grid
+
+    pngs = [tf.io.encode_png(image_grid.to_uint8(image)).numpy() for image in images]
+    return (
+        metadata.PROBE_IMAGES_TAG,
+        tf.constant(pngs, dtype=tf.string),
+        metadata.create_summary_metadata(PluginData(role=PluginData.PROBE_IMAGES)),
+    )
 
 
 def _head_metrics_tensor(record):

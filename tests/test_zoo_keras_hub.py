@@ -216,6 +216,9 @@ def test_vit_blocks_are_ordered_as_the_model_runs_them(tmp_path):
     for path, stored in layers.items():
         assert stored.kind == "self" and stored.maps[0].shape[-1] == 17  # class token + 16 patches
         _assert_faithful(stored, reference[path], 17, 17)
+        # The grid comes from the backbone's patch_size: 16 / 4 = 4 x 4 after the class token.
+        assert stored.grid == (4, 4, 1)
+        assert stored.key_tokens[0] == ["CLS"] + ["%d,%d" % (r, c) for r in range(4) for c in range(4)]
     # the last layer's rollout is A_hat_3 @ A_hat_2 @ A_hat_1, by hand
     hats = []
     for path in order:
