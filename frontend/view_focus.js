@@ -28,11 +28,13 @@ export class FocusMap {
     this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
     this.cols = el('div', { className: 'labels cols', id: 'col-labels' });
     this.tooltip = el('div', { id: 'tooltip', className: 'tooltip', hidden: true });
-    const body = el('div', { className: 'focus-body' }, [
-      el('div', { className: 'corner' }), this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
+    const body = el('div', { className: 'focus-body', id: 'focus-body' }, [
+      el('div', { className: 'corner' }),
+      this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
     ]);
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
+      el('div', { className: 'info', id: 'axis-titles', text: 'rows: query tokens ↓ · columns: key tokens → · labels stay in view while the map scrolls' }),
       el('div', { className: 'focus-wrap' }, [body, this.tooltip]),
     ]);
     this.values = null;

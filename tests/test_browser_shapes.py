@@ -174,3 +174,26 @@ def test_thumbnails_of_a_long_map_show_every_peak_column(opened, scale):
     missing = [j for j in HOT if not bright[:, j * width // LONG: ((j + 1) * width - 1) // LONG + 1].any()]
     assert missing == [], "peak columns dropped from the thumbnail: %s" % missing
     screenshot(page, "long-map-dpr%d.png" % scale)
+
+
+def test_token_labels_stay_in_view_while_a_long_map_scrolls(opened):
+    page = opened()
+    tab = page.tab
+    _show(tab, run="long", head=0)
+    wait_painted(tab, 0)
+    tab.fill("#zoom", "20")  # 6000 px: far larger than the view
+    assert tab.inner_text("#axis-titles").startswith("rows: query tokens ↓ · columns: key tokens →")
+    tab.eval_on_selector("#focus-body", "b => { b.scrollTop = 3000; b.scrollLeft = 3000; }")
+    page.wait_for_timeout(100)
+    body = tab.locator("#focus-body").bounding_box()
+    # the key label of the first column in view sits at the top of the view
+    j = 3000 // 20 + 5
+    key = tab.locator("#col-labels span[data-index='%d']" % j).bounding_box()
+    assert abs(key["y"] + key["height"] - (tab.locator("#col-labels").bounding_box()["y"] + tab.locator("#col-labels").bounding_box()["height"])) <= 1
+    assert body["y"] - 1 <= tab.locator("#col-labels").bounding_box()["y"] <= body["y"] + 1
+    assert body["x"] - 1 <= tab.locator("#row-labels").bounding_box()["x"] <= body["x"] + 1
+    assert key["x"] >= body["x"] and key["x"] + key["width"] <= body["x"] + body["width"]
+    i = 3000 // 20 + 5
+    query = tab.locator("#row-labels span[data-index='%d']" % i).bounding_box()
+    assert body["y"] <= query["y"] <= body["y"] + body["height"]
+    screenshot(page, "long-map-scrolled.png")
