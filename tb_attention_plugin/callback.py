@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 import weakref
 
 import keras
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
+from tb_attention_plugin import head_metrics as head_metrics_lib
 from tb_attention_plugin import image_grid as image_grid_lib
 from tb_attention_plugin import masks
 from tb_attention_plugin import metadata
@@ -86,6 +88,13 @@ class AttentionCallback(keras.callbacks.Callback):
         not. Default None: found. Maps of image models are labelled "CLS",
         "REG1", ... and "row,col" per patch; the probe images are stored
         once per run (PNG) for the tab.
+      collapse_entropy: warn once per layer when its attention entropy,
+        normalised to 0..1 (docs/HEAD_METRICS.md) and averaged over heads and
+        probe examples, falls below this (default 0.05: nearly every head on
+        one token); None: never.
+      stalled_change: warn once per head when its maps change by less than
+        this on average since the last capture while the loss moved by more
+        than 1% (default 1e-5); None: never.
 
     Example:
 
@@ -109,6 +118,8 @@ class AttentionCallback(keras.callbacks.Callback):
         max_cells=50_000_000,
         head_scalars=False,
         image_grid=None,
+        collapse_entropy=0.05,
+        stalled_change=1e-5,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -127,6 +138,10 @@ class AttentionCallback(keras.callbacks.Callback):
         self._encoding = encoding
         self.max_cells = max_cells
         self.head_scalars = bool(head_scalars)
+        self.collapse_entropy = collapse_entropy
+        self.stalled_change = stalled_change
+        self._warned = set()  # (kind, layer[, head]) warned once each
+        self._loss_at_capture = None
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         # Validated now so that wrong token counts fail before training.
@@ -370,6 +385,52 @@ class AttentionCallback(keras.callbacks.Callback):
         self._run.last_step = step
         self.captured_steps.append(step)
         self._previous_maps = self._serialized_maps
+        try:
+            self._watch_heads(serialized, step)
+        except Exception:  # a watch is advice; it never costs a capture
+            logger.debug("head watch failed", exc_info=True)
+
+    def _watch_heads(self, serialized, step):
+        """Early warnings, once each (docs/HEAD_METRICS.md): a layer whose
+        attention entropy collapsed (Zhai et al. 2023 tie it to training
+        instability), a head whose map stopped changing while the loss moves."""
+        loss = _running_loss(self.model)
+        loss_moved = (
+            loss is not None and self._loss_at_capture is not None
+            and abs(loss - self._loss_at_capture) > 0.01 * max(abs(self._loss_at_capture), 1e-12)
+        )
+        self._loss_at_capture = loss
+        names = head_metrics_lib.METRIC_NAMES
+        for _, tensor, summary_metadata in serialized:
+            info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
+            if info.role != metadata.PluginData.HEAD_METRICS:
+                continue
+            values = tensor.numpy()  # (examples, heads, metrics)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say
+                entropy = np.nanmean(values[:, :, names.index("normalized_entropy")])
+                change = np.nanmean(values[:, :, names.index("change")], axis=0)
+            if (self.collapse_entropy is not None and entropy < self.collapse_entropy
+                    and ("collapse", info.layer) not in self._warned):
+                self._warned.add(("collapse", info.layer))
+                logger.warning(
+                    "AttentionCallback: the attention entropy of layer %s collapsed at step %d: "
+                    "%.3f of its maximum on average (below collapse_entropy=%g), so its heads "
+                    "each look at almost one token. Zhai et al. (2023) link this to unstable "
+                    "training: watch the loss, and consider a lower learning rate or "
+                    "normalising queries and keys.", _quoted(info.layer), step, entropy,
+                    self.collapse_entropy)
+            if self.stalled_change is None or not loss_moved:
+                continue
+            for head in np.flatnonzero(change < self.stalled_change):
+                if ("stalled", info.layer, head) in self._warned:
+                    continue
+                self._warned.add(("stalled", info.layer, head))
+                logger.warning(
+                    "AttentionCallback: head %d of layer %s stopped changing at step %d (mean "
+                    "change %.2g since the last capture, below stalled_change=%g) while the loss "
+                    "still moves; check that the layer trains (trainable, gradients reach it).",
+                    head, _quoted(info.layer), step, change[head], self.stalled_change)
 
     def _serialize(self, results):
         records = [self._prepare(captured) for captured in results]
@@ -614,6 +675,15 @@ def _warn_skipped(what, error):
         "AttentionCallback skipped %s: %s Training goes on and earlier captures "
         "are kept.", what, _sentence(_error_text(error))
     )
+
+
+def _running_loss(model):
+    """The loss Keras has averaged over the epoch so far, or None."""
+    for metric in getattr(model, "metrics", []):
+        if metric.name == "loss":
+            value = float(metric.result())
+            return value if np.isfinite(value) else None
+    return None
 
 
 def _write_head_scalars(serialized, step):

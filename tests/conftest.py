@@ -39,3 +39,16 @@ def assert_maps_equal(stored, reference, spans, atol):
         expected = reference[i, :, qo : qo + ql, ko : ko + kl]
         assert stored[i].shape == expected.shape
         np.testing.assert_allclose(stored[i], expected, atol=atol, rtol=0)
+
+
+@pytest.fixture
+def no_head_warnings(caplog):
+    """For the demos' healthy runs: no entropy-collapse or stalled-head
+    warning (issue 21: the thresholds must not cry wolf)."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="tb_attention_plugin")
+    yield
+    said = [r.getMessage() for r in caplog.records
+            if "collapsed at step" in r.getMessage() or "stopped changing" in r.getMessage()]
+    assert not said, said

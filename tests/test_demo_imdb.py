@@ -3,9 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from demo_models import imdb
 from tb_attention_plugin import read_attention
+
+# The demos are healthy runs: no early warning may fire on them.
+pytestmark = pytest.mark.usefixtures("no_head_warnings")
 
 
 def test_imdb_loader_reads_keras_format_from_keras_home_and_decodes_words(tmp_path, monkeypatch):

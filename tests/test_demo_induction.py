@@ -10,6 +10,9 @@ from tensorboard.util import tensor_util
 from demo_models import induction
 from tb_attention_plugin import head_metrics, read_attention
 
+# The demos are healthy runs: no early warning may fire on them.
+pytestmark = pytest.mark.usefixtures("no_head_warnings")
+
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):

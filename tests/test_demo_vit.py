@@ -8,6 +8,9 @@ import pytest
 from demo_models import vit
 from tb_attention_plugin import read_attention
 
+# The demos are healthy runs: no early warning may fire on them.
+pytestmark = pytest.mark.usefixtures("no_head_warnings")
+
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):

@@ -1,0 +1,82 @@
+"""Early warnings while training: a layer whose entropy collapses, a head
+that stops changing while the loss moves. Real fits that make each happen
+on purpose; the demos' healthy runs raise neither (tests/test_demo*.py)."""
+
+import logging
+
+import keras
+import numpy as np
+
+from tb_attention_plugin import AttentionCallback
+
+
+class SharpeningAttention(keras.layers.Layer):
+    """Dot-product attention whose logits are multiplied by `sharpness`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sharpness = keras.Variable(1.0, trainable=False)
+
+    def call(self, x):
+        logits = keras.ops.matmul(x, keras.ops.transpose(x, (0, 2, 1))) * self.sharpness
+        return keras.ops.matmul(keras.ops.softmax(logits, axis=-1), x)
+
+
+class Sharpen(keras.callbacks.Callback):
+    def __init__(self, layer, at_batch):
+        super().__init__()
+        self.layer, self.at_batch = layer, at_batch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.at_batch:
+            self.layer.sharpness.assign(1e4)  # every row on its largest logit
+
+
+def _warnings(caplog, phrase):
+    return [r.getMessage() for r in caplog.records if phrase in r.getMessage()]
+
+
+def test_an_entropy_collapse_is_warned_once_naming_the_layer_step_and_figure(tmp_path, caplog):
+    inp = keras.Input((6, 4))
+    layer = SharpeningAttention(name="attention")
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(layer(keras.layers.Dense(4)(inp)))))
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(32, 6, 4)).astype("float32")
+    with caplog.at_level(logging.WARNING):
+        model.fit(x, np.zeros((32, 1)), batch_size=4, verbose=0, callbacks=[
+            Sharpen(layer, at_batch=3), AttentionCallback(tmp_path, x[:2], update_freq=1, layers=["attention"])])
+    collapsed = _warnings(caplog, "collapsed")
+    assert len(collapsed) == 1, collapsed  # once, though every later capture is collapsed too
+    assert 'layer "attention" collapsed at step 3' in collapsed[0]
+    assert "below collapse_entropy=0.05" in collapsed[0]
+
+
+def test_a_head_that_stops_changing_while_the_loss_moves_is_warned_once_per_head(tmp_path, caplog):
+    inp = keras.Input((6, 4))
+    attention = keras.layers.MultiHeadAttention(2, 4, name="frozen")
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(attention(inp, inp)))
+    model = keras.Model(inp, out)
+    attention.trainable = False  # once built; its inputs are the raw data: its maps never change
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6, 4)).astype("float32")
+    with caplog.at_level(logging.WARNING):
+        model.fit(x, rng.normal(size=(64, 1)), batch_size=8, epochs=2, verbose=0,
+                  callbacks=[AttentionCallback(tmp_path, x[:2], update_freq=2)])
+    stalled = _warnings(caplog, "stopped changing")
+    assert sorted(m.split(" of layer")[0] for m in stalled) == ["AttentionCallback: head 0", "AttentionCallback: head 1"]
+    assert all('layer "frozen"' in m and "below stalled_change=1e-05" in m for m in stalled)
+    assert not _warnings(caplog, "collapsed")
+
+
+def test_warnings_can_be_switched_off(tmp_path, caplog):
+    inp = keras.Input((6, 4))
+    attention = keras.layers.MultiHeadAttention(2, 4, name="frozen")
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(attention(inp, inp))))
+    attention.trainable = False
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    x = np.random.default_rng(0).normal(size=(64, 6, 4)).astype("float32")
+    with caplog.at_level(logging.WARNING):
+        model.fit(x, np.ones((64, 1)), batch_size=8, epochs=2, verbose=0, callbacks=[
+            AttentionCallback(tmp_path, x[:2], update_freq=2, stalled_change=None, collapse_entropy=None)])
+    assert not _warnings(caplog, "stopped changing") and not _warnings(caplog, "collapsed")
