@@ -149,20 +149,21 @@ class AttentionPlugin(base_plugin.TBPlugin):
         args = request.args
         mode = params.choice(args, "mode", tuple(store_lib.IMPORTANCE_MODES), "received")
         output = params.choice(args, "format", ("json", "binary"), "json")
+        head = params.integer(args, "head", required=False, minimum=0)
         call = (
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
-            params.integer(args, "example", minimum=0), mode,
-            params.integer(args, "head", required=False, minimum=0),
+            params.integer(args, "example", minimum=0), mode, head, _max_points(args),
         )
         if output == "json":
             return json_response(request, self.importance_impl(*call))
-        if call[-1] is None:
+        if head is None:
             raise errors.InvalidArgumentError("format=binary needs head= (0..H, H = head mean)")
-        steps, values, num_heads = self.importance_binary_impl(*call)
+        steps, values, num_heads, total = self.importance_binary_impl(*call)
         body = np.asarray(steps, dtype="<f8").tobytes() + values.astype("<f4").tobytes()
         response = http_util.Respond(request, body, "application/octet-stream")
         response.headers["X-Attention-Shape"] = "%d,%d" % values.shape
         response.headers["X-Attention-Heads"] = str(num_heads)
+        response.headers["X-Attention-Steps-Total"] = str(total)
         return response
 
     @_route
@@ -179,7 +180,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
         args = request.args
         return json_response(request, impl(
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
-            params.integer(args, "example", minimum=0),
+            params.integer(args, "example", minimum=0), _max_points(args),
         ))
 
     # -- implementations: plain data from the store ----------------------------
@@ -211,62 +212,80 @@ class AttentionPlugin(base_plugin.TBPlugin):
         encoding, the step's facts and whether they differ from the newest."""
         return self.store.maps(ctx, experiment_id, run, tag, step, example, head)
 
-    def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None):
+    def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None,
+                        max_points=store_lib.MAX_POINTS):
         """Token importance over steps: per head and head-mean (index H), or
         only `head` (0..H, H = head mean), which keeps long logs' replies small."""
-        layer, steps, values = self._importance(ctx, experiment_id, run, tag, example, mode, head)
-        ex = layer.info.examples[example]
+        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points)
+        ex = series.layer.info.examples[example]
         result = {
             "mode": mode,
             "axis": "sum over queries" if mode == "received" else "sum over keys",
-            "num_heads": layer.info.num_heads,
+            "num_heads": series.layer.info.num_heads,
             "tokens": list(ex.key_tokens if mode == "received" else ex.query_tokens),
-            "steps": steps,
+            **_steps_of(series),
         }
         if head is not None:
             result["head"] = head
-        result["values"] = finite_lists(values)
+        result["values"] = finite_lists(series.values)
         return result
 
-    def importance_binary_impl(self, ctx, experiment_id, run, tag, example, mode, head):
-        """(steps, float32 array (steps, tokens), num_heads) of one head: what
-        `format=binary` sends, without JSON's cost on long logs."""
-        layer, steps, values = self._importance(ctx, experiment_id, run, tag, example, mode, head)
-        return steps, values, layer.info.num_heads
+    def importance_binary_impl(self, ctx, experiment_id, run, tag, example, mode, head,
+                               max_points=store_lib.MAX_POINTS):
+        """(steps, float32 array (steps, tokens), num_heads, total steps) of
+        one head: what `format=binary` sends, without JSON's cost on long logs."""
+        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points)
+        return series.steps, series.values, series.layer.info.num_heads, series.total_steps
 
-    def _importance(self, ctx, experiment_id, run, tag, example, mode, head):
-        """(layer, steps, values (steps, H+1, L)) or (steps, L) of `head`."""
-        layer, steps, values = self.store.series(
-            ctx, experiment_id, run, tag, PluginData.IMPORTANCE, example, mode
+    def _importance(self, ctx, experiment_id, run, tag, example, mode, head, max_points):
+        """store.Series, values (steps, H+1, L) or (steps, L) of `head`."""
+        series = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.IMPORTANCE, example, mode, max_points
         )
         if head is None:
-            return layer, steps, values
-        num_heads = layer.info.num_heads
+            return series
+        num_heads = series.layer.info.num_heads
         if not 0 <= head <= num_heads:
             raise errors.NotFoundError(
                 "head %d out of range 0..%d (%d = head mean)" % (head, num_heads, num_heads)
             )
-        return layer, steps, values[:, head]
+        return series._replace(values=series.values[:, head])
 
-    def head_stats_impl(self, ctx, experiment_id, run, tag, example):
-        layer, steps, values = self.store.series(
-            ctx, experiment_id, run, tag, PluginData.HEAD_STATS, example
+    def head_stats_impl(self, ctx, experiment_id, run, tag, example, max_points=store_lib.MAX_POINTS):
+        series = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.HEAD_STATS, example, max_points=max_points
         )
-        result = {"num_heads": layer.info.num_heads, "steps": steps}
+        result = {"num_heads": series.layer.info.num_heads, **_steps_of(series)}
         for i, name in enumerate(metadata.HEAD_STAT_NAMES):
-            result[name] = finite_lists(values[..., i])
+            result[name] = finite_lists(series.values[..., i])
         return result
 
-    def rollout_impl(self, ctx, experiment_id, run, tag, example):
-        layer, steps, values = self.store.series(
-            ctx, experiment_id, run, tag, PluginData.ROLLOUT, example
+    def rollout_impl(self, ctx, experiment_id, run, tag, example, max_points=store_lib.MAX_POINTS):
+        series = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.ROLLOUT, example, max_points=max_points
         )
         return {
-            "stack": layer.info.rollout_stack,
-            "tokens": list(layer.info.examples[example].key_tokens),
-            "steps": steps,
-            "values": finite_lists(values),
+            "stack": series.layer.info.rollout_stack,
+            "tokens": list(series.layer.info.examples[example].key_tokens),
+            **_steps_of(series),
+            "values": finite_lists(series.values),
         }
+
+
+def _max_points(args):
+    """The `max_points` parameter of the over-steps routes (http_api.md)."""
+    value = params.integer(args, "max_points", required=False, minimum=1)
+    return store_lib.MAX_POINTS if value is None else value
+
+
+def _steps_of(series):
+    """The step fields of an over-steps reply: `steps` served, and whether
+    they are all of the layer's (`downsampled`, `steps_total`)."""
+    return {
+        "steps": series.steps,
+        "steps_total": series.total_steps,
+        "downsampled": len(series.steps) < series.total_steps,
+    }
 
 
 def _describe_layer(timeline, has_rollout):

@@ -26,6 +26,7 @@ Format facts (tag suffixes, roles, stat names, versions) come from
 import collections
 import concurrent.futures
 import contextlib
+import math
 import threading
 import time
 
@@ -70,6 +71,22 @@ MAX_STEP_EXAMPLES = 1024
 # steps took 14.6 s reading one at a time, 3.5 s with 8 (2 CPU cores; the
 # Python reader: 0.7 s either way). Later requests use the cache.
 FACTS_READERS = 8
+# Steps whose facts blobs a layer's timeline reads at least (evenly spaced,
+# the first and the newest included); every step when it has no more. Facts
+# change in runs of steps (another probe, another writer), so the timeline
+# reads these, both steps around every change of the blob count, and bisects
+# between two read steps whose facts differ: about FACTS_SAMPLES + 10 reads
+# per change instead of one per step (docs/PERFORMANCE.md, change 9).
+FACTS_SAMPLES = 32
+# Points an over-steps series (importance, head statistics, rollout) holds by
+# default: the tab's steps x tokens heatmap is at most 400 px high and its
+# charts 380 px wide. Reading 1000 points of a 128-token layer's importance
+# through RustBoard took 0.3-0.5 s (74 MB); 10,000 would not fit gRPC's
+# 256 MiB reply limit at all.
+MAX_POINTS = 500
+# Largest reply asked of RustBoard for one derived series: its client refuses
+# replies over 256 MiB.
+MAX_READ_BYTES = 128 * 1024 * 1024
 # How long a listing of the plugin's tags is reused: new data arrives at most
 # every reload interval (5 s by default), and a listing call costs a few ms
 # plus parsing, so a route answers from memory when it can.
@@ -132,16 +149,20 @@ class Timeline:
     """A layer's captured steps grouped by their facts.
 
     `layer`: the Layer with the newest step's facts (`rows_normalized` false
-    when it is false at any of `steps`); `steps`: the sorted steps with those
-    facts; `other_steps`: the sorted steps with other facts; `facts`:
-    {step: facts} of every step.
+    when it is false at any of `steps` whose facts were read); `steps`: the
+    sorted steps with those facts; `other_steps`: the sorted steps with other
+    facts; `facts`: {step: facts} of every step; `read`: the steps whose own
+    facts blob was read (the others have the facts of the read steps around
+    them, see `Store.timeline`).
     """
 
-    def __init__(self, layer, facts):
+    def __init__(self, layer, facts, read=None):
         self.facts = facts
+        self.read = frozenset(facts) if read is None else frozenset(read)
+        self.tag_layer = layer  # the Layer of the tag's metadata
         steps = sorted(facts)
         if not steps:
-            self.layer, self.steps, self.other_steps = layer, [], []
+            self.layer, self.steps, self.other_steps, self.steps_set = layer, [], [], frozenset()
             return
         keys = {}  # steps with equal facts mostly share one message: one key each
         for f in facts.values():
@@ -150,15 +171,31 @@ class Timeline:
         newest = keys[id(facts[steps[-1]])]
         self.steps = [s for s in steps if keys[id(facts[s])] == newest]
         self.other_steps = [s for s in steps if keys[id(facts[s])] != newest]
+        self.steps_set = frozenset(self.steps)
         info = PluginData()
         info.CopyFrom(facts[steps[-1]])
-        info.rows_normalized = all(facts[s].rows_normalized for s in self.steps)
+        info.rows_normalized = all(facts[s].rows_normalized for s in self.steps if s in self.read)
         self.layer = layer.with_facts(info)
 
 
 # What `Store.maps` answers: raw bytes of (heads, q, k) cells in `encoding`,
 # the step's `facts`, and whether they differ from the layer's newest step's.
 MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts")
+# What `Store.series` answers: the layer (newest facts), the steps served,
+# their values, and how many steps the layer has with its newest facts
+# (more than `steps` when the series was downsampled to `max_points`).
+Series = collections.namedtuple("Series", "layer steps values total_steps")
+
+
+def pick_steps(steps, max_points):
+    """At most `max_points` of the sorted `steps`, evenly spaced by position,
+    the first and the last included; all of them when they are no more."""
+    n = len(steps)
+    if n <= max_points:
+        return list(steps)
+    if max_points == 1:
+        return [steps[-1]]
+    return [steps[round(i * (n - 1) / (max_points - 1))] for i in range(max_points)]
 
 
 def parse_metadata(content):
@@ -330,19 +367,64 @@ class Store:
 
     def timeline(self, ctx, experiment_id, layer):
         """The layer's steps grouped by facts (a Timeline), cached per version
-        of the tag; reads each step's facts blob once (cached by blob key)."""
+        of the tag. Reads the facts blobs of few steps (`_facts_by_step`)."""
         series = layer.series
         key = ("timeline", experiment_id, layer.run, layer.tag, series.plugin_content,
                series.max_step, series.max_wall_time)
         timeline = self._cache.get(key)
         if timeline is None:
             index = self._blob_index(ctx, experiment_id, layer)
-            self._read_facts_at_once(ctx, layer, index)
-            facts = {step: self._step(ctx, layer, step, keys)[0] for step, keys in index.items()}
-            timeline = Timeline(layer, facts)
+            facts, read = self._facts_by_step(ctx, layer, index)
+            timeline = Timeline(layer, facts, read)
             distinct = {id(f): f.ByteSize() for f in facts.values()}
             self._cache.put(key, timeline, 100 * (len(facts) + 1) + 2 * sum(distinct.values()))
         return timeline
+
+    def _facts_by_step(self, ctx, layer, index):
+        """({step: facts} of every step of `index`, steps whose facts blob was
+        read). Reads every step's facts when there are at most FACTS_SAMPLES
+        steps; else FACTS_SAMPLES evenly spaced steps (the first and the
+        newest included) and the steps on both sides of every change of the
+        blob count, then bisects between neighbouring read steps whose facts
+        differ until they are adjacent. A step between two read steps of equal
+        facts is taken to have them: facts change in runs of steps. A run of
+        other facts that starts and ends between two read steps of equal
+        facts is missed; its maps still decode with their own facts, and a
+        series checks every derived tensor's shape (see `_tensor_series`)."""
+        steps = sorted(index)
+        n = len(steps)
+        if n <= FACTS_SAMPLES:
+            probes = set(range(n))
+        else:
+            probes = {round(i * (n - 1) / (FACTS_SAMPLES - 1)) for i in range(FACTS_SAMPLES)}
+            counts = [len(index[step]) for step in steps]
+            for i in range(1, n):
+                if counts[i] != counts[i - 1]:
+                    probes.update((i - 1, i))
+        known, keys = {}, {}  # position -> facts; id(facts) -> shape key
+
+        def read(positions):
+            positions = sorted(p for p in positions if p not in known)
+            self._read_facts_at_once(ctx, layer, {steps[p]: index[steps[p]] for p in positions})
+            for p in positions:
+                facts = self._step(ctx, layer, steps[p], index[steps[p]])[0]
+                known[p] = facts
+                if id(facts) not in keys:
+                    keys[id(facts)] = metadata.shape_key(facts)
+
+        read(probes)
+        while True:
+            order = sorted(known)
+            middles = [(a + b) // 2 for a, b in zip(order, order[1:])
+                       if b - a > 1 and keys[id(known[a])] != keys[id(known[b])]]
+            if not middles:
+                break
+            read(middles)
+        facts, order = {}, sorted(known)
+        for a, b in zip(order, order[1:] + [n]):
+            for p in range(a, b):
+                facts[steps[p]] = known[a]
+        return facts, {steps[p] for p in known}
 
     def _read_facts_at_once(self, ctx, layer, index):
         """Reads the facts blobs of `index` that are not cached, FACTS_READERS
@@ -533,28 +615,29 @@ class Store:
 
     # -- derived series ----------------------------------------------------------
 
-    def series(self, ctx, experiment_id, run, tag, role, example, mode=None):
-        """(layer, steps, float32 array (steps, ...)) of one example's derived
-        values, cropped to the example's tokens: importance (steps, H+1, L) of
-        `mode` ('received': L = key_length, 'given': query_length), head stats
-        (steps, H, 3), rollout (steps, key_length); at the steps that share
-        the layer's newest facts."""
+    def series(self, ctx, experiment_id, run, tag, role, example, mode=None, max_points=MAX_POINTS):
+        """Series of one example's derived values, cropped to the example's
+        tokens: importance (steps, H+1, L) of `mode` ('received': L =
+        key_length, 'given': query_length), head stats (steps, H, 3), rollout
+        (steps, key_length); at the steps that share the layer's newest facts,
+        at most `max_points` of them (`pick_steps`)."""
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
         ex = layer.example(example)
         index = None if mode is None else IMPORTANCE_MODES[mode]
-        steps, values = self._tensor_series(ctx, experiment_id, timeline, role, index)
+        steps, values = self._tensor_series(ctx, experiment_id, timeline, role, index, max_points)
         values = values[:, example]
         if role == PluginData.IMPORTANCE:
             values = values[..., : ex.key_length if mode == "received" else ex.query_length]
         elif role == PluginData.ROLLOUT:
             values = values[..., : ex.key_length]
-        return layer, steps, values
+        return Series(layer, steps, values, len(timeline.steps))
 
-    def _tensor_series(self, ctx, experiment_id, timeline, role, index):
+    def _tensor_series(self, ctx, experiment_id, timeline, role, index, max_points):
         """(steps, stacked checked float32 array) of a derived tag at the
-        timeline's steps (those with the newest facts), cached. Points at
-        other steps are left out before they are turned into arrays.
+        timeline's steps (those with the newest facts), at most `max_points`
+        of them, cached. Points at other steps are left out before they are
+        turned into arrays.
 
         With `index`, only `array[:, index]` is kept (the importance tag's
         mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
@@ -574,35 +657,77 @@ class Store:
                 "damaged_data", "tag %r of run %r declares role %d, not %s"
                 % (derived, layer.run, derived_info.role, metadata.ROLE_NAMES[role]),
             )
-        key = ("tensors", experiment_id, layer.run, derived, index, series.plugin_content,
+        key = ("tensors", experiment_id, layer.run, derived, index, max_points, series.plugin_content,
                layer.series.plugin_content, series.max_step, series.max_wall_time,
                layer.series.max_step, layer.series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
-            served = frozenset(timeline.steps)
-
-            def check(run, tag, step, shape):  # refused before TensorBoard turns the proto into an array
-                if step not in served:
-                    return False  # other facts, or no maps: left out, never expanded
-                return check_shape(layer, role, step, shape)
-
-            datums = sorted(
-                (d for d in self._read_points(
-                    "read_tensors_checked", ctx, experiment_id, layer.run, derived, check_shape=check,
-                ) if d.step in served),
-                key=lambda d: d.step,
-            )
-            arrays = []
-            for datum in datums:
-                array = check_tensor(layer, role, datum.step, datum.numpy)
-                arrays.append(array if index is None else array[:, index])
-            leading, minimum = expected_shape(layer.info, role)
-            if index is not None:
-                leading = leading[:1] + leading[2:]
-            values = np.stack(arrays) if arrays else np.zeros((0,) + leading + (minimum,), np.float32)
-            cached = ([d.step for d in datums], values)
-            self._cache.put(key, cached, values.nbytes + 8 * len(datums))
+            cached = self._read_series(ctx, experiment_id, timeline, role, index, max_points, derived)
+            self._cache.put(key, cached, cached[1].nbytes + 8 * len(cached[0]))
         return cached
+
+    def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived):
+        layer = timeline.layer
+        leading, minimum = expected_shape(layer.info, role)
+        wanted = frozenset(pick_steps(timeline.steps, max_points))
+        downsample = self._downsample
+        if self._rustboard:
+            # RustBoard downsamples on its side (evenly over all of the tag's
+            # points) and sends every point it picks: ask for about as many as
+            # give `max_points` of the served steps, within its reply limit.
+            everything = max(len(timeline.facts), 1)
+            point_bytes = 4 * minimum * int(np.prod(leading))
+            asked = everything if len(wanted) == len(timeline.steps) else math.ceil(
+                max_points * everything / max(len(timeline.steps), 1))
+            downsample = max(1, min(downsample, asked, MAX_READ_BYTES // max(point_bytes, 1)))
+        other_shape = []
+
+        def check(run, tag, step, shape):  # refused before TensorBoard turns the proto into an array
+            if step not in timeline.steps_set:
+                return False  # other facts, or no maps: left out, never expanded
+            if not self._rustboard and step not in wanted:
+                return False  # downsampled here (RustBoard did its own above)
+            try:
+                return check_shape(layer, role, step, shape)
+            except StoredDataError:
+                if step in timeline.read:
+                    raise
+                other_shape.append((step, shape))  # facts not read: see below
+                return False
+
+        datums = sorted(
+            (d for d in self._read_points(
+                "read_tensors_checked", ctx, experiment_id, layer.run, derived, check_shape=check,
+                downsample=downsample,
+            ) if d.step in timeline.steps_set),
+            key=lambda d: d.step,
+        )
+        for step, shape in other_shape:
+            # A step taken to have the newest facts (its own facts blob was not
+            # read) whose tensor has another shape: its own facts decide
+            # whether it is damaged or was written with other facts.
+            if self._facts_differ(ctx, experiment_id, timeline, step):
+                continue
+            check_shape(layer, role, step, shape)
+        if self._rustboard and len(datums) > max_points:
+            keep = frozenset(pick_steps([d.step for d in datums], max_points))
+            datums = [d for d in datums if d.step in keep]
+        arrays = []
+        for datum in datums:
+            array = check_tensor(layer, role, datum.step, datum.numpy)
+            arrays.append(array if index is None else array[:, index])
+        if index is not None:
+            leading = leading[:1] + leading[2:]
+        values = np.stack(arrays) if arrays else np.zeros((0,) + leading + (minimum,), np.float32)
+        return [d.step for d in datums], values
+
+    def _facts_differ(self, ctx, experiment_id, timeline, step):
+        """Whether the step's own facts differ from the layer's newest."""
+        keys = self._blob_index(ctx, experiment_id, timeline.tag_layer).get(step)
+        if keys is None:
+            return False
+        facts = self._step(ctx, timeline.tag_layer, step, keys)[0]
+        return metadata.shape_key(facts) != metadata.shape_key(timeline.layer.info)
 
     # -- data provider -------------------------------------------------------------
 
@@ -621,7 +746,7 @@ class Store:
             self._listings[key] = (now, listing)
         return listing
 
-    def _read_points(self, read, ctx, experiment_id, run, tag, **extra):
+    def _read_points(self, read, ctx, experiment_id, run, tag, downsample=None, **extra):
         """Every kept point of one run/tag, through a data provider `read_*`."""
         data = self._decoded(
             read,
@@ -629,7 +754,7 @@ class Store:
             ctx,
             experiment_id=experiment_id,
             plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
+            downsample=self._downsample if downsample is None else downsample,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
             **extra,
         )

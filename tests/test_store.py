@@ -111,10 +111,10 @@ def test_a_healthy_layer_serves_its_maps_and_series():
     head1, shape1, *_ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
     assert shape1 == (1, 4, 4) and head1 == data[16:]
     importance = triples[1][1]
-    layer, steps, values = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "given")
-    assert steps == [0, 5] and values.shape == (2, 3, 4)
+    layer, steps, values, total = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "given")
+    assert steps == [0, 5] and values.shape == (2, 3, 4) and total == 2
     np.testing.assert_array_equal(values[1], importance[1, 1])
-    _, _, stats = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
+    _, _, stats, _ = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
     np.testing.assert_array_equal(stats[0], triples[2][1][0])
 
 
@@ -215,7 +215,7 @@ def test_non_finite_statistics_are_kept_for_the_routes_to_send_as_null():
     stats[0, 1, 0] = np.nan
     stats[0, 0, 1] = np.inf
     s = make_store({"run": {0: replace(triples, PluginData.HEAD_STATS, stats)}})
-    _, _, values = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
+    _, _, values, _ = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
     assert np.isnan(values[0, 1, 0]) and np.isinf(values[0, 0, 1])
 
 
@@ -342,7 +342,7 @@ def test_steps_with_other_facts_are_left_out_of_the_layer_and_their_maps_decode_
         s.maps(CTX, "", "run", "layer", 1, 0, head=2)
     for role, mode, shape in ((PluginData.IMPORTANCE, "received", (2, 4, 6)), (PluginData.HEAD_STATS, None, (2, 3, 3)),
                               (PluginData.ROLLOUT, None, (2, 6))):
-        _, steps, values = s.series(CTX, "", "run", "layer", role, 0, mode)
+        _, steps, values, _ = s.series(CTX, "", "run", "layer", role, 0, mode)
         assert steps == [3, 4] and values.shape == shape, (role, values.shape)
     np.testing.assert_array_equal(s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 1)[2][1], new[4][2][1][1])
 
@@ -362,7 +362,7 @@ def test_format_version_1_without_facts_blobs_is_served_with_the_metadatas_facts
     reply = plugin.store.maps(CTX, "", "run", "layer", 5, 1)
     assert reply.shape == (2, 4, 4) and not reply.other_facts
     assert reply.data == encoding.raw_bytes(steps[5][0][1][1], encoding.UINT8, 32)
-    _, series_steps, values = plugin.store.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 0, "received")
+    _, series_steps, values, _ = plugin.store.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 0, "received")
     assert series_steps == [0, 5] and values.shape == (2, 3, 4)
 
 
@@ -424,3 +424,58 @@ def test_a_layer_whose_every_example_is_empty_is_served():
     assert plugin.head_stats_impl(CTX, "", "run", "layer", 0)["mean_distance"] == [[None, None]]
     assert plugin.importance_impl(CTX, "", "run", "layer", 0, "given")["values"] == [[[], [], []]]
     assert plugin.rollout_impl(CTX, "", "run", "layer", 0)["values"] == [[]]
+
+
+# -- long layers: few facts blobs read, series downsampled -------------------------
+
+
+def _counting_store(runs):
+    """(store, reads): a store over FakeProvider whose read_blob calls are counted."""
+    fake = FakeProvider(runs)
+    reads = []
+
+    def call(method, ctx, **kw):
+        if method == "read_blob":
+            reads.append(kw["blob_key"])
+        return getattr(fake, method)(ctx, **kw)
+
+    return store.Store(call), reads
+
+
+def test_a_long_layer_reads_few_facts_blobs_and_finds_where_its_facts_change():
+    old, new = layer_step(heads=2, tokens=4), layer_step(heads=3, tokens=4, word="w")
+    s, reads = _counting_store({"run": {step: old if step < 137 else new for step in range(200)}})
+    timeline = s.timeline(CTX, "", s.layer(CTX, "", "run", "layer"))
+    assert timeline.steps == list(range(137, 200)) and timeline.other_steps == list(range(137))
+    assert timeline.layer.info.num_heads == 3
+    assert len(reads) <= store.FACTS_SAMPLES + 8  # the samples, then a bisection of one gap (log2 of 7 steps)
+    assert s.maps(CTX, "", "run", "layer", 136, 0).other_facts and not s.maps(CTX, "", "run", "layer", 137, 0).other_facts
+
+
+def test_a_run_of_other_shapes_between_the_read_steps_is_left_out_of_the_series():
+    # steps 53-55 hold 3 heads; the timeline reads steps 51 and 58 (2 heads) and takes them for 2 heads too
+    runs = {"run": {step: layer_step(heads=3 if 53 <= step <= 55 else 2, seed=step % 3) for step in range(200)}}
+    s, _ = _counting_store(runs)
+    _, steps, stats, total = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0, max_points=1000)
+    assert steps == [step for step in range(200) if not 53 <= step <= 55] and stats.shape == (197, 2, 3)
+    assert total == 200  # the timeline's count, which still holds them
+    assert s.maps(CTX, "", "run", "layer", 54, 0).shape == (3, 4, 4)  # its own facts decode its maps
+
+
+def test_a_damaged_tensor_at_a_step_whose_facts_were_not_read_is_still_422():
+    runs = {"run": {step: layer_step(seed=step % 3) for step in range(200)}}
+    runs["run"][54] = replace(runs["run"][54], PluginData.HEAD_STATS, np.zeros((2, 5, 3), np.float32))
+    s, _ = _counting_store(runs)
+    text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "damaged_data")
+    assert "head_stats of run 'run' layer 'layer' at step 54 has shape (2, 5, 3)" in text
+
+
+def test_series_are_downsampled_to_max_points_evenly_with_the_first_and_newest_step():
+    runs = {"run": {step: layer_step(seed=step) for step in range(0, 300, 10)}}
+    plugin = _plugin(runs)
+    reply = plugin.importance_impl(CTX, "", "run", "layer", 1, "received", head=2, max_points=4)
+    assert reply["steps"] == [0, 100, 190, 290] and reply["steps_total"] == 30 and reply["downsampled"]
+    np.testing.assert_allclose(reply["values"][1], runs["run"][100][1][1][1, 0, 2], atol=1e-6)
+    stats = plugin.head_stats_impl(CTX, "", "run", "layer", 0)
+    assert stats["steps"] == list(range(0, 300, 10)) and not stats["downsampled"] and stats["steps_total"] == 30
+    assert store.pick_steps([5, 6, 7], 1) == [7] and store.pick_steps([5, 6, 7], 3) == [5, 6, 7]
