@@ -2,6 +2,7 @@
 // calls render(). This file holds the controller only: the toolbar, what is
 // chosen (state.js), loading a step's maps (maps_cache.js) and handing data
 // to the views, each in its own module:
+//   view_model.js       model view: every layer x every head
 //   view_grid.js        heads grid, colour scale and legend
 //   view_focus.js       enlarged map: labels, zoom, tooltip
 //   view_importance.js  importance bars, steps x tokens heatmap, followed tokens
@@ -23,6 +24,7 @@ import { StatusLine } from './status.js';
 import { FocusMap, fitZoom } from './view_focus.js';
 import { HeadGrid } from './view_grid.js';
 import { ImportanceView } from './view_importance.js';
+import { ModelView } from './view_model.js';
 import { RolloutView } from './view_rollout.js';
 import { StatsView } from './view_stats.js';
 
@@ -48,7 +50,7 @@ class AttentionTab {
     this.status = new StatusLine();
     this.grid = new HeadGrid({
       onPickHead: (head) => this.pickHead(head),
-      onScale: (scale) => { this.state.scale = scale; this.save(); this.paintMaps(); },
+      onScale: (scale) => { this.state.scale = scale; this.save(); this.paintMaps(); this.showModel(); },
     });
     this.focus = new FocusMap({
       onZoom: (cell) => { this.state.zoom = cell; this.state.zoomFor = zoomKey(this.state); this.save(); },
@@ -63,6 +65,14 @@ class AttentionTab {
     });
     this.importance.csv.addEventListener('click', () => exportImportanceCsv(this.state));
     this.stats = new StatsView({ status: this.status });
+    this.model = new ModelView({
+      status: this.status,
+      mapsOf: (layer, step) => {
+        const ex = layer.examples[this.state.example];
+        return this.cache.get(this.state.run, layer.tag, this.state.example, step, layer.num_heads * ex.query_length * ex.key_length);
+      },
+      onOpen: (tag, head) => this.select({ tag, head }),
+    });
     this.rollout = new RolloutView({ status: this.status });
     this.build();
   }
@@ -85,7 +95,7 @@ class AttentionTab {
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
       ]),
       this.status.element, this.info, this.otherShapes,
-      this.grid.element, this.focus.element, this.importance.barsPanel, this.importance.trainingPanel,
+      this.model.element, this.grid.element, this.focus.element, this.importance.barsPanel, this.importance.trainingPanel,
       this.stats.element, this.rollout.element,
     );
     c.run.addEventListener('change', () => this.select({ run: c.run.value }));
@@ -150,23 +160,34 @@ class AttentionTab {
     this.otherShapes.hidden = !other;
     this.otherShapes.textContent = other;
     this.maps = null;
+    this.model.element.hidden = run.layers.length < 2; // one layer: the heads grid is the model view
+    const model = this.showModel();
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom);
-    if (isEmptyExample(example)) {
+    const empty = isEmptyExample(example);
+    for (const panel of [this.focus.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
+      panel.hidden = empty;
+    }
+    if (empty) {
       // Nothing to draw and nothing to ask the server for.
       this.grid.showNote(`example ${state.example} has no real tokens (all padding)`);
-      this.focus.element.hidden = true;
       this.importance.clear();
       this.stats.clear();
       this.rollout.clear();
       for (const view of ['maps', 'importance', 'head statistics', 'rollout']) this.status.loaded(view);
       this.showStep(state.step);
       this.root.dataset.paintedStep = String(state.step);
+      await model;
       return;
     }
     this.grid.showNote(null);
-    this.focus.element.hidden = false;
-    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer)]);
+    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model]);
+  }
+
+  /** The model view of the run at the current example and step (not while hidden). */
+  showModel() {
+    if (this.model.element.hidden) return Promise.resolve();
+    return this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag);
   }
 
   loadImportance() {
@@ -196,7 +217,9 @@ class AttentionTab {
     const { layer, example } = this;
     // Ask for the maps first: the request then overlaps drawing the bars and charts.
     const request = isEmptyExample(example) ? null : this.mapsAt(step);
+    const changed = step !== this.state.step;
     this.showStep(step);
+    if (changed) this.showModel(); // not awaited: the main maps paint first
     if (!request) {
       this.root.dataset.paintedStep = String(step);
       return;

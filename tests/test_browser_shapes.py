@@ -111,6 +111,8 @@ def test_an_all_padding_example_shows_a_note_and_requests_nothing_for_it(opened,
     tab.wait_for_selector("#maps-note:not([hidden])", state="attached")
     assert tab.inner_text("#maps-note") == "example 1 has no real tokens (all padding)"
     assert tab.is_hidden("#head-grid") and tab.is_hidden("#focus-panel")
+    # no view keeps showing the previous example's numbers
+    assert tab.is_hidden("#importance-panel") and tab.is_hidden("#importance-steps") and tab.is_hidden("#stats-panel")
     assert "(all padding)" in tab.eval_on_selector("#example-select", "s => s.selectedOptions[0].text")
     page.wait_for_timeout(500)  # any request would have been sent by now
     asked = [u for u in page.requests if "example=1" in u]
@@ -120,7 +122,7 @@ def test_an_all_padding_example_shows_a_note_and_requests_nothing_for_it(opened,
     # example 2 has tokens again: the maps come back
     tab.select_option("#example-select", "2")
     tab.wait_for_selector("#maps-note[hidden]", state="attached")
-    assert tab.is_visible("#head-grid")
+    assert tab.is_visible("#head-grid") and tab.is_visible("#importance-panel") and tab.is_visible("#stats-panel")
 
 
 def test_layers_are_listed_in_model_order_whatever_order_the_index_sends(opened, server):
@@ -197,3 +199,37 @@ def test_token_labels_stay_in_view_while_a_long_map_scrolls(opened):
     query = tab.locator("#row-labels span[data-index='%d']" % i).bounding_box()
     assert body["y"] <= query["y"] <= body["y"] + body["height"]
     screenshot(page, "long-map-scrolled.png")
+
+
+def test_model_view_shows_every_layer_and_head_in_model_order_and_opens_one(opened, server, logdir):
+    from tb_attention_plugin import read_attention
+    from test_browser import lut_color
+
+    layer = _index_layer(server, "padded", "z_first")
+    step = layer["steps"][-1]
+    page = opened()
+    tab = page.tab
+    _show(tab, run="padded", tag="z_first", example=0, step=step)
+    tab.wait_for_selector("#model-grid[data-painted-step='%d']" % step, state="attached")
+    rows = tab.eval_on_selector_all("#model-grid .model-row", "rows => rows.map(r => r.dataset.tag)")
+    assert rows == ["z_first", "a_second"]
+    heads = tab.eval_on_selector_all("#model-grid .model-row[data-tag='a_second'] canvas",
+                                     "cs => cs.map(c => c.dataset.head)")
+    assert heads == ["mean", "0", "1"]
+    second = read_attention(str(logdir))["padded"]["a_second"].maps[0][-1]  # (heads, q, k) at the last step
+    for row, col in [(0, 0), (3, 5)]:
+        got = tab.evaluate("""([r, c]) => Array.from(document.querySelector(
+            "#model-grid .model-row[data-tag='a_second'] canvas[data-head='1']").getContext('2d')
+            .getImageData(c, r, 1, 1).data.slice(0, 3))""", [row, col])
+        assert got == lut_color(second[1, row, col]), (row, col)
+    tab.click("#model-grid .model-row[data-tag='a_second'] canvas[data-head='1']")
+    tab.wait_for_function("() => document.querySelector('#focus-title').textContent.startsWith('head 1')")
+    assert tab.eval_on_selector("#layer-select", "s => s.value") == "a_second"
+    assert tab.inner_text("#focus-title") == "head 1 · step %d" % step
+    assert tab.get_attribute("#model-grid .model-row.selected", "data-tag") == "a_second"
+    # an example that is all padding says so in every row
+    tab.select_option("#example-select", "1")
+    tab.wait_for_selector("#maps-note:not([hidden])", state="attached")
+    notes = tab.eval_on_selector_all("#model-grid .model-row .info", "n => n.map(x => x.textContent)")
+    assert notes == ["all padding", "all padding"]
+    screenshot(page, "model-view.png")

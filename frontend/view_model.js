@@ -1,0 +1,98 @@
+// The model view: every layer (rows, in model order) x every head (columns)
+// of the chosen example at the chosen step, head mean first, as small
+// thumbnails on the tab's colour scale; click one to open it. Its maps come
+// from the same cache as the main view, so only while it is open.
+
+import { headMap, headMean, maxOf } from './decode.js';
+import { el } from './dom.js';
+import { paintMapAt } from './heatmap.js';
+import { isEmptyExample, layersInModelOrder } from './state.js';
+
+const THUMB_PX = 64;
+
+export class ModelView {
+  /** mapsOf(layer, step) -> Promise of maps; onOpen(tag, head). */
+  constructor({ status, mapsOf, onOpen }) {
+    Object.assign(this, { status, mapsOf, onOpen });
+    this.rows = el('div', { id: 'model-grid', className: 'model-grid' });
+    this.caption = el('span', { id: 'model-caption', className: 'info' });
+    this.details = el('details', { id: 'model-view', className: 'panel', open: true }, [
+      el('summary', {}, [el('h3', { text: 'Model view: every layer x every head ' }), this.caption]),
+      this.rows,
+    ]);
+    this.details.addEventListener('toggle', () => { if (this.details.open && this.args) this.show(...this.args); });
+    this.element = this.details;
+  }
+
+  /** Shows run's layers for example index `example` at `step` on `scale`. */
+  async show(run, example, step, scale, selectedTag) {
+    this.args = [run, example, step, scale, selectedTag];
+    if (!this.details.open) return;
+    const key = JSON.stringify([run.run, example, step, scale]);
+    this.loading = key;
+    const layers = layersInModelOrder(run.layers);
+    this.caption.textContent = `(example ${example}, step ${step}, ${scale === 'stretch' ? "each layer stretched to its step's max" : 'fixed scale 0 to 1'}; click a map to open it)`;
+    if (this.built !== run) this.build(run, layers);
+    this.markSelected(selectedTag);
+    const ratio = window.devicePixelRatio || 1;
+    await Promise.all(layers.map(async (layer) => {
+      const row = this.rowOf.get(layer.tag);
+      const ex = layer.examples[example];
+      let text = '';
+      if (!ex) text = `no example ${example}`;
+      else if (isEmptyExample(ex)) text = 'all padding';
+      else if (!layer.steps.includes(step)) text = `no capture at step ${step}`;
+      row.note.textContent = text;
+      row.note.hidden = !text;
+      if (text) {
+        row.canvases.forEach((c) => { c.hidden = true; });
+        row.element.dataset.paintedStep = '';
+        return;
+      }
+      let maps;
+      try {
+        maps = await this.mapsOf(layer, step);
+      } catch (e) {
+        if (this.loading === key) this.status.failed(`the model view (${layer.layer})`, e);
+        return;
+      }
+      if (this.loading !== key) return;
+      this.status.loaded(`the model view (${layer.layer})`);
+      const vmax = scale === 'stretch' ? maxOf(maps.data) : 1;
+      const size = THUMB_PX / Math.max(maps.q, maps.k, 1);
+      const width = Math.max(1, Math.round(maps.k * size));
+      const height = Math.max(1, Math.round(maps.q * size));
+      row.canvases.forEach((canvas, i) => {
+        canvas.hidden = false;
+        const values = i === 0 ? headMean(maps) : headMap(maps, i - 1);
+        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio);
+      });
+      row.element.dataset.paintedStep = String(step);
+    }));
+    if (this.loading === key) this.rows.dataset.paintedStep = String(step);
+  }
+
+  build(run, layers) {
+    this.built = run;
+    this.rowOf = new Map();
+    this.rows.replaceChildren(...layers.map((layer) => {
+      const heads = ['mean', ...Array.from({ length: layer.num_heads }, (_, h) => h)];
+      const canvases = heads.map((head) => {
+        const canvas = el('canvas', { className: 'map mini', title: `${layer.layer}, head ${head}`, dataset: { head: String(head) } });
+        canvas.addEventListener('click', () => this.onOpen(layer.tag, head));
+        return canvas;
+      });
+      const note = el('span', { className: 'info', hidden: true });
+      const element = el('div', { className: 'model-row', dataset: { tag: layer.tag } }, [
+        el('div', { className: 'model-label', text: `${layer.layer} (${layer.kind})`, title: layer.tag }),
+        ...canvases, note,
+      ]);
+      this.rowOf.set(layer.tag, { element, canvases, note });
+      return element;
+    }));
+  }
+
+  markSelected(tag) {
+    for (const row of this.rows.children) row.classList.toggle('selected', row.dataset.tag === tag);
+  }
+}
