@@ -74,9 +74,11 @@ class AttentionCallback(keras.callbacks.Callback):
         'float32' (exact, 4 bytes per weight).
       max_cells: the most attention weights one capture may store, all layers
         and examples together (default 50 million, 50 MB as uint8 before
-        compression). Every captured step stays in TensorBoard's memory, so a
-        larger capture is refused before training with the figures and the
-        ways to shrink it.
+        compression); every captured step stays in TensorBoard's memory. A
+        larger capture keeps the first probe examples that fit (at least
+        one: a 12-layer, 12-head model at 512 tokens is 38 M weights per
+        example), with one warning saying so; only when one example alone is
+        over it is the fit refused, before training. None: no limit.
       head_scalars: also write each layer's head metrics (docs/HEAD_METRICS.md;
         mean over heads and probe examples) as ordinary scalars
         `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
@@ -149,6 +151,7 @@ class AttentionCallback(keras.callbacks.Callback):
             self._batch = tokens_lib.probe_batch_size(self._probe)
             self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._probe_digest = run_dirs.probe_digest(self._probe)
+        self._given_batch = None  # the probe's size as given, once max_cells kept fewer
         self._image_grid = None if image_grid is None else tuple(int(n) for n in image_grid)
         # Probe inputs that are images ((N, H, W, C)): their patches label
         # ViT maps, and they are stored once per run (_probe_images).
@@ -303,7 +306,17 @@ class AttentionCallback(keras.callbacks.Callback):
         self._plans = {}
         for index, captured in enumerate(first):
             self._plans[captured.name] = self._plan_layer(captured, index, list(self._plans.values()))
-        self._check_budget()
+        keep = self._examples_within_budget()
+        if keep < self._batch:
+            total = sum(plan.cells for plan in self._plans.values())
+            logger.warning(
+                "AttentionCallback stores the first %d of the %d probe examples: all %d would "
+                "be %d attention weights per capture, more than max_cells=%d, and every "
+                "captured step stays in TensorBoard's memory. Every head of every layer of "
+                "those %d is stored in full; pass max_cells=%d to store all %d.",
+                keep, self._batch, self._batch, total, self.max_cells, keep, total, self._batch)
+            self._shrink_probe(keep)
+            return self._setup_capture()  # traced again for the smaller batch
         return first
 
     # -- schedule ------------------------------------------------------------
@@ -496,20 +509,39 @@ class AttentionCallback(keras.callbacks.Callback):
             self._drop_writer()
             raise
 
-    def _check_budget(self):
-        """Refuses captures larger than max_cells (the probe, and so the
-        sizes, are fixed)."""
-        sizes = {name: plan.cells for name, plan in self._plans.items()}
-        total = sum(sizes.values())
-        if total > self.max_cells:
+    def _examples_within_budget(self):
+        """How many probe examples (the first ones) fit in max_cells; big
+        models (12 layers x 12 heads x 512 tokens is 38 M weights per
+        example) are served with fewer examples rather than refused. Refuses
+        only when one example alone is over the budget."""
+        per_example = np.sum([plan.example_cells for plan in self._plans.values()], axis=0)
+        if self.max_cells is None or per_example.sum() <= self.max_cells:
+            return self._batch
+        keep = int(np.searchsorted(np.cumsum(per_example), self.max_cells, side="right"))
+        if keep == 0:
+            sizes = {name: plan.example_cells[0] for name, plan in self._plans.items()}
             largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
             raise ValueError(
-                "AttentionCallback: one capture would store %d attention weights (largest layers: %s), more than "
-                "max_cells=%d; every captured step is kept in TensorBoard's memory. Pass fewer "
-                "probe examples, layers=[...] to capture fewer layers, shorter probe sequences, "
-                "or a larger max_cells= if you have the memory."
-                % (total, ", ".join("%s %d" % kv for kv in largest), self.max_cells)
+                "AttentionCallback: one probe example alone would store %d attention weights "
+                "(largest layers: %s), more than max_cells=%d; every captured step is kept in "
+                "TensorBoard's memory. Pass layers=[...] to capture fewer layers, shorter probe "
+                "sequences, or a larger max_cells= if you have the memory."
+                % (int(per_example[0]), ", ".join("%s %d" % kv for kv in largest), self.max_cells)
             )
+        return keep
+
+    def _shrink_probe(self, count):
+        """Keeps the first `count` probe examples (and their tokens)."""
+        self._given_batch = self._given_batch or self._batch
+        self._probe = tf.nest.map_structure(lambda array: array[:count], self._probe)
+        self._batch = count
+        for source in self._sources:
+            source.ids, source.tokens = source.ids[:count], source.tokens[:count]
+            if source.mask is not None:
+                source.mask = source.mask[:count]
+        self._probe_digest = run_dirs.probe_digest(self._probe)
+        self._probe_fn = None
+        self._plans = None
 
     def _prepare(self, captured):
         """One layer's capture -> a cropped summary.LayerStep."""
@@ -538,6 +570,7 @@ class AttentionCallback(keras.callbacks.Callback):
         )
         record.probe_digest = self._probe_digest
         record.grid = plan.grid
+        record.probe_examples = self._given_batch or 0
         record.previous_maps = self._previous_maps.get(plan.name)
         if plan.query_ids is not None:
             record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
@@ -622,6 +655,7 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_class=type(captured.layer).__name__,
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
+            example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],
         )
 
     def _grid_for(self, inputs, length):
@@ -667,6 +701,7 @@ class _LayerPlan:
     layer_class: str
     index: int  # order in which the model runs the layer
     cells: int  # weights stored per capture
+    example_cells: list  # of which, per probe example
     grid: image_grid_lib.Grid = None  # the tokens are image patches (a ViT)
 
 

@@ -113,6 +113,7 @@ class LayerStep:
     query_ids: list = None  # per example, the kept queries' token ids (induction), if known
     previous_maps: list = None  # per example, the maps of the previous capture (change)
     grid: object = None  # image_grid.Grid when the tokens are image patches
+    probe_examples: int = 0  # the probe's size as given, when fewer examples are stored
 
 
 def prepare(
@@ -189,6 +190,7 @@ def maps_facts(record):
         layer_index=record.layer_index,
         rollout_stack=record.rollout_stack,
         probe_digest=record.probe_digest,
+        probe_examples=record.probe_examples,
     )
     if record.grid is not None:
         facts.grid_rows, facts.grid_cols, facts.grid_prefix = (

@@ -128,14 +128,21 @@ def test_nan_capture_is_skipped_with_a_warning_and_fit_completes(tmp_path, caplo
     assert list(only_layer(tmp_path, "att").steps) == [0, 1, 4, 5, 6]
 
 
-def test_a_capture_over_the_storage_budget_is_refused_before_training(tmp_path):
+def test_a_capture_over_the_storage_budget_keeps_the_first_examples_that_fit(tmp_path, caplog):
     model = tiny_mha_classifier(heads=2)
     x, y = tiny_data(8)
-    # 2 examples x 2 heads x 8 x 8 real tokens = 256 weights
-    cb = AttentionCallback(tmp_path, x[:2], max_cells=255)
-    with pytest.raises(ValueError, match=r"would store 256 attention weights \(largest layers: mha 256\).*max_cells=255"):
+    # 3 examples x 2 heads x 8 x 8 real tokens = 3 x 128 weights
+    cb = AttentionCallback(tmp_path / "two", x[:3], max_cells=300)
+    with caplog.at_level(logging.WARNING):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb])
+    assert "stores the first 2 of the 3 probe examples" in caplog.text
+    assert "pass max_cells=384 to store all 3" in caplog.text
+    layer = only_layer(tmp_path / "two", "mha")
+    assert len(layer.maps) == 2 and layer.maps[0].shape[1:] == (2, 8, 8)
+    assert cb.captured_steps == [0, 2]
+    # Only when one example alone is over the budget is the fit refused.
+    model = tiny_mha_classifier(heads=2)
+    cb = AttentionCallback(tmp_path / "none", x[:3], max_cells=127)
+    with pytest.raises(ValueError, match=r"one probe example alone would store 128 attention weights \(largest layers: mha 128\).*max_cells=127"):
         model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb])
     assert int(model.optimizer.iterations) == 0
-    ok = AttentionCallback(tmp_path / "ok", x[:2], max_cells=256)
-    model.fit(x, y, batch_size=4, verbose=0, callbacks=[ok])
-    assert ok.captured_steps == [0, 2]
