@@ -113,6 +113,22 @@ def test_all_250_captured_steps_are_served_without_flags(server):
     assert status == 200 and body[0] == round(249 / MANY * 255)
 
 
+def test_series_over_more_steps_than_max_points_are_a_subset_that_says_so(server):
+    full = server.get_json("/data/plugin/attention/importance?" + _q(run="many", tag="layer", example=0))
+    assert full["steps_total"] == MANY and not full["downsampled"]
+    few = server.get_json("/data/plugin/attention/importance?" + _q(run="many", tag="layer", example=0, max_points=40))
+    assert few["steps_total"] == MANY and few["downsampled"] and 10 <= len(few["steps"]) <= 40
+    assert few["steps"][-1] == MANY - 1 and few["steps"] == sorted(set(few["steps"]))
+    # values at the steps served are those stored: key 0 receives step/250 + 0.5
+    np.testing.assert_allclose([v[0][0] for v in few["values"]], [s / MANY + 0.5 for s in few["steps"]], atol=1e-5)
+    status, headers, body = server.get("/data/plugin/attention/importance?" + _q(
+        run="many", tag="layer", example=0, head=0, format="binary", max_points=40))
+    assert status == 200 and headers["X-Attention-Steps-Total"] == str(MANY)
+    assert headers["X-Attention-Shape"] == "%d,2" % len(few["steps"])
+    stats = server.get_json("/data/plugin/attention/head_stats?" + _q(run="many", tag="layer", example=0, max_points=40))
+    assert stats["steps"] == few["steps"] and stats["downsampled"]
+
+
 def test_users_samples_per_plugin_flag_still_wins(logdir):
     tb = TensorBoard(logdir, "--samples_per_plugin", "attention=20")
     try:
@@ -163,6 +179,8 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("importance?run=fit&tag=mha&example=0&format=binary&head=3", 404),
         ("rollout?run=many&tag=layer&example=0", 404),  # written without rollout
         ("head_stats?run=fit&tag=mha", 400),
+        ("head_stats?run=fit&tag=mha&example=0&max_points=0", 400),
+        ("importance?run=fit&tag=mha&example=0&max_points=x", 400),
         ("..%2f..%2fsetup.py", 404),
         ("frontend/../attention_plugin.py", 404),
     ],
@@ -175,7 +193,7 @@ def test_bad_parameters_answer_4xx_with_a_message(server, query, status):
 
 
 ROUTES = ["maps", "importance", "head_stats", "rollout", "index"]
-PARAMS = ["run", "tag", "step", "example", "head", "mode", "format"]
+PARAMS = ["run", "tag", "step", "example", "head", "mode", "format", "max_points"]
 values = st.one_of(
     st.text(max_size=30),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
