@@ -5,6 +5,7 @@
 //   view_model.js       model view: every layer x every head
 //   view_grid.js        heads grid, colour scale and legend
 //   view_focus.js       enlarged map: labels, zoom, tooltip
+//   view_text.js        the example as text, tinted by the attention of a token
 //   view_importance.js  importance bars, steps x tokens heatmap, followed tokens
 //   view_stats.js       head statistics charts
 //   view_rollout.js     attention rollout bars
@@ -27,6 +28,7 @@ import { ImportanceView } from './view_importance.js';
 import { ModelView } from './view_model.js';
 import { RolloutView } from './view_rollout.js';
 import { StatsView } from './view_stats.js';
+import { TextView } from './view_text.js';
 
 const PLAY_INTERVAL_MS = 600;
 
@@ -65,6 +67,7 @@ class AttentionTab {
     });
     this.importance.csv.addEventListener('click', () => exportImportanceCsv(this.state));
     this.stats = new StatsView({ status: this.status });
+    this.text = new TextView();
     this.model = new ModelView({
       status: this.status,
       mapsOf: (layer, step) => {
@@ -95,7 +98,7 @@ class AttentionTab {
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
       ]),
       this.status.element, this.info, this.otherShapes,
-      this.model.element, this.grid.element, this.focus.element, this.importance.barsPanel, this.importance.trainingPanel,
+      this.model.element, this.grid.element, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
       this.stats.element, this.rollout.element,
     );
     c.run.addEventListener('change', () => this.select({ run: c.run.value }));
@@ -164,8 +167,9 @@ class AttentionTab {
     const model = this.showModel();
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom);
+    this.text.setExample(example);
     const empty = isEmptyExample(example);
-    for (const panel of [this.focus.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
+    for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
       panel.hidden = empty;
     }
     if (empty) {
@@ -274,7 +278,9 @@ class AttentionTab {
   paintFocus() {
     if (!this.maps) return;
     const name = String(this.state.head);
-    this.focus.paint(this.mapOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
+    const values = this.mapOf(name);
+    this.focus.paint(values, this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
+    this.text.show(values, this.maps.q, this.maps.k, this.vmax);
   }
 
   /** The open map as a labelled PNG or as CSV. */

@@ -495,6 +495,29 @@ def test_screenshots_in_light_and_dark_at_pixel_ratios_1_and_2(browser, server, 
         page.context.close()
 
 
+
+def test_text_view_tints_every_token_by_the_attention_a_hovered_token_gives_or_receives(page, captured):
+    tab = page.tab
+    step = int(captured.steps[-1])
+    wait_painted(tab, step)
+    tab.click('#head-grid figure[data-head="1"]')
+    maps = captured.maps[0][-1][1]  # head 1 at the last step: (q, k)
+    tab.hover("#text-queries .token[data-index='2']")
+    backgrounds = tab.eval_on_selector_all("#text-queries .token", "s => s.map(x => getComputedStyle(x).backgroundColor)")
+    assert backgrounds == ["rgb(%d, %d, %d)" % tuple(lut_color(w)) for w in maps[2]]  # row 2: what token 2 gives
+    tab.select_option("#text-direction", "receives")
+    tab.hover("#text-queries .token[data-index='4']")
+    weights = [float(w) for w in tab.eval_on_selector_all("#text-queries .token", "s => s.map(x => x.dataset.weight)")]
+    np.testing.assert_allclose(weights, maps[:, 4], atol=1e-6)  # column 4: what every token gives token 4
+    # a clicked token stays picked while the step changes, tinted by that step's weights
+    tab.click("#text-queries .token[data-index='4']")
+    tab.hover("#step-label")
+    set_step(tab, 0)
+    wait_painted(tab, int(captured.steps[0]))
+    weights = [float(w) for w in tab.eval_on_selector_all("#text-queries .token", "s => s.map(x => x.dataset.weight)")]
+    np.testing.assert_allclose(weights, captured.maps[0][0][1][:, 4], atol=1e-6)
+
+
 # -- exports ------------------------------------------------------------------
 
 

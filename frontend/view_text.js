@@ -1,0 +1,92 @@
+// The example as text: hover (or click to pin) a token and every other token
+// is tinted by the attention it gives (its query row) or receives (its key
+// column) in the map shown, on the tab's colour scale.
+
+import { cssColor } from './colors.js';
+import { el, fillSelect } from './dom.js';
+
+export class TextView {
+  constructor() {
+    this.direction = el('select', { id: 'text-direction', title: 'what the tint shows' });
+    fillSelect(this.direction, [
+      { value: 'gives', label: 'attention the token gives (its query row)' },
+      { value: 'receives', label: 'attention the token receives (its key column)' },
+    ]);
+    this.direction.addEventListener('change', () => { this.pinned = null; this.focusOn(null); });
+    this.help = el('span', { className: 'info', id: 'text-help' });
+    this.queries = el('p', { className: 'tokens', id: 'text-queries' });
+    this.keys = el('p', { className: 'tokens', id: 'text-keys' });
+    this.element = el('section', { className: 'panel', id: 'text-panel' }, [
+      el('div', { className: 'panel-head' }, [el('h3', { text: 'Text' }), this.direction, this.help]),
+      this.queries, this.keys,
+    ]);
+    this.pinned = null; // {side, index} kept while stepping
+    this.hovered = null;
+  }
+
+  /** Token spans for an example; one line when queries and keys are the same tokens. */
+  setExample(example) {
+    this.example = example;
+    this.pinned = null;
+    this.hovered = null;
+    this.same = example.query_tokens.length === example.key_tokens.length &&
+      example.query_tokens.every((t, i) => t === example.key_tokens[i]);
+    const spans = (tokens, side) => tokens.map((t, i) => {
+      const span = el('span', { className: 'token', text: t, dataset: { index: String(i), side } });
+      span.addEventListener('mouseenter', () => { this.hovered = { side, index: i }; this.render(); });
+      span.addEventListener('mouseleave', () => { this.hovered = null; this.render(); });
+      span.addEventListener('click', () => {
+        const same = this.pinned && this.pinned.side === side && this.pinned.index === i;
+        this.pinned = same ? null : { side, index: i };
+        this.render();
+      });
+      return span;
+    });
+    this.queries.replaceChildren(el('span', { className: 'info', text: this.same ? 'tokens: ' : 'queries: ' }), ...spans(example.query_tokens, 'query'));
+    this.keys.replaceChildren(el('span', { className: 'info', text: 'keys: ' }), ...spans(example.key_tokens, 'key'));
+    this.keys.hidden = this.same;
+    this.render();
+  }
+
+  /** The map shown (Float32Array q*k) and its scale. */
+  show(values, q, k, vmax) {
+    Object.assign(this, { values, q, k, vmax });
+    this.render();
+  }
+
+  focusOn(token) {
+    this.hovered = token;
+    this.render();
+  }
+
+  render() {
+    const all = [...this.queries.querySelectorAll('.token'), ...this.keys.querySelectorAll('.token')];
+    for (const span of all) {
+      span.style.background = '';
+      span.style.color = '';
+      span.classList.remove('source');
+      delete span.dataset.weight;
+    }
+    const gives = this.direction.value === 'gives';
+    this.help.textContent = gives
+      ? 'hover or click a token: the others are tinted by the attention it gives them'
+      : 'hover or click a token: the others are tinted by the attention they give it';
+    const focus = this.hovered || this.pinned;
+    if (!focus || !this.values) return;
+    // gives: the token is a query (row i), tint keys j by map[i][j];
+    // receives: the token is a key (column j), tint queries i by map[i][j].
+    const { k, vmax, values } = this;
+    const index = focus.index;
+    const source = this.same ? this.queries : (focus.side === 'query' ? this.queries : this.keys);
+    const tinted = this.same ? this.queries : (gives ? this.keys : this.queries);
+    if (!this.same && (gives ? focus.side !== 'query' : focus.side !== 'key')) return; // that side has no such row/column
+    source.querySelector(`.token[data-index="${index}"]`)?.classList.add('source');
+    tinted.querySelectorAll('.token').forEach((span) => {
+      const other = Number(span.dataset.index);
+      const w = gives ? values[index * k + other] : values[other * k + index];
+      span.style.background = cssColor(w, vmax);
+      span.style.color = w / (vmax || 1) > 0.6 ? '#000' : '#fff';
+      span.dataset.weight = String(w);
+    });
+  }
+}
