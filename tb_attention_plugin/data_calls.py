@@ -42,8 +42,9 @@ def is_rustboard(provider):
 class DataCalls:
     """Runs `provider.<method>(ctx, **kwargs)`; nudges pending calls when asked.
 
-    `read_tensors_checked` and `read_blob_sequences_checked` are the
-    functions of `tensor_reads` on the provider.
+    `read_tensors_checked`, `read_blob_sequences_checked` and
+    `read_blob_keys_checked` are the functions of `tensor_reads` on the
+    provider.
 
     `nudges_sent` counts the nudges, for tests and benchmarks.
     """
@@ -62,6 +63,8 @@ class DataCalls:
             call = functools.partial(tensor_reads.read_tensors, self._provider)
         elif method == "read_blob_sequences_checked":
             call = functools.partial(tensor_reads.read_blob_sequences, self._provider)
+        elif method == "read_blob_keys_checked":
+            call = functools.partial(tensor_reads.read_blob_keys, self._provider)
         else:
             call = getattr(self._provider, method)
         if not self._nudge:

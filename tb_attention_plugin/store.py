@@ -591,7 +591,9 @@ class Store:
 
     def _blob_index(self, ctx, experiment_id, layer):
         """{step: (blob key of each blob)} of a MAPS tag, cached per version:
-        one per example, then (format version 2) the step's facts blob."""
+        one per example, then (format version 2) the step's facts blob. The
+        keys are a sequence (`tensor_reads.read_blob_keys`), not always a
+        tuple."""
         series = layer.series
         key = ("blob_index", experiment_id, layer.run, layer.tag, series.max_step, series.max_wall_time)
         index = self._cache.get(key)
@@ -606,10 +608,9 @@ class Store:
                         "(the metadata declares %d examples)" % (layer.where(step), shape, most, examples),
                     )
 
-            datums = self._read_points(
-                "read_blob_sequences_checked", ctx, experiment_id, layer.run, layer.tag, check_shape=check
-            )
-            index = {datum.step: tuple(ref.blob_key for ref in datum.values) for datum in datums}
+            index = dict(self._read_points(
+                "read_blob_keys_checked", ctx, experiment_id, layer.run, layer.tag, check_shape=check
+            ))
             self._cache.put(key, index, 100 * (len(index) + 1))
         return index
 

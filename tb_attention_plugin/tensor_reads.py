@@ -118,3 +118,63 @@ def read_blob_sequences(data_provider, ctx, *, experiment_id, plugin_name, downs
                     shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
                     check_shape(run, tag, event.step, shape)
     return data_provider.read_blob_sequences(ctx, downsample=downsample, **args)
+
+
+def read_blob_keys(data_provider, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter, check_shape):
+    """{run: {tag: [(step, blob keys)]}} of blob sequences, sorted by step:
+    what `read_blob_sequences` gives, as the keys alone, after `check_shape`
+    as there. For the in-process reader the keys are made when used
+    (`_LazyKeys`): it encodes each key as JSON and base64, and a 10,000-step
+    layer of 8 examples has 90,000 blobs, of which a request reads a few
+    (2 s of the first request, docs/PERFORMANCE.md)."""
+    try:
+        from tensorboard.backend.event_processing import data_provider as in_process
+    except ImportError:
+        in_process = None
+    if (in_process is not None and isinstance(data_provider, in_process.MultiplexerDataProvider)
+            and hasattr(data_provider, "_multiplexer") and hasattr(in_process, "_encode_blob_key")
+            and hasattr(in_process, "_downsample")):
+        result = {}
+        listing = data_provider.list_blob_sequences(
+            ctx, experiment_id=experiment_id, plugin_name=plugin_name, run_tag_filter=run_tag_filter)
+        for run, tags in listing.items():
+            for tag in tags:
+                by_step = {}
+                for event in data_provider._multiplexer.Tensors(run, tag):
+                    proto = event.tensor_proto
+                    shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+                    check_shape(run, tag, event.step, shape)
+                    if event.step not in by_step:  # as read_blob_sequences: the first event of a step
+                        count = shape[0] if len(shape) == 1 else 0
+                        by_step[event.step] = _LazyKeys(
+                            in_process._encode_blob_key, (experiment_id, plugin_name, run, tag, event.step),
+                            range(count))
+                points = in_process._downsample(sorted(by_step.items()), downsample)
+                result.setdefault(run, {})[tag] = points
+        return result
+    data = read_blob_sequences(data_provider, ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+                               downsample=downsample, run_tag_filter=run_tag_filter, check_shape=check_shape)
+    return {
+        run: {tag: [(d.step, tuple(ref.blob_key for ref in d.values)) for d in sorted(points, key=lambda d: d.step)]
+              for tag, points in tags.items()}
+        for run, tags in data.items()
+    }
+
+
+class _LazyKeys:
+    """A read-only sequence of blob keys `encode(*prefix, i)` for i in
+    `indices` (a range), each made when read."""
+
+    def __init__(self, encode, prefix, indices):
+        self._encode, self._prefix, self._indices = encode, prefix, indices
+
+    def __len__(self):
+        return len(self._indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return _LazyKeys(self._encode, self._prefix, self._indices[i])
+        return self._encode(*self._prefix, self._indices[i])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))

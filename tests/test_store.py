@@ -67,6 +67,9 @@ class FakeProvider:
     def read_blob_sequences_checked(self, ctx, **kwargs):
         return tensor_reads.read_blob_sequences(self, ctx, **kwargs)
 
+    def read_blob_keys_checked(self, ctx, **kwargs):
+        return tensor_reads.read_blob_keys(self, ctx, **kwargs)
+
     def read_blob(self, ctx, blob_key):
         if self.reject_blob_keys:
             raise errors.InvalidArgumentError("failed to parse blob key: BadJson")
