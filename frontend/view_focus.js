@@ -3,12 +3,14 @@
 
 import { cssColor } from './colors.js';
 import { el } from './dom.js';
-import { paintMap } from './heatmap.js';
+import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt } from './layout.js';
 
 export const MIN_ZOOM = 1;
 export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at any length
 const FIT_PX = 640; // a new map starts about this wide
+export const MINIMAP_FROM = 512; // tokens: longer maps get a minimap
+const MINIMAP_PX = 160;
 
 /** Zoom at which a map of this example is about FIT_PX wide, never below 2 px per cell. */
 export function fitZoom(example) {
@@ -28,6 +30,10 @@ export class FocusMap {
     this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
     this.cols = el('div', { className: 'labels cols', id: 'col-labels' });
     this.tooltip = el('div', { id: 'tooltip', className: 'tooltip', hidden: true });
+    this.minimapCanvas = el('canvas', { className: 'map', id: 'minimap-map' });
+    this.minimapView = el('div', { className: 'minimap-view', id: 'minimap-view' });
+    this.minimap = el('div', { className: 'minimap', id: 'minimap', hidden: true,
+      title: 'the whole map; the box is the part in view: click or drag to move it' }, [this.minimapCanvas, this.minimapView]);
     const body = el('div', { className: 'focus-body', id: 'focus-body' }, [
       el('div', { className: 'corner' }),
       this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
@@ -35,13 +41,26 @@ export class FocusMap {
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
       el('div', { className: 'info', id: 'axis-titles', text: 'rows: query tokens ↓ · columns: key tokens → · labels stay in view while the map scrolls' }),
-      el('div', { className: 'focus-wrap' }, [body, this.tooltip]),
+      el('div', { className: 'focus-wrap' }, [body, this.tooltip, this.minimap]),
     ]);
     this.values = null;
     this.highlighted = null;
     this.zoom.addEventListener('input', () => { this.size(); onZoom(Number(this.zoom.value)); });
     this.png.addEventListener('click', onExportPng);
     this.csv.addEventListener('click', onExportCsv);
+    this.body = body;
+    body.addEventListener('scroll', () => this.placeMinimapView());
+    const jump = (e) => {
+      const rect = this.minimapCanvas.getBoundingClientRect();
+      const fx = (e.clientX - rect.left) / rect.width;
+      const fy = (e.clientY - rect.top) / rect.height;
+      const { scrollWidth, scrollHeight, clientWidth, clientHeight } = body;
+      body.scrollLeft = fx * scrollWidth - clientWidth / 2;
+      body.scrollTop = fy * scrollHeight - clientHeight / 2;
+    };
+    this.minimap.addEventListener('mousedown', (e) => { this.dragging = true; jump(e); e.preventDefault(); });
+    window.addEventListener('mousemove', (e) => { if (this.dragging) jump(e); });
+    window.addEventListener('mouseup', () => { this.dragging = false; });
     this.canvas.addEventListener('mousemove', (e) => this.hover(e));
     this.canvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.highlight(null); });
   }
@@ -66,6 +85,30 @@ export class FocusMap {
     this.title.textContent = title;
     this.repaint();
     this.size();
+    this.paintMinimap();
+  }
+
+  /** The whole map, small, for maps of MINIMAP_FROM tokens or more. */
+  paintMinimap() {
+    const { values, q, k, vmax } = this;
+    this.minimap.hidden = Math.max(q, k) < MINIMAP_FROM;
+    if (this.minimap.hidden) return;
+    const size = MINIMAP_PX / Math.max(q, k);
+    paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1);
+    this.placeMinimapView();
+  }
+
+  /** The box over the minimap: the part of the map in view. */
+  placeMinimapView() {
+    if (this.minimap.hidden) return;
+    const { scrollLeft, scrollTop, scrollWidth, scrollHeight, clientWidth, clientHeight } = this.body;
+    const w = parseFloat(this.minimapCanvas.style.width);
+    const h = parseFloat(this.minimapCanvas.style.height);
+    const box = this.minimapView.style;
+    box.left = `${(scrollLeft / scrollWidth) * w}px`;
+    box.top = `${(scrollTop / scrollHeight) * h}px`;
+    box.width = `${Math.min(1, clientWidth / scrollWidth) * w}px`;
+    box.height = `${Math.min(1, clientHeight / scrollHeight) * h}px`;
   }
 
   /** Dims everything outside a row ({row}) or column ({col}); null for none. */
@@ -103,6 +146,7 @@ export class FocusMap {
       labels.classList.toggle('hidden-text', cell < 6);
       labels.dataset.axis = axis;
     }
+    this.placeMinimapView();
   }
 
   hover(event) {

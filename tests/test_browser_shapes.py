@@ -19,6 +19,7 @@ from test_browser import CHROMIUM, browser, open_tab, screenshot, wait_painted  
 
 pytestmark = pytest.mark.browser
 LONG = 300
+HUGE = 2048
 HOT = [j for j in range(LONG) if j % 5 == 2]  # key columns that receive all of some rows' attention
 
 
@@ -58,6 +59,12 @@ def logdir(tmp_path_factory):
         scores[0, 1] = 1.0 / LONG
         summary.attention("long", scores, step=0, kind="self")
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "huge"))
+    with writer.as_default():
+        scores = np.zeros((1, 1, HUGE, HUGE), np.float32)
+        scores[0, 0, np.arange(HUGE), (np.arange(HUGE) * 7) % HUGE] = 1.0
+        summary.attention("huge", scores, step=0, kind="self")
+    writer.close()
     return root
 
 
@@ -67,7 +74,7 @@ def server(logdir):
     try:
         tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
         for _ in range(120):
-            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 3:
+            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 4:
                 break
             time.sleep(0.5)
         yield tb
@@ -233,3 +240,28 @@ def test_model_view_shows_every_layer_and_head_in_model_order_and_opens_one(open
     notes = tab.eval_on_selector_all("#model-grid .model-row .info", "n => n.map(x => x.textContent)")
     assert notes == ["all padding", "all padding"]
     screenshot(page, "model-view.png")
+
+
+def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
+    page = opened(height=1400)
+    tab = page.tab
+    _show(tab, run="huge")
+    wait_painted(tab, 0)
+    assert tab.get_attribute('#head-grid canvas[data-head="0"]', "data-pooled") == "true"
+    assert tab.locator("#focus-map").bounding_box()["width"] == 2 * HUGE  # 2 px cells to start
+    assert tab.is_visible("#minimap")
+    body = tab.eval_on_selector("#focus-body", "b => [b.scrollWidth, b.scrollHeight, b.clientWidth, b.clientHeight]")
+    box = tab.locator("#minimap-map").bounding_box()
+    view = tab.locator("#minimap-view").bounding_box()
+    assert abs(view["width"] - box["width"] * body[2] / body[0]) <= 2  # the box is the part in view
+    page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2)  # the bottom right corner
+    scroll = tab.eval_on_selector("#focus-body", "b => [b.scrollLeft, b.scrollTop]")
+    assert scroll[0] >= body[0] - body[2] - 2 and scroll[1] >= body[1] - body[3] - 2
+    moved = tab.locator("#minimap-view").bounding_box()
+    assert moved["x"] > view["x"] + box["width"] / 2 and moved["y"] > view["y"] + box["height"] / 2
+    # the map is drawn at every cell: the canvas holds 2048 x 2048 cells, row 2047's one at column 2047 * 7 % 2048
+    assert tab.get_attribute("#focus-map", "data-cols") == str(HUGE)
+    got = tab.evaluate("""([x, y]) => Array.from(document.querySelector('#focus-map').getContext('2d')
+        .getImageData(x, y, 1, 1).data.slice(0, 3))""", [(HUGE - 1) * 7 % HUGE, HUGE - 1])
+    assert got == [253, 231, 37]
+    screenshot(page, "huge-map-minimap.png")
