@@ -1,12 +1,10 @@
 """AttentionCallback: records attention maps to TensorBoard during model.fit."""
 
-import contextlib
 import dataclasses
 import logging
 import os
 import re
 import threading
-import warnings
 import weakref
 
 import keras
@@ -15,9 +13,10 @@ import tensorflow as tf
 
 from tb_attention_plugin import capture
 from tb_attention_plugin import encoding as encoding_lib
-from tb_attention_plugin import head_metrics as head_metrics_lib
+from tb_attention_plugin import head_watch
 from tb_attention_plugin import image_grid as image_grid_lib
 from tb_attention_plugin import masks
+from tb_attention_plugin import messages
 from tb_attention_plugin import metadata
 from tb_attention_plugin import numerics
 from tb_attention_plugin import run_dirs
@@ -94,9 +93,10 @@ class AttentionCallback(keras.callbacks.Callback):
         normalised to 0..1 (docs/HEAD_METRICS.md) and averaged over heads and
         probe examples, falls below this (default 0.05: nearly every head on
         one token); None: never.
-      stalled_change: warn once per head when its maps change by less than
-        this on average since the last capture while the loss moved by more
-        than 1% (default 1e-5); None: never.
+      stalled_ratio: warn once per head when its maps stop changing while the
+        loss moved by more than 1% since the last capture: no change at all
+        (a frozen layer), or, after 3 captures, a mean change under this
+        share of the head's largest one (default 0.01); None: never.
 
     Example:
 
@@ -121,7 +121,7 @@ class AttentionCallback(keras.callbacks.Callback):
         head_scalars=False,
         image_grid=None,
         collapse_entropy=0.05,
-        stalled_change=1e-5,
+        stalled_ratio=0.01,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -131,23 +131,20 @@ class AttentionCallback(keras.callbacks.Callback):
             raise ValueError(
                 "AttentionCallback: update_freq must be a positive number of steps "
                 "or \"epoch\", and %s was given. Pass e.g. update_freq=100."
-                % _quoted(update_freq)
+                % messages.quoted(update_freq)
             )
         self.update_freq = update_freq
         self.pad_id = pad_id
-        with _setup_errors():
+        with messages.setup_errors():
             encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
         self.max_cells = max_cells
         self.head_scalars = bool(head_scalars)
-        self.collapse_entropy = collapse_entropy
-        self.stalled_change = stalled_change
-        self._warned = set()  # (kind, layer[, head]) warned once each
-        self._loss_at_capture = None
+        self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
         self._layer_names = layers
         self._probe = tf.nest.map_structure(np.asarray, probe)
         # Validated now so that wrong token counts fail before training.
-        with _setup_errors():
+        with messages.setup_errors():
             self._batch = tokens_lib.probe_batch_size(self._probe)
             self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
         self._probe_digest = run_dirs.probe_digest(self._probe)
@@ -192,7 +189,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
             )
         _check_probe_keys(model, self._probe)
-        with _setup_errors():
+        with messages.setup_errors():
             self._layers, self._required = capture.select_layers(model, self._layer_names)
         if self._image_inputs:
             self._patch_size = image_grid_lib.patch_size_of(model)
@@ -259,7 +256,7 @@ class AttentionCallback(keras.callbacks.Callback):
         except (tf.errors.OpError, OSError) as e:
             raise ValueError(
                 "AttentionCallback cannot write to log_dir %s (%s). Pass a "
-                "directory you can write to." % (self.log_dir, _error_text(e))
+                "directory you can write to." % (self.log_dir, messages.error_text(e))
             ) from None
 
     def _drop_writer(self):
@@ -279,12 +276,12 @@ class AttentionCallback(keras.callbacks.Callback):
                 self.model, self._layers, self._required, self._probe
             )
         except capture.CaptureError as e:
-            raise ValueError("AttentionCallback: %s" % _sentence(str(e))) from None
+            raise ValueError("AttentionCallback: %s" % messages.sentence(str(e))) from None
         except Exception as e:
             # tf.function wraps the cause in a traceback; its last line says
             # it, after the exception's class name. Quoted as the model said it.
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            said = re.sub(r"^\w+(Error|Exception): ", "", lines[-1]) if lines else _error_text(e)
+            said = re.sub(r"^\w+(Error|Exception): ", "", lines[-1]) if lines else messages.error_text(e)
             raise ValueError(
                 "AttentionCallback could not run the model on the probe; the model "
                 "says \u201c%s\u201d. Pass probe= in the structure model(...) takes, "
@@ -294,7 +291,7 @@ class AttentionCallback(keras.callbacks.Callback):
         for name in self._probe_fn.skipped:
             logger.info(
                 "AttentionCallback: layer %s is named like attention but computed "
-                "no softmax on the probe, so it is not captured.", _quoted(name)
+                "no softmax on the probe, so it is not captured.", messages.quoted(name)
             )
 
     def _setup_capture(self):
@@ -399,51 +396,9 @@ class AttentionCallback(keras.callbacks.Callback):
         self.captured_steps.append(step)
         self._previous_maps = self._serialized_maps
         try:
-            self._watch_heads(serialized, step)
+            self._head_watch.observe(serialized, step, _running_loss(self.model))
         except Exception:  # a watch is advice; it never costs a capture
             logger.debug("head watch failed", exc_info=True)
-
-    def _watch_heads(self, serialized, step):
-        """Early warnings, once each (docs/HEAD_METRICS.md): a layer whose
-        attention entropy collapsed (Zhai et al. 2023 tie it to training
-        instability), a head whose map stopped changing while the loss moves."""
-        loss = _running_loss(self.model)
-        loss_moved = (
-            loss is not None and self._loss_at_capture is not None
-            and abs(loss - self._loss_at_capture) > 0.01 * max(abs(self._loss_at_capture), 1e-12)
-        )
-        self._loss_at_capture = loss
-        names = head_metrics_lib.METRIC_NAMES
-        for _, tensor, summary_metadata in serialized:
-            info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
-            if info.role != metadata.PluginData.HEAD_METRICS:
-                continue
-            values = tensor.numpy()  # (examples, heads, metrics)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say
-                entropy = np.nanmean(values[:, :, names.index("normalized_entropy")])
-                change = np.nanmean(values[:, :, names.index("change")], axis=0)
-            if (self.collapse_entropy is not None and entropy < self.collapse_entropy
-                    and ("collapse", info.layer) not in self._warned):
-                self._warned.add(("collapse", info.layer))
-                logger.warning(
-                    "AttentionCallback: the attention entropy of layer %s collapsed at step %d: "
-                    "%.3f of its maximum on average (below collapse_entropy=%g), so its heads "
-                    "each look at almost one token. Zhai et al. (2023) link this to unstable "
-                    "training: watch the loss, and consider a lower learning rate or "
-                    "normalising queries and keys.", _quoted(info.layer), step, entropy,
-                    self.collapse_entropy)
-            if self.stalled_change is None or not loss_moved:
-                continue
-            for head in np.flatnonzero(change < self.stalled_change):
-                if ("stalled", info.layer, head) in self._warned:
-                    continue
-                self._warned.add(("stalled", info.layer, head))
-                logger.warning(
-                    "AttentionCallback: head %d of layer %s stopped changing at step %d (mean "
-                    "change %.2g since the last capture, below stalled_change=%g) while the loss "
-                    "still moves; check that the layer trains (trainable, gradients reach it).",
-                    head, _quoted(info.layer), step, change[head], self.stalled_change)
 
     def _serialize(self, results):
         records = [self._prepare(captured) for captured in results]
@@ -554,7 +509,7 @@ class AttentionCallback(keras.callbacks.Callback):
         if tuple(np.shape(scores)[-2:]) != plan.shape:
             raise ValueError(
                 "layer %s returned attention of shape %s, first captured as %s"
-                % (_quoted(plan.name), _shape(scores.shape), _shape(plan.shape))
+                % (messages.quoted(plan.name), messages.shape(scores.shape), messages.shape(plan.shape))
             )
         record = summary.prepare(
             plan.name,
@@ -593,7 +548,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "AttentionCallback: layer %s returned attention for %d examples "
                 "and the probe has %d. A layer that sees reshaped batches (inside "
                 "TimeDistributed, or called on folded inputs) cannot be captured: "
-                "pass layers=[...] without it." % (_quoted(name), batch, self._batch)
+                "pass layers=[...] without it." % (messages.quoted(name), batch, self._batch)
             )
         query_valid = key_valid = None
         if captured.mask is not None and not transpose:
@@ -604,7 +559,7 @@ class AttentionCallback(keras.callbacks.Callback):
             except masks.UnknownMaskForm as e:
                 logger.warning(
                     "AttentionCallback could not read the mask of layer %s (%s), so "
-                    "its maps are stored uncropped, padding included.", _quoted(name), e
+                    "its maps are stored uncropped, padding included.", messages.quoted(name), e
                 )
         same = captured.same_sequence
         if same is None:  # a layer captured by its output: nothing else to go by
@@ -708,7 +663,7 @@ class _LayerPlan:
 def _warn_skipped(what, error):
     logger.warning(
         "AttentionCallback skipped %s: %s Training goes on and earlier captures "
-        "are kept.", what, _sentence(_error_text(error))
+        "are kept.", what, messages.sentence(messages.error_text(error))
     )
 
 
@@ -733,49 +688,6 @@ def _write_head_scalars(serialized, step):
         for name, column in zip(info.metric_names, values.T):
             if not np.isnan(column).all():
                 tf.summary.scalar("attention/%s/%s" % (info.layer, name), float(np.nanmean(column)), step=step)
-
-
-def _quoted(value):
-    """A name or value for a message: strings in double quotes (as Keras
-    writes names), anything else as str."""
-    return '"%s"' % value if isinstance(value, str) else str(value)
-
-
-def _shape(shape):
-    """(2, 4, 9) -> '2 x 4 x 9'."""
-    return " x ".join(str(int(d)) for d in shape)
-
-
-def _sentence(text):
-    """`text` ending in one full stop."""
-    text = str(text).strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _error_text(error):
-    """What an exception says, for a user. Our own errors (ValueError) and
-    the file system's (OSError, TensorFlow's OpError, without its op-name
-    preamble) say what happened; anything else is a bug of ours, said so."""
-    if isinstance(error, tf.errors.OpError):
-        text = error.message.strip().splitlines()[0] if error.message else ""
-    else:
-        text = str(error).strip()
-    if isinstance(error, (ValueError, OSError, tf.errors.OpError)) and text:
-        return text
-    return "an unexpected error in tb-attention, please report it with this line: %s %s" % (
-        type(error).__name__, text or "(no message)")
-
-
-@contextlib.contextmanager
-def _setup_errors():
-    """ValueErrors of the helper modules, said as the callback's own."""
-    try:
-        yield
-    except ValueError as e:
-        text = str(e)
-        if text.startswith("AttentionCallback"):
-            raise
-        raise ValueError("AttentionCallback: %s" % _sentence(text)) from None
 
 
 def _check_probe_keys(model, probe):
@@ -813,7 +725,7 @@ def _check_probabilities(captured, scores):
     scores = np.asarray(scores, dtype=np.float64)
     problem = None
     if scores.ndim not in (3, 4):
-        problem = "a tensor of shape %s, where attention is (batch, heads, q, k) or (batch, q, k)" % _shape(scores.shape)
+        problem = "a tensor of shape %s, where attention is (batch, heads, q, k) or (batch, q, k)" % messages.shape(scores.shape)
     elif not np.all(np.isfinite(scores)):
         problem = "values that are NaN or Inf"
     else:
@@ -830,7 +742,7 @@ def _check_probabilities(captured, scores):
             "AttentionCallback: layer %s (%s) is not attention: %s holds %s. Pass "
             "layers=[...] naming the layer that computes the attention "
             "probabilities (its softmax), or a layer that returns (output, weights)."
-            % (_quoted(captured.name), type(captured.layer).__name__, how, problem)
+            % (messages.quoted(captured.name), type(captured.layer).__name__, how, problem)
         )
 
 

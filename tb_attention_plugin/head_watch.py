@@ -1,0 +1,74 @@
+"""Early warnings while training, from each capture's head metrics
+(docs/HEAD_METRICS.md): a layer whose attention entropy collapses, a head
+that stops changing while the loss moves. Each is said once."""
+
+import logging
+import warnings
+
+import numpy as np
+
+from tb_attention_plugin import head_metrics
+from tb_attention_plugin import metadata
+from tb_attention_plugin.messages import quoted
+
+logger = logging.getLogger(__name__)
+
+
+class HeadWatch:
+    """Thresholds as AttentionCallback takes them; None switches one off."""
+
+    def __init__(self, collapse_entropy=0.05, stalled_ratio=0.01):
+        self.collapse_entropy = collapse_entropy
+        self.stalled_ratio = stalled_ratio
+        self._warned = set()  # (kind, layer[, head]) warned once each
+        self._loss_at_capture = None
+        self._peak_change = {}  # (layer, head) -> largest change seen, captures seen
+
+    def observe(self, serialized, step, loss):
+        """Early warnings, once each (docs/HEAD_METRICS.md): a layer whose
+        attention entropy collapsed (Zhai et al. 2023 tie it to training
+        instability), a head whose map stopped changing while the loss moves."""
+        loss_moved = (
+            loss is not None and self._loss_at_capture is not None
+            and abs(loss - self._loss_at_capture) > 0.01 * max(abs(self._loss_at_capture), 1e-12)
+        )
+        self._loss_at_capture = loss
+        names = head_metrics.METRIC_NAMES
+        for _, tensor, summary_metadata in serialized:
+            info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
+            if info.role != metadata.PluginData.HEAD_METRICS:
+                continue
+            values = tensor.numpy()  # (examples, heads, metrics)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say
+                entropy = np.nanmean(values[:, :, names.index("normalized_entropy")])
+                change = np.nanmean(values[:, :, names.index("change")], axis=0)
+            if (self.collapse_entropy is not None and entropy < self.collapse_entropy
+                    and ("collapse", info.layer) not in self._warned):
+                self._warned.add(("collapse", info.layer))
+                logger.warning(
+                    "AttentionCallback: the attention entropy of layer %s collapsed at step %d: "
+                    "%.3f of its maximum on average (below collapse_entropy=%g), so its heads "
+                    "each look at almost one token. Zhai et al. (2023) link this to unstable "
+                    "training: watch the loss, and consider a lower learning rate or "
+                    "normalising queries and keys.", quoted(info.layer), step, entropy,
+                    self.collapse_entropy)
+            if self.stalled_ratio is None:
+                continue
+            for head, now in enumerate(change):
+                if np.isnan(now):
+                    continue
+                peak, seen = self._peak_change.get((info.layer, head), (0.0, 0))
+                self._peak_change[info.layer, head] = (max(peak, now), seen + 1)
+                # Frozen (never changes), or changed and then stopped: under
+                # stalled_ratio of its own largest change, after 3 captures.
+                stalled = now <= 1e-9 or (seen >= 3 and now < self.stalled_ratio * peak)
+                if not (stalled and loss_moved) or ("stalled", info.layer, head) in self._warned:
+                    continue
+                self._warned.add(("stalled", info.layer, head))
+                logger.warning(
+                    "AttentionCallback: head %d of layer %s stopped changing at step %d (mean "
+                    "change %.2g since the last capture, %.2g at most before; stalled_ratio=%g) "
+                    "while the loss still moves; check that the layer trains (trainable, "
+                    "gradients reach it).", head, quoted(info.layer), step, now, peak,
+                    self.stalled_ratio)
