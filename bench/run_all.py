@@ -50,6 +50,14 @@ def main():
         "",
         backend_latency.scaling_report([backend_latency.run(s, 4, 8, 8, 64, 200) for s in (100, 1000, 5000)]),
         "",
+        "### First request of each route on long logs (`python -m bench.first_request`)",
+        "",
+        "8 examples x 8 heads x 128 tokens; each route's first request on an empty plugin cache, both "
+        "readers. Targets (issue 20 item 2): importance and head_stats <= 200 ms at 1000 steps, "
+        "<= 500 ms at 10,000; /index of 4 layers x 1000 steps fast; memory <= 1.3x disk.",
+        "",
+        first_request.report(first_request.run([(1000, 4), (10000, 1)])),
+        "",
         "## Frontend paint (`python -m bench.frontend_paint --demo-logdir LOGS`)",
         "",
         "Headless Chromium (software rendering, --disable-gpu) on the same 2 cores as TensorBoard.",

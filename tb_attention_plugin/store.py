@@ -376,8 +376,9 @@ class Store:
             index = self._blob_index(ctx, experiment_id, layer)
             facts, read = self._facts_by_step(ctx, layer, index)
             timeline = Timeline(layer, facts, read)
-            distinct = {id(f): f.ByteSize() for f in facts.values()}
-            self._cache.put(key, timeline, 100 * (len(facts) + 1) + 2 * sum(distinct.values()))
+            distinct = {id(f): f for f in facts.values()}  # ByteSize of each step took 0.2 s at 10,000
+            size = 2 * sum(f.ByteSize() for f in distinct.values())
+            self._cache.put(key, timeline, 100 * (len(facts) + 1) + size)
         return timeline
 
     def _facts_by_step(self, ctx, layer, index):
