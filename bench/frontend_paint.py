@@ -32,6 +32,7 @@ from tb_attention_plugin import summary  # noqa: E402
 
 SIZES = [(8, 64), (8, 256), (12, 512), (4, 1024), (8, 1024), (16, 1024)]
 STEPS = 4
+MODEL = (12, 12, 128)  # the model view: layers, heads, tokens
 
 
 def write_log(logdir):
@@ -44,6 +45,16 @@ def write_log(logdir):
                 scores = np.exp(logits - logits.max(-1, keepdims=True))
                 summary.attention("layer", scores / scores.sum(-1, keepdims=True), step=step, kind="self")
         writer.close()
+    layers, heads, tokens = MODEL
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "model"))
+    with writer.as_default():
+        for step in range(STEPS):
+            for i in range(layers):
+                logits = rng.normal(scale=3.0, size=(1, heads, tokens, tokens)).astype(np.float32)
+                scores = np.exp(logits - logits.max(-1, keepdims=True))
+                summary.attention("layer%02d" % i, scores / scores.sum(-1, keepdims=True), step=step,
+                                  kind="self", layer_index=i)
+    writer.close()
 
 
 def tab_frame(page):
@@ -61,6 +72,19 @@ TIME_STEP = """async ([step, how]) => {
   if (how === 'prefetched') await tab.mapsAt(step);  // the prefetch has landed
   const t = performance.now();
   await tab.setStep(step);
+  await new Promise(requestAnimationFrame);
+  return performance.now() - t;
+}"""
+
+
+# A step change with every layer's maps fetched anew, until the model view
+# (every layer x every head) and the main view are painted.
+TIME_MODEL = """async ([step]) => {
+  const tab = window.attentionTab;
+  tab.cache.clear();
+  const t = performance.now();
+  await tab.setStep(step);
+  await tab.modelShown;
   await new Promise(requestAnimationFrame);
   return performance.now() - t;
 }"""
@@ -94,6 +118,15 @@ def run(demo_logdir=None):
                     times["shown"] += [frame.evaluate(TIME_STEP, [step + 1, "shown"]) for _ in range(3)]
                 results[(heads, tokens)] = {how: (statistics.median(t), max(t)) for how, t in times.items()}
                 page.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(tb.url + "/")
+            state = {"run": "model", "tag": "layer00", "example": 0, "step": 0}
+            page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
+            page.goto(tb.url + "/#attention")
+            frame = tab_frame(page)
+            times = [frame.evaluate(TIME_MODEL, [step]) for step in (1, 2, 3, 0, 1, 2)]
+            results["model"] = (statistics.median(times), max(times))
+            page.close()
             browser.close()
     finally:
         tb.stop()
@@ -123,9 +156,13 @@ def run(demo_logdir=None):
 def report(results, first_paint):
     lines = ["| layer (one example) | new step, fetched + decoded: median / max (ms) | next step, prefetched "
              "(ms) | step already shown, repaint only (ms) |", "|---|---|---|---|"]
+    model = results.pop("model", None)
     for (heads, tokens), r in results.items():
         lines.append("| %d heads x %d tokens (%.1f M cells) | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |" % (
             heads, tokens, heads * tokens * tokens / 1e6, *r["cold"], *r["prefetched"], *r["shown"]))
+    if model:
+        lines += ["", "Model view of %d layers x %d heads x %d tokens, a step not seen before (every layer "
+                  "fetched), until it and the main view are painted: %.0f ms median, %.0f ms max." % (*MODEL, *model)]
     if first_paint is not None:
         lines += ["", "First paint of the tab (iframe navigation to painted maps) on the demo logdir: %.0f ms "
                   "(median of 3)." % first_paint]

@@ -190,8 +190,9 @@ class AttentionTab {
 
   /** The model view of the run at the current example and step (not while hidden). */
   showModel() {
-    if (this.model.element.hidden) return Promise.resolve();
-    return this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag);
+    this.modelShown = this.model.element.hidden ? Promise.resolve()
+      : this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag);
+    return this.modelShown;
   }
 
   loadImportance() {
