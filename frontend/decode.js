@@ -62,6 +62,27 @@ export function headMax(maps) {
   return out;
 }
 
+/**
+ * Cell-wise mean and max over heads in one pass over the data:
+ * {mean, max}, each Float32Array(q*k). Same numbers as headMean and headMax.
+ */
+export function headMeanMax(maps) {
+  const size = maps.q * maps.k;
+  const { heads, data } = maps;
+  const sum = new Float32Array(size);
+  const max = new Float32Array(size);
+  for (let h = 0; h < heads; h++) {
+    const offset = h * size;
+    for (let i = 0; i < size; i++) {
+      const v = data[offset + i];
+      sum[i] += v;
+      if (v > max[i]) max[i] = v;
+    }
+  }
+  for (let i = 0; i < size; i++) sum[i] /= heads;
+  return { mean: sum, max };
+}
+
 export function maxOf(values) {
   let best = 0;
   for (let i = 0; i < values.length; i++) if (values[i] > best) best = values[i];

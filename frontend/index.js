@@ -13,7 +13,7 @@
 //   status.js           the status line
 
 import * as api from './api.js';
-import { headMap, headMax, headMean, maxOf } from './decode.js';
+import { headMap, headMeanMax, maxOf } from './decode.js';
 import { el, fillSelect } from './dom.js';
 import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
 import { connectToHost, followTheme } from './host.js';
@@ -242,7 +242,7 @@ class AttentionTab {
     if (s.step !== step || s.run !== run || s.tag !== tag || s.example !== ex) return; // chosen meanwhile
     this.status.loaded('maps');
     this.maps = maps;
-    this.derived = { mean: headMean(maps), max: headMax(maps) };
+    this.derived = headMeanMax(maps);
     this.paintMaps();
     this.root.dataset.paintedStep = String(step);
     // Fetch the next step ahead: a cold step costs a data-provider call and

@@ -22,11 +22,13 @@ export class TextView {
     ]);
     this.pinned = null; // {side, index} kept while stepping
     this.hovered = null;
+    this.tinted = []; // spans the last render coloured
   }
 
   /** Token spans for an example; one line when queries and keys are the same tokens. */
   setExample(example) {
     this.example = example;
+    this.tinted = [];
     this.pinned = null;
     this.hovered = null;
     this.same = example.query_tokens.length === example.key_tokens.length &&
@@ -60,13 +62,15 @@ export class TextView {
   }
 
   render() {
-    const all = [...this.queries.querySelectorAll('.token'), ...this.keys.querySelectorAll('.token')];
-    for (const span of all) {
+    // Untint what the last render tinted (touching every span of a long text
+    // at every step would cost a style pass for nothing).
+    for (const span of this.tinted || []) {
       span.style.background = '';
       span.style.color = '';
       span.classList.remove('source');
       delete span.dataset.weight;
     }
+    this.tinted = [];
     const gives = this.direction.value === 'gives';
     this.help.textContent = gives
       ? 'hover or click a token: the others are tinted by the attention it gives them'
@@ -80,8 +84,13 @@ export class TextView {
     const source = this.same ? this.queries : (focus.side === 'query' ? this.queries : this.keys);
     const tinted = this.same ? this.queries : (gives ? this.keys : this.queries);
     if (!this.same && (gives ? focus.side !== 'query' : focus.side !== 'key')) return; // that side has no such row/column
-    source.querySelector(`.token[data-index="${index}"]`)?.classList.add('source');
+    const from = source.querySelector(`.token[data-index="${index}"]`);
+    if (from) {
+      from.classList.add('source');
+      this.tinted.push(from);
+    }
     tinted.querySelectorAll('.token').forEach((span) => {
+      this.tinted.push(span);
       const other = Number(span.dataset.index);
       const w = gives ? values[index * k + other] : values[other * k + index];
       span.style.background = cssColor(w, vmax);

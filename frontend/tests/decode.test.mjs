@@ -39,3 +39,12 @@ test('binary importance: float64 steps, then one float32 row per step', () => {
   assert.throws(() => decodeImportance(new ArrayBuffer(20), [2, 3]), /expected 40 bytes/);
   assert.throws(() => parseShape('2,3,4', 2), /bad X-Attention-Shape/);
 });
+
+test('headMeanMax gives headMean and headMax in one pass', async () => {
+  const { headMeanMax, headMean, headMax } = await import('../decode.js');
+  const maps = { heads: 3, q: 1, k: 2, data: Float32Array.of(0.1, 0.9, 0.5, 0.2, 0.3, 0.4) };
+  const { mean, max } = headMeanMax(maps);
+  assert.deepEqual([...mean], [...headMean(maps)]);
+  assert.deepEqual([...max], [...headMax(maps)]);
+  assert.deepEqual([...max], [Math.fround(0.5), Math.fround(0.9)]);
+});
