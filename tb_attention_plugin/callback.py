@@ -702,9 +702,9 @@ def _check_probe_keys(model, probe):
             "AttentionCallback: the probe's keys do not match the model's inputs "
             "(%s%s). The model takes %s: pass probe= with exactly those keys."
             % (
-                "unknown %s" % ", ".join(map(_quoted, unknown)) if unknown else "",
-                ("; " if unknown and missing else "") + ("missing %s" % ", ".join(map(_quoted, missing)) if missing else ""),
-                ", ".join(map(_quoted, sorted(expected))),
+                "unknown %s" % ", ".join(map(messages.quoted, unknown)) if unknown else "",
+                ("; " if unknown and missing else "") + ("missing %s" % ", ".join(map(messages.quoted, missing)) if missing else ""),
+                ", ".join(map(messages.quoted, sorted(expected))),
             )
         )
 
