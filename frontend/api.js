@@ -53,7 +53,11 @@ export async function fetchImportanceOfHead(run, tag, example, mode, head) {
   if (!response.ok) throw await failed(response);
   const shape = parseShape(response.headers.get('X-Attention-Shape'), 2);
   const { steps, values } = decodeImportance(await response.arrayBuffer(), shape);
-  return { mode, head, num_heads: Number(response.headers.get('X-Attention-Heads')), steps, values };
+  const total = Number(response.headers.get('X-Attention-Steps-Total'));
+  return {
+    mode, head, num_heads: Number(response.headers.get('X-Attention-Heads')), steps, values,
+    steps_total: total > 0 ? total : steps.length, // older servers send no such header
+  };
 }
 export const fetchHeadStats = (run, tag, example) => getJson('head_stats', { run, tag, example });
 export const fetchRollout = (run, tag, example) => getJson('rollout', { run, tag, example });

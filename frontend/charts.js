@@ -11,6 +11,26 @@ export const valueText = (v) => (isMissing(v) ? 'missing' : v.toFixed(3));
 
 const finite = (values) => values.filter((v) => !isMissing(v));
 
+/**
+ * Index in a served (possibly downsampled, http_api.md "max_points") list of
+ * ascending steps of the step nearest to `step`, the earlier one on a tie.
+ */
+export function servedIndex(steps, step) {
+  let best = 0;
+  for (let s = 1; s < steps.length; s++) {
+    if (Math.abs(steps[s] - step) < Math.abs(steps[best] - step)) best = s;
+  }
+  return best;
+}
+
+/** "" when the series holds `step`, else a note naming the step shown instead. */
+export function servedNote(steps, step, total) {
+  const shown = steps[servedIndex(steps, step)];
+  if (shown === step) return '';
+  const of = total > steps.length ? `; the series holds ${steps.length} of ${total} steps` : '';
+  return ` (showing step ${shown}, the nearest served step to ${step}${of})`;
+}
+
 /** Largest finite value of rows of numbers (0 if none): one bar scale for every step. */
 export function seriesMax(rows) {
   let max = 0;

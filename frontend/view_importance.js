@@ -4,7 +4,9 @@
 // (per query token) is offered only as a check: 1 per query for softmax rows.
 
 import * as api from './api.js';
-import { renderBars, renderLines, renderStepsHeatmap, seriesMax, valueText } from './charts.js';
+import {
+  renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
+} from './charts.js';
 import { el, legendItem } from './dom.js';
 import { cellAt } from './layout.js';
 
@@ -77,11 +79,11 @@ export class ImportanceView {
     try {
       if (head === 'max') {
         const all = await api.fetchImportance(run, tag, state.example, mode);
-        data = { steps: all.steps, values: maxOverHeads(all.values, all.num_heads), which: 'max over heads' };
+        data = { steps: all.steps, values: maxOverHeads(all.values, all.num_heads), which: 'max over heads', total: all.steps_total };
       } else {
         const h = Number.isInteger(head) ? head : layer.num_heads;
         const one = await api.fetchImportanceOfHead(run, tag, state.example, mode, h);
-        data = { steps: one.steps, values: one.values, which: h === layer.num_heads ? 'head mean' : `head ${h}` };
+        data = { steps: one.steps, values: one.values, which: h === layer.num_heads ? 'head mean' : `head ${h}`, total: one.steps_total };
       }
     } catch (e) {
       if (this.loading === key) this.status.failed('importance', e);
@@ -99,11 +101,13 @@ export class ImportanceView {
   showStep(step) {
     const d = this.data;
     if (!d) return;
-    const s = d.steps.indexOf(step);
-    if (s < 0) return;
-    this.title.textContent = d.mode === 'received'
+    if (!d.steps.length) return;
+    // A long log's series may hold a subset of the steps (max_points): show the nearest, and say so.
+    const s = servedIndex(d.steps, step);
+    const note = servedNote(d.steps, step, d.total);
+    this.title.textContent = (d.mode === 'received'
       ? `Received attention per key token (sum over queries), ${d.which}, step ${step}`
-      : `Given attention per query token (sum over keys, 1 for softmax rows), ${d.which}, step ${step}`;
+      : `Given attention per query token (sum over keys, 1 for softmax rows), ${d.which}, step ${step}`) + note;
     this.scaleText.textContent = `Bar length: one scale for every step, 0 to ${d.max.toFixed(3)} ` +
       `(the largest value of ${d.which} at any step)`;
     this.scaleText.dataset.max = String(d.max);
@@ -128,7 +132,8 @@ export class ImportanceView {
     const vmax = renderStepsHeatmap(this.stepsCanvas, d.values);
     this.stepsCanvas.style.width = `${Math.min(900, Math.max(200, d.tokens.length * 8))}px`;
     this.stepsCanvas.style.height = `${Math.min(400, Math.max(60, d.steps.length * 6))}px`;
-    this.stepsInfo.textContent = `${d.steps.length} steps (${d.steps[0]} at the top to ${d.steps[d.steps.length - 1]}) x ` +
+    const of = d.total > d.steps.length ? ` (${d.steps.length} of ${d.total} captured steps, evenly spread)` : '';
+    this.stepsInfo.textContent = `${d.steps.length} steps${of} (${d.steps[0]} at the top to ${d.steps[d.steps.length - 1]}) x ` +
       `${d.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
     this.renderLines();
   }

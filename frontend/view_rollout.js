@@ -2,7 +2,7 @@
 // step, on one scale for every step. Hidden for layers without rollout.
 
 import * as api from './api.js';
-import { renderBars, seriesMax } from './charts.js';
+import { renderBars, servedIndex, seriesMax } from './charts.js';
 import { el } from './dom.js';
 
 export class RolloutView {
@@ -41,7 +41,6 @@ export class RolloutView {
     const rollout = this.rollout;
     this.element.hidden = !rollout;
     if (!rollout) return;
-    const s = rollout.steps.indexOf(step);
-    if (s >= 0) renderBars(this.bars, rollout.tokens, rollout.values[s], { max: rollout.max });
+    if (rollout.steps.length) renderBars(this.bars, rollout.tokens, rollout.values[servedIndex(rollout.steps, step)], { max: rollout.max });
   }
 }

@@ -518,6 +518,36 @@ def test_text_view_tints_every_token_by_the_attention_a_hovered_token_gives_or_r
     np.testing.assert_allclose(weights, captured.maps[0][0][1][:, 4], atol=1e-6)
 
 
+
+def test_a_downsampled_importance_series_shows_the_nearest_served_step_and_says_so(browser, server, captured):
+    """A log with more steps than max_points gets a subset over steps
+    (http_api.md); here the tab's requests ask for 2 points of 4 steps."""
+    def two_points(page):
+        page.route("**/data/plugin/attention/importance?*",
+                   lambda route: route.continue_(url=route.request.url + "&max_points=2"))
+
+    import urllib.parse
+    served = server.get_json("/data/plugin/attention/importance?" + urllib.parse.urlencode(
+        {"run": XSS_RUN, "tag": "mha", "example": 0, "max_points": 2}))
+    steps = [int(s) for s in captured.steps]
+    assert served["downsampled"] and served["steps_total"] == len(steps)
+    missing = next(s for s in steps if s not in served["steps"])
+    shown = min(served["steps"], key=lambda s: (abs(s - missing), s))  # nearest, the earlier on a tie
+    page = open_tab(browser, server.url, before=two_points)
+    try:
+        tab = page.tab
+        show(tab, run=XSS_RUN, step=missing, head="mean")
+        tab.wait_for_selector("#importance-bars[data-step='%d']" % missing, state="attached")
+        title = tab.inner_text("#importance-title")
+        assert title.endswith("(showing step %d, the nearest served step to %d; the series holds %d of %d steps)"
+                              % (shown, missing, len(served["steps"]), len(steps))), title
+        values = [float(v) for v in tab.eval_on_selector_all("#importance-bars .bar-row", "rows => rows.map(r => r.dataset.value)")]
+        np.testing.assert_allclose(values, captured.received[0][steps.index(shown), -1], atol=1e-5)
+        assert "of %d captured steps" % len(steps) in tab.inner_text("#importance-steps-info")
+    finally:
+        page.context.close()
+
+
 # -- exports ------------------------------------------------------------------
 
 

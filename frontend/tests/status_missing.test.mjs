@@ -30,3 +30,14 @@ test('seriesMax is the largest finite value of every step, skipping missing ones
   assert.equal(seriesMax([[0.25, null], [Float32Array.of(0.5)[0], NaN]]), 0.5);
   assert.equal(seriesMax([]), 0);
 });
+
+test('a downsampled series shows the served step nearest to the chosen one, and says so', async () => {
+  const { servedIndex, servedNote } = await import('../charts.js');
+  assert.equal(servedIndex([0, 10, 20], 14), 1);
+  assert.equal(servedIndex([0, 10, 20], 16), 2);
+  assert.equal(servedIndex([0, 10, 20], 5), 0); // a tie: the earlier
+  assert.equal(servedIndex([5, 10], 0), 0);
+  assert.equal(servedNote([0, 10, 20], 10, 3), '');
+  assert.equal(servedNote([0, 10, 20], 14, 21),
+    ' (showing step 10, the nearest served step to 14; the series holds 3 of 21 steps)');
+});
