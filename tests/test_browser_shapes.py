@@ -190,6 +190,7 @@ def test_token_labels_stay_in_view_while_a_long_map_scrolls(opened):
     tab = page.tab
     _show(tab, run="long", head=0)
     wait_painted(tab, 0)
+    assert tab.eval_on_selector("#text-queries", "p => p.scrollWidth <= p.clientWidth")  # 300 tokens of text wrap
     tab.fill("#zoom", "20")  # 6000 px: far larger than the view
     assert tab.inner_text("#axis-titles").startswith("rows: query tokens ↓ · columns: key tokens →")
     tab.eval_on_selector("#focus-body", "b => { b.scrollTop = 3000; b.scrollLeft = 3000; }")
