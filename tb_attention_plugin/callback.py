@@ -668,7 +668,12 @@ def _warn_skipped(what, error):
 
 
 def _running_loss(model):
-    """The loss Keras has averaged over the epoch so far, or None."""
+    """The loss Keras has averaged over the epoch so far, or None. Not read
+    under a distribution strategy: a synced metric's value is an all-reduce,
+    and the chief alone starting one stalls or aborts the other workers."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy is not tf.distribute.get_strategy():
+        return None
     for metric in getattr(model, "metrics", []):
         if metric.name == "loss":
             value = float(metric.result())
