@@ -113,8 +113,12 @@ def attention_rollout(stack):
 
 
 def rollout_importance(rollout):
-    """Mean over query rows of a rollout matrix: (n, n) -> (n,), sums to 1."""
-    return np.asarray(rollout, dtype=np.float64).mean(axis=0)
+    """Mean over query rows of a rollout matrix: (n, n) -> (n,), sums to 1.
+    An empty example (n = 0) gives an empty vector."""
+    rollout = np.asarray(rollout, dtype=np.float64)
+    if rollout.shape[0] == 0:
+        return np.zeros(rollout.shape[1:], dtype=np.float64)
+    return rollout.mean(axis=0)
 
 
 def real_span(mask):

@@ -287,13 +287,14 @@ def test_a_log_dir_on_tf_io_gfile_reruns_and_reads_back_without_local_files(tmp_
     assert tf.io.gfile.glob(log_dir + "/rerun_2/*tfevents*")
 
 
-def test_an_all_padding_probe_example_is_written_empty_and_the_fit_goes_on(tmp_path, caplog):
+def test_an_all_padding_probe_example_is_written_empty_and_the_fit_goes_on(tmp_path, caplog, recwarn):
     model = tiny_mha_classifier()
     probe = _probe().copy()
     probe[1] = 0  # an empty review: every token is padding
     cb = AttentionCallback(tmp_path, probe, update_freq=2)
     with caplog.at_level(logging.WARNING):
         _fit(model, [cb])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert cb.captured_steps == [0, 2, 4]
     layer = read_attention(str(tmp_path))["."]["mha"]
