@@ -97,7 +97,11 @@ def _apply(steps, mutation):
                     triples[i] = (tag, array, meta)
     elif kind == "blob":
         step, example, how, n = mutation[1:]
-        tag, blobs, meta = steps[step][0]
+        # The maps tag (role 1) may have been dropped by an earlier mutation.
+        where = next((i for i, (_, _, m) in enumerate(steps[step]) if _role(m) == 1), None)
+        if where is None:
+            return
+        tag, blobs, meta = steps[step][where]
         blob = blobs[example]
         try:  # the stored blob is compressed unless it is exactly 32 bytes or an earlier mutation made it odd
             raw = zlib.decompress(blob)
@@ -112,7 +116,7 @@ def _apply(steps, mutation):
             "empty": b"",
             "longer": raw + bytes(n + 1),
         }[how]
-        steps[step][0] = (tag, blobs, meta)
+        steps[step][where] = (tag, blobs, meta)
     elif kind == "drop":
         for step in steps:
             steps[step] = [(t, a, m) for t, a, m in steps[step] if _role(m) != mutation[1]]
