@@ -685,10 +685,7 @@ def _write_head_scalars(serialized, step):
     """Each layer's head metrics, mean over heads and examples, as ordinary
     scalars `attention/LAYER/METRIC`: the Scalars tab shows them beside the
     loss and compares runs. Metrics that do not apply (all NaN) are left out."""
-    for tag, tensor, summary_metadata in serialized:
-        info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
-        if info.role != metadata.PluginData.HEAD_METRICS:
-            continue
+    for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
         values = tensor.numpy().reshape(-1, len(info.metric_names))
         for name, column in zip(info.metric_names, values.T):
             if not np.isnan(column).all():

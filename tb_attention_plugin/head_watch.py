@@ -9,6 +9,7 @@ import numpy as np
 
 from tb_attention_plugin import head_metrics
 from tb_attention_plugin import metadata
+from tb_attention_plugin import summary
 from tb_attention_plugin.messages import quoted
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,7 @@ class HeadWatch:
         )
         self._loss_at_capture = loss
         names = head_metrics.METRIC_NAMES
-        for _, tensor, summary_metadata in serialized:
-            info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
-            if info.role != metadata.PluginData.HEAD_METRICS:
-                continue
+        for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
             values = tensor.numpy()  # (examples, heads, metrics)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say

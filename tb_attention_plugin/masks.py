@@ -23,6 +23,8 @@ positions it masks carry (almost) no attention is the one the layer used.
 
 import numpy as np
 
+from tb_attention_plugin import messages
+
 KEEP, DROP, ADDITIVE = "keep", "drop", "additive"
 
 # An additive mask entry at or below this masks its position: real masks use
@@ -57,16 +59,16 @@ def broadcast_mask(mask, scores_shape):
         elif mask.shape == (q, k) and q != batch:  # one mask for every example
             mask = mask[None, None]
         else:
-            raise UnknownMaskForm("a rank-2 mask of shape %s" % _shape(mask.shape))
+            raise UnknownMaskForm("a rank-2 mask of shape %s" % messages.shape(mask.shape))
     elif mask.ndim == 3:
         mask = mask[:, None]
     elif mask.ndim != 4:
-        raise UnknownMaskForm("a rank-%d mask of shape %s" % (mask.ndim, _shape(mask.shape)))
+        raise UnknownMaskForm("a rank-%d mask of shape %s" % (mask.ndim, messages.shape(mask.shape)))
     for size, full in zip(mask.shape, (batch, heads, q, k)):
         if size not in (1, full):
             raise UnknownMaskForm(
                 "a mask of shape %s for attention of shape %s"
-                % (_shape(mask.shape), _shape(scores_shape))
+                % (messages.shape(mask.shape), messages.shape(scores_shape))
             )
     return mask
 
@@ -159,8 +161,3 @@ def real_tokens(mask, scores, convention=None):
     query_valid = cells.any(axis=(1, 3)) if mask.shape[2] != 1 else None
     key_valid = cells.any(axis=(1, 2)) if mask.shape[3] != 1 else None
     return query_valid, key_valid
-
-
-def _shape(shape):
-    """(2, 1, 7) -> '2 x 1 x 7', as messages write shapes."""
-    return " x ".join(str(int(d)) for d in shape)

@@ -4,8 +4,6 @@ them), shapes as "2 x 4 x 9", and no Python repr (tests/test_messages.py)."""
 
 import contextlib
 
-import tensorflow as tf
-
 
 def quoted(value):
     """A name or value for a message: strings in double quotes (as Keras
@@ -28,6 +26,8 @@ def error_text(error):
     """What an exception says, for a user. Our own errors (ValueError) and
     the file system's (OSError, TensorFlow's OpError, without its op-name
     preamble) say what happened; anything else is a bug of ours, said so."""
+    import tensorflow as tf  # only here: masks.py uses this module without TensorFlow
+
     if isinstance(error, tf.errors.OpError):
         text = error.message.strip().splitlines()[0] if error.message else ""
     else:

@@ -22,6 +22,8 @@ import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 
 from tb_attention_plugin import metadata
+from tb_attention_plugin import reader
+from tb_attention_plugin import summary
 
 PluginData = metadata.PluginData
 
@@ -31,24 +33,11 @@ RERUN_PREFIX = "rerun_"
 MAX_RERUNS = 1000
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerFacts:
-    """What must be equal for two trainings to share a run: the facts
-    readers decode a layer's steps with."""
-
-    kind: int
-    num_heads: int
-    has_head_axis: bool
-    encoding: int
-    examples: tuple  # per example: (query_tokens, key_tokens, q_offset, k_offset, q_len, k_len)
-    probe_digest: str  # which probe ("" from the summary op)
-
-
 @dataclasses.dataclass
 class RunState:
     """The attention already in one run directory."""
 
-    facts: dict  # layer -> LayerFacts of its newest step; empty: no attention
+    facts: dict  # layer -> facts (AttentionPluginData) of its newest step; empty: no attention
     last_step: int  # newest step of any attention tag; -1 when none
 
 
@@ -75,30 +64,18 @@ def _flatten_with_paths(nest, path=()):
         yield path, np.asarray(nest)
 
 
-def facts_of(info):
-    """AttentionPluginData (MAPS) -> LayerFacts."""
-    return LayerFacts(
-        kind=info.kind,
-        num_heads=info.num_heads,
-        has_head_axis=info.has_head_axis,
-        encoding=info.encoding,
-        examples=tuple(
-            (tuple(e.query_tokens), tuple(e.key_tokens), e.query_offset, e.key_offset,
-             e.query_length, e.key_length)
-            for e in info.examples
-        ),
-        probe_digest=info.probe_digest,
-    )
-
-
 def facts_of_serialized(serialized):
-    """{layer: LayerFacts} of one capture as `summary.serialize` made it."""
-    facts = {}
-    for _, _, summary_metadata in serialized:
-        info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
-        if info.role == PluginData.MAPS:
-            facts[info.layer] = facts_of(info)
-    return facts
+    """{layer: facts (AttentionPluginData)} of one capture as
+    `summary.serialize` made it."""
+    return {info.layer: info for info, _ in summary.items_of_role(serialized, PluginData.MAPS)}
+
+
+def same_facts(stored, new):
+    """Whether two {layer: facts} decode and display alike, layer by layer
+    (metadata.shape_key: every fact but the version and rows_normalized)."""
+    return set(stored) == set(new) and all(
+        metadata.shape_key(stored[layer]) == metadata.shape_key(new[layer]) for layer in new
+    )
 
 
 def read_run(run_dir):
@@ -137,7 +114,7 @@ def choose(log_dir, facts, known=None):
     for number in range(1, MAX_RERUNS + 1):
         run_dir = log_dir if number == 1 else posixpath.join(log_dir, "%s%d" % (RERUN_PREFIX, number))
         state = known.get(run_dir) or read_run(run_dir)
-        if not state.facts or state.facts == facts:
+        if not state.facts or same_facts(state.facts, facts):
             return run_dir, state, why
         if why is None:
             why = difference(state.facts, facts)
@@ -160,7 +137,7 @@ def difference(stored, new):
         return "it holds other layers (%s)" % "; ".join(parts)
     for layer in sorted(new):
         there, here = stored[layer], new[layer]
-        if there == here:
+        if metadata.shape_key(there) == metadata.shape_key(here):
             continue
         if there.num_heads != here.num_heads:
             return "layer %s has %d heads there and %d here" % (layer, there.num_heads, here.num_heads)
@@ -169,10 +146,10 @@ def difference(stored, new):
         for i, (a, b) in enumerate(zip(there.examples, here.examples)):
             if a != b:
                 return "example %d of layer %s has other tokens or lengths (%d x %d there, %d x %d here)" % (
-                    i, layer, a[4], a[5], b[4], b[5])
+                    i, layer, a.query_length, a.key_length, b.query_length, b.key_length)
         if there.probe_digest != here.probe_digest:
             return "its probe holds other inputs"
-        return "layer %s has another kind, encoding or head axis" % layer
+        return "layer %s has another kind, encoding, class or place in the model" % layer
     return "its facts differ"
 
 
@@ -209,15 +186,10 @@ def _info_of(value, infos):
 
 
 def _step_facts(info, value):
-    """LayerFacts of one MAPS value: from the facts blob every step carries
-    since format version 2 (the last blob), else from the tag's metadata."""
-    if info.version < 2:
-        return facts_of(info)
-    blobs = value.tensor.string_val
-    if not blobs:
-        return None
+    """The facts of one MAPS value, by the reader's rule (reader.step_facts:
+    its own facts blob, else the tag's metadata); None when damaged."""
     try:
-        return facts_of(metadata.parse_plugin_metadata(blobs[-1]))
+        return reader.step_facts(info, value.tensor.string_val)[0]
     except Exception:
         return None
 

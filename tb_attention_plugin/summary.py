@@ -265,6 +265,15 @@ def _head_metrics_tensor(record):
     ])
 
 
+def items_of_role(serialized, role):
+    """(AttentionPluginData, tensor) of the items of `serialized` (what
+    `serialize` made) whose role is `role`, e.g. PluginData.HEAD_METRICS."""
+    for _, tensor, summary_metadata in serialized:
+        info = metadata.parse_plugin_metadata(summary_metadata.plugin_data.content)
+        if info.role == role:
+            yield info, tensor
+
+
 def write(serialized, step):
     """Writes what `serialize` made (of one layer or many) at `step` to the
     default summary writer. Returns True if it was written."""
