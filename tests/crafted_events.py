@@ -89,6 +89,17 @@ def with_plugin_data(summary_metadata, data):
     return copy
 
 
+def replace(triples, role, array=None, data=None):
+    """triples with the array (or the plugin data) of `role` replaced."""
+    out = []
+    for tag, old, meta in triples:
+        if plugin_data(meta).role == role:
+            old = old if array is None else array
+            meta = meta if data is None else with_plugin_data(meta, data)
+        out.append((tag, old, meta))
+    return out
+
+
 def events(steps):
     """Event protos for {step: [(tag, array, SummaryMetadata)]}."""
     out = [event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")]

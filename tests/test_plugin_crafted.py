@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from crafted_events import (layer_step, plugin_data, repeated_value_tensor, with_facts, with_plugin_data,
+from crafted_events import (layer_step, plugin_data, repeated_value_tensor, replace, with_facts,
                             without_facts, write_run)
 from tb_attention_plugin import metadata
 from tensorboard_server import TensorBoard
@@ -20,16 +20,6 @@ from tensorboard_server import TensorBoard
 PluginData = metadata.PluginData
 ODD_NAMES = ['q"uote', "back\\slash", "ctl\x01x", "\u00fcn\u00efcode \u2713"]
 NEEDS_JSON_ESCAPE = ODD_NAMES[:3]  # what RustBoard's blob keys cannot carry
-
-
-def _replace(triples, role, array=None, data=None):
-    out = []
-    for tag, old, meta in triples:
-        if plugin_data(meta).role == role:
-            old = old if array is None else array
-            meta = meta if data is None else with_plugin_data(meta, data)
-        out.append((tag, old, meta))
-    return out
 
 
 def _with_blob(triples, example, blob):  # the facts blob stays last
@@ -42,7 +32,7 @@ def _with_blob(triples, example, blob):  # the facts blob stays last
 def _maps_metadata(triples, change):
     data = plugin_data(triples[0][2])
     change(data)
-    return _replace(triples, PluginData.MAPS, data=data)
+    return replace(triples, PluginData.MAPS, data=data)
 
 
 def _zlib_bomb(size=512 << 20):
@@ -58,7 +48,7 @@ def _nonfinite(triples):
     stats[0, 0, 1] = np.inf
     importance = triples[1][1].copy()
     importance[0, 0, 0, 2] = -np.inf
-    return _replace(_replace(triples, PluginData.HEAD_STATS, stats), PluginData.IMPORTANCE, importance)
+    return replace(replace(triples, PluginData.HEAD_STATS, stats), PluginData.IMPORTANCE, importance)
 
 
 def _crafted_runs():
@@ -73,15 +63,15 @@ def _crafted_runs():
         "short_blob": {0: _with_blob(base, 0, b"\x01" * 31)},
         "zlib_bomb": {0: _with_blob(base, 0, _zlib_bomb())},
         "negative_length": {0: _maps_metadata(base, lambda d: setattr(d.examples[0], "query_length", -3))},
-        "few_examples": {0: _replace(base, PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32))},
-        "bad_head_stats": {0: _replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))},
-        "bad_rollout": {0: _replace(base, PluginData.ROLLOUT, np.zeros((2, 2), np.float32))},
-        "newer": {0: _replace(base, PluginData.MAPS, data=newer)},
+        "few_examples": {0: replace(base, PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32))},
+        "bad_head_stats": {0: replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))},
+        "bad_rollout": {0: replace(base, PluginData.ROLLOUT, np.zeros((2, 2), np.float32))},
+        "newer": {0: replace(base, PluginData.MAPS, data=newer)},
         "nonfinite": {0: _nonfinite(base)},
         # 30 bytes that a reader would expand to 480 MB of float32
-        "shape_bomb": {0: _replace(base, PluginData.HEAD_STATS, repeated_value_tensor((2, 2, 120_000_000)))},
+        "shape_bomb": {0: replace(base, PluginData.HEAD_STATS, repeated_value_tensor((2, 2, 120_000_000)))},
         # one stored blob declaring a million: the Python reader makes a key per declared blob
-        "blob_count_bomb": {0: _replace(base, PluginData.MAPS, repeated_value_tensor((1_000_000,), base[0][1][0]))},
+        "blob_count_bomb": {0: replace(base, PluginData.MAPS, repeated_value_tensor((1_000_000,), base[0][1][0]))},
         "tags": {0: [t for name in ODD_NAMES for t in layer_step(name=name, heads=2, tokens=4, examples=2)]},
         # format version 1: no facts blob, the metadata's facts for every step
         "version_1": {0: without_facts(base), 1: without_facts(layer_step(heads=2, tokens=4, examples=2, seed=1))},

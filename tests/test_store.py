@@ -10,7 +10,7 @@ import pytest
 from tensorboard import errors
 from tensorboard.data import provider
 
-from crafted_events import layer_step, plugin_data, with_facts, with_plugin_data, without_facts
+from crafted_events import layer_step, plugin_data, replace, with_facts, without_facts
 from tb_attention_plugin import encoding, metadata, store, tensor_reads
 
 PluginData = metadata.PluginData
@@ -81,17 +81,6 @@ class FakeProvider:
 def make_store(runs, rustboard=False, reject_blob_keys=False):
     fake = FakeProvider(runs, reject_blob_keys)
     return store.Store(lambda method, ctx, **kw: getattr(fake, method)(ctx, **kw), rustboard=rustboard)
-
-
-def replace(triples, role, array=None, data=None):
-    """triples with the array (or the plugin data) of `role` replaced."""
-    out = []
-    for tag, old, meta in triples:
-        if plugin_data(meta).role == role:
-            old = old if array is None else array
-            meta = meta if data is None else with_plugin_data(meta, data)
-        out.append((tag, old, meta))
-    return out
 
 
 def maps_metadata(triples):
