@@ -41,6 +41,17 @@ class TensorBoard:
             time.sleep(0.5)
         raise TimeoutError("tensorboard did not get ready")
 
+    def wait_for_index(self, ready, tries=120):
+        """Waits for the Attention tab, then polls /index until ready(index)
+        (every 0.5 s, `tries` times); returns the last index either way."""
+        self.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
+        for _ in range(tries):
+            index = self.get_json("/data/plugin/attention/index")
+            if ready(index):
+                break
+            time.sleep(0.5)
+        return index
+
     def get(self, path):
         """(status, headers, body bytes); 4xx/5xx are returned, not raised."""
         try:

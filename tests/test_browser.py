@@ -84,11 +84,7 @@ def logdir(tmp_path_factory):
 def server(logdir):
     tb = TensorBoard(logdir)
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        for _ in range(120):
-            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 2:
-                break
-            time.sleep(0.5)
+        tb.wait_for_index(lambda index: len(index["runs"]) == 2)
         yield tb
     finally:
         tb.stop()

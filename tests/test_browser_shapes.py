@@ -4,7 +4,6 @@ run whose earlier steps have another shape, and a 300-token map. Each test
 opens its own page (helpers from test_browser.py)."""
 
 import io
-import time
 
 import keras
 import numpy as np
@@ -72,11 +71,7 @@ def logdir(tmp_path_factory):
 def server(logdir):
     tb = TensorBoard(logdir)
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        for _ in range(120):
-            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 4:
-                break
-            time.sleep(0.5)
+        tb.wait_for_index(lambda index: len(index["runs"]) == 4)
         yield tb
     finally:
         tb.stop()

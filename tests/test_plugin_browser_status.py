@@ -2,30 +2,18 @@
 short error of the view that failed and clears when that view loads;
 numbers stored as NaN are shown as missing."""
 
-import os
-import shutil
-import time
-
 import numpy as np
 import pytest
 
-from crafted_events import layer_step, plugin_data, write_run
+from crafted_events import layer_step, replace, write_run
 from tb_attention_plugin import metadata
 from tensorboard_server import TensorBoard
+from test_browser import CHROMIUM, tab_frame  # skips without Chromium, as test_browser does
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError("chromium is required in CI: .ci/run installs Debian's chromium")
-    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 pytestmark = pytest.mark.browser
 
 PluginData = metadata.PluginData
-
-
-def _replace(triples, role, array):
-    return [(t, array if plugin_data(m).role == role else a, m) for t, a, m in triples]
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +26,21 @@ def tab(tmp_path_factory):
     blobs[0] = b"\x01" * 31
     write_run(logdir / "a_short_blob", {0: [(base[0][0], blobs, base[0][2])] + base[1:]})
     write_run(logdir / "b_healthy", {0: base})
-    write_run(logdir / "c_bad_stats", {0: _replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))})
-    write_run(logdir / "d_nan", {0: _replace(base, PluginData.IMPORTANCE, importance)})
+    write_run(logdir / "c_bad_stats", {0: replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))})
+    write_run(logdir / "d_nan", {0: replace(base, PluginData.IMPORTANCE, importance)})
     tb = TensorBoard(logdir)
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        for _ in range(120):
-            if len(tb.get_json("/data/plugin/attention/index")["runs"]) == 4:
-                break
-            time.sleep(0.5)
+        tb.wait_for_index(lambda index: len(index["runs"]) == 4)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(tb.url + "/#attention")
-            yield _tab_frame(page)
+            yield tab_frame(page)
             browser.close()
     finally:
         tb.stop()
 
 
-def _tab_frame(page, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for frame in page.frames:
-            if "plugin_entry" in frame.url and frame.query_selector("#attention-root[data-ready=true]"):
-                return frame
-        page.wait_for_timeout(250)
-    raise TimeoutError("the Attention tab did not render")
 
 
 def _show(tab, run):
