@@ -25,10 +25,19 @@ setuptools.setup(
     long_description=open(os.path.join(HERE, "README.md")).read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["tb_attention_plugin", "tb_attention_plugin.frontend", "demo_models"],
+    packages=[
+        "tb_attention_plugin",
+        "tb_attention_plugin.writing",
+        "tb_attention_plugin.format",
+        "tb_attention_plugin.math",
+        "tb_attention_plugin.serving",
+        "tb_attention_plugin.frontend",
+        "demo_models",
+    ],
     package_dir={"tb_attention_plugin.frontend": "frontend"},
     package_data={
-        "tb_attention_plugin": ["*.proto", "http_api.md"],
+        "tb_attention_plugin.format": ["*.proto"],
+        "tb_attention_plugin.serving": ["http_api.md"],
         "tb_attention_plugin.frontend": ["*.js", "*.css", "*.html"],
     },
     # TensorFlow itself is not listed: `tensorflow`, `tensorflow-cpu` and
@@ -67,7 +76,7 @@ setuptools.setup(
     },
     entry_points={
         "tensorboard_plugins": [
-            "attention = tb_attention_plugin.plugin_loader:AttentionPluginLoader",
+            "attention = tb_attention_plugin.serving.plugin_loader:AttentionPluginLoader",
         ],
     },
 )

@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from tensorboard_server import TensorBoard  # noqa: E402
 
-from tb_attention_plugin import summary  # noqa: E402
+from tb_attention_plugin.writing import summary  # noqa: E402
 
 VARIANTS = 4
 # Requests per route, as a share of --requests: the all-heads JSON is large

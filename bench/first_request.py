@@ -32,7 +32,7 @@ from tensorboard.data import server_ingester  # noqa: E402
 from tensorboard.plugins import base_plugin  # noqa: E402
 from tensorboard.util import grpc_util  # noqa: E402
 
-from tb_attention_plugin import attention_plugin  # noqa: E402
+from tb_attention_plugin.serving import attention_plugin  # noqa: E402
 
 CTX = tb_context.RequestContext()
 EXAMPLES, HEADS, TOKENS = 8, 8, 128

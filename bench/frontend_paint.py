@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from tensorboard_server import TensorBoard  # noqa: E402
 
-from tb_attention_plugin import summary  # noqa: E402
+from tb_attention_plugin.writing import summary  # noqa: E402
 
 SIZES = [(8, 64), (8, 256), (12, 512), (4, 1024), (8, 1024), (16, 1024)]
 STEPS = 4

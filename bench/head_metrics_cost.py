@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from tb_attention_plugin import head_metrics, summary
+from tb_attention_plugin.math import head_metrics
+from tb_attention_plugin.writing import summary
 
 SHAPES = [(4, 64), (8, 128), (12, 256)]
 EXAMPLES = 8

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tb_attention_plugin import summary  # noqa: E402
+from tb_attention_plugin.writing import summary  # noqa: E402
 
 CASES = [(8, n) for n in (64, 128, 256, 512, 1024)] + [(h, 256) for h in (4, 16)]
 

@@ -12,8 +12,8 @@ import sys
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.util import tensor_util
 
-from tb_attention_plugin import metadata
-from tb_attention_plugin.reader import event_files
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.format.reader import event_files
 
 
 def blob_sizes(paths):

@@ -17,7 +17,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_p
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.util import tensor_util
 
-from tb_attention_plugin import metadata, summary
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.writing import summary
 
 PluginData = metadata.PluginData
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from models import LEN, VOCAB, tiny_data
-from tb_attention_plugin import AttentionCallback, summary
+from tb_attention_plugin import AttentionCallback
+from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
 from test_browser import CHROMIUM, browser, open_tab, screenshot, wait_painted  # noqa: F401 (fixture)
 

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 
 from conftest import GRAPH_VS_EAGER, assert_maps_equal, only_layer
-from tb_attention_plugin import AttentionCallback, read_attention, summary
+from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.writing import summary
 
 UINT8_BOUND = 1 / 510 + 1e-6
 VOCAB, LEN = 30, 10

@@ -9,7 +9,8 @@ from tensorboard.compat.proto import summary_pb2
 
 from conftest import only_layer
 from models import tiny_data, tiny_mha_classifier
-from tb_attention_plugin import AttentionCallback, metadata
+from tb_attention_plugin import AttentionCallback
+from tb_attention_plugin.format import metadata
 
 
 def test_captures_at_start_every_n_steps_and_end_with_steps_per_execution(tmp_path):

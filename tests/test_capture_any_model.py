@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import GRAPH_VS_EAGER, only_layer
-from tb_attention_plugin import AttentionCallback, encoding, read_attention, summary
+from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.format import encoding
+from tb_attention_plugin.writing import summary
 
 B, T, D, H, PAD = 3, 7, 8, 2, 2  # probe examples, tokens, width, heads, padded tail
 
@@ -353,7 +355,7 @@ def _fault_stages(monkeypatch):
     probe_call = None
 
     def capture():
-        from tb_attention_plugin import capture as capture_lib
+        from tb_attention_plugin.writing import capture as capture_lib
         monkeypatch.setattr(capture_lib.ProbeFunction, "__call__", _raise)
 
     def crop():

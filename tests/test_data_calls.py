@@ -14,7 +14,9 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.data import grpc_provider
 
 import tensorboard_data_server
-from tb_attention_plugin import data_calls, metadata, summary
+from tb_attention_plugin.serving import data_calls
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.writing import summary
 
 STEPS = 6
 

@@ -8,7 +8,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from demo_models import induction
-from tb_attention_plugin import head_metrics, read_attention
+from tb_attention_plugin import read_attention
+from tb_attention_plugin.math import head_metrics
 
 # The demos are healthy runs: no early warning may fire on them.
 pytestmark = pytest.mark.usefixtures("no_head_warnings")

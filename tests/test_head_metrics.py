@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tb_attention_plugin import head_metrics as hm
+from tb_attention_plugin.math import head_metrics as hm
 
 # Metrics run on float32 cells, as stored: 1/5 is 0.2 + 3e-9 there, and a
 # row of 6 such cells sums with an error below 1e-7.

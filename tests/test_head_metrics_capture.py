@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import keras
-from tb_attention_plugin import AttentionCallback, head_metrics, read_attention, read_head_metrics
+from tb_attention_plugin import AttentionCallback, read_attention, read_head_metrics
+from tb_attention_plugin.math import head_metrics
 
 # Stored metrics come from the float32 scores before cropping copies; the
 # maps read back are the same float32 numbers, so only float64 summation

@@ -4,7 +4,7 @@ or the sequence length, each worked out by hand."""
 import numpy as np
 import pytest
 
-from tb_attention_plugin.image_grid import Grid, find_grid, to_uint8
+from tb_attention_plugin.writing.image_grid import Grid, find_grid, to_uint8
 
 
 @pytest.mark.parametrize(

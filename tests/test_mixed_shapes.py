@@ -16,7 +16,9 @@ import pytest
 import tensorflow as tf
 
 from crafted_events import layer_step, without_facts, write_run
-from tb_attention_plugin import encoding, read_attention, summary
+from tb_attention_plugin import read_attention
+from tb_attention_plugin.format import encoding
+from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
 
 # Empty maps, NaN statistics: nothing may warn (numpy's "Mean of empty slice").

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from models import tiny_data, tiny_mha_classifier
-from tb_attention_plugin import AttentionCallback, read_attention, summary
+from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.writing import summary
 from tensorboard_server import free_port
 
 pd = pytest.importorskip("pandas")

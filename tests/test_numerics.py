@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from tb_attention_plugin import encoding, numerics
+from tb_attention_plugin.format import encoding
+from tb_attention_plugin.math import numerics
 
 # One head, 3 queries x 3 keys; each row sums to 1.
 A = np.array(

@@ -3,7 +3,7 @@
 import pytest
 from tensorboard import errors
 
-from tb_attention_plugin import params
+from tb_attention_plugin.serving import params
 
 
 @pytest.mark.parametrize("text, number", [("0", 0), ("7", 7), ("-5", -5), ("9223372036854775807", 2**63 - 1),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crafted_events import layer_step, replace, write_run
-from tb_attention_plugin import metadata
+from tb_attention_plugin.format import metadata
 from tensorboard_server import TensorBoard
 from test_browser import CHROMIUM, tab_frame  # skips without Chromium, as test_browser does
 

@@ -14,7 +14,7 @@ import pytest
 
 from crafted_events import (layer_step, plugin_data, repeated_value_tensor, replace, with_facts,
                             without_facts, write_run)
-from tb_attention_plugin import metadata
+from tb_attention_plugin.format import metadata
 from tensorboard_server import TensorBoard
 
 PluginData = metadata.PluginData

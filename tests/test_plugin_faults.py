@@ -7,7 +7,7 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 
-from tb_attention_plugin import summary
+from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
 
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from crafted_events import events, frame, layer_step, plugin_data, with_plugin_data, write_run
-from tb_attention_plugin import metadata
+from tb_attention_plugin.format import metadata
 from tensorboard_server import TensorBoard
 
 PluginData = metadata.PluginData

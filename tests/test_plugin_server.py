@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import tiny_data, tiny_mha_classifier
-from tb_attention_plugin import AttentionCallback, read_attention, summary
+from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
 
 MANY = 250

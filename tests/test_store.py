@@ -11,7 +11,8 @@ from tensorboard import errors
 from tensorboard.data import provider
 
 from crafted_events import layer_step, plugin_data, replace, with_facts, without_facts
-from tb_attention_plugin import encoding, metadata, store, tensor_reads
+from tb_attention_plugin.format import encoding, metadata
+from tb_attention_plugin.serving import store, tensor_reads
 
 PluginData = metadata.PluginData
 CTX = object()
@@ -276,7 +277,7 @@ def test_a_tensor_the_reader_cannot_decode_is_422_naming_the_tag():
 def test_the_index_lists_a_layer_whose_blobs_the_reader_cannot_decode_as_skipped():
     from tensorboard.plugins import base_plugin
 
-    from tb_attention_plugin.attention_plugin import AttentionPlugin
+    from tb_attention_plugin.serving.attention_plugin import AttentionPlugin
 
     fake = FakeProvider({"good": {0: layer_step()}, "bad": {0: layer_step()}})
     read = fake.read_blob_sequences
@@ -296,7 +297,7 @@ def test_the_index_lists_a_layer_whose_blobs_the_reader_cannot_decode_as_skipped
 
 
 def test_json_values_are_rounded_and_non_finite_ones_are_null():
-    from tb_attention_plugin.attention_plugin import finite_lists
+    from tb_attention_plugin.serving.attention_plugin import finite_lists
 
     values = np.array([[0.1234567, np.nan], [np.inf, -np.inf]], np.float32)
     assert finite_lists(values) == [[0.123457, None], [None, None]]
@@ -309,7 +310,7 @@ def test_json_values_are_rounded_and_non_finite_ones_are_null():
 def _plugin(runs):
     from tensorboard.plugins import base_plugin
 
-    from tb_attention_plugin.attention_plugin import AttentionPlugin
+    from tb_attention_plugin.serving.attention_plugin import AttentionPlugin
 
     fake = FakeProvider(runs)
     return AttentionPlugin(base_plugin.TBContext(data_provider=fake, flags=None))

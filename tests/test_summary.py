@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import only_layer
-from tb_attention_plugin import summary
+from tb_attention_plugin.writing import summary
 
 
 def _write(logdir, name, scores, step=0, **kwargs):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tb_attention_plugin import AttentionCallback, read_attention, run_dirs
+from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.writing import run_dirs
 from models import tiny_data, tiny_mha_classifier
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

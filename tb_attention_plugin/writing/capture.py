@@ -30,7 +30,7 @@ import inspect
 import keras
 import tensorflow as tf
 
-from tb_attention_plugin import masks
+from tb_attention_plugin.writing import masks
 
 MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
 DOT_ATTENTION_CLASSES = (keras.layers.Attention, keras.layers.AdditiveAttention)

@@ -5,7 +5,7 @@ Usable without Keras, e.g. in a custom training loop:
     writer = tf.summary.create_file_writer("logs/run1")
     with writer.as_default():
         _, scores = mha(x, x, return_attention_scores=True)
-        tb_attention_plugin.summary.attention("encoder/mha", scores, step=step,
+        tb_attention_plugin.writing.summary.attention("encoder/mha", scores, step=step,
                                               query_tokens=words, key_tokens=words)
 
 What is written (format page: docs/FORMAT.md): for a layer path NAME,
@@ -33,10 +33,10 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
-from tb_attention_plugin import encoding as encoding_lib
-from tb_attention_plugin import head_metrics
-from tb_attention_plugin import metadata
-from tb_attention_plugin import numerics
+from tb_attention_plugin.format import encoding as encoding_lib
+from tb_attention_plugin.math import head_metrics
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.math import numerics
 
 PluginData = metadata.PluginData
 
@@ -244,7 +244,7 @@ def probe_images(images):
     """The probe's images as one serialized item (tag `_probe_images`): a
     blob sequence of one PNG per example, each stretched to 0..255 from its
     own range unless already uint8 (image_grid.to_uint8)."""
-    from tb_attention_plugin import image_grid
+    from tb_attention_plugin.writing import image_grid
 
     pngs = [tf.io.encode_png(image_grid.to_uint8(image)).numpy() for image in images]
     return (
@@ -336,7 +336,7 @@ def attention(
     """
     if not tf.executing_eagerly():
         raise RuntimeError(
-            "tb_attention_plugin.summary.attention runs eagerly: call it outside "
+            "tb_attention_plugin.writing.summary.attention runs eagerly: call it outside "
             "tf.function (return the scores from your step function)"
         )
     if step is None:
@@ -362,14 +362,14 @@ def attention(
 
 
 def _importance_tensor(maps):
-    """(examples, 2, heads + 1, max_len): [received, given] x [heads..., mean]."""
+    """(examples, 2, heads + 1, max_len): metadata.IMPORTANCE_MODES (received,
+    given) x [heads..., mean] (metadata.derived_shape)."""
     heads = maps[0].shape[0]
     length = max(max(m.shape[1], m.shape[2]) for m in maps)
-    out = np.zeros((len(maps), 2, heads + 1, length), dtype=np.float32)
+    modes = {"received": numerics.received_attention, "given": numerics.given_attention}
+    out = np.zeros((len(maps), len(metadata.IMPORTANCE_MODES), heads + 1, length), dtype=np.float32)
     for i, m in enumerate(maps):
-        for row, values in enumerate(
-            (numerics.received_attention(m), numerics.given_attention(m))
-        ):
+        for row, values in enumerate(modes[mode](m) for mode in metadata.IMPORTANCE_MODES):
             out[i, row, :heads, : values.shape[1]] = values
             out[i, row, heads, : values.shape[1]] = values.mean(axis=0)
     return out

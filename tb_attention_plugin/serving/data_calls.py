@@ -17,7 +17,7 @@ import functools
 import logging
 import threading
 
-from tb_attention_plugin import tensor_reads
+from tb_attention_plugin.serving import tensor_reads
 
 logger = logging.getLogger(__name__)
 

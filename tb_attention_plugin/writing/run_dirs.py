@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 
-from tb_attention_plugin import metadata
-from tb_attention_plugin import reader
-from tb_attention_plugin import summary
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.format import reader
+from tb_attention_plugin.writing import summary
 
 PluginData = metadata.PluginData
 

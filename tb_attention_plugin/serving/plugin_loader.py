@@ -29,7 +29,7 @@ class AttentionPluginLoader(base_plugin.TBLoader):
 
     def load(self, context):
         try:
-            from tb_attention_plugin.attention_plugin import AttentionPlugin
+            from tb_attention_plugin.serving.attention_plugin import AttentionPlugin
         except Exception:
             logger.exception("tb-attention: the Attention plugin could not be imported")
             return None

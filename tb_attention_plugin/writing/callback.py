@@ -11,17 +11,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_attention_plugin import capture
-from tb_attention_plugin import encoding as encoding_lib
-from tb_attention_plugin import head_watch
-from tb_attention_plugin import image_grid as image_grid_lib
-from tb_attention_plugin import masks
-from tb_attention_plugin import messages
-from tb_attention_plugin import metadata
-from tb_attention_plugin import numerics
-from tb_attention_plugin import run_dirs
-from tb_attention_plugin import summary
-from tb_attention_plugin import tokens as tokens_lib
+from tb_attention_plugin.writing import capture
+from tb_attention_plugin.format import encoding as encoding_lib
+from tb_attention_plugin.writing import head_watch
+from tb_attention_plugin.writing import image_grid as image_grid_lib
+from tb_attention_plugin.writing import masks
+from tb_attention_plugin.writing import messages
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.math import numerics
+from tb_attention_plugin.writing import run_dirs
+from tb_attention_plugin.writing import summary
+from tb_attention_plugin.writing import tokens as tokens_lib
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class AttentionCallback(keras.callbacks.Callback):
       probe: a fixed batch the model takes: one array, a tuple/list (e.g.
         encoder and decoder inputs) or a dict, e.g. `x_val[:8]`. The same
         examples are captured every time so they can be compared over steps.
-      tokens: how to label positions (see `tb_attention_plugin.tokens`): None
+      tokens: how to label positions (see `tb_attention_plugin.writing.tokens`): None
         (positions), a callable `ids -> list of str`, a vocabulary (list of
         str or dict id -> str), or one list of strings per example. Default
         None.
@@ -186,7 +186,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "Keras runs on the %s backend here. Train with "
                 "KERAS_BACKEND=tensorflow (keras_hub models work the same), or "
                 "write attention from your own loop with "
-                "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
+                "tb_attention_plugin.writing.summary.attention(...)." % keras.config.backend()
             )
         _check_probe_keys(model, self._probe)
         with messages.setup_errors():

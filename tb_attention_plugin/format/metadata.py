@@ -1,8 +1,11 @@
-"""Plugin name, tag names and the versioned metadata of attention summaries."""
+"""The format's facts, stated once: plugin name, tag names, roles, kinds and
+encodings, the versioned metadata, and the shapes of the derived tensors
+(docs/FORMAT.md). The writer (writing/summary.py), the reader
+(format/reader.py) and the server (serving/store.py) all take them from here."""
 
 from tensorboard.compat.proto import summary_pb2
 
-from tb_attention_plugin import plugin_data_pb2
+from tb_attention_plugin.format import plugin_data_pb2
 
 PLUGIN_NAME = "attention"
 
@@ -46,6 +49,32 @@ ROLE_NAMES = {
 
 # Rows of the HEAD_STATS tensor's last axis.
 HEAD_STAT_NAMES = ("entropy", "max_weight", "mean_distance")
+
+# Rows of the IMPORTANCE tensor's axis 1: received attention (sum over
+# queries, over the keys) and given attention (sum over keys, over the
+# queries). Its axis 2 is the heads, then their mean.
+IMPORTANCE_MODES = ("received", "given")
+
+
+def derived_shape(info, role):
+    """(fixed leading dims, minimum last dim) of a derived tensor whose step
+    has the facts `info`. The last axis of importance and rollout is padded
+    to the longest example and may be longer (a writer may pad more); the
+    head-stats tensor is exactly leading + (minimum,).
+
+      IMPORTANCE  (examples, 2, heads + 1, >= longest query or key length)
+      HEAD_STATS  (examples, heads, len(HEAD_STAT_NAMES))
+      ROLLOUT     (examples, >= longest key length)
+    """
+    examples = len(info.examples)
+    if role == PluginData.IMPORTANCE:
+        longest = max((max(ex.query_length, ex.key_length) for ex in info.examples), default=0)
+        return (examples, len(IMPORTANCE_MODES), info.num_heads + 1), longest
+    if role == PluginData.HEAD_STATS:
+        return (examples, info.num_heads), len(HEAD_STAT_NAMES)
+    if role == PluginData.ROLLOUT:
+        return (examples,), max((ex.key_length for ex in info.examples), default=0)
+    raise ValueError("role %r has no tensor of a fixed shape" % role)
 
 
 class UnknownVersionError(ValueError):

@@ -40,7 +40,7 @@ def patch_size_of(model):
     (keras_hub), else a Conv2D whose kernel equals its strides (> 1)."""
     import keras
 
-    from tb_attention_plugin import capture
+    from tb_attention_plugin.writing import capture
 
     for layer in capture.all_layers(model):
         size = getattr(layer, "patch_size", None)

@@ -19,8 +19,8 @@ layer, the step and what is wrong; unknown runs, layers, steps, examples and
 heads raise `errors.NotFoundError` (404). The store has no HTTP in it: tests
 drive it with a fake provider (tests/test_store.py).
 
-Format facts (tag suffixes, roles, stat names, versions) come from
-`metadata`; the shapes of the derived tensors are those of docs/FORMAT.md.
+Format facts (tag suffixes, roles, stat names, versions, the shapes of the
+derived tensors) come from `format.metadata`.
 """
 
 import collections
@@ -34,9 +34,9 @@ import numpy as np
 from tensorboard import errors
 from tensorboard.data import provider
 
-from tb_attention_plugin import encoding as encoding_lib
-from tb_attention_plugin import metadata
-from tb_attention_plugin.lru_cache import LruCache
+from tb_attention_plugin.format import encoding as encoding_lib
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.serving.lru_cache import LruCache
 
 PluginData = metadata.PluginData
 
@@ -92,7 +92,6 @@ MAX_READ_BYTES = 128 * 1024 * 1024
 # plus parsing, so a route answers from memory when it can.
 LISTING_TTL_S = 2.0
 
-IMPORTANCE_MODES = {"received": 0, "given": 1}
 _KNOWN_ENCODINGS = tuple(metadata.ENCODING_NAMES)
 
 # tensorboard-data-server 0.7.2 (RustBoard) decodes a blob key into borrowed
@@ -238,24 +237,11 @@ def check_metadata(info):
             )
 
 
-def expected_shape(info, role):
-    """(fixed leading dims, minimum last dim) of a derived tensor (FORMAT.md)."""
-    examples = len(info.examples)
-    if role == PluginData.IMPORTANCE:
-        longest = max(max(ex.query_length, ex.key_length) for ex in info.examples)
-        return (examples, 2, info.num_heads + 1), longest
-    if role == PluginData.HEAD_STATS:
-        return (examples, info.num_heads), len(metadata.HEAD_STAT_NAMES)
-    if role == PluginData.ROLLOUT:
-        return (examples,), max(ex.key_length for ex in info.examples)
-    raise ValueError("role %r has no tensor" % role)
-
-
 def check_shape(layer, role, step, shape):
     """StoredDataError unless a derived tensor's shape is the one the
     metadata declares (the last axis of importance and rollout may be longer
     than the longest example; at most MAX_TOKENS)."""
-    leading, minimum = expected_shape(layer.info, role)
+    leading, minimum = metadata.derived_shape(layer.info, role)
     shape = tuple(shape)
     if role == PluginData.HEAD_STATS:
         fits = shape == leading + (minimum,)
@@ -280,7 +266,7 @@ def check_tensor(layer, role, step, array):
             "%s of %s holds %s values, not floats" % (metadata.ROLE_NAMES[role], layer.where(step), array.dtype),
         )
     check_shape(layer, role, step, array.shape)
-    return np.asarray(array[..., : expected_shape(layer.info, role)[1]], dtype=np.float32)
+    return np.asarray(array[..., : metadata.derived_shape(layer.info, role)[1]], dtype=np.float32)
 
 
 class _ByteBudget:
@@ -626,7 +612,7 @@ class Store:
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
         ex = layer.example(example)
-        index = None if mode is None else IMPORTANCE_MODES[mode]
+        index = None if mode is None else metadata.IMPORTANCE_MODES.index(mode)
         steps, values = self._tensor_series(ctx, experiment_id, timeline, role, index, max_points)
         values = values[:, example]
         if role == PluginData.IMPORTANCE:
@@ -670,7 +656,7 @@ class Store:
 
     def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived):
         layer = timeline.layer
-        leading, minimum = expected_shape(layer.info, role)
+        leading, minimum = metadata.derived_shape(layer.info, role)
         wanted = frozenset(pick_steps(timeline.steps, max_points))
         downsample = self._downsample
         if self._rustboard:

@@ -23,7 +23,7 @@ positions it masks carry (almost) no attention is the one the layer used.
 
 import numpy as np
 
-from tb_attention_plugin import messages
+from tb_attention_plugin.writing import messages
 
 KEEP, DROP, ADDITIVE = "keep", "drop", "additive"
 

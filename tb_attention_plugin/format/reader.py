@@ -20,8 +20,8 @@ import numpy as np
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.util import tensor_util
 
-from tb_attention_plugin import encoding as encoding_lib
-from tb_attention_plugin import metadata
+from tb_attention_plugin.format import encoding as encoding_lib
+from tb_attention_plugin.format import metadata
 
 PluginData = metadata.PluginData
 
@@ -170,7 +170,8 @@ def _assemble(facts_by_step, map_values, tags):
         np.stack([decode_maps(info, map_values[s][i], i) for s in steps])
         for i in range(len(examples))
     ]
-    importance = series(PluginData.IMPORTANCE)  # (S, E, 2, H + 1, L)
+    importance = series(PluginData.IMPORTANCE)  # (S, E, 2, H + 1, L): metadata.derived_shape
+    received_row, given_row = (metadata.IMPORTANCE_MODES.index(m) for m in ("received", "given"))
     rollout = series(PluginData.ROLLOUT)  # (S, E, K)
     metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.HEAD_METRICS))
     return LayerAttention(
@@ -186,10 +187,10 @@ def _assemble(facts_by_step, map_values, tags):
         maps=maps,
         received=None
         if importance is None
-        else [importance[:, i, 0, :, : e.key_length] for i, e in enumerate(examples)],
+        else [importance[:, i, received_row, :, : e.key_length] for i, e in enumerate(examples)],
         given=None
         if importance is None
-        else [importance[:, i, 1, :, : e.query_length] for i, e in enumerate(examples)],
+        else [importance[:, i, given_row, :, : e.query_length] for i, e in enumerate(examples)],
         head_stats=series(PluginData.HEAD_STATS),
         rollout=None
         if rollout is None

@@ -20,10 +20,10 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tb_attention_plugin import data_calls
-from tb_attention_plugin import metadata
-from tb_attention_plugin import params
-from tb_attention_plugin import store as store_lib
+from tb_attention_plugin.serving import data_calls
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.serving import params
+from tb_attention_plugin.serving import store as store_lib
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,10 @@ PluginData = metadata.PluginData
 
 
 def frontend_dir():
-    """The frontend files: installed inside the package, or in a checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "frontend"), os.path.join(os.path.dirname(here), "frontend")):
+    """The frontend files: installed inside the package
+    (tb_attention_plugin/frontend/), or in a checkout (frontend/ beside it)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (os.path.join(package, "frontend"), os.path.join(os.path.dirname(package), "frontend")):
         if os.path.isfile(os.path.join(candidate, "index.js")):
             return candidate
     return None
@@ -147,7 +148,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def _serve_importance(self, request):
         ctx, eid = _context(request)
         args = request.args
-        mode = params.choice(args, "mode", tuple(store_lib.IMPORTANCE_MODES), "received")
+        mode = params.choice(args, "mode", metadata.IMPORTANCE_MODES, "received")
         output = params.choice(args, "format", ("json", "binary"), "json")
         head = params.integer(args, "head", required=False, minimum=0)
         call = (

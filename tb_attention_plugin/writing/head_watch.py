@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 
-from tb_attention_plugin import head_metrics
-from tb_attention_plugin import metadata
-from tb_attention_plugin import summary
-from tb_attention_plugin.messages import quoted
+from tb_attention_plugin.math import head_metrics
+from tb_attention_plugin.format import metadata
+from tb_attention_plugin.writing import summary
+from tb_attention_plugin.writing.messages import quoted
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from tb_attention_plugin import plugin_data_pb2
+from tb_attention_plugin.format import plugin_data_pb2
 
 UINT8 = plugin_data_pb2.AttentionPluginData.UINT8
 FLOAT32 = plugin_data_pb2.AttentionPluginData.FLOAT32
