@@ -51,6 +51,21 @@ def _nonfinite(triples):
     return replace(replace(triples, PluginData.HEAD_STATS, stats), PluginData.IMPORTANCE, importance)
 
 
+def _probe_images(pngs):
+    """The `_probe_images` item as the callback writes it, holding `pngs`."""
+    from tb_attention_plugin.writing import summary
+
+    tag, _, meta = summary.probe_images([np.zeros((2, 2, 3), np.uint8)])
+    return tag, np.array(pngs, dtype=object), meta
+
+
+def _png(seed):
+    from tb_attention_plugin.writing import summary
+
+    image = np.random.default_rng(seed).integers(0, 255, (6, 4, 3), dtype=np.uint8)
+    return bytes(summary.probe_images([image])[1].numpy()[0])
+
+
 def _crafted_runs():
     """{run: {step: triples}}: one healthy layer per run, then one damage."""
     base = layer_step(heads=2, tokens=4, examples=2)
@@ -66,6 +81,9 @@ def _crafted_runs():
         "few_examples": {0: replace(base, PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32))},
         "bad_head_stats": {0: replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))},
         "bad_rollout": {0: replace(base, PluginData.ROLLOUT, np.zeros((2, 2), np.float32))},
+        "bad_head_metrics": {0: replace(base, PluginData.HEAD_METRICS, repeated_value_tensor((2, 2, 90_000_000)))},
+        "images": {0: base + [_probe_images([_png(0), _png(1)])]},
+        "not_png": {0: base + [_probe_images([b"GIF89a", _png(1)])]},
         "newer": {0: replace(base, PluginData.MAPS, data=newer)},
         "nonfinite": {0: _nonfinite(base)},
         # 30 bytes that a reader would expand to 480 MB of float32
@@ -137,6 +155,10 @@ def _strict(body):
      "its metadata declares (2, 2, 3)"),
     ("newer", "maps", dict(step=0, example=0), "version 3 is newer than this reader (2): upgrade tb-attention"),
     ("newer", "head_stats", dict(example=0), "upgrade tb-attention"),
+    ("bad_head_metrics", "head_metrics", dict(example=0, metric="entropy"),
+     "head_metrics of run 'bad_head_metrics' layer 'layer' at step 0 has shape (2, 2, 90000000); "
+     "its metadata declares (2, 2, 11)"),
+    ("not_png", "probe_image", dict(example=0), "probe image 0 of run 'not_png' is not a PNG image"),
 ])
 def test_crafted_data_answers_422_naming_the_problem_and_the_next_request_is_served(
         server, run, route, params, message):
@@ -157,6 +179,16 @@ def test_bad_parameters_answer_a_json_error_naming_the_parameter(server):
         "message": "Invalid argument: parameter 'step' must be a decimal integer, got '--5'"}
     status, _, body = _get(server, "maps", run="healthy", tag="layer", step=7, example=0)
     assert status == 404 and _strict(body)["error"]["kind"] == "not_found"
+
+
+def test_probe_images_are_served_as_stored_pngs(server):
+    for example in (0, 1):
+        status, headers, body = _get(server, "probe_image", run="images", example=example)
+        assert status == 200 and headers["Content-Type"] == "image/png" and body == _png(example)
+    status, _, body = _get(server, "probe_image", run="images", example=2)
+    assert status == 404 and "run 'images' stored 2 probe images" in _strict(body)["error"]["message"]
+    runs = {r["run"]: r for r in _strict(server.get("/data/plugin/attention/index")[2])["runs"]}
+    assert runs["images"]["probe_images"] == 2 and runs["healthy"]["probe_images"] == 0
 
 
 def test_index_lists_the_layers_it_skipped_and_why(server):

@@ -173,6 +173,7 @@ def _requests(tags):
         yield "importance", dict(tag=tag, example=1, head=0, format="binary")
         yield "head_stats", dict(tag=tag, example=1)
         yield "rollout", dict(tag=tag, example=0)
+        yield "head_metrics", dict(tag=tag, example=1, metric="entropy")
 
 
 def _peak_mb(pid):

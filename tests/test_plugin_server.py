@@ -102,6 +102,14 @@ def test_every_route_answers_the_captured_values(server, logdir):
         np.testing.assert_allclose(stats["max_weight"], captured.head_stats[:, example, :, 1], atol=1e-5)
         rollout = server.get_json("/data/plugin/attention/rollout?" + _q(run="fit", tag="mha", example=example))
         np.testing.assert_allclose(rollout["values"], captured.rollout[example], atol=1e-5)
+        assert layer["metric_names"] == list(captured.metric_names)
+        for m, metric in enumerate(captured.metric_names):
+            reply = server.get_json("/data/plugin/attention/head_metrics?" + _q(
+                run="fit", tag="mha", example=example, metric=metric))
+            assert reply["steps"] == list(captured.steps) and reply["metric"] == metric
+            stored = captured.head_metrics[:, example, :, m]  # (steps, heads); NaN is sent as null
+            values = np.array([[np.nan if v is None else v for v in row] for row in reply["values"]])
+            np.testing.assert_allclose(values, stored, atol=1e-5, equal_nan=True)
 
 
 def test_all_250_captured_steps_are_served_without_flags(server):
@@ -180,6 +188,11 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("importance?run=fit&tag=mha&example=0&format=binary&head=3", 404),
         ("rollout?run=many&tag=layer&example=0", 404),  # written without rollout
         ("head_stats?run=fit&tag=mha", 400),
+        ("head_metrics?run=fit&tag=mha&example=0", 400),  # needs metric=
+        ("head_metrics?run=fit&tag=mha&example=0&metric=loss", 400),
+        ("head_metrics?run=fit&tag=mha&example=3&metric=entropy", 404),
+        ("probe_image?run=fit&example=0", 404),  # a text model stores no images
+        ("probe_image?run=fit", 400),
         ("head_stats?run=fit&tag=mha&example=0&max_points=0", 400),
         ("importance?run=fit&tag=mha&example=0&max_points=x", 400),
         ("..%2f..%2fsetup.py", 404),
@@ -193,13 +206,13 @@ def test_bad_parameters_answer_4xx_with_a_message(server, query, status):
         assert body  # a message, not an empty page
 
 
-ROUTES = ["maps", "importance", "head_stats", "rollout", "index"]
-PARAMS = ["run", "tag", "step", "example", "head", "mode", "format", "max_points"]
+ROUTES = ["maps", "importance", "head_stats", "rollout", "head_metrics", "probe_image", "index"]
+PARAMS = ["run", "tag", "step", "example", "head", "mode", "format", "max_points", "metric"]
 values = st.one_of(
     st.text(max_size=30),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.sampled_from(["fit", "mha", "many", "layer", "0", "1", "-0", " 2", "1e3", "NaN", "\x00", "%", "../",
-                     "binary", "json", "given"]),
+                     "binary", "json", "given", "entropy", "induction"]),
 )
 
 

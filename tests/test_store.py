@@ -51,16 +51,17 @@ class FakeProvider:
 
     def _points(self, run_tag_filter, make):
         (run,), (tag,) = run_tag_filter.runs, run_tag_filter.tags
-        points = [make(run, step, array) for step, triples in sorted(self.runs.get(run, {}).items())
+        points = [make(run, tag, step, array) for step, triples in sorted(self.runs.get(run, {}).items())
                   for t, array, _ in triples if t == tag]
         return {run: {tag: points}}
 
     def read_blob_sequences(self, ctx, experiment_id, plugin_name, downsample, run_tag_filter):
-        return self._points(run_tag_filter, lambda run, step, blobs: provider.BlobSequenceDatum(
-            step, float(step), tuple(provider.BlobReference((run, step, i)) for i in range(len(blobs)))))
+        return self._points(run_tag_filter, lambda run, tag, step, blobs: provider.BlobSequenceDatum(
+            step, float(step), tuple(provider.BlobReference((run, tag, step, i)) for i in range(len(blobs)))))
 
     def read_tensors(self, ctx, experiment_id, plugin_name, downsample, run_tag_filter):
-        return self._points(run_tag_filter, lambda run, step, array: provider.TensorDatum(step, float(step), array))
+        return self._points(run_tag_filter,
+                            lambda run, tag, step, array: provider.TensorDatum(step, float(step), array))
 
     def read_tensors_checked(self, ctx, **kwargs):  # what DataCalls does with this name
         return tensor_reads.read_tensors(self, ctx, **kwargs)
@@ -74,8 +75,8 @@ class FakeProvider:
     def read_blob(self, ctx, blob_key):
         if self.reject_blob_keys:
             raise errors.InvalidArgumentError("failed to parse blob key: BadJson")
-        run, step, i = blob_key
-        (array,) = [a for tag, a, meta in self.runs[run][step] if meta.data_class == 3]
+        run, tag, step, i = blob_key
+        (array,) = [a for t, a, meta in self.runs[run][step] if t == tag]
         return array[i]
 
 
@@ -193,6 +194,9 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
     (PluginData.ROLLOUT, np.zeros((2, 3), np.float32), "declares (2, >=4)"),
     (PluginData.ROLLOUT, np.array([[b"a"] * 4] * 2, dtype=object), "holds object values, not floats"),
     (PluginData.HEAD_STATS, np.zeros((2, 2, 3), np.int32), "holds int32 values, not floats"),
+    (PluginData.HEAD_METRICS, np.zeros((2, 2, 3), np.float32),
+     "head_metrics of run 'run' layer 'layer' at step 2 has shape (2, 2, 3); its metadata declares (2, 2, 11)"),
+    (PluginData.HEAD_METRICS, np.zeros((2, 2), np.float32), "has shape (2, 2);"),
 ])
 def test_a_derived_tensor_of_the_wrong_shape_or_dtype_is_422_naming_both_shapes(role, array, message):
     triples = layer_step(heads=2, tokens=4, examples=2)
@@ -472,3 +476,97 @@ def test_series_are_downsampled_to_max_points_evenly_with_the_first_and_newest_s
     stats = plugin.head_stats_impl(CTX, "", "run", "layer", 0)
     assert stats["steps"] == list(range(0, 300, 10)) and not stats["downsampled"] and stats["steps_total"] == 30
     assert store.pick_steps([5, 6, 7], 1) == [7] and store.pick_steps([5, 6, 7], 3) == [5, 6, 7]
+
+
+# -- head metrics and probe images (the heads view, the image view) ------------
+
+
+def _stored(triples, role):
+    (array,) = [a for _, a, meta in triples if plugin_data(meta).role == role]
+    return array
+
+
+def test_head_metrics_serve_one_metric_of_every_head_over_steps():
+    from tb_attention_plugin.math import head_metrics
+
+    steps = {0: layer_step(heads=2, tokens=4, seed=0), 5: layer_step(heads=2, tokens=4, seed=1)}
+    plugin = _plugin({"run": steps})
+    (layer,) = plugin.index_impl(CTX, "")["runs"][0]["layers"]
+    assert layer["metric_names"] == list(head_metrics.METRIC_NAMES)
+    column = head_metrics.METRIC_NAMES.index("confidence")
+    reply = plugin.head_metrics_impl(CTX, "", "run", "layer", 1, "confidence")
+    assert reply["steps"] == [0, 5] and reply["num_heads"] == 2 and not reply["downsampled"]
+    for s, step in enumerate((0, 5)):
+        # example 1's mean max weight per head, as the writer stored it; the
+        # reply rounds to 6 decimals, hence 5e-7.
+        np.testing.assert_allclose(reply["values"][s], _stored(steps[step], PluginData.HEAD_METRICS)[1, :, column],
+                                   atol=5e-7)
+        assert all(0.25 <= v <= 1 for v in reply["values"][s])  # max of a 4-key softmax row
+    with pytest.raises(errors.InvalidArgumentError, match="metric must be one of entropy, "):
+        plugin.head_metrics_impl(CTX, "", "run", "layer", 0, "loss")
+    with pytest.raises(errors.NotFoundError, match="example 2 out of range"):
+        plugin.head_metrics_impl(CTX, "", "run", "layer", 2, "entropy")
+
+
+def test_a_metric_that_does_not_apply_is_null_and_a_layer_without_metrics_is_404():
+    from tb_attention_plugin.math import head_metrics
+
+    triples = layer_step(heads=2, tokens=4)
+    # every token differs: no induction to measure (NaN, sent as null)
+    reply = _plugin({"run": {0: triples}}).head_metrics_impl(CTX, "", "run", "layer", 0, "induction")
+    assert reply["values"] == [[None, None]]
+    older = [t for t in triples if plugin_data(t[2]).role != PluginData.HEAD_METRICS]
+    plugin = _plugin({"run": {0: older}})
+    assert plugin.index_impl(CTX, "")["runs"][0]["layers"][0]["metric_names"] == []
+    with pytest.raises(errors.NotFoundError, match="has no head metrics"):
+        plugin.head_metrics_impl(CTX, "", "run", "layer", 0, "entropy")
+    data = plugin_data(next(meta for _, _, meta in triples if plugin_data(meta).role == PluginData.HEAD_METRICS))
+    assert data.role == PluginData.HEAD_METRICS and list(data.metric_names) == list(head_metrics.METRIC_NAMES)
+    del data.metric_names[:]
+    plugin = _plugin({"run": {0: replace(triples, PluginData.HEAD_METRICS, data=data)}})
+    assert plugin.index_impl(CTX, "")["runs"][0]["layers"][0]["metric_names"] == []  # index still answers
+    text = stored_error(lambda: plugin.head_metrics_impl(CTX, "", "run", "layer", 0, "entropy"), "damaged_data")
+    assert "tag 'layer/_head_metrics' of run 'run' names 0 metrics (1..256 expected)" in text
+
+
+def _probe_images(count):
+    from tb_attention_plugin.writing import summary
+
+    rng = np.random.default_rng(0)
+    tag, tensor, meta = summary.probe_images([rng.integers(0, 255, (6, 4, 3), dtype=np.uint8) for _ in range(count)])
+    return tag, np.asarray(tensor.numpy(), dtype=object), meta
+
+
+def test_probe_images_are_listed_per_run_and_served_as_the_first_pngs_stored():
+    import tensorflow as tf
+
+    first, later = _probe_images(2), _probe_images(3)
+    plugin = _plugin({"img": {0: layer_step() + [first], 4: layer_step() + [later]}, "text": {0: layer_step()}})
+    runs = {r["run"]: r for r in plugin.index_impl(CTX, "")["runs"]}
+    assert runs["img"]["probe_images"] == 2 and runs["text"]["probe_images"] == 0
+    png = plugin.store.probe_image(CTX, "", "img", 1)
+    assert png == bytes(first[1][1]) and tf.io.decode_png(png).shape == (6, 4, 3)
+    with pytest.raises(errors.NotFoundError, match="example 2 out of range: run 'img' stored 2 probe images"):
+        plugin.store.probe_image(CTX, "", "img", 2)
+    with pytest.raises(errors.NotFoundError, match="run 'text' has no probe images"):
+        plugin.store.probe_image(CTX, "", "text", 0)
+    damaged = (first[0], np.array([b"GIF89a...", b"x"], dtype=object), first[2])
+    s = make_store({"img": {0: layer_step() + [damaged]}})
+    assert "probe image 0 of run 'img' is not a PNG image" in stored_error(
+        lambda: s.probe_image(CTX, "", "img", 0), "damaged_data")
+
+
+def test_a_patch_grid_is_listed_and_one_that_does_not_fit_the_tokens_is_damaged():
+    triples = layer_step(heads=2, tokens=5)
+    data = plugin_data(triples[0][2])
+    data.grid_rows, data.grid_cols, data.grid_prefix = 2, 2, 1  # CLS + 2 x 2 patches = 5 tokens
+    layer = _plugin({"run": {0: with_facts(triples, data)}}).index_impl(CTX, "")["runs"][0]["layers"][0]
+    assert layer["grid"] == {"rows": 2, "cols": 2, "prefix": 1} and layer["probe_examples"] == 0
+    for rows, cols, prefix, message in [
+        (2, 3, 1, "of example 0 has 5 keys; its 2 x 3 grid after 1 tokens needs 7"),
+        (0, 2, 1, "declares a patch grid of 0 x 2 after 1 tokens"),
+        (2, 2, -1, "declares a patch grid of 2 x 2 after -1 tokens"),
+    ]:
+        data.grid_rows, data.grid_cols, data.grid_prefix = rows, cols, prefix
+        index = _plugin({"run": {0: with_facts(triples, data)}}).index_impl(CTX, "")
+        assert index["runs"] == [] and message in index["skipped"][0]["reason"]

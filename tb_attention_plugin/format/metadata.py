@@ -3,6 +3,8 @@ encodings, the versioned metadata, and the shapes of the derived tensors
 (docs/FORMAT.md). The writer (writing/summary.py), the reader
 (format/reader.py) and the server (serving/store.py) all take them from here."""
 
+import collections
+
 from tensorboard.compat.proto import summary_pb2
 
 from tb_attention_plugin.format import plugin_data_pb2
@@ -56,24 +58,33 @@ HEAD_STAT_NAMES = ("entropy", "max_weight", "mean_distance")
 IMPORTANCE_MODES = ("received", "given")
 
 
-def derived_shape(info, role):
-    """(fixed leading dims, minimum last dim) of a derived tensor whose step
-    has the facts `info`. The last axis of importance and rollout is padded
-    to the longest example and may be longer (a writer may pad more); the
-    head-stats tensor is exactly leading + (minimum,).
+# The shape of a derived tensor: its fixed leading dims and its last dim,
+# which is exactly `last` when `exact`, else at least `last` (padded to the
+# longest example; a writer may pad more).
+DerivedShape = collections.namedtuple("DerivedShape", "leading last exact")
 
-      IMPORTANCE  (examples, 2, heads + 1, >= longest query or key length)
-      HEAD_STATS  (examples, heads, len(HEAD_STAT_NAMES))
-      ROLLOUT     (examples, >= longest key length)
+
+def derived_shape(info, role, derived_info=None):
+    """The DerivedShape of a derived tensor at a step with the facts `info`;
+    `derived_info` is the derived tag's own metadata (head metrics: their
+    names).
+
+      IMPORTANCE    (examples, 2, heads + 1, >= longest query or key length)
+      HEAD_STATS    (examples, heads, len(HEAD_STAT_NAMES))
+      ROLLOUT       (examples, >= longest key length)
+      HEAD_METRICS  (examples, heads, len(metric_names))
     """
     examples = len(info.examples)
     if role == PluginData.IMPORTANCE:
         longest = max((max(ex.query_length, ex.key_length) for ex in info.examples), default=0)
-        return (examples, len(IMPORTANCE_MODES), info.num_heads + 1), longest
+        return DerivedShape((examples, len(IMPORTANCE_MODES), info.num_heads + 1), longest, False)
     if role == PluginData.HEAD_STATS:
-        return (examples, info.num_heads), len(HEAD_STAT_NAMES)
+        return DerivedShape((examples, info.num_heads), len(HEAD_STAT_NAMES), True)
     if role == PluginData.ROLLOUT:
-        return (examples,), max((ex.key_length for ex in info.examples), default=0)
+        return DerivedShape((examples,), max((ex.key_length for ex in info.examples), default=0), False)
+    if role == PluginData.HEAD_METRICS:
+        names = derived_info.metric_names if derived_info is not None else ()
+        return DerivedShape((examples, info.num_heads), len(names), True)
     raise ValueError("role %r has no tensor of a fixed shape" % role)
 
 

@@ -98,6 +98,8 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "/importance": self._serve_importance,
             "/head_stats": self._serve_head_stats,
             "/rollout": self._serve_rollout,
+            "/head_metrics": self._serve_head_metrics,
+            "/probe_image": self._serve_probe_image,
         }
         # Each frontend file gets its own route: nothing else can be served.
         for name in self._frontend:
@@ -175,6 +177,23 @@ class AttentionPlugin(base_plugin.TBPlugin):
     def _serve_rollout(self, request):
         return self._serve_example_series(request, self.rollout_impl)
 
+    @_route
+    def _serve_head_metrics(self, request):
+        ctx, eid = _context(request)
+        args = request.args
+        return json_response(request, self.head_metrics_impl(
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "example", minimum=0), params.string(args, "metric"), _max_points(args),
+        ))
+
+    @_route
+    def _serve_probe_image(self, request):
+        ctx, eid = _context(request)
+        args = request.args
+        content = self.store.probe_image(
+            ctx, eid, params.string(args, "run"), params.integer(args, "example", minimum=0))
+        return http_util.Respond(request, content, "image/png")
+
     def _serve_example_series(self, request, impl):
         """JSON of impl(ctx, eid, run, tag, example): a series over steps."""
         ctx, eid = _context(request)
@@ -197,12 +216,21 @@ class AttentionPlugin(base_plugin.TBPlugin):
                 skipped.append((layer.run, layer.tag, str(e)))
                 continue
             has_rollout = self.store.has_tensor(ctx, experiment_id, layer, PluginData.ROLLOUT)
-            runs.setdefault(layer.run, []).append(_describe_layer(timeline, has_rollout))
+            try:
+                metrics = self.store.derived_metadata(ctx, experiment_id, layer, PluginData.HEAD_METRICS)
+            except store_lib.StoredDataError:
+                metrics = None  # its route answers why; the maps are still served
+            metric_names = list(metrics.metric_names) if metrics is not None else []
+            runs.setdefault(layer.run, []).append(_describe_layer(timeline, has_rollout, metric_names))
         for run, tag, reason in skipped:
             logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)
         return {
             "runs": [
-                {"run": run, "layers": sorted(found, key=lambda d: (d["layer_index"], d["tag"]))}
+                {
+                    "run": run,
+                    "layers": sorted(found, key=lambda d: (d["layer_index"], d["tag"])),
+                    "probe_images": self.store.probe_image_count(ctx, experiment_id, run),
+                }
                 for run, found in sorted(runs.items())
             ],
             "skipped": [{"run": run, "tag": tag, "reason": reason} for run, tag, reason in skipped],
@@ -261,6 +289,28 @@ class AttentionPlugin(base_plugin.TBPlugin):
             result[name] = finite_lists(series.values[..., i])
         return result
 
+    def head_metrics_impl(self, ctx, experiment_id, run, tag, example, metric, max_points=store_lib.MAX_POINTS):
+        """One head metric (docs/HEAD_METRICS.md) of every head over steps:
+        values[s][h]; NaN (a metric that does not apply) is null."""
+        layer = self.store.layer(ctx, experiment_id, run, tag)
+        info = self.store.derived_metadata(ctx, experiment_id, layer, PluginData.HEAD_METRICS)
+        if info is None:
+            raise errors.NotFoundError("%s has no head metrics (written before they existed)" % layer.where())
+        names = list(info.metric_names)
+        if metric not in names:
+            raise errors.InvalidArgumentError(
+                "metric must be one of %s, got %r" % (", ".join(names), metric))
+        series = self.store.series(
+            ctx, experiment_id, run, tag, PluginData.HEAD_METRICS, example, max_points=max_points
+        )
+        return {
+            "metric": metric,
+            "metric_names": names,
+            "num_heads": series.layer.info.num_heads,
+            **_steps_of(series),
+            "values": finite_lists(series.values[..., names.index(metric)]),
+        }
+
     def rollout_impl(self, ctx, experiment_id, run, tag, example, max_points=store_lib.MAX_POINTS):
         series = self.store.series(
             ctx, experiment_id, run, tag, PluginData.ROLLOUT, example, max_points=max_points
@@ -289,7 +339,7 @@ def _steps_of(series):
     }
 
 
-def _describe_layer(timeline, has_rollout):
+def _describe_layer(timeline, has_rollout, metric_names):
     """A layer of /index: the facts of its newest step, the steps that share
     them, and which steps were left out for having other facts."""
     layer, other = timeline.layer, timeline.other_steps
@@ -297,6 +347,7 @@ def _describe_layer(timeline, has_rollout):
         "tag": layer.tag,
         **_describe_facts(layer.info),
         "has_rollout": has_rollout,
+        "metric_names": metric_names,
         "steps": timeline.steps,
         "other_shapes": {"steps": len(other), "first": other[0], "last": other[-1]} if other else None,
         "examples": [_describe_example(ex) for ex in layer.info.examples],
@@ -314,6 +365,9 @@ def _describe_facts(info):
         "encoding": metadata.ENCODING_NAMES[info.encoding],
         "rows_normalized": info.rows_normalized,
         "rollout_stack": info.rollout_stack,
+        "grid": {"rows": info.grid_rows, "cols": info.grid_cols, "prefix": info.grid_prefix}
+        if info.grid_rows > 0 else None,
+        "probe_examples": info.probe_examples,
     }
 
 

@@ -61,6 +61,8 @@ MAX_TOKENS = 1 << 20
 # Largest facts blob of one step: the tokens of its examples. 16 MiB is
 # 64 examples of 2 x 2048 tokens of 64 bytes each.
 MAX_FACTS_BYTES = 16 * 1024 * 1024
+# Most head metrics a layer's metadata may name (11 today).
+MAX_METRICS = 256
 # Blobs one step may declare beyond the tag's metadata's examples: a step
 # written with other facts may hold another number of examples (plus its
 # facts blob). The Python reader makes a blob key per declared blob before
@@ -93,6 +95,9 @@ MAX_READ_BYTES = 128 * 1024 * 1024
 LISTING_TTL_S = 2.0
 
 _KNOWN_ENCODINGS = tuple(metadata.ENCODING_NAMES)
+# Largest probe image served: a 2048 x 2048 RGBA PNG is at most 16 MiB.
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # tensorboard-data-server 0.7.2 (RustBoard) decodes a blob key into borrowed
 # strings, which fails for run or tag names that JSON must escape
@@ -235,28 +240,41 @@ def check_metadata(info):
                 "of example %d has %d query and %d key tokens for lengths %d and %d"
                 % (i, len(ex.query_tokens), len(ex.key_tokens), ex.query_length, ex.key_length)
             )
+    if info.probe_examples < 0:
+        damaged("declares %d probe examples" % info.probe_examples)
+    if info.grid_rows or info.grid_cols or info.grid_prefix:
+        # An image model's tokens: `prefix` class tokens, then rows x cols patches.
+        rows, cols, prefix = info.grid_rows, info.grid_cols, info.grid_prefix
+        if not (rows > 0 and cols > 0 and 0 <= prefix and prefix + rows * cols <= MAX_TOKENS):
+            damaged("declares a patch grid of %d x %d after %d tokens" % (rows, cols, prefix))
+        for i, ex in enumerate(info.examples):
+            if ex.key_length not in (0, prefix + rows * cols):
+                damaged("of example %d has %d keys; its %d x %d grid after %d tokens needs %d"
+                        % (i, ex.key_length, rows, cols, prefix, prefix + rows * cols))
 
 
-def check_shape(layer, role, step, shape):
+def check_shape(layer, role, step, shape, derived_info=None):
     """StoredDataError unless a derived tensor's shape is the one the
-    metadata declares (the last axis of importance and rollout may be longer
-    than the longest example; at most MAX_TOKENS)."""
-    leading, minimum = metadata.derived_shape(layer.info, role)
+    metadata declares (metadata.derived_shape; a last axis that is not
+    exact may be longer, up to MAX_TOKENS)."""
+    wanted = metadata.derived_shape(layer.info, role, derived_info)
     shape = tuple(shape)
-    if role == PluginData.HEAD_STATS:
-        fits = shape == leading + (minimum,)
+    if wanted.exact:
+        fits = shape == wanted.leading + (wanted.last,)
     else:
-        fits = len(shape) == len(leading) + 1 and shape[:-1] == leading and minimum <= shape[-1] <= MAX_TOKENS
+        fits = (len(shape) == len(wanted.leading) + 1 and shape[:-1] == wanted.leading
+                and wanted.last <= shape[-1] <= MAX_TOKENS)
     if not fits:
-        wanted = leading + (("%d" % minimum) if role == PluginData.HEAD_STATS else (">=%d" % minimum),)
+        last = ("%d" if wanted.exact else ">=%d") % wanted.last
         raise StoredDataError(
             "damaged_data",
             "%s of %s has shape %s; its metadata declares (%s)"
-            % (metadata.ROLE_NAMES[role], layer.where(step), shape, ", ".join(str(d) for d in wanted)),
+            % (metadata.ROLE_NAMES[role], layer.where(step), shape,
+               ", ".join([str(d) for d in wanted.leading] + [last])),
         )
 
 
-def check_tensor(layer, role, step, array):
+def check_tensor(layer, role, step, array, derived_info=None):
     """A derived tensor of one step -> float32, cropped to the length the
     metadata needs; StoredDataError unless its shape and dtype match."""
     array = np.asarray(array)
@@ -265,8 +283,20 @@ def check_tensor(layer, role, step, array):
             "damaged_data",
             "%s of %s holds %s values, not floats" % (metadata.ROLE_NAMES[role], layer.where(step), array.dtype),
         )
-    check_shape(layer, role, step, array.shape)
-    return np.asarray(array[..., : metadata.derived_shape(layer.info, role)[1]], dtype=np.float32)
+    check_shape(layer, role, step, array.shape, derived_info)
+    return np.asarray(array[..., : metadata.derived_shape(layer.info, role, derived_info).last], dtype=np.float32)
+
+
+def check_png(content, where):
+    """The bytes of a stored probe image, if they are a PNG of at most
+    MAX_IMAGE_BYTES; else StoredDataError. The browser decodes it: the
+    server only makes sure it sends an image, not whatever a tag holds."""
+    content = bytes(content)
+    if len(content) > MAX_IMAGE_BYTES:
+        raise StoredDataError("too_large", "%s is %d bytes, over %d MiB" % (where, len(content), MAX_IMAGE_BYTES >> 20))
+    if not content.startswith(_PNG_SIGNATURE):
+        raise StoredDataError("damaged_data", "%s is not a PNG image" % where)
+    return content
 
 
 class _ByteBudget:
@@ -494,6 +524,79 @@ class Store:
         derived = metadata.tag_for(layer.tag, role)
         return derived in self._listing(ctx, experiment_id, "tensors").get(layer.run, {})
 
+    def derived_metadata(self, ctx, experiment_id, layer, role):
+        """The checked metadata of the layer's derived tag of `role`
+        (AttentionPluginData), or None when the layer has none;
+        StoredDataError when it is unreadable, newer or of another role."""
+        derived = metadata.tag_for(layer.tag, role)
+        series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
+        if series is None:
+            return None
+        try:
+            info = parse_metadata(series.plugin_content)
+        except StoredDataError as e:
+            raise StoredDataError(e.kind, "tag %r of run %r: %s" % (derived, layer.run, e)) from None
+        if info.role != role:
+            raise StoredDataError(
+                "damaged_data", "tag %r of run %r declares role %d, not %s"
+                % (derived, layer.run, info.role, metadata.ROLE_NAMES[role]),
+            )
+        if role == PluginData.HEAD_METRICS and not 0 < len(info.metric_names) <= MAX_METRICS:
+            raise StoredDataError(
+                "damaged_data", "tag %r of run %r names %d metrics (1..%d expected)"
+                % (derived, layer.run, len(info.metric_names), MAX_METRICS),
+            )
+        return info
+
+    # -- probe images ----------------------------------------------------------
+
+    def probe_image_count(self, ctx, experiment_id, run):
+        """How many probe images the run stored (0: none, or unusable)."""
+        try:
+            return len(self._probe_images(ctx, experiment_id, run))
+        except (StoredDataError, errors.NotFoundError):
+            return 0
+
+    def probe_image(self, ctx, experiment_id, run, example):
+        """PNG bytes of one probe example's image (the first stored copy)."""
+        images = self._probe_images(ctx, experiment_id, run)
+        if not 0 <= example < len(images):
+            raise errors.NotFoundError(
+                "example %d out of range: run %r stored %d probe images" % (example, run, len(images)))
+        return check_png(images[example], "probe image %d of run %r" % (example, run))
+
+    def _probe_images(self, ctx, experiment_id, run):
+        """The run's probe images at their first step: a 1-D string tensor
+        (tag PROBE_IMAGES_TAG, one PNG per example), cached per version."""
+        tag = metadata.PROBE_IMAGES_TAG
+        series = self._listing(ctx, experiment_id, "tensors").get(run, {}).get(tag)
+        if series is None:
+            raise errors.NotFoundError("run %r has no probe images (only image models store them)" % run)
+        key = ("probe_images", experiment_id, run, series.plugin_content, series.max_step, series.max_wall_time)
+        images = self._cache.get(key)
+        if images is not None:
+            return images
+        if parse_metadata(series.plugin_content).role != PluginData.PROBE_IMAGES:
+            raise StoredDataError("damaged_data", "tag %r of run %r is not probe images" % (tag, run))
+
+        def check(run_, tag_, step, shape):  # before TensorBoard expands the proto
+            if not (len(shape) == 1 and 0 <= shape[0] <= MAX_STEP_EXAMPLES):
+                raise StoredDataError("damaged_data", "probe images of run %r declare shape %s" % (run, shape))
+            return True
+
+        datums = self._read_points("read_tensors_checked", ctx, experiment_id, run, tag, check_shape=check)
+        if not datums:
+            raise errors.NotFoundError("run %r has no probe images" % run)
+        array = np.asarray(min(datums, key=lambda d: d.step).numpy)
+        if array.dtype != object:
+            raise StoredDataError("damaged_data", "probe images of run %r hold %s values, not PNG bytes"
+                                  % (run, array.dtype))
+        if not all(isinstance(png, bytes) for png in array.flat):
+            raise StoredDataError("damaged_data", "probe images of run %r hold text or numbers, not PNG bytes" % run)
+        images = [bytes(png) for png in array]
+        self._cache.put(key, images, sum(len(png) for png in images) + 100)
+        return images
+
     # -- maps ------------------------------------------------------------------
 
     def maps(self, ctx, experiment_id, run, tag, step, example, head=None):
@@ -607,7 +710,7 @@ class Store:
         """Series of one example's derived values, cropped to the example's
         tokens: importance (steps, H+1, L) of `mode` ('received': L =
         key_length, 'given': query_length), head stats (steps, H, 3), rollout
-        (steps, key_length); at the steps that share the layer's newest facts,
+        (steps, key_length), head metrics (steps, H, M); at the steps that share the layer's newest facts,
         at most `max_points` of them (`pick_steps`)."""
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
@@ -634,29 +737,21 @@ class Store:
         layer = timeline.layer
         derived = metadata.tag_for(layer.tag, role)
         series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
-        if series is None:
+        derived_info = self.derived_metadata(ctx, experiment_id, layer, role)
+        if series is None or derived_info is None:
             raise errors.NotFoundError("%s has no %s data" % (layer.where(), metadata.ROLE_NAMES[role]))
-        try:
-            derived_info = parse_metadata(series.plugin_content)
-        except StoredDataError as e:
-            raise StoredDataError(e.kind, "tag %r of run %r: %s" % (derived, layer.run, e)) from None
-        if derived_info.role != role:
-            raise StoredDataError(
-                "damaged_data", "tag %r of run %r declares role %d, not %s"
-                % (derived, layer.run, derived_info.role, metadata.ROLE_NAMES[role]),
-            )
         key = ("tensors", experiment_id, layer.run, derived, index, max_points, series.plugin_content,
                layer.series.plugin_content, series.max_step, series.max_wall_time,
                layer.series.max_step, layer.series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._read_series(ctx, experiment_id, timeline, role, index, max_points, derived)
+            cached = self._read_series(ctx, experiment_id, timeline, role, index, max_points, derived, derived_info)
             self._cache.put(key, cached, cached[1].nbytes + 8 * len(cached[0]))
         return cached
 
-    def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived):
+    def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived, derived_info):
         layer = timeline.layer
-        leading, minimum = metadata.derived_shape(layer.info, role)
+        leading, minimum, _ = metadata.derived_shape(layer.info, role, derived_info)
         wanted = frozenset(pick_steps(timeline.steps, max_points))
         downsample = self._downsample
         if self._rustboard:
@@ -676,7 +771,7 @@ class Store:
             if not self._rustboard and step not in wanted:
                 return False  # downsampled here (RustBoard did its own above)
             try:
-                return check_shape(layer, role, step, shape)
+                return check_shape(layer, role, step, shape, derived_info)
             except StoredDataError:
                 if step in timeline.read:
                     raise
@@ -696,13 +791,13 @@ class Store:
             # whether it is damaged or was written with other facts.
             if self._facts_differ(ctx, experiment_id, timeline, step):
                 continue
-            check_shape(layer, role, step, shape)
+            check_shape(layer, role, step, shape, derived_info)
         if self._rustboard and len(datums) > max_points:
             keep = frozenset(pick_steps([d.step for d in datums], max_points))
             datums = [d for d in datums if d.step in keep]
         arrays = []
         for datum in datums:
-            array = check_tensor(layer, role, datum.step, datum.numpy)
+            array = check_tensor(layer, role, datum.step, datum.numpy, derived_info)
             arrays.append(array if index is None else array[:, index])
         if index is not None:
             leading = leading[:1] + leading[2:]
