@@ -15,12 +15,12 @@ import zlib
 
 import numpy as np
 
-from tb_attention_plugin.format import plugin_data_pb2
+from tb_attention_plugin.format import metadata
 
-UINT8 = plugin_data_pb2.AttentionPluginData.UINT8
-FLOAT32 = plugin_data_pb2.AttentionPluginData.FLOAT32
+UINT8 = metadata.PluginData.UINT8
+FLOAT32 = metadata.PluginData.FLOAT32
 
-_BY_NAME = {"uint8": UINT8, "float32": FLOAT32}
+_BY_NAME = {name: value for value, name in metadata.ENCODING_NAMES.items()}
 
 # Largest error of a decoded UINT8 weight: half of one step of 1/255.
 UINT8_MAX_ERROR = 1.0 / 510.0

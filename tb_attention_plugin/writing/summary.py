@@ -40,7 +40,7 @@ from tb_attention_plugin.math import numerics
 
 PluginData = metadata.PluginData
 
-_KINDS = {"self": PluginData.SELF, "causal": PluginData.CAUSAL, "cross": PluginData.CROSS}
+_KINDS = {name: value for value, name in metadata.KIND_NAMES.items()}
 
 
 def as_head_first(scores):
