@@ -61,3 +61,13 @@ export async function fetchImportanceOfHead(run, tag, example, mode, head) {
 }
 export const fetchHeadStats = (run, tag, example) => getJson('head_stats', { run, tag, example });
 export const fetchRollout = (run, tag, example) => getJson('rollout', { run, tag, example });
+
+/**
+ * One head metric of a layer over steps (docs/HEAD_METRICS.md):
+ * {metric, metric_names, num_heads, steps, steps_total, downsampled,
+ * values: [[value per head] per step]}, null where the metric does not apply.
+ */
+export const fetchHeadMetrics = (run, tag, example, metric) => getJson('head_metrics', { run, tag, example, metric });
+
+/** URL of a probe example's image (PNG) for runs whose probe was images (`probe_images` in /index). */
+export const probeImageUrl = (run, example) => `probe_image?${query({ run, example })}`;

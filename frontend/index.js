@@ -9,6 +9,8 @@
 //   view_importance.js  importance bars, steps x tokens heatmap, followed tokens
 //   view_stats.js       head statistics charts
 //   view_rollout.js     attention rollout bars
+//   view_heads.js       heads view: every layer x every head by a head metric
+//   view_image.js       image view: attention over the probe image's patches
 //   export.js           PNG and CSV downloads
 //   status.js           the status line
 
@@ -24,6 +26,8 @@ import {
 import { StatusLine } from './status.js';
 import { FocusMap, fitZoom } from './view_focus.js';
 import { HeadGrid } from './view_grid.js';
+import { HeadsView } from './view_heads.js';
+import { ImageView } from './view_image.js';
 import { ImportanceView } from './view_importance.js';
 import { ModelView } from './view_model.js';
 import { RolloutView } from './view_rollout.js';
@@ -77,6 +81,12 @@ class AttentionTab {
       onOpen: (tag, head) => this.select({ tag, head }),
     });
     this.rollout = new RolloutView({ status: this.status });
+    this.heads = new HeadsView({
+      status: this.status,
+      onOpen: (tag, head, step) => this.select(step === undefined ? { tag, head } : { tag, head, step }),
+      onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
+    });
+    this.image = new ImageView({ status: this.status, metrics: this.heads.cache });
     this.build();
   }
 
@@ -98,7 +108,7 @@ class AttentionTab {
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
       ]),
       this.status.element, this.info, this.otherShapes,
-      this.model.element, this.grid.element, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
+      this.model.element, this.heads.element, this.image.element, this.grid.element, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
       this.stats.element, this.rollout.element,
     );
     c.run.addEventListener('change', () => this.select({ run: c.run.value }));
@@ -165,6 +175,7 @@ class AttentionTab {
     this.maps = null;
     this.model.element.hidden = run.layers.length < 2; // one layer: the heads grid is the model view
     const model = this.showModel();
+    const heads = this.heads.show(run, state);
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom);
     this.text.setExample(example);
@@ -178,14 +189,16 @@ class AttentionTab {
       this.importance.clear();
       this.stats.clear();
       this.rollout.clear();
+      this.image.clear();
       for (const view of ['maps', 'importance', 'head statistics', 'rollout']) this.status.loaded(view);
       this.showStep(state.step);
       this.root.dataset.paintedStep = String(state.step);
-      await model;
+      await Promise.all([model, heads]);
       return;
     }
     this.grid.showNote(null);
-    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model]);
+    const image = this.image.setLayer(run, layer, state);
+    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model, heads, image]);
   }
 
   /** The model view of the run at the current example and step (not while hidden). */
@@ -203,6 +216,7 @@ class AttentionTab {
     this.state.head = head;
     this.save();
     this.grid.markSelected(head);
+    this.heads.select(this.state);
     this.paintFocus();
     this.loadImportance();
   }
@@ -216,6 +230,8 @@ class AttentionTab {
     this.importance.showStep(step);
     this.stats.showStep(step);
     this.rollout.showStep(step);
+    this.heads.showStep(step);
+    this.image.showStep(step);
   }
 
   async setStep(step) {
@@ -274,6 +290,7 @@ class AttentionTab {
     this.vmax = this.state.scale === 'stretch' ? maxOf(this.maps.data) : 1;
     this.grid.paint((name) => this.mapOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale);
     this.paintFocus();
+    this.image.paint(this.maps, this.derived);
   }
 
   paintFocus() {
@@ -300,6 +317,8 @@ class AttentionTab {
   /** Charts drawn on canvases take the theme's colours when drawn: redraw them. */
   repaintCharts() {
     this.stats.draw();
+    this.heads.draw();
+    this.image.draw();
     if (this.importance.data) this.importance.renderLines();
   }
 

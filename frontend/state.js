@@ -1,11 +1,13 @@
 // What the user chose (run, layer, example, step, head, importance mode,
-// colour scale, zoom, followed tokens), kept in localStorage so that a reload
-// shows the same view, and fixed up against the index when the data changes.
+// colour scale, zoom, followed tokens, the heads view's metric, ranking and
+// whether it is open), kept in localStorage so that a reload shows the same
+// view, and fixed up against the index when the data changes.
 // Pure functions apart from the storage passed in: unit-tested with node.
 
 export const STORAGE_KEY = 'tb-attention-state';
 export const DEFAULTS = Object.freeze({ head: 'mean', mode: 'received', scale: 'fixed' });
-const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor'];
+const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor',
+  'metric', 'rank', 'headsOpen'];
 
 export function loadState(storage) {
   try {

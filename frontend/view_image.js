@@ -1,0 +1,360 @@
+// The image view (issue 18 item 2), for layers over an image's patches (a
+// `grid` in /index) of runs that stored their probe images: the probe image
+// with the attention one query token gives to every patch as a translucent
+// heatmap, per head, for the head mean and for rollout; click a patch to
+// pick the query. Also the mean attention distance of every layer over
+// training (head metric mean_distance) and a PNG export.
+
+import * as api from './api.js';
+import { isMissing, renderLines, servedIndex, valueText } from './charts.js';
+import { LUT, colorIndex } from './colors.js';
+import { headMap } from './decode.js';
+import { el, legendItem } from './dom.js';
+import { download } from './export.js';
+import { headMeanSeries } from './head_metrics.js';
+import { paintLegend } from './heatmap.js';
+import { defaultQuery, gridFits, patchAt, patchToken, splitRow, tokenPatch } from './image_grid.js';
+import { layersInModelOrder } from './state.js';
+
+const FIGURE_PX = 168; // longest side of one image
+const DEFAULT_OPACITY = 60; // percent
+const INK = '#212121';
+
+/** Whether a layer of a run gets the image view (for probe example `example`). */
+export function showsImage(run, layer, example) {
+  const ex = layer.examples[example];
+  return Boolean(layer.grid) && run.probe_images > 0 && example < run.probe_images && layer.kind !== 'cross' &&
+    Boolean(ex) && gridFits(layer.grid, ex.query_length) && gridFits(layer.grid, ex.key_length);
+}
+
+/** Patch values (rows x cols, row by row) painted as RGBA cells on 0..vmax, one canvas pixel per patch. */
+function paintOverlay(canvas, patches, rows, cols, vmax) {
+  canvas.width = cols;
+  canvas.height = rows;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(cols, rows);
+  for (let i = 0; i < rows * cols; i++) {
+    const c = colorIndex(patches[i], vmax) * 3;
+    image.data.set([LUT[c], LUT[c + 1], LUT[c + 2], 255], i * 4);
+  }
+  ctx.putImageData(image, 0, 0);
+  canvas.overlayValues = patches; // what was painted, for the browser tests
+  canvas.dataset.vmax = String(vmax);
+}
+
+export class ImageView {
+  /** metrics: the HeadMetricsCache of the heads view (mean_distance is shared). */
+  constructor({ status, metrics }) {
+    Object.assign(this, { status, metrics });
+    this.queryLabel = el('span', { id: 'image-query', className: 'info' });
+    this.reset = el('button', { id: 'image-query-reset', text: 'class token', title: 'pick the first token (the class token) as the query' });
+    this.opacity = el('input', { id: 'image-opacity', type: 'range', min: 0, max: 100, value: DEFAULT_OPACITY, title: 'opacity of the heatmap' });
+    this.png = el('button', { id: 'image-export-png', text: 'PNG', title: 'the images with their heatmaps, a title and the colour scale' });
+    this.legend = el('canvas', { id: 'image-legend', className: 'legend' });
+    this.figures = el('div', { id: 'image-heads', className: 'grid' });
+    this.note = el('div', { id: 'image-note', className: 'note', hidden: true });
+    this.chart = el('canvas', { id: 'image-distance-chart', className: 'chart', title: 'mean attention distance by layer' });
+    this.marker = el('div', { className: 'step-marker', id: 'image-distance-marker', hidden: true });
+    this.chartLegend = el('div', { id: 'image-distance-legend', className: 'info' });
+    this.chartNote = el('div', { id: 'image-distance-note', className: 'info', hidden: true });
+    this.chartTitle = el('h3', { id: 'image-distance-title' });
+    this.element = el('section', { id: 'image-view', className: 'panel', hidden: true }, [
+      el('div', { className: 'panel-head' }, [
+        el('h3', { text: 'Image view: the attention a query token gives to every patch (click a patch to pick the query)' }),
+        this.png,
+      ]),
+      el('div', { className: 'legend-row' }, [
+        this.queryLabel, this.reset, el('label', { text: 'opacity ', htmlFor: 'image-opacity' }), this.opacity,
+        el('span', { text: '0' }), this.legend, el('span', { text: 'max' }),
+        el('span', { className: 'info', text: "each heatmap stretched to its own largest patch weight (written under it); " +
+          'the class/register tokens are not patches: their share is the number under each image' }),
+      ]),
+      this.note, this.figures,
+      this.chartTitle,
+      el('div', { className: 'chart-wrap' }, [this.chart, this.marker]), this.chartLegend, this.chartNote,
+    ]);
+    this.opacity.addEventListener('input', () => this.applyOpacity());
+    this.reset.addEventListener('click', () => this.pick(0));
+    this.png.addEventListener('click', () => this.exportPng());
+    paintLegend(this.legend, 1);
+    this.maps = null;
+    this.rollout = null;
+    this.distance = null;
+  }
+
+  clear() {
+    this.element.hidden = true;
+    this.shown = null;
+    this.maps = null;
+  }
+
+  /** Shows the view for `layer` of `run` at state's example (hidden when the layer is not over an image). */
+  async setLayer(run, layer, state) {
+    if (!showsImage(run, layer, state.example)) {
+      this.clear();
+      return;
+    }
+    this.element.hidden = false;
+    const grid = layer.grid;
+    const where = JSON.stringify([run.run, state.example, grid.rows, grid.cols, grid.prefix]);
+    if (this.where !== where || !(this.query >= 0 && this.query < layer.examples[state.example].query_length)) {
+      this.query = defaultQuery(grid);
+    }
+    this.where = where;
+    this.shown = { run, layer, example: layer.examples[state.example], exampleIndex: state.example, grid, step: state.step };
+    this.maps = null;
+    this.reset.hidden = grid.prefix === 0;
+    this.chartTitle.textContent = 'Mean attention distance by layer over training (head mean). Distance is in token ' +
+      `positions of the sequence, patches row by row: one patch to the side is 1, one patch row down is ${grid.cols}; ` +
+      'the dashed line is the current step';
+    this.build();
+    this.showQuery();
+    await Promise.all([this.loadRollout(), this.loadDistance()]);
+  }
+
+  /** One figure per head (head mean first) and one for rollout: the image, the heatmap over it, a caption. */
+  build() {
+    const { run, layer, exampleIndex, grid } = this.shown;
+    const cell = Math.max(1, Math.floor(FIGURE_PX / Math.max(grid.rows, grid.cols)));
+    this.size = { cell, width: grid.cols * cell, height: grid.rows * cell };
+    const names = ['mean', ...Array.from({ length: layer.num_heads }, (_, h) => h), ...(layer.has_rollout ? ['rollout'] : [])];
+    const src = api.probeImageUrl(run.run, exampleIndex);
+    this.figureOf = new Map();
+    this.figures.replaceChildren(...names.map((name) => {
+      const image = el('img', { className: 'probe-image', src, alt: `probe image ${exampleIndex}` });
+      image.addEventListener('error', () => this.status.failed('the probe image', new Error(`example ${exampleIndex}`)), { once: true });
+      image.addEventListener('load', () => this.status.loaded('the probe image'), { once: true });
+      const overlay = el('canvas', { className: 'overlay', dataset: { head: String(name), rows: String(grid.rows), cols: String(grid.cols) } });
+      const box = el('div', { className: 'query-box', hidden: true });
+      const stack = el('div', { className: 'image-stack', dataset: { head: String(name) } }, [image, overlay, box]);
+      for (const part of [stack, image, overlay]) {
+        part.style.width = `${this.size.width}px`;
+        part.style.height = `${this.size.height}px`;
+      }
+      box.style.width = box.style.height = `${cell}px`;
+      stack.addEventListener('click', (e) => {
+        const rect = stack.getBoundingClientRect();
+        const { r, c } = patchAt(grid, e.clientX - rect.left, e.clientY - rect.top, rect.width, rect.height);
+        this.pick(patchToken(grid, r, c));
+      });
+      const caption = el('figcaption', { className: 'image-caption' });
+      const title = name === 'rollout' ? 'rollout (mean over queries)' : `head ${name}`;
+      const figure = el('figure', { className: 'image-figure', dataset: { head: String(name) } }, [stack, el('div', { className: 'image-title', text: title }), caption]);
+      this.figureOf.set(String(name), { figure, image, overlay, box, caption });
+      return figure;
+    }));
+    this.applyOpacity();
+  }
+
+  applyOpacity() {
+    const alpha = Number(this.opacity.value) / 100;
+    if (!this.figureOf) return;
+    for (const { overlay } of this.figureOf.values()) overlay.style.opacity = String(alpha);
+  }
+
+  /** Picks query token `token` and repaints the heads' heatmaps. */
+  pick(token) {
+    if (!this.shown) return;
+    this.query = token;
+    this.showQuery();
+    this.paintHeads();
+  }
+
+  showQuery() {
+    const { grid, example } = this.shown;
+    const patch = tokenPatch(grid, this.query);
+    const token = example.query_tokens[this.query];
+    this.queryLabel.textContent = patch
+      ? `query: patch row ${patch.r}, column ${patch.c} (token ${this.query}, "${token}")`
+      : `query: token ${this.query} "${token}" (not a patch)`;
+    this.queryLabel.dataset.query = String(this.query);
+    for (const [name, { box }] of this.figureOf) {
+      box.hidden = !patch || name === 'rollout';
+      if (patch) {
+        box.style.left = `${patch.c * this.size.cell}px`;
+        box.style.top = `${patch.r * this.size.cell}px`;
+      }
+    }
+  }
+
+  /** The current step's maps of the shown layer and example (the controller's, decoded once). */
+  paint(maps, derived) {
+    if (!this.shown) return;
+    this.maps = maps;
+    this.derived = derived;
+    this.paintHeads();
+  }
+
+  paintHeads() {
+    if (!this.shown || !this.maps) return;
+    const { grid } = this.shown;
+    const k = this.maps.k;
+    const q = this.query;
+    for (const [name, parts] of this.figureOf) {
+      if (name === 'rollout') continue;
+      const values = name === 'mean' ? this.derived.mean : headMap(this.maps, Number(name));
+      this.paintFigure(parts, splitRow(grid, values.subarray(q * k, (q + 1) * k)));
+    }
+    this.figures.dataset.paintedQuery = String(q);
+    this.figures.dataset.paintedStep = String(this.shown.step);
+  }
+
+  paintFigure(parts, split) {
+    const { grid } = this.shown;
+    paintOverlay(parts.overlay, split.patches, grid.rows, grid.cols, split.max);
+    const names = this.shown.example.key_tokens.slice(0, grid.prefix).join('+');
+    parts.caption.textContent = `${grid.prefix ? `${names} ${valueText(split.prefix)} · ` : ''}max ${valueText(split.max)}`;
+    parts.overlay.dataset.prefix = String(split.prefix);
+  }
+
+  /** Moves to a step: the rollout heatmap and the chart's marker (the heads follow with the step's maps). */
+  showStep(step) {
+    if (!this.shown) return;
+    this.shown.step = step;
+    this.paintRollout();
+    this.placeMarker();
+  }
+
+  async loadRollout() {
+    const { run, layer, exampleIndex } = this.shown;
+    this.rollout = null;
+    if (!layer.has_rollout) return;
+    const key = JSON.stringify([run.run, layer.tag, exampleIndex, layer.steps.length]);
+    this.rolloutKey = key;
+    let rollout;
+    try {
+      rollout = await api.fetchRollout(run.run, layer.tag, exampleIndex);
+    } catch (e) {
+      if (this.rolloutKey === key) this.status.failed('the image view rollout', e);
+      return;
+    }
+    if (this.rolloutKey !== key || !this.shown) return;
+    this.status.loaded('the image view rollout');
+    this.rollout = rollout;
+    this.paintRollout();
+  }
+
+  paintRollout() {
+    const parts = this.figureOf && this.figureOf.get('rollout');
+    const rollout = this.rollout;
+    if (!parts || !rollout || !rollout.steps.length) return;
+    const values = rollout.values[servedIndex(rollout.steps, this.shown.step)];
+    if (!gridFits(this.shown.grid, values.length)) return;
+    this.paintFigure(parts, splitRow(this.shown.grid, values.map((v) => (isMissing(v) ? 0 : v))));
+    parts.overlay.dataset.step = String(rollout.steps[servedIndex(rollout.steps, this.shown.step)]);
+  }
+
+  /** mean_distance of every layer of the run with it (head mean per step), one line per layer. */
+  async loadDistance() {
+    const { run, exampleIndex } = this.shown;
+    const key = JSON.stringify([run.run, exampleIndex]);
+    if (this.distanceKey === key && this.distance) {
+      this.placeMarker();
+      return;
+    }
+    this.distanceKey = key;
+    this.distance = null;
+    const layers = layersInModelOrder(run.layers).filter((l) => (l.metric_names || []).includes('mean_distance') && l.examples[exampleIndex]);
+    let replies;
+    try {
+      replies = await Promise.all(layers.map((l) => this.metrics.get(run.run, l, exampleIndex, 'mean_distance')));
+    } catch (e) {
+      if (this.distanceKey === key) this.status.failed('the mean attention distance', e);
+      return;
+    }
+    if (this.distanceKey !== key) return;
+    this.status.loaded('the mean attention distance');
+    const steps = [...new Set(replies.flatMap((r) => r.steps))].sort((a, b) => a - b);
+    const series = layers.map((layer, i) => {
+      const means = headMeanSeries(replies[i].values);
+      const at = new Map(replies[i].steps.map((s, t) => [s, means[t]]));
+      return { name: layer.layer, values: steps.map((s) => (at.has(s) ? at.get(s) : NaN)) };
+    });
+    this.distance = { steps, series };
+    this.draw();
+  }
+
+  /** Draws the distance chart (after a load or a theme switch). */
+  draw() {
+    const d = this.distance;
+    this.chartNote.hidden = Boolean(d && d.series.length);
+    this.chartNote.textContent = 'no mean_distance stored for this run';
+    if (!d || !d.series.length) {
+      this.marker.hidden = true;
+      return;
+    }
+    const colors = renderLines(this.chart, d.steps, d.series, { width: 460, xLabel: 'step', yLabel: 'distance (token positions)' });
+    this.chartLegend.replaceChildren(...d.series.map((s, i) => legendItem(colors[i % colors.length], s.name)));
+    this.placeMarker();
+  }
+
+  placeMarker() {
+    const plot = this.chart.plot;
+    this.marker.hidden = !(this.distance && plot && this.shown);
+    if (this.marker.hidden) return;
+    const x = plot.x(this.shown.step);
+    Object.assign(this.marker.style, { left: `${x - 1}px`, top: `${plot.top}px`, height: `${plot.bottom - plot.top}px` });
+    this.chart.dataset.marker = String(this.shown.step);
+  }
+
+  /**
+   * The figures as one PNG to keep: a title (run, layer, step, example,
+   * query), every image with its heatmap at the chosen opacity and its
+   * caption, and the colour scale. Light colours whatever the theme.
+   */
+  exportPng(into = document.createElement('canvas')) {
+    if (!this.shown || !this.figureOf) return null;
+    const { run, layer, exampleIndex, step } = this.shown;
+    const { width, height, cell } = this.size;
+    const figures = [...this.figureOf.entries()];
+    const columns = Math.min(4, figures.length);
+    const rows = Math.ceil(figures.length / columns);
+    const gap = 16;
+    const boxH = height + 40;
+    const title = `${run.run} · ${layer.layer} · step ${step} · example ${exampleIndex} · ${this.queryLabel.textContent}`;
+    const ctx = into.getContext('2d');
+    ctx.font = 'bold 14px sans-serif';
+    into.width = Math.max(columns * (width + gap) + gap, Math.ceil(ctx.measureText(title).width) + 2 * gap, 420);
+    into.height = 36 + rows * boxH + 40;
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, into.width, into.height);
+    ctx.fillStyle = INK;
+    ctx.font = 'bold 14px sans-serif';
+    ctx.textBaseline = 'middle';
+    ctx.fillText(title, gap, 18);
+    ctx.imageSmoothingEnabled = false;
+    const alpha = Number(this.opacity.value) / 100;
+    const patch = tokenPatch(this.shown.grid, this.query);
+    figures.forEach(([name, parts], i) => {
+      const x = gap + (i % columns) * (width + gap);
+      const y = 36 + Math.floor(i / columns) * boxH;
+      if (parts.image.complete && parts.image.naturalWidth) ctx.drawImage(parts.image, x, y, width, height);
+      if (parts.overlay.width > 0) {
+        ctx.globalAlpha = alpha;
+        ctx.drawImage(parts.overlay, x, y, width, height);
+        ctx.globalAlpha = 1;
+      }
+      if (patch && name !== 'rollout') {
+        ctx.strokeStyle = '#f57c00';
+        ctx.lineWidth = 2;
+        ctx.strokeRect(x + patch.c * cell + 1, y + patch.r * cell + 1, cell - 2, cell - 2);
+      }
+      ctx.fillStyle = INK;
+      ctx.font = '12px sans-serif';
+      ctx.fillText(name === 'rollout' ? 'rollout (mean over queries)' : `head ${name}`, x, y + height + 10);
+      ctx.fillText(parts.caption.textContent, x, y + height + 26);
+    });
+    const y = into.height - 24;
+    ctx.fillText('0', gap, y + 5);
+    for (let i = 0; i < 200; i++) {
+      const c = colorIndex(i / 199, 1) * 3;
+      ctx.fillStyle = `rgb(${LUT[c]}, ${LUT[c + 1]}, ${LUT[c + 2]})`;
+      ctx.fillRect(gap + 14 + i, y, 1, 10);
+    }
+    ctx.fillStyle = INK;
+    ctx.fillText(`max: each heatmap stretched to its largest patch weight · opacity ${Math.round(alpha * 100)}%`, gap + 220, y + 5);
+    download(`image-view-${run.run}-${layer.tag}-step${step}-example${exampleIndex}-query${this.query}.png`, into.toDataURL('image/png'));
+    Object.assign(this.png.dataset, { exportWidth: into.width, exportHeight: into.height, exportImageWidth: width, exportTop: 36, exportLeft: gap });
+    return into;
+  }
+}
