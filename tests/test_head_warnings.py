@@ -80,3 +80,45 @@ def test_warnings_can_be_switched_off(tmp_path, caplog):
         model.fit(x, np.ones((64, 1)), batch_size=8, epochs=2, verbose=0, callbacks=[
             AttentionCallback(tmp_path, x[:2], update_freq=2, stalled_ratio=None, collapse_entropy=None)])
     assert not _warnings(caplog, "stopped changing") and not _warnings(caplog, "collapsed")
+
+
+def _capture_items(changes):
+    """What the callback gives HeadWatch at one capture: the serialized head
+    metrics of each layer (summary.serialize's items), with `change` set to
+    changes[layer][head] and every other metric as a 4-key map has it."""
+    import tensorflow as tf
+
+    from tb_attention_plugin.format import metadata
+    from tb_attention_plugin.math import head_metrics
+
+    items = []
+    for layer, per_head in changes.items():
+        values = np.full((1, len(per_head), len(head_metrics.METRIC_NAMES)), 0.5, np.float32)
+        values[0, :, head_metrics.METRIC_NAMES.index("change")] = per_head
+        data = metadata.PluginData(role=metadata.PluginData.HEAD_METRICS, layer=layer)
+        data.metric_names.extend(head_metrics.METRIC_NAMES)
+        items.append((layer + "/_head_metrics", tf.constant(values), metadata.create_summary_metadata(data)))
+    return items
+
+
+def test_heads_that_settle_together_are_not_stalled_but_one_left_behind_is(caplog):
+    from tb_attention_plugin.writing.head_watch import HeadWatch
+
+    watch = HeadWatch()
+    loss = 1.0
+    # Every head's change falls from 0.2 to 0.001 (1/200 of its peak) as
+    # training converges, while the loss keeps falling by 10% per capture:
+    # a healthy run, no warning.
+    for step, change in enumerate([0.2, 0.1, 0.05, 0.01, 0.003, 0.001]):
+        with caplog.at_level(logging.WARNING):
+            watch.observe(_capture_items({"a": [change, change * 1.5], "b": [change * 0.8, change]}), step, loss)
+        loss *= 0.9
+    assert not _warnings(caplog, "stopped changing")
+    # Then head 1 of "b" stops (1e-6) while the others still change (~0.001):
+    # under 1% of its own peak and of the typical head.
+    with caplog.at_level(logging.WARNING):
+        watch.observe(_capture_items({"a": [0.001, 0.0015], "b": [0.0008, 1e-6]}), 6, loss)
+    (stalled,) = _warnings(caplog, "stopped changing")
+    assert 'head 1 of layer "b" stopped changing at step 6' in stalled
+    # the typical head: the median of 0.001, 0.0015, 0.0008 and 1e-6
+    assert "1e-06 since the last capture, 0.2 at most before, 0.0009 for the typical head now" in stalled

@@ -35,38 +35,51 @@ class HeadWatch:
         )
         self._loss_at_capture = loss
         names = head_metrics.METRIC_NAMES
+        layers = []  # (layer name, normalized entropy of the layer, change per head)
         for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
             values = tensor.numpy()  # (examples, heads, metrics)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say
-                entropy = np.nanmean(values[:, :, names.index("normalized_entropy")])
-                change = np.nanmean(values[:, :, names.index("change")], axis=0)
+                layers.append((
+                    info.layer,
+                    np.nanmean(values[:, :, names.index("normalized_entropy")]),
+                    np.nanmean(values[:, :, names.index("change")], axis=0),
+                ))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            # The typical head's change at this capture, over every layer.
+            typical = np.nanmedian(np.concatenate([c for _, _, c in layers])) if layers else np.nan
+        for layer, entropy, change in layers:
             if (self.collapse_entropy is not None and entropy < self.collapse_entropy
-                    and ("collapse", info.layer) not in self._warned):
-                self._warned.add(("collapse", info.layer))
+                    and ("collapse", layer) not in self._warned):
+                self._warned.add(("collapse", layer))
                 logger.warning(
                     "AttentionCallback: the attention entropy of layer %s collapsed at step %d: "
                     "%.3f of its maximum on average (below collapse_entropy=%g), so its heads "
                     "each look at almost one token. Zhai et al. (2023) link this to unstable "
                     "training: watch the loss, and consider a lower learning rate or "
-                    "normalising queries and keys.", quoted(info.layer), step, entropy,
+                    "normalising queries and keys.", quoted(layer), step, entropy,
                     self.collapse_entropy)
             if self.stalled_ratio is None:
                 continue
             for head, now in enumerate(change):
                 if np.isnan(now):
                     continue
-                peak, seen = self._peak_change.get((info.layer, head), (0.0, 0))
-                self._peak_change[info.layer, head] = (max(peak, now), seen + 1)
-                # Frozen (never changes), or changed and then stopped: under
-                # stalled_ratio of its own largest change, after 3 captures.
-                stalled = now <= 1e-9 or (seen >= 3 and now < self.stalled_ratio * peak)
-                if not (stalled and loss_moved) or ("stalled", info.layer, head) in self._warned:
+                peak, seen = self._peak_change.get((layer, head), (0.0, 0))
+                self._peak_change[layer, head] = (max(peak, now), seen + 1)
+                # Frozen (never changes), or stopped while the rest of the
+                # model still changes: under stalled_ratio of its own largest
+                # change and of the typical head's change now, after 3
+                # captures. Heads that settle together as training converges
+                # (every head's change falls) are not stalled.
+                stalled = now <= 1e-9 or (
+                    seen >= 3 and now < self.stalled_ratio * peak and now < self.stalled_ratio * typical)
+                if not (stalled and loss_moved) or ("stalled", layer, head) in self._warned:
                     continue
-                self._warned.add(("stalled", info.layer, head))
+                self._warned.add(("stalled", layer, head))
                 logger.warning(
                     "AttentionCallback: head %d of layer %s stopped changing at step %d (mean "
-                    "change %.2g since the last capture, %.2g at most before; stalled_ratio=%g) "
-                    "while the loss still moves; check that the layer trains (trainable, "
-                    "gradients reach it).", head, quoted(info.layer), step, now, peak,
-                    self.stalled_ratio)
+                    "change %.2g since the last capture, %.2g at most before, %.2g for the "
+                    "typical head now; stalled_ratio=%g) while the loss still moves; check that "
+                    "the layer trains (trainable, gradients reach it).", head, quoted(layer), step,
+                    now, peak, typical, self.stalled_ratio)
