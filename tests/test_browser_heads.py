@@ -100,9 +100,10 @@ def opened(browser, server):  # noqa: F811
         page.context.close()
 
 
-def _open_heads_view(tab, run, step, metric=None):
-    tab.evaluate("async s => { await window.attentionTab.select(s); }", {"run": run, "tag": "layer1" if run == FIT else
-                                                                         "encoder/layer_0/self_attention", "step": step})
+def _open_heads_view(tab, run, step, metric=None, tag=None):
+    if tag is None:
+        tag = "layer1" if run == FIT else "encoder/layer_0/self_attention"
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", {"run": run, "tag": tag, "step": step})
     wait_painted(tab, step)
     if not tab.eval_on_selector("#heads-view", "d => d.open"):
         tab.click("#heads-view > summary")
@@ -226,6 +227,9 @@ def test_screenshots_of_2_by_4_and_12_by_12_heads_in_light_and_dark(opened, step
         tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
     _open_heads_view(tab, FIT, steps[-1], metric="previous_token")
     tab.locator("#heads-view").screenshot(path=_artifact("heads-2x4-%s-dpr%d.png" % (theme, scale)))
+    tab.select_option("#heads-metric", "monotone_alignment")  # cross attention only: every cell missing
+    tab.wait_for_function("() => document.querySelector('#heads-scale').textContent.startsWith('monotone_alignment')")
+    tab.locator("#heads-view").screenshot(path=_artifact("heads-2x4-missing-%s-dpr%d.png" % (theme, scale)))
     _open_heads_view(tab, BIG, 50, metric="entropy")
     assert tab.eval_on_selector_all("#heads-matrix .hm-cell", "c => c.length") == 144
     # every cell of a 12-head row fits beside its layer label in a 1280 px wide tab
