@@ -186,6 +186,25 @@ def test_dense_softmax_attention_vec_is_captured_by_name_as_features_by_time(tmp
     np.testing.assert_allclose(stored, reference.transpose(0, 2, 1), atol=1e-6)
     assert layer.key_tokens[0] == [str(t) for t in range(steps)]
     np.testing.assert_allclose(layer.given[0][-1, 0], [1.0, 1.0], atol=1e-5)
+    # features x time: two different axes (not one sequence attending to
+    # itself), named after the layer that computed the softmax
+    assert layer.kind == "cross" and layer.layer_class == "Dense(softmax) via Permute"
+
+
+def test_a_rearranging_layer_is_named_after_the_layer_whose_output_it_rearranges():
+    from tb_attention_plugin.writing.capture import source_class
+
+    inp = keras.Input((4, 6))
+    dense = keras.layers.Dense(6, activation="softmax")(inp)
+    reshaped = keras.layers.Reshape((6, 4), name="reshaped")(dense)
+    conv = keras.layers.Conv1D(6, 1)(inp)
+    permuted = keras.layers.Permute((2, 1), name="permuted")(conv)
+    mha = keras.layers.MultiHeadAttention(2, 3, name="mha")
+    keras.Model(inp, [reshaped, permuted, mha(inp, inp)])
+    assert source_class(reshaped._keras_history.operation) == "Dense(softmax) via Reshape"
+    assert source_class(permuted._keras_history.operation) == "Conv1D via Permute"  # no softmax: no claim
+    assert source_class(mha) == "MultiHeadAttention"
+    assert source_class(keras.layers.Permute((2, 1))) == "Permute"  # never called: nothing to go by
 
 
 class ScaledDotProductAttention(keras.layers.Layer):

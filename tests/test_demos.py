@@ -19,6 +19,9 @@ def test_lstm_demo_importance_peaks_at_the_planted_step(tmp_path):
     lstm_attention.main(["--logdir", str(tmp_path / "lstm"), "--preset", "tiny"])
     layer = read_attention(str(tmp_path))["lstm"]["attention_vec"]
     assert layer.maps[0].shape[1:] == (1, 2, 20)  # one head, features x time
+    # rows (2 features) and columns (20 time steps) are different axes: not a
+    # sequence attending to itself; named after the layer that made the softmax
+    assert layer.kind == "cross" and layer.layer_class == "Dense(softmax) via Permute"
     assert layer.key_tokens[0] == [str(t) for t in range(20)]
     mean_received = np.mean([r[-1, -1] for r in layer.received], axis=0)  # over probe examples
     assert mean_received.argmax() == lstm_attention.PLANTED_STEP

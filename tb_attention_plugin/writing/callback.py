@@ -561,9 +561,12 @@ class AttentionCallback(keras.callbacks.Callback):
                     "AttentionCallback could not read the mask of layer %s (%s), so "
                     "its maps are stored uncropped, padding included.", messages.quoted(name), e
                 )
+        # A sequence attending to itself makes a square map: a layer whose
+        # one input is read as both query and key but whose map is q x k with
+        # q != k (the seed's Dense(softmax) block: features x time steps)
+        # relates two different axes, as cross attention does.
         same = captured.same_sequence
-        if same is None:  # a layer captured by its output: nothing else to go by
-            same = q == k
+        same = (q == k) if same is None else (bool(same) and q == k)
         if same and key_valid is not None:
             # A padded token is padding as a query too; a causal + padding
             # mask (GPT-2) lets padded queries attend to earlier real keys,
@@ -607,7 +610,7 @@ class AttentionCallback(keras.callbacks.Callback):
             key_mask=key_mask,
             kind=kind,
             grid=grid,
-            layer_class=type(captured.layer).__name__,
+            layer_class=capture.source_class(captured.layer),
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
             example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],

@@ -293,6 +293,28 @@ def _mask_from_pair(mask, scores):
     return tf.logical_and(query[:, :, None], value[:, None, :])
 
 
+# Layers that only rearrange what another layer computed.
+_REARRANGING = ("Permute", "Reshape")
+
+
+def source_class(layer):
+    """The class name shown for a captured layer: its own, or for a layer
+    that only rearranges probabilities (the seed's `attention_vec`, a
+    Permute) the layer that computed them and the rearranging one, e.g.
+    "Dense(softmax) via Permute"."""
+    name = type(layer).__name__
+    if name not in _REARRANGING:
+        return name
+    try:  # Keras 3: a functional layer's input knows the operation that made it
+        producer = layer.input._keras_history.operation
+    except (AttributeError, ValueError, RuntimeError):  # called more than once, or not in a graph
+        return name
+    inner = type(producer).__name__
+    if getattr(getattr(producer, "activation", None), "__name__", "") == "softmax":
+        inner += "(softmax)"
+    return "%s via %s" % (inner, name)
+
+
 def _patch_other(layer, name, recorder):
     """A layer that is not a Keras attention layer: record its call arguments
     and output; the softmax hooks record what it computes inside."""
