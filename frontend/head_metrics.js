@@ -14,7 +14,9 @@ export const BOUNDED_METRICS = new Set([
 export const DEFAULT_METRIC = 'entropy';
 
 /** Units of the unbounded metrics, for legends and axis titles. */
-export const METRIC_UNITS = { entropy: 'nats', mean_distance: 'token positions', change: 'mean |difference| per cell' };
+export const METRIC_UNITS = {
+  entropy: 'nats', mean_distance: 'token positions', change: 'mean |difference| per cell', patch_distance: 'patch widths',
+};
 
 /**
  * The colour range of a metric at one step: fixed 0..1 for bounded metrics,

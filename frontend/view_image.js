@@ -42,6 +42,55 @@ function paintOverlay(canvas, patches, rows, cols, vmax) {
   canvas.dataset.vmax = String(vmax);
 }
 
+/**
+ * A dot chart: x = the layers in order, one dot per head (the value of
+ * columns[layer][head]; NaN is left out), in the layer's colour.
+ */
+function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170 } = {}) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext('2d');
+  ctx.scale(ratio, ratio);
+  const pad = { l: 52, r: 10, t: 8, b: 32 };
+  const values = columns.flat().filter(Number.isFinite);
+  const top = Math.max(...values, 1e-9);
+  const ymax = top * 1.05;
+  const sx = (i) => pad.l + ((i + 0.5) / Math.max(names.length, 1)) * (width - pad.l - pad.r);
+  const sy = (y) => height - pad.b - (y / ymax) * (height - pad.t - pad.b);
+  const fg = getComputedStyle(canvas).color || '#000';
+  ctx.strokeStyle = ctx.fillStyle = fg;
+  ctx.font = '10px sans-serif';
+  ctx.beginPath();
+  ctx.moveTo(pad.l + 0.5, pad.t);
+  ctx.lineTo(pad.l + 0.5, height - pad.b + 0.5);
+  ctx.lineTo(width - pad.r, height - pad.b + 0.5);
+  ctx.stroke();
+  ctx.textAlign = 'right';
+  ctx.fillText(ymax.toFixed(2), pad.l - 3, pad.t + 8);
+  ctx.fillText('0', pad.l - 3, height - pad.b);
+  ctx.textAlign = 'center';
+  names.forEach((name, i) => ctx.fillText(String(i + 1), sx(i), height - pad.b + 12));
+  ctx.fillText('layer (model order; colours as in the chart below)', pad.l + (width - pad.l - pad.r) / 2, height - 4);
+  ctx.save();
+  ctx.translate(12, pad.t + (height - pad.t - pad.b) / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.fillText(yLabel, 0, 0);
+  ctx.restore();
+  columns.forEach((column, i) => {
+    ctx.fillStyle = colors[i % colors.length];
+    for (const v of column) {
+      if (!Number.isFinite(v)) continue;
+      ctx.beginPath();
+      ctx.arc(sx(i), sy(v), 3, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  });
+  canvas.dataset.yLabel = yLabel;
+}
+
 export class ImageView {
   /** metrics: the HeadMetricsCache of the heads view (mean_distance is shared). */
   constructor({ status, metrics }) {
@@ -58,6 +107,9 @@ export class ImageView {
     this.chartLegend = el('div', { id: 'image-distance-legend', className: 'info' });
     this.chartNote = el('div', { id: 'image-distance-note', className: 'info', hidden: true });
     this.chartTitle = el('h3', { id: 'image-distance-title' });
+    this.heads = el('canvas', { id: 'image-distance-heads', className: 'chart',
+      title: 'mean attention distance of every head by layer at this step (the ViT paper, Fig. 7)' });
+    this.headsTitle = el('h3', { id: 'image-distance-heads-title' });
     this.element = el('section', { id: 'image-view', className: 'panel', hidden: true }, [
       el('div', { className: 'panel-head' }, [
         el('h3', { text: 'Image view: the attention a query token gives to every patch (click a patch to pick the query)' }),
@@ -70,6 +122,7 @@ export class ImageView {
           'the class/register tokens are not patches: their share is the number under each image' }),
       ]),
       this.note, this.figures,
+      this.headsTitle, this.heads,
       this.chartTitle,
       el('div', { className: 'chart-wrap' }, [this.chart, this.marker]), this.chartLegend, this.chartNote,
     ]);
@@ -104,9 +157,6 @@ export class ImageView {
     this.shown = { run, layer, example: layer.examples[state.example], exampleIndex: state.example, grid, step: state.step };
     this.maps = null;
     this.reset.hidden = grid.prefix === 0;
-    this.chartTitle.textContent = 'Mean attention distance by layer over training (head mean). Distance is in token ' +
-      `positions of the sequence, patches row by row: one patch to the side is 1, one patch row down is ${grid.cols}; ` +
-      'the dashed line is the current step';
     this.build();
     this.showQuery();
     await Promise.all([this.loadRollout(), this.loadDistance()]);
@@ -119,11 +169,17 @@ export class ImageView {
     this.size = { cell, width: grid.cols * cell, height: grid.rows * cell };
     const names = ['mean', ...Array.from({ length: layer.num_heads }, (_, h) => h), ...(layer.has_rollout ? ['rollout'] : [])];
     const src = api.probeImageUrl(run.run, exampleIndex);
+    this.imageSize = null;
     this.figureOf = new Map();
     this.figures.replaceChildren(...names.map((name) => {
       const image = el('img', { className: 'probe-image', src, alt: `probe image ${exampleIndex}` });
       image.addEventListener('error', () => this.status.failed('the probe image', new Error(`example ${exampleIndex}`)), { once: true });
-      image.addEventListener('load', () => this.status.loaded('the probe image'), { once: true });
+      image.addEventListener('load', () => {
+        this.status.loaded('the probe image');
+        if (this.imageSize) return;
+        this.imageSize = { width: image.naturalWidth, height: image.naturalHeight };
+        if (this.distance) this.draw(); // distances in pixels from now on
+      }, { once: true });
       const overlay = el('canvas', { className: 'overlay', dataset: { head: String(name), rows: String(grid.rows), cols: String(grid.cols) } });
       const box = el('div', { className: 'query-box', hidden: true });
       const stack = el('div', { className: 'image-stack', dataset: { head: String(name) } }, [image, overlay, box]);
@@ -212,7 +268,7 @@ export class ImageView {
     if (!this.shown) return;
     this.shown.step = step;
     this.paintRollout();
-    this.placeMarker();
+    if (this.distance) this.draw();
   }
 
   async loadRollout() {
@@ -244,20 +300,27 @@ export class ImageView {
     parts.overlay.dataset.step = String(rollout.steps[servedIndex(rollout.steps, this.shown.step)]);
   }
 
-  /** mean_distance of every layer of the run with it (head mean per step), one line per layer. */
+  /**
+   * The ViT paper's mean attention distance (Dosovitskiy et al. 2021, Fig. 7)
+   * of every layer of the run: head metric patch_distance, in patch widths
+   * (written by tb-attention since it stored patch grids); for older logs,
+   * mean_distance in token positions, labelled so.
+   */
   async loadDistance() {
     const { run, exampleIndex } = this.shown;
     const key = JSON.stringify([run.run, exampleIndex]);
     if (this.distanceKey === key && this.distance) {
-      this.placeMarker();
+      this.draw();
       return;
     }
     this.distanceKey = key;
     this.distance = null;
-    const layers = layersInModelOrder(run.layers).filter((l) => (l.metric_names || []).includes('mean_distance') && l.examples[exampleIndex]);
+    const ordered = layersInModelOrder(run.layers).filter((l) => l.examples[exampleIndex]);
+    const metric = ordered.some((l) => (l.metric_names || []).includes('patch_distance')) ? 'patch_distance' : 'mean_distance';
+    const layers = ordered.filter((l) => (l.metric_names || []).includes(metric));
     let replies;
     try {
-      replies = await Promise.all(layers.map((l) => this.metrics.get(run.run, l, exampleIndex, 'mean_distance')));
+      replies = await Promise.all(layers.map((l) => this.metrics.get(run.run, l, exampleIndex, metric)));
     } catch (e) {
       if (this.distanceKey === key) this.status.failed('the mean attention distance', e);
       return;
@@ -270,22 +333,60 @@ export class ImageView {
       const at = new Map(replies[i].steps.map((s, t) => [s, means[t]]));
       return { name: layer.layer, values: steps.map((s) => (at.has(s) ? at.get(s) : NaN)) };
     });
-    this.distance = { steps, series };
+    this.distance = { metric, steps, series, replies, layers };
     this.draw();
   }
 
-  /** Draws the distance chart (after a load or a theme switch). */
+  /** Unit of the distance charts: patch widths (and pixels when the image's size is known), or token positions. */
+  distanceUnit() {
+    if (this.distance.metric !== 'patch_distance') return { label: 'distance (token positions)', scale: 1, pixels: false };
+    const image = this.imageSize;
+    const perPatch = image ? image.width / this.shown.grid.cols : 0;
+    return perPatch > 0
+      ? { label: 'distance (pixels)', scale: perPatch, pixels: true, perPatch }
+      : { label: 'distance (patch widths)', scale: 1, pixels: false };
+  }
+
+  /** Draws both distance charts (after a load, a step change or a theme switch). */
   draw() {
     const d = this.distance;
     this.chartNote.hidden = Boolean(d && d.series.length);
-    this.chartNote.textContent = 'no mean_distance stored for this run';
+    this.chartNote.textContent = 'no attention distance stored for this run';
     if (!d || !d.series.length) {
       this.marker.hidden = true;
+      this.heads.hidden = this.headsTitle.hidden = true;
       return;
     }
-    const colors = renderLines(this.chart, d.steps, d.series, { width: 460, xLabel: 'step', yLabel: 'distance (token positions)' });
+    const unit = this.distanceUnit();
+    const how = d.metric === 'patch_distance'
+      ? 'between the query patch and the patches it attends to, weighted by attention (class/register tokens left out)' +
+        (unit.pixels ? `; one patch is ${unit.perPatch.toFixed(0)} px` : '')
+      : 'in token positions of the sequence (patches row by row: one patch row down is ' +
+        `${this.shown.grid.cols}; this log has no patch_distance)`;
+    this.chartTitle.textContent = `Mean attention distance by layer over training (head mean), ${how}; the dashed line is this step`;
+    const series = d.series.map((s) => ({ name: s.name, values: s.values.map((v) => v * unit.scale) }));
+    const colors = renderLines(this.chart, d.steps, series, { width: 460, xLabel: 'step', yLabel: unit.label });
     this.chartLegend.replaceChildren(...d.series.map((s, i) => legendItem(colors[i % colors.length], s.name)));
     this.placeMarker();
+    this.drawHeads(unit, colors);
+  }
+
+  /** The ViT paper's figure at this step: x = layer (model order), one dot per head. */
+  drawHeads(unit, colors) {
+    const d = this.distance;
+    const step = this.shown.step;
+    const columns = d.layers.map((layer, i) => {
+      const reply = d.replies[i];
+      const at = servedIndex(reply.steps, step);
+      const row = at >= 0 && reply.steps[at] === step ? reply.values[at] : [];
+      return row.map((v) => (isMissing(v) ? NaN : v * unit.scale));
+    });
+    this.heads.hidden = this.headsTitle.hidden = false;
+    this.headsTitle.textContent = `Mean attention distance of every head at step ${step}, by layer ` +
+      '(Dosovitskiy et al. 2021, Fig. 7: early layers mix near and far heads, later ones look far)';
+    paintDots(this.heads, d.layers.map((l) => l.layer), columns, colors, unit.label);
+    this.heads.dataset.step = String(step);
+    this.heads.values = columns; // what was drawn, for the browser tests
   }
 
   placeMarker() {

@@ -148,15 +148,31 @@ def test_clicking_a_patch_picks_its_token_as_the_query(opened, layers):
     assert tab.is_hidden("#image-heads figure[data-head='0'] .query-box")
 
 
-def test_mean_attention_distance_by_layer_is_the_head_mean_of_mean_distance_in_token_positions(opened, layers):
+def test_mean_attention_distance_is_the_vit_papers_in_pixels_per_head_and_by_layer_over_training(opened, layers):
     page = opened()
     tab = page.tab
     step = int(layers["block0"].steps[-1])
     _show(tab, step, tag="block0")
+    tab.wait_for_function("() => [...document.querySelectorAll('#image-heads img')].every(i => i.complete && i.naturalWidth)")
     tab.wait_for_selector("#image-distance-chart[data-marker='%d']" % step, state="attached")
-    assert tab.get_attribute("#image-distance-chart", "data-y-label") == "distance (token positions)"
+    # 48 px images on an 8 x 8 grid: a patch is 6 px wide, distances in pixels
+    tab.wait_for_selector("#image-distance-chart[data-y-label='distance (pixels)']", state="attached")
+    assert "one patch is 6 px" in tab.inner_text("#image-distance-title")
     assert tab.eval_on_selector_all("#image-distance-legend .legend-item", "ls => ls.map(l => l.textContent)") == [
         "block0", "block1", "block2"]
+    # The ViT paper's figure at this step: per layer, each head's stored
+    # patch_distance x 6 px (JSON rounds to 6 decimals: x 6 is within 3e-6).
+    tab.wait_for_selector("#image-distance-heads[data-step='%d']" % step, state="attached")
+    drawn = tab.eval_on_selector("#image-distance-heads", "c => c.values")
+    for name, column in zip(["block0", "block1", "block2"], drawn):
+        layer = layers[name]
+        stored = layer.head_metrics[list(layer.steps).index(step), 0, :, layer.metric_names.index("patch_distance")]
+        np.testing.assert_allclose(column, 6 * stored, atol=1e-5)
+        assert all(0 <= v <= 6 * np.hypot(7, 7) for v in column)
+    # it follows the step slider
+    first = int(layers["block0"].steps[0])
+    _show(tab, first, tag="block0")
+    tab.wait_for_selector("#image-distance-heads[data-step='%d']" % first, state="attached")
 
 
 def test_the_view_is_hidden_for_a_run_without_images(opened):

@@ -56,6 +56,17 @@ def test_vit_maps_are_labelled_by_patch_and_the_probe_images_are_stored(tmp_path
     # grid after one class token.
     assert layer.grid == (8, 8, 1)
     assert layer.key_tokens[0][:3] == ["CLS", "0,0", "0,1"] and layer.key_tokens[0][-1] == "7,7"
+    # The ViT paper's mean attention distance, stored per head with the
+    # capture: what head_metrics.patch_distance gives on the stored maps
+    # (uint8 cells: within 1/510 of each weight, a few hundredths of a patch).
+    from tb_attention_plugin.math import head_metrics
+
+    column = layer.metric_names.index("patch_distance")
+    for example in range(3):
+        for s in (0, -1):
+            expected = head_metrics.patch_distance(layer.maps[example][s], layer.grid)
+            np.testing.assert_allclose(layer.head_metrics[s, example, :, column], expected, atol=0.02)
+    assert np.all((layer.head_metrics[..., column] >= 0) & (layer.head_metrics[..., column] <= np.hypot(7, 7)))
     stored = read_probe_images(str(tmp_path))["run"]
     assert len(stored) == 3 and stored[0].shape == (48, 48, 1) and stored[0].dtype == np.uint8
     # Each image stretched from its own min..max to 0..255, losslessly (PNG).

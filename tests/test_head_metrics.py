@@ -106,3 +106,34 @@ def test_an_empty_example_has_no_metrics_and_no_warnings(shape, recwarn):
     for values in hm.cross_attention_metrics(maps, []).values():
         assert values.shape == (2,) and np.isnan(values).all()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_patch_distance_on_a_2_by_2_grid_with_a_class_token():
+    # tokens: CLS, then patches (0,0) (0,1) (1,0) (1,1)
+    grid = (2, 2, 1)
+    itself = np.zeros((1, 5, 5))
+    itself[0, np.arange(5), np.arange(5)] = 1.0
+    np.testing.assert_allclose(hm.patch_distance(itself, grid), [0.0], atol=EXACT)
+    # each patch on the diagonally opposite patch: sqrt(2) patch widths
+    opposite = np.zeros((1, 5, 5))
+    opposite[0, 0, 0] = 1.0
+    for patch, other in ((1, 4), (2, 3), (3, 2), (4, 1)):
+        opposite[0, patch, other] = 1.0
+    np.testing.assert_allclose(hm.patch_distance(opposite, grid), [math.sqrt(2)], atol=EXACT)
+    # half on the class token, half spread over the patches: the class token
+    # has no place on the image, so each row is the mean distance to all 4
+    # patches: (0 + 1 + 1 + sqrt 2) / 4
+    spread = np.full((2, 5, 5), 0.125)
+    spread[:, :, 0] = 0.5
+    np.testing.assert_allclose(hm.patch_distance(spread, grid), [(2 + math.sqrt(2)) / 4] * 2, atol=EXACT)
+    # only on the class token: nothing to measure
+    on_cls = np.zeros((1, 5, 5))
+    on_cls[0, :, 0] = 1.0
+    assert np.isnan(hm.patch_distance(on_cls, grid)).all()
+    # no grid, or maps that do not fit it: NaN (text layers)
+    assert np.isnan(hm.patch_distance(itself, None)).all() and np.isnan(hm.patch_distance(itself, (2, 3, 0))).all()
+    # all_metrics puts it in its column for self attention only
+    column = hm.METRIC_NAMES.index("patch_distance")
+    assert hm.all_metrics(opposite, ["CLS", "0,0", "0,1", "1,0", "1,1"], "self", grid=grid)[0, column] == \
+        pytest.approx(math.sqrt(2), abs=EXACT)
+    assert np.isnan(hm.all_metrics(opposite, ["t"] * 5, "cross", grid=grid)[0, column])

@@ -157,7 +157,7 @@ def _strict(body):
     ("newer", "head_stats", dict(example=0), "upgrade tb-attention"),
     ("bad_head_metrics", "head_metrics", dict(example=0, metric="entropy"),
      "head_metrics of run 'bad_head_metrics' layer 'layer' at step 0 has shape (2, 2, 90000000); "
-     "its metadata declares (2, 2, 11)"),
+     "its metadata declares (2, 2, 12)"),  # len(METRIC_NAMES)
     ("not_png", "probe_image", dict(example=0), "probe image 0 of run 'not_png' is not a PNG image"),
 ])
 def test_crafted_data_answers_422_naming_the_problem_and_the_next_request_is_served(

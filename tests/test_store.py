@@ -195,7 +195,7 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
     (PluginData.ROLLOUT, np.array([[b"a"] * 4] * 2, dtype=object), "holds object values, not floats"),
     (PluginData.HEAD_STATS, np.zeros((2, 2, 3), np.int32), "holds int32 values, not floats"),
     (PluginData.HEAD_METRICS, np.zeros((2, 2, 3), np.float32),
-     "head_metrics of run 'run' layer 'layer' at step 2 has shape (2, 2, 3); its metadata declares (2, 2, 11)"),
+     "head_metrics of run 'run' layer 'layer' at step 2 has shape (2, 2, 3); its metadata declares (2, 2, 12)"),  # len(METRIC_NAMES)
     (PluginData.HEAD_METRICS, np.zeros((2, 2), np.float32), "has shape (2, 2);"),
 ])
 def test_a_derived_tensor_of_the_wrong_shape_or_dtype_is_422_naming_both_shapes(role, array, message):

@@ -155,6 +155,36 @@ def change(maps, previous):
     return np.abs(_float(maps) - _float(previous)).mean(axis=(1, 2), dtype=np.float64)
 
 
+def patch_distance(maps, grid):
+    """The ViT paper's "mean attention distance" (Dosovitskiy et al. 2021,
+    Fig. 7), in patch widths: over the query rows that are patches, the mean
+    of sum_j P[i,j] d(i,j) / sum_j P[i,j] over the keys j that are patches,
+    d(i,j) the Euclidean distance between the two patches' centres on the
+    grid (one patch right: 1, one down and one right: sqrt 2). Attention on
+    class or register tokens has no place on the image and is left out (the
+    row is renormalised over the patches). Times the patch size in pixels it
+    is the paper's figure. `grid` is (rows, cols, prefix): tokens 0..prefix-1
+    are class/register tokens, token prefix + r*cols + c is patch (r, c).
+    NaN without a grid, or when no row has weight on a patch."""
+    if grid is None:
+        return _nan(maps)
+    rows, cols, prefix = grid
+    n = rows * cols
+    heads, q, k = np.shape(maps)
+    if q != prefix + n or k != prefix + n or n == 0:
+        return _nan(maps)
+    r, c = np.divmod(np.arange(n), cols)
+    distance = np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :]).astype(np.float32)
+    patches = _float(maps)[:, prefix:, prefix:]
+    mass = patches.sum(axis=2, dtype=np.float64)
+    weighted = (patches * distance).sum(axis=2, dtype=np.float64)
+    rows_with_mass = mass > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_row = np.where(rows_with_mass, weighted / np.where(rows_with_mass, mass, 1), np.nan)
+    counted = rows_with_mass.sum(axis=1)
+    return np.where(counted > 0, np.nansum(per_row, axis=1) / np.maximum(counted, 1), np.nan)
+
+
 def monotone_alignment(maps):
     """How much attention lies on the best monotone alignment: the path that
     picks one key per query row, never moving back (keys non-decreasing down
@@ -173,26 +203,28 @@ def monotone_alignment(maps):
 
 
 # The metrics every capture stores, in this order (the HEAD_METRICS tensor's
-# last axis; its metadata repeats the names). NaN where a metric does not
-# apply: induction and the position scores to cross attention, the
-# alignment to self attention.
+# last axis; its metadata repeats the names, so readers go by name). NaN
+# where a metric does not apply: induction and the position scores to cross
+# attention, the alignment to self attention, patch_distance to layers that
+# are not over an image's patches.
 METRIC_NAMES = (
     "entropy", "normalized_entropy", "confidence", "first_key_mass", "special_token_mass",
     "previous_token", "same_position", "mean_distance", "induction", "monotone_alignment",
-    "change",
+    "change", "patch_distance",
 )
 
 
-def all_metrics(maps, key_tokens, kind, previous=None, ids=None):
+def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None):
     """(heads, len(METRIC_NAMES)) of one example: `key_tokens` its key token
     strings (special tokens are looked up there), `kind` 'self', 'causal' or
     'cross', `previous` its maps at the previous capture or None, `ids` its
     token ids (self attention: induction compares them; the strings when
-    None)."""
+    None), `grid` (rows, cols, prefix) when its tokens are image patches."""
     if kind == "cross":
         values = cross_attention_metrics(maps, key_tokens, previous)
     else:
         values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids)
+        values["patch_distance"] = patch_distance(maps, grid)
     heads = np.shape(maps)[0]
     return np.stack([values.get(name, np.full(heads, np.nan)) for name in METRIC_NAMES], axis=1)
 

@@ -61,7 +61,7 @@ MAX_TOKENS = 1 << 20
 # Largest facts blob of one step: the tokens of its examples. 16 MiB is
 # 64 examples of 2 x 2048 tokens of 64 bytes each.
 MAX_FACTS_BYTES = 16 * 1024 * 1024
-# Most head metrics a layer's metadata may name (11 today).
+# Most head metrics a layer's metadata may name (12 today: math/head_metrics.METRIC_NAMES).
 MAX_METRICS = 256
 # Blobs one step may declare beyond the tag's metadata's examples: a step
 # written with other facts may hold another number of examples (plus its

@@ -259,8 +259,9 @@ def _head_metrics_tensor(record):
     each example, from the float32 maps."""
     previous = record.previous_maps or [None] * len(record.maps)
     ids = record.query_ids or [None] * len(record.maps)
+    grid = None if record.grid is None else (record.grid.rows, record.grid.cols, record.grid.prefix)
     return np.stack([
-        head_metrics.all_metrics(m, keys, record.kind, before, example_ids)
+        head_metrics.all_metrics(m, keys, record.kind, before, example_ids, grid)
         for m, keys, before, example_ids in zip(record.maps, record.key_tokens, previous, ids)
     ])
 
