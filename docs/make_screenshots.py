@@ -28,15 +28,17 @@ from tb_attention_plugin import read_attention  # noqa: E402
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUT = os.path.join(REPO, "docs", "images")
 
-# (file, run, layer, extra state, what to open, the element to screenshot)
+# (file, run, layer, extra state, (metric, order) of the heads view to open,
+# the element to screenshot; None: TensorBoard's page as a user sees it, the
+# top 1280 x 1100 px)
 SHOTS = [
     ("vit-image-view.png", "vit", "block2", {}, None, "#image-view"),
     ("transformer-heads.png", "transformer", "decoder_0/cross_attention", {}, ("monotone_alignment", "model"),
      "#heads-view"),
     ("induction-heads.png", "induction", "layer2", {}, ("induction", "value"), "#heads-view"),
-    ("transformer.png", "transformer", "decoder_0/cross_attention", {"head": 0}, None, "#focus-map"),
-    ("lstm_attention.png", "lstm_attention", "attention_vec", {}, None, "#focus-map"),
-    ("gru_seq2seq.png", "gru_seq2seq", "attention", {}, None, "#focus-map"),
+    ("transformer.png", "transformer", "decoder_0/cross_attention", {}, None, None),
+    ("lstm_attention.png", "lstm_attention", "attention_vec", {}, None, None),
+    ("gru_seq2seq.png", "gru_seq2seq", "attention", {}, None, None),
 ]
 
 
@@ -85,7 +87,10 @@ def take(url, logdir, shots, scale, theme):
                 tab.wait_for_selector("#image-distance-heads[data-step='%d']" % step, state="attached", timeout=60000)
             page.wait_for_timeout(500)  # transitions settle
             path = os.path.join(OUT, name)
-            tab.locator(selector).screenshot(path=path)
+            if selector is None:
+                page.screenshot(path=path, clip={"x": 0, "y": 0, "width": 1280, "height": 1100})
+            else:
+                tab.locator(selector).screenshot(path=path)
             written.append(path)
             print("    %s: %s %s step %d" % (name, run, tag, step), flush=True)
         browser.close()
