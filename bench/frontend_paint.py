@@ -1,6 +1,6 @@
 """Time from a step change to the painted heads grid, in headless Chromium.
 
-    python -m bench.frontend_paint [--demo-logdir logs]
+    python -m bench.frontend_paint [--demo-logdir logs] [--logdir DIR] [--rounds 3]
 
 Generates layers from 8 heads x 64 tokens to 16 heads x 1024 tokens (4 steps,
 one example), serves them with the real `tensorboard`, and in the real tab
@@ -8,8 +8,11 @@ times `setStep` until the next animation frame, three ways: with the tab's
 cache emptied first (the maps are fetched and decoded: a jump to a step not
 seen before), for the next step after the tab prefetched it (what play and
 scrubbing see), and for the step already shown (decode done; head mean/max
-and every canvas repainted). Also the time from navigation to the first
-painted tab on a demo logdir if one is given.
+and every canvas repainted), `--rounds` times over the steps. Also the time
+from the tab's navigation to its first painted maps, on the generated 12 x
+512 layer and on a demo logdir if one is given. `--logdir` keeps the
+generated log to reuse (written once), e.g. to compare two versions of the
+tab on the same data.
 """
 
 import argparse
@@ -33,6 +36,8 @@ from tb_attention_plugin.writing import summary  # noqa: E402
 SIZES = [(8, 64), (8, 256), (12, 512), (4, 1024), (8, 1024), (16, 1024)]
 STEPS = 4
 MODEL = (12, 12, 128)  # the model view: layers, heads, tokens
+FIRST_PAINT = (12, 512)  # the layer whose first paint is timed on the generated log
+WRITTEN = "written.txt"  # marks a complete generated log in --logdir
 
 
 def write_log(logdir):
@@ -55,6 +60,8 @@ def write_log(logdir):
                 summary.attention("layer%02d" % i, scores / scores.sum(-1, keepdims=True), step=step,
                                   kind="self", layer_index=i)
     writer.close()
+    with open(os.path.join(logdir, WRITTEN), "w") as f:
+        f.write("%r %r %r\n" % (SIZES, STEPS, MODEL))
 
 
 def tab_frame(page):
@@ -90,14 +97,43 @@ TIME_MODEL = """async ([step]) => {
 }"""
 
 
+# Milliseconds from the tab's navigation (its iframe's time origin) to the
+# animation frame in which its maps are painted, checked at every frame.
+PAINTED = """() => document.querySelector('#attention-root[data-painted-step]') && performance.now()"""
+
+
+def first_paint(browser, url, state=None):
+    """Time from the iframe's navigation to its first painted maps (ms)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        if state:
+            page.goto(url + "/")
+            page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
+        page.goto(url + "/#attention")
+        for _ in range(3000):
+            frame = next((f for f in page.frames if "plugin_entry" in f.url), None)
+            if frame:
+                try:
+                    return frame.wait_for_function(PAINTED, polling="raf", timeout=60000).json_value()
+                except Exception as e:  # the iframe navigated meanwhile: its context was replaced
+                    if "context" not in str(e).lower() and "navigat" not in str(e).lower():
+                        raise
+            page.wait_for_timeout(10)
+        raise TimeoutError("tab did not paint")
+    finally:
+        page.close()
+
+
 def launch(p):
     return p.chromium.launch(executable_path="/usr/bin/chromium",
                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
 
 
-def run(demo_logdir=None):
-    logdir = tempfile.mkdtemp(prefix="tba-paint-")
-    write_log(logdir)
+def run(demo_logdir=None, logdir=None, rounds=3):
+    if logdir is None:
+        logdir = tempfile.mkdtemp(prefix="tba-paint-")
+    if not os.path.exists(os.path.join(logdir, WRITTEN)):
+        write_log(logdir)
     results = {}
     tb = TensorBoard(logdir)
     try:
@@ -112,7 +148,7 @@ def run(demo_logdir=None):
                 page.goto(tb.url + "/#attention")
                 frame = tab_frame(page)
                 times = {"cold": [], "prefetched": [], "shown": []}
-                for step in range(STEPS - 1):
+                for step in list(range(STEPS - 1)) * rounds:
                     times["cold"].append(frame.evaluate(TIME_STEP, [step, "cold"]))
                     times["prefetched"].append(frame.evaluate(TIME_STEP, [step + 1, "prefetched"]))
                     times["shown"] += [frame.evaluate(TIME_STEP, [step + 1, "shown"]) for _ in range(3)]
@@ -124,13 +160,17 @@ def run(demo_logdir=None):
             page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
             page.goto(tb.url + "/#attention")
             frame = tab_frame(page)
-            times = [frame.evaluate(TIME_MODEL, [step]) for step in (1, 2, 3, 0, 1, 2)]
+            times = [frame.evaluate(TIME_MODEL, [step]) for step in [1, 2, 3, 0, 1, 2] * rounds]
             results["model"] = (statistics.median(times), max(times))
             page.close()
+            heads, tokens = FIRST_PAINT
+            state = {"run": "h%d_t%d" % (heads, tokens), "tag": "layer", "example": 0, "step": STEPS - 1}
+            times = [first_paint(browser, tb.url, state) for _ in range(3 * rounds)]
+            results["first"] = (statistics.median(times), max(times))
             browser.close()
     finally:
         tb.stop()
-    first_paint = None
+    demo_first = None
     if demo_logdir and not os.path.isdir(demo_logdir):
         print("no demo logdir %r: first paint not measured (run `make demo-train` first)" % demo_logdir)
     elif demo_logdir:
@@ -139,38 +179,37 @@ def run(demo_logdir=None):
             tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
             with sync_playwright() as p:
                 browser = launch(p)
-                times = []
-                for _ in range(3):
-                    page = browser.new_page()
-                    page.goto(tb.url + "/#attention")
-                    frame = tab_frame(page)
-                    times.append(frame.evaluate("() => performance.now()"))  # ms since the iframe's navigation
-                    page.close()
+                times = [first_paint(browser, tb.url) for _ in range(3 * rounds)]
                 browser.close()
-            first_paint = statistics.median(times)
+            demo_first = (statistics.median(times), max(times))
         finally:
             tb.stop()
-    return results, first_paint
+    return results, demo_first
 
 
-def report(results, first_paint):
+def report(results, demo_first):
     lines = ["| layer (one example) | new step, fetched + decoded: median / max (ms) | next step, prefetched "
              "(ms) | step already shown, repaint only (ms) |", "|---|---|---|---|"]
     model = results.pop("model", None)
+    first = results.pop("first", None)
     for (heads, tokens), r in results.items():
         lines.append("| %d heads x %d tokens (%.1f M cells) | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |" % (
             heads, tokens, heads * tokens * tokens / 1e6, *r["cold"], *r["prefetched"], *r["shown"]))
     if model:
         lines += ["", "Model view of %d layers x %d heads x %d tokens, a step not seen before (every layer "
                   "fetched), until it and the main view are painted: %.0f ms median, %.0f ms max." % (*MODEL, *model)]
-    if first_paint is not None:
-        lines += ["", "First paint of the tab (iframe navigation to painted maps) on the demo logdir: %.0f ms "
-                  "(median of 3)." % first_paint]
+    if first:
+        lines += ["", "First paint of the tab (its iframe's navigation to the animation frame with painted maps) "
+                  "on the %d heads x %d tokens layer: %.0f ms median, %.0f ms max." % (*FIRST_PAINT, *first)]
+    if demo_first is not None:
+        lines += ["", "First paint of the tab on the demo logdir: %.0f ms median, %.0f ms max." % demo_first]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--demo-logdir")
+    parser.add_argument("--logdir", help="where to write the generated log, or reuse it from")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the steps (3 cold steps each)")
     args = parser.parse_args()
-    print(report(*run(args.demo_logdir)))
+    print(report(*run(args.demo_logdir, args.logdir, args.rounds)))

@@ -1,4 +1,13 @@
 // Decoding the binary maps route and deriving head mean / max maps.
+//
+// uint8 maps stay bytes: painting reads them through a colour table
+// (heatmap.js), thumbnails max-pool them, the head mean is an integer sum
+// over heads. Float32 copies are made only where numbers are read (hover,
+// text tints, exports, the image view), one head at a time: at 12 heads x
+// 512 tokens the copy of every cell was 13-26 ms and 12 MB per step
+// (docs/PERFORMANCE.md).
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** "H,Q,K" header -> [H, Q, K] (or `rank` numbers); throws on anything else. */
 export function parseShape(header, rank = 3) {
@@ -9,34 +18,94 @@ export function parseShape(header, rank = 3) {
   return parts;
 }
 
+/** Float32Array of bytes / 255 (the stored weights of uint8 cells). */
+function bytesToFloats(bytes) {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] / 255;
+  return out;
+}
+
 /**
- * Bytes of the maps route -> {heads, q, k, data: Float32Array(heads*q*k)}.
+ * One step's maps: heads, q, k; `bytes` (Uint8Array(heads*q*k), weight =
+ * byte / 255) for uint8 replies, else null; `data`, Float32Array(heads*q*k)
+ * of the weights, made on first use for uint8 replies.
+ */
+class Maps {
+  constructor(heads, q, k, bytes, floats) {
+    Object.assign(this, { heads, q, k, bytes });
+    this.floats = floats;
+    this.headFloats = new Map();
+  }
+
+  get data() {
+    if (!this.floats) this.floats = bytesToFloats(this.bytes);
+    return this.floats;
+  }
+}
+
+/**
+ * Bytes of the maps route -> {heads, q, k, bytes, data} (see Maps).
  * uint8 cells hold round(w * 255); float32 cells are little-endian floats.
  */
 export function decodeMaps(buffer, shape, encoding) {
   const [heads, q, k] = shape;
   const n = heads * q * k;
-  let data;
   if (encoding === 'uint8') {
     const bytes = new Uint8Array(buffer);
     if (bytes.length !== n) throw new Error(`expected ${n} bytes, got ${bytes.length}`);
-    data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = bytes[i] / 255;
-  } else if (encoding === 'float32') {
-    if (buffer.byteLength !== 4 * n) throw new Error(`expected ${4 * n} bytes, got ${buffer.byteLength}`);
-    const view = new DataView(buffer);
-    data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = view.getFloat32(4 * i, true);
-  } else {
-    throw new Error(`unknown encoding ${encoding}`);
+    return new Maps(heads, q, k, bytes, null);
   }
-  return { heads, q, k, data };
+  if (encoding === 'float32') {
+    if (buffer.byteLength !== 4 * n) throw new Error(`expected ${4 * n} bytes, got ${buffer.byteLength}`);
+    let data;
+    if (LITTLE_ENDIAN) {
+      data = new Float32Array(buffer); // the reply as it is: no copy
+    } else {
+      const view = new DataView(buffer);
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = view.getFloat32(4 * i, true);
+    }
+    return new Maps(heads, q, k, null, data);
+  }
+  throw new Error(`unknown encoding ${encoding}`);
 }
 
-/** One head's map as a view (no copy). */
+/** One head's weights, Float32Array(q*k): a view of `data`, or of this head alone for uint8 maps not yet copied whole. */
 export function headMap(maps, h) {
   const size = maps.q * maps.k;
+  if (maps.bytes && !maps.floats) {
+    let values = maps.headFloats.get(h);
+    if (!values) {
+      values = bytesToFloats(maps.bytes.subarray(h * size, (h + 1) * size));
+      maps.headFloats.set(h, values);
+    }
+    return values;
+  }
   return maps.data.subarray(h * size, (h + 1) * size);
+}
+
+/**
+ * One head's cells for painting (heatmap.js): {values, levels}, weight =
+ * values[i] / levels, or values[i] itself when levels is 0 (floats).
+ */
+export function headCells(maps, h) {
+  const size = maps.q * maps.k;
+  if (maps.bytes) return { values: maps.bytes.subarray(h * size, (h + 1) * size), levels: 255 };
+  return { values: maps.data.subarray(h * size, (h + 1) * size), levels: 0 };
+}
+
+/** Weight i of cells {values, levels}. */
+export function cellWeight(cells, i) {
+  return cells.levels ? cells.values[i] / cells.levels : cells.values[i];
+}
+
+/** Float32Array of the weights of cells {values, levels}. */
+export function cellsToFloats(cells) {
+  if (!cells.levels) return cells.values;
+  const { values, levels } = cells;
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] / levels;
+  return out;
 }
 
 /** Cell-wise mean over heads: Float32Array(q*k). */
@@ -62,11 +131,36 @@ export function headMax(maps) {
   return out;
 }
 
+// Derived maps of a step, computed once per decoded step (the cache keeps
+// the maps, so a step shown again costs no pass over its cells).
+const derivedOf = new WeakMap();
+
 /**
- * Cell-wise mean and max over heads in one pass over the data:
- * {mean, max}, each Float32Array(q*k). Same numbers as headMean and headMax.
+ * uint8 maps: the sum over heads of every cell's bytes (exact integers:
+ * Uint16Array up to 257 heads) and, with `withMax`, the largest byte.
  */
-export function headMeanMax(maps) {
+function sumMaxBytes(maps, withMax) {
+  const { heads, bytes } = maps;
+  const size = maps.q * maps.k;
+  const sum = heads <= 257 ? new Uint16Array(size) : new Uint32Array(size);
+  const max = withMax ? new Uint8Array(size) : null;
+  for (let h = 0; h < heads; h++) {
+    const offset = h * size;
+    if (max) {
+      for (let i = 0; i < size; i++) {
+        const v = bytes[offset + i];
+        sum[i] += v;
+        if (v > max[i]) max[i] = v;
+      }
+    } else {
+      for (let i = 0; i < size; i++) sum[i] += bytes[offset + i];
+    }
+  }
+  return { sum, max };
+}
+
+/** Float32 mean and max of float maps in one pass over the data. */
+function meanMaxFloats(maps) {
   const size = maps.q * maps.k;
   const { heads, data } = maps;
   const sum = new Float32Array(size);
@@ -83,10 +177,60 @@ export function headMeanMax(maps) {
   return { mean: sum, max };
 }
 
+/**
+ * The head mean's cells for painting, {values, levels} (see headCells):
+ * for uint8 maps the exact sum of bytes over heads, levels 255 * heads.
+ */
+export function headMeanCells(maps) {
+  const known = derivedOf.get(maps);
+  if (known) return known.meanCells;
+  if (!maps.bytes) return headMeanMax(maps).meanCells;
+  const { sum } = sumMaxBytes(maps, false);
+  const meanCells = { values: sum, levels: 255 * maps.heads };
+  derivedOf.set(maps, { meanCells });
+  return meanCells;
+}
+
+/**
+ * Cell-wise mean and max over heads in one pass over the cells, computed
+ * once per maps: {meanCells, maxCells} to paint (see headCells) and
+ * {mean, max}, each Float32Array(q*k) of weights (made on first use for
+ * uint8 maps). Same numbers as headMean and headMax.
+ */
+export function headMeanMax(maps) {
+  const known = derivedOf.get(maps);
+  if (known && known.maxCells) return known;
+  let derived;
+  if (maps.bytes) {
+    const { sum, max } = sumMaxBytes(maps, true);
+    const meanCells = { values: sum, levels: 255 * maps.heads };
+    const maxCells = { values: max, levels: 255 };
+    let mean = null;
+    let maxFloats = null;
+    derived = {
+      meanCells,
+      maxCells,
+      get mean() { return (mean = mean || cellsToFloats(meanCells)); },
+      get max() { return (maxFloats = maxFloats || cellsToFloats(maxCells)); },
+    };
+  } else {
+    const { mean, max } = meanMaxFloats(maps);
+    derived = { mean, max, meanCells: { values: mean, levels: 0 }, maxCells: { values: max, levels: 0 } };
+  }
+  derivedOf.set(maps, derived);
+  return derived;
+}
+
 export function maxOf(values) {
   let best = 0;
   for (let i = 0; i < values.length; i++) if (values[i] > best) best = values[i];
   return best;
+}
+
+/** The largest weight of a step's maps (the stretched colour scale's top), without a float copy of uint8 maps. */
+export function mapsMax(maps) {
+  if (!maps.bytes) return maxOf(maps.data);
+  return Math.fround(maxOf(maps.bytes) / 255); // the float32 weight, as `data` holds it
 }
 
 /**

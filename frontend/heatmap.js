@@ -12,12 +12,38 @@ const PACKED = Uint32Array.from({ length: 256 }, (_, i) => {
   return LITTLE_ENDIAN ? ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | 255) >>> 0;
 });
 
+// Colour tables of integer cells (weight = value / levels, e.g. uint8 maps'
+// bytes with levels 255, or a sum of bytes over heads with levels 255 *
+// heads) on a 0..vmax scale: painting a cell is then one lookup, and the
+// colour is the one the weight gets on the float path (colorIndex).
+const TABLES = new Map();
+
+export function colorTable(levels, vmax) {
+  const key = `${levels} ${vmax}`;
+  let table = TABLES.get(key);
+  if (!table) {
+    if (TABLES.size >= 16) TABLES.clear();
+    table = new Uint32Array(levels + 1);
+    const scale = vmax > 0 ? 255 / vmax : 0;
+    for (let v = 0; v <= levels; v++) {
+      let c = Math.round(Math.fround(v / levels) * scale); // a float32 weight, as the float path holds it
+      if (c > 255) c = 255;
+      else if (!(c > 0)) c = 0;
+      table[v] = PACKED[c];
+    }
+    TABLES.set(key, table);
+  }
+  return table;
+}
+
 /**
- * Paints values (Float32Array rows*cols) on a 0..vmax scale. The canvas and
- * its ImageData are reused while the size stays the same: resizing a canvas
- * reallocates it, which was most of the cost of a step change.
+ * Paints values (rows*cols) on a 0..vmax scale: weights (Float32Array) when
+ * levels is 0, else integers meaning value / levels (uint8 bytes: levels
+ * 255), painted through colorTable. The canvas and its ImageData are reused
+ * while the size stays the same: resizing a canvas reallocates it, which was
+ * most of the cost of a step change.
  */
-export function paintMap(canvas, values, rows, cols, vmax) {
+export function paintMap(canvas, values, rows, cols, vmax, levels = 0) {
   const width = Math.max(cols, 1);
   const height = Math.max(rows, 1);
   if (canvas.width !== width) canvas.width = width;
@@ -28,12 +54,18 @@ export function paintMap(canvas, values, rows, cols, vmax) {
     image = canvas.attentionImage = ctx.createImageData(width, height);
   }
   const px = new Uint32Array(image.data.buffer);
-  const scale = vmax > 0 ? 255 / vmax : 0;
-  for (let i = 0, n = rows * cols; i < n; i++) {
-    let c = Math.round(values[i] * scale);
-    if (c > 255) c = 255;
-    else if (!(c > 0)) c = 0;
-    px[i] = PACKED[c];
+  const n = rows * cols;
+  if (levels > 0) {
+    const table = colorTable(levels, vmax);
+    for (let i = 0; i < n; i++) px[i] = table[values[i]];
+  } else {
+    const scale = vmax > 0 ? 255 / vmax : 0;
+    for (let i = 0; i < n; i++) {
+      let c = Math.round(values[i] * scale);
+      if (c > 255) c = 255;
+      else if (!(c > 0)) c = 0;
+      px[i] = PACKED[c];
+    }
   }
   ctx.putImageData(image, 0, 0);
   canvas.dataset.vmax = String(vmax);
@@ -58,10 +90,11 @@ export function paintLegend(canvas, vmax) {
 /**
  * Cells pooled into an outRows x outCols grid, each pixel the largest cell it
  * covers: a map shown smaller than one device pixel per cell keeps every
- * peak (the browser's pixelated scaling would drop whole columns).
+ * peak (the browser's pixelated scaling would drop whole columns). Values
+ * of any typed array (weights, bytes, sums of bytes) pool to the same type.
  */
 export function maxPool(values, rows, cols, outRows, outCols) {
-  const out = new Float32Array(outRows * outCols);
+  const out = new values.constructor(outRows * outCols); // bytes pool to bytes, floats to floats
   const colOf = new Int32Array(cols);
   for (let j = 0; j < cols; j++) colOf[j] = Math.floor((j * outCols) / cols);
   for (let i = 0; i < rows; i++) {
@@ -79,20 +112,20 @@ export function maxPool(values, rows, cols, outRows, outCols) {
 /**
  * Paints a map to be shown at width x height CSS px: one canvas pixel per
  * cell when there are enough device pixels, else max-pooled to the device
- * pixels, so the canvas is never shrunk by the browser.
+ * pixels, so the canvas is never shrunk by the browser. `levels` as for paintMap.
  */
-export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1) {
+export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1, levels = 0) {
   const outCols = Math.max(1, Math.round(width * ratio));
   const outRows = Math.max(1, Math.round(height * ratio));
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
   if (cols <= outCols && rows <= outRows) {
-    paintMap(canvas, values, rows, cols, vmax);
+    paintMap(canvas, values, rows, cols, vmax, levels);
     canvas.dataset.pooled = 'false';
     return;
   }
   const r = Math.min(rows, outRows);
   const c = Math.min(cols, outCols);
-  paintMap(canvas, maxPool(values, rows, cols, r, c), r, c, vmax);
+  paintMap(canvas, maxPool(values, rows, cols, r, c), r, c, vmax, levels);
   canvas.dataset.pooled = 'true';
 }

@@ -15,7 +15,7 @@
 //   status.js           the status line
 
 import * as api from './api.js';
-import { headMap, headMeanMax, maxOf } from './decode.js';
+import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
 import { el, fillSelect } from './dom.js';
 import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
 import { connectToHost, followTheme } from './host.js';
@@ -280,6 +280,12 @@ class AttentionTab {
     return headMap(this.maps, Number(name));
   }
 
+  /** A map's cells to paint, {values, levels} (decode.js): uint8 maps are painted from their bytes. */
+  cellsOf(name) {
+    if (name === 'mean' || name === 'max') return this.derived[`${name}Cells`];
+    return headCells(this.maps, Number(name));
+  }
+
   /**
    * The colour scale: fixed 0 to 1 by default, so a weight has the same
    * colour at every step (uniform attention at step 0 looks faint); or
@@ -287,8 +293,8 @@ class AttentionTab {
    */
   paintMaps() {
     if (!this.maps) return;
-    this.vmax = this.state.scale === 'stretch' ? maxOf(this.maps.data) : 1;
-    this.grid.paint((name) => this.mapOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale);
+    this.vmax = this.state.scale === 'stretch' ? mapsMax(this.maps) : 1;
+    this.grid.paint((name) => this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale);
     this.paintFocus();
     this.image.paint(this.maps, this.derived);
   }
@@ -296,9 +302,8 @@ class AttentionTab {
   paintFocus() {
     if (!this.maps) return;
     const name = String(this.state.head);
-    const values = this.mapOf(name);
-    this.focus.paint(values, this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
-    this.text.show(values, this.maps.q, this.maps.k, this.vmax);
+    this.focus.paint(this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
+    this.text.show(this.mapOf(name), this.maps.q, this.maps.k, this.vmax);
   }
 
   /** The open map as a labelled PNG or as CSV. */

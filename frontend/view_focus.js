@@ -2,6 +2,7 @@
 // hover tooltip, row/column highlight, PNG export.
 
 import { cssColor } from './colors.js';
+import { cellWeight } from './decode.js';
 import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt } from './layout.js';
@@ -79,9 +80,9 @@ export class FocusMap {
     this.size();
   }
 
-  /** Shows one map (Float32Array q*k) on a 0..vmax scale. */
-  paint(values, q, k, vmax, title) {
-    Object.assign(this, { values, q, k, vmax });
+  /** Shows one map, cells {values, levels} of q*k (decode.js headCells), on a 0..vmax scale. */
+  paint(cells, q, k, vmax, title) {
+    Object.assign(this, { values: cells.values, levels: cells.levels, q, k, vmax });
     this.title.textContent = title;
     this.repaint();
     this.size();
@@ -90,11 +91,11 @@ export class FocusMap {
 
   /** The whole map, small, for maps of MINIMAP_FROM tokens or more. */
   paintMinimap() {
-    const { values, q, k, vmax } = this;
+    const { values, levels, q, k, vmax } = this;
     this.minimap.hidden = Math.max(q, k) < MINIMAP_FROM;
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
-    paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1);
+    paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels);
     this.placeMinimapView();
   }
 
@@ -118,16 +119,17 @@ export class FocusMap {
   }
 
   repaint() {
-    const { values, q, k, vmax } = this;
+    const { values, levels, q, k, vmax } = this;
     if (!values) return;
     const hl = this.highlighted;
     if (!hl) {
-      paintMap(this.canvas, values, q, k, vmax);
+      paintMap(this.canvas, values, q, k, vmax, levels);
       return;
     }
     const dimmed = Float32Array.from(values, (v, i) => {
+      const w = levels ? v / levels : v;
       const inside = hl.row !== undefined ? Math.floor(i / k) === hl.row : i % k === hl.col;
-      return inside ? v : v * 0.25;
+      return inside ? w : w * 0.25;
     });
     paintMap(this.canvas, dimmed, q, k, vmax);
   }
@@ -158,7 +160,7 @@ export class FocusMap {
       this.tooltip.hidden = true;
       return;
     }
-    const weight = this.values[cell.row * k + cell.col];
+    const weight = cellWeight(this, cell.row * k + cell.col);
     this.tooltip.replaceChildren(
       el('div', { className: 'tip-query', text: `query: ${this.example.query_tokens[cell.row]}` }),
       el('div', { className: 'tip-key', text: `key: ${this.example.key_tokens[cell.col]}` }),

@@ -56,8 +56,8 @@ export class HeadGrid {
     this.grid.hidden = Boolean(text);
   }
 
-  /** mapOf(name) -> Float32Array(q*k); scale is 'fixed' or 'stretch'. */
-  paint(mapOf, q, k, vmax, scale) {
+  /** cellsOf(name) -> {values, levels} of q*k cells (decode.js headCells); scale is 'fixed' or 'stretch'. */
+  paint(cellsOf, q, k, vmax, scale) {
     this.scale.value = scale;
     paintLegend(this.legend, vmax);
     this.legend.dataset.scale = scale;
@@ -68,7 +68,8 @@ export class HeadGrid {
     const size = THUMB_PX / Math.max(q, k, 1);
     const ratio = window.devicePixelRatio || 1;
     for (const [name, canvas] of this.canvases) {
-      paintMapAt(canvas, mapOf(name), q, k, vmax, Math.max(1, Math.round(k * size)), Math.max(1, Math.round(q * size)), ratio);
+      const { values, levels } = cellsOf(name);
+      paintMapAt(canvas, values, q, k, vmax, Math.max(1, Math.round(k * size)), Math.max(1, Math.round(q * size)), ratio, levels);
     }
   }
 }

@@ -3,7 +3,7 @@
 // thumbnails on the tab's colour scale; click one to open it. Its maps come
 // from the same cache as the main view, so only while it is open.
 
-import { headMap, headMean, maxOf } from './decode.js';
+import { headCells, headMeanCells, mapsMax } from './decode.js';
 import { el } from './dom.js';
 import { paintMapAt } from './heatmap.js';
 import { isEmptyExample, layersInModelOrder } from './state.js';
@@ -58,14 +58,14 @@ export class ModelView {
       }
       if (this.loading !== key) return;
       this.status.loaded(`the model view (${layer.layer})`);
-      const vmax = scale === 'stretch' ? maxOf(maps.data) : 1;
+      const vmax = scale === 'stretch' ? mapsMax(maps) : 1;
       const size = THUMB_PX / Math.max(maps.q, maps.k, 1);
       const width = Math.max(1, Math.round(maps.k * size));
       const height = Math.max(1, Math.round(maps.q * size));
       row.canvases.forEach((canvas, i) => {
         canvas.hidden = false;
-        const values = i === 0 ? headMean(maps) : headMap(maps, i - 1);
-        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio);
+        const { values, levels } = i === 0 ? headMeanCells(maps) : headCells(maps, i - 1);
+        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio, levels);
       });
       row.element.dataset.paintedStep = String(step);
     }));
