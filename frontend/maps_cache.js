@@ -1,6 +1,8 @@
 // Decoded maps of recent steps, kept for quick stepping and filled ahead by
-// prefetch. Bounded by cells (4 bytes each): 64 M cells is 256 MB, e.g. 64
-// steps of 8 heads x 256 tokens but only 3 of 16 x 1024.
+// prefetch. Bounded by cells: 64 M cells, e.g. 64 steps of 8 heads x 256
+// tokens but only 3 of 16 x 1024; that is 256 MB of float32 maps, and about
+// 64 MB of uint8 ones, which stay bytes (decode.js) plus 3 bytes per query x
+// key cell for head mean and max and 4 per cell of each head read as numbers.
 
 const MAPS_CACHE_CELLS = 64e6;
 const MAPS_CACHE_MAX_STEPS = 64;
