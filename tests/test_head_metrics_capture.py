@@ -61,8 +61,9 @@ def test_head_scalars_put_each_layers_mean_metrics_beside_the_loss_only_when_ask
     layer = read_attention(str(tmp_path / "on"))["run"]["causal"]
     names = list(head_metrics.METRIC_NAMES)
     # Left out: what does not apply (no special token in this vocabulary; the
-    # alignment is for cross attention).
-    written = {"attention/causal/%s" % n for n in names if n not in ("monotone_alignment", "special_token_mass")}
+    # alignment is for cross attention; patch_distance for image patches).
+    written = {"attention/causal/%s" % n for n in names
+               if n not in ("monotone_alignment", "special_token_mass", "patch_distance")}
     for where, expected_tags in (("off", set()), ("on", written)):
         events = event_accumulator.EventAccumulator(str(tmp_path / where / "run"))
         events.Reload()
