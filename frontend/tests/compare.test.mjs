@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  DIVERGING_LUT, diffMap, divergingColor, divergingIndex, maxAbs, nearestStep, rankHeadChanges, sameTokens,
+  TB_PALETTE, topChanges, visibleRuns,
+} from '../compare.js';
+
+const f32 = (a) => Float32Array.from(a);
+
+test('a map minus itself is zero everywhere', () => {
+  const a = f32([0.1, 0.2, 0.7, 0.25, 0.25, 0.5]);
+  assert.deepEqual([...diffMap(a, a)], [0, 0, 0, 0, 0, 0]);
+  assert.equal(maxAbs(diffMap(a, a)), 0);
+  assert.deepEqual(topChanges(diffMap(a, a), 3), []);
+});
+
+test('the difference is a - b cell by cell', () => {
+  const d = diffMap(f32([0.5, 0.5, 1, 0]), f32([0.25, 0.75, 0, 0]));
+  assert.deepEqual([...d], [0.25, -0.25, 1, 0]);
+  assert.throws(() => diffMap(f32([1]), f32([1, 2])));
+});
+
+test('largest changes come first with their query row and key column', () => {
+  // 2 x 3 map: changes +0.1 at (0,1), -0.4 at (1,0), +0.4 at (1,2)
+  const d = f32([0, 0.1, 0, -0.4, 0, 0.4]);
+  const top = topChanges(d, 3, 2);
+  assert.deepEqual(top.map((c) => [c.row, c.col]), [[1, 0], [1, 2]]); // tie: cell order
+  assert.ok(Math.abs(top[0].delta + 0.4) < 1e-7);
+});
+
+test('heads are ranked by mean absolute change', () => {
+  const ranked = rankHeadChanges([
+    { tag: 'l0', head: 0, a: f32([0.5, 0.5]), b: f32([0.5, 0.5]) }, // 0
+    { tag: 'l0', head: 1, a: f32([1, 0]), b: f32([0, 1]) }, // mean |d| 1
+    { tag: 'l1', head: 0, a: f32([0.6, 0.4]), b: f32([0.4, 0.6]) }, // 0.2
+    { tag: 'l1', head: 1, a: f32([0.4, 0.6]), b: f32([0.6, 0.4]) }, // 0.2, after l1/0
+  ]);
+  assert.deepEqual(ranked.map((r) => `${r.tag}/${r.head}`), ['l0/1', 'l1/0', 'l1/1', 'l0/0']);
+  assert.ok(Math.abs(ranked[1].change - 0.2) < 1e-6);
+});
+
+test('the diverging scale is white at 0, blue below, red above, symmetric', () => {
+  assert.equal(divergingIndex(0, 0.5), 128);
+  assert.equal(divergingIndex(0, 0), 128);
+  assert.deepEqual(divergingColor(0, 1), [247, 247, 247]);
+  assert.deepEqual(divergingColor(-1, 1), [5, 48, 97]);
+  assert.deepEqual(divergingColor(1, 1), [103, 0, 31]);
+  assert.equal(divergingIndex(0.25, 0.5), 256 - divergingIndex(-0.25, 0.5));
+  assert.equal(DIVERGING_LUT.length, 257 * 3);
+});
+
+test('runs follow the host: hidden runs are left out, colours from the table or the palette in host order', () => {
+  const runs = ['b', 'a', 'c'];
+  assert.deepEqual(visibleRuns(runs, ['a', 'b', 'c'], null),
+    [{ run: 'b', color: TB_PALETTE[1].light }, { run: 'a', color: TB_PALETTE[0].light }, { run: 'c', color: TB_PALETTE[2].light }]);
+  assert.equal(visibleRuns(runs, ['a', 'b'], null, true)[1].color, TB_PALETTE[0].dark);
+  const table = [{ run: 'a', selected: true, color: 'rgb(1, 2, 3)' }, { run: 'b', selected: false, color: 'x' }];
+  assert.deepEqual(visibleRuns(runs, ['a', 'b', 'c'], table), [{ run: 'a', color: 'rgb(1, 2, 3)' }]); // c: filtered out of the table
+});
+
+test('nearest step and same probe', () => {
+  assert.equal(nearestStep([0, 10, 20], 14), 10);
+  assert.equal(nearestStep([0, 10, 20], 15), 10);
+  assert.equal(nearestStep([], 3), undefined);
+  const ex = { query_tokens: ['a', 'b'], key_tokens: ['a', 'b'] };
+  assert.ok(sameTokens(ex, { query_tokens: ['a', 'b'], key_tokens: ['a', 'b'] }));
+  assert.ok(!sameTokens(ex, { query_tokens: ['a', 'c'], key_tokens: ['a', 'b'] }));
+});
