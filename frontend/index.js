@@ -45,6 +45,16 @@ export function otherShapesText(other) {
     'read them with read_attention';
 }
 
+/**
+ * '2 of 8 probe examples stored (max_cells)' when the callback kept fewer
+ * examples than the probe held (/index's probe_examples), else ''.
+ */
+export function storedExamplesText(layer) {
+  const probe = layer.probe_examples || 0;
+  const stored = layer.examples.length;
+  return probe > stored ? `${stored} of ${probe} probe examples stored (max_cells)` : '';
+}
+
 class AttentionTab {
   constructor(root) {
     this.root = root;
@@ -168,6 +178,7 @@ class AttentionTab {
       layer.layer_class, `${layer.kind} attention`, `${layer.num_heads} head(s)`,
       `${example.query_length} query x ${example.key_length} key tokens`, `${layer.steps.length} captured steps`,
       `stored as ${layer.encoding}`, layer.rows_normalized ? '' : 'rows do not sum to 1',
+      storedExamplesText(layer),
     ].filter(Boolean).join(' · ');
     const other = otherShapesText(layer.other_shapes);
     this.otherShapes.hidden = !other;

@@ -44,6 +44,10 @@ def logdir(tmp_path_factory):
     probe[1] = 0  # example 1: every token is padding
     _two_layer_model().fit(x, y, batch_size=4, epochs=1, verbose=0,
                            callbacks=[AttentionCallback(root / "padded", probe, update_freq=2)])
+    # max_cells for one example of 2 layers x 2 heads x 10 x 10: the callback
+    # keeps the first example of the 3 and says so (probe_examples)
+    _two_layer_model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[
+        AttentionCallback(root / "kept", x[:3], update_freq=4, max_cells=2 * 2 * LEN * LEN)])
     rng = np.random.default_rng(0)
     writer = tf.summary.create_file_writer(str(root / "reshaped"))
     with writer.as_default():
@@ -72,7 +76,7 @@ def logdir(tmp_path_factory):
 def server(logdir):
     tb = TensorBoard(logdir)
     try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 4)
+        tb.wait_for_index(lambda index: len(index["runs"]) == 5)
         yield tb
     finally:
         tb.stop()
@@ -99,6 +103,18 @@ def _index_layer(server, run, tag):
 
 def _show(tab, **state):
     tab.evaluate("async s => { await window.attentionTab.select(s); }", state)
+
+
+def test_the_layer_line_says_how_many_probe_examples_were_stored(opened, server):
+    layer = _index_layer(server, "kept", "z_first")
+    assert len(layer["examples"]) == 1 and layer["probe_examples"] == 3
+    tab = opened().tab
+    _show(tab, run="kept", tag="z_first")
+    wait_painted(tab, layer["steps"][-1])
+    assert "1 of 3 probe examples stored (max_cells)" in tab.inner_text("#layer-info")
+    _show(tab, run="padded", tag="z_first")  # every example stored: nothing said
+    wait_painted(tab, _index_layer(server, "padded", "z_first")["steps"][-1])
+    assert "probe examples stored" not in tab.inner_text("#layer-info")
 
 
 def test_an_all_padding_example_shows_a_note_and_requests_nothing_for_it(opened, server):

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import { maxPool } from '../heatmap.js';
-import { otherShapesText } from '../index.js';
+import { otherShapesText, storedExamplesText } from '../index.js';
 import { isEmptyExample, layersInModelOrder, loadState, resolve, saveState } from '../state.js';
 import { maxOverHeads } from '../view_importance.js';
 
@@ -68,4 +68,11 @@ test('steps of another shape are stated in one line; absent or null says nothing
     '3 earlier steps (0..20) have another shape (the probe or model changed) and are not shown; read them with read_attention');
   assert.equal(otherShapesText(null), '');
   assert.equal(otherShapesText(undefined), '');
+});
+
+test('the layer line says when the callback stored fewer examples than the probe held', () => {
+  const examples = [{}];
+  assert.equal(storedExamplesText({ examples, probe_examples: 8 }), '1 of 8 probe examples stored (max_cells)');
+  assert.equal(storedExamplesText({ examples, probe_examples: 0 }), ''); // all stored: the writer leaves it 0
+  assert.equal(storedExamplesText({ examples }), ''); // an older server sends nothing
 });
