@@ -109,11 +109,12 @@ def test_the_layer_line_says_how_many_probe_examples_were_stored(opened, server)
     layer = _index_layer(server, "kept", "z_first")
     assert len(layer["examples"]) == 1 and layer["probe_examples"] == 3
     tab = opened().tab
-    _show(tab, run="kept", tag="z_first")
+    _show(tab, run="kept", tag="z_first", step=layer["steps"][-1])
     wait_painted(tab, layer["steps"][-1])
     assert "1 of 3 probe examples stored (max_cells)" in tab.inner_text("#layer-info")
-    _show(tab, run="padded", tag="z_first")  # every example stored: nothing said
-    wait_painted(tab, _index_layer(server, "padded", "z_first")["steps"][-1])
+    padded = _index_layer(server, "padded", "z_first")["steps"][-1]
+    _show(tab, run="padded", tag="z_first", step=padded)  # every example stored: nothing said
+    wait_painted(tab, padded)
     assert "probe examples stored" not in tab.inner_text("#layer-info")
 
 
