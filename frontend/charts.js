@@ -165,6 +165,48 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
     });
     ctx.stroke();
   });
-  canvas.plot = { x: sx, top: pad.t, bottom: height - pad.b };
+  canvas.plot = { x: sx, y: sy, top: pad.t, bottom: height - pad.b, left: pad.l, right: width - pad.r, xs, series };
   return LINE_COLORS;
+}
+
+/**
+ * The point of a line chart (renderLines) nearest to a pointer at (px, py),
+ * CSS px from the canvas's corner: the nearest step, then the series whose
+ * value there is nearest in y. {t, step, s, name, value} or null.
+ */
+export function nearestPoint(plot, px, py) {
+  if (!plot || !plot.xs.length || px < plot.left - 6 || px > plot.right + 6) return null;
+  let t = 0;
+  plot.xs.forEach((x, i) => { if (Math.abs(plot.x(x) - px) < Math.abs(plot.x(plot.xs[t]) - px)) t = i; });
+  let best = null;
+  plot.series.forEach((series, s) => {
+    const v = series.values[t];
+    if (isMissing(v)) return;
+    const d = Math.abs(plot.y(v) - py);
+    if (!best || d < best.d) best = { d, s, name: series.name, value: v };
+  });
+  return best && { t, step: plot.xs[t], s: best.s, name: best.name, value: best.value };
+}
+
+/**
+ * Hover and click on a line chart: hover writes "run · series · step · value"
+ * into `hover`; a click calls onStep(step) with the nearest point's step.
+ * runName() names the run the chart is of.
+ */
+export function attachChart(canvas, hover, { runName = () => '', onStep = () => {} } = {}) {
+  const at = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    return nearestPoint(canvas.plot, e.clientX - rect.left, e.clientY - rect.top);
+  };
+  canvas.style.cursor = 'pointer';
+  canvas.addEventListener('mousemove', (e) => {
+    const p = at(e);
+    if (!p) return;
+    hover.textContent = `${runName()} · ${p.name} · step ${p.step}: ${valueText(p.value)} (click to go to this step)`;
+    Object.assign(hover.dataset, { step: String(p.step), value: String(p.value), series: p.name });
+  });
+  canvas.addEventListener('click', (e) => {
+    const p = at(e);
+    if (p) onStep(p.step);
+  });
 }

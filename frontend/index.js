@@ -11,6 +11,8 @@
 //   view_rollout.js     attention rollout bars
 //   view_heads.js       heads view: every layer x every head by a head metric
 //   view_image.js       image view: attention over the probe image's patches
+//   view_compare.js     runs side by side, difference of two steps (compare.js)
+//   url_state.js        the choices in TensorBoard's address bar (p.attention.*)
 //   export.js           PNG and CSV downloads
 //   status.js           the status line
 
@@ -18,12 +20,17 @@ import * as api from './api.js';
 import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
 import { el, fillSelect } from './dom.js';
 import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
-import { connectToHost, followTheme } from './host.js';
+import { visibleRuns } from './compare.js';
+import {
+  Host, followTheme, hostHash, onHostHistory, readRunsTable, writeHostHash,
+} from './host.js';
 import { MapsCache } from './maps_cache.js';
 import {
-  isEmptyExample, layersInModelOrder, loadState, resolve, saveState, zoomKey,
+  DEFAULTS, isEmptyExample, layersInModelOrder, loadState, pickedKey, resolve, saveState, zoomKey,
 } from './state.js';
 import { StatusLine } from './status.js';
+import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
+import { CompareView } from './view_compare.js';
 import { FocusMap, fitZoom } from './view_focus.js';
 import { HeadGrid } from './view_grid.js';
 import { HeadsView } from './view_heads.js';
@@ -35,6 +42,8 @@ import { StatsView } from './view_stats.js';
 import { TextView } from './view_text.js';
 
 const PLAY_INTERVAL_MS = 600;
+const RUNS_POLL_MS = 1000; // how often TensorBoard's run selector is read
+const PUSH_AFTER_MS = 400; // choices closer together than this (a dragged slider) make one history entry
 
 /** What /index says about steps of another shape, or '' (older servers send nothing). */
 export function otherShapesText(other) {
@@ -60,13 +69,18 @@ class AttentionTab {
     this.root = root;
     this.index = { runs: [] };
     this.state = loadState(localStorage);
+    this.host = new Host();
+    this.hostRuns = null; // experimental.GetRuns: every run name, in the host's order
+    this.runsTable = readRunsTable(); // TensorBoard's run selector as drawn, or null
+    this.visible = [];
+    this.lastUrlWrite = 0;
     this.cache = new MapsCache(api.fetchMaps);
     this.maps = null;
     this.playing = null;
     this.status = new StatusLine();
     this.grid = new HeadGrid({
       onPickHead: (head) => this.pickHead(head),
-      onScale: (scale) => { this.state.scale = scale; this.save(); this.paintMaps(); this.showModel(); },
+      onScale: (scale) => { this.state.scale = scale; this.save(); this.paintMaps(); this.showModel(); this.showCompare(); },
     });
     this.focus = new FocusMap({
       onZoom: (cell) => { this.state.zoom = cell; this.state.zoomFor = zoomKey(this.state); this.save(); },
@@ -97,12 +111,23 @@ class AttentionTab {
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
     });
     this.image = new ImageView({ status: this.status, metrics: this.heads.cache });
+    this.compare = new CompareView({
+      status: this.status,
+      mapsOf: (run, layer, example, step) => {
+        const ex = layer.examples[example];
+        return this.cache.get(run, layer.tag, example, step, layer.num_heads * ex.query_length * ex.key_length);
+      },
+      onChoice: (change) => this.select(change),
+      onOpen: (tag, head) => this.select({ tag, head, enlarged: true }),
+    });
+    this.stats.onStep = this.importance.onStep = (step) => this.goToStep(step);
     this.build();
   }
 
   build() {
     const c = (this.controls = {
-      run: el('select', { id: 'run-select', title: 'run' }),
+      run: el('select', { id: 'run-select', title: 'run (the runs TensorBoard\'s run selector shows)' }),
+      runSwatch: el('span', { id: 'run-swatch', className: 'swatch', title: 'the run\'s colour in TensorBoard' }),
       layer: el('select', { id: 'layer-select', title: 'attention layer' }),
       example: el('select', { id: 'example-select', title: 'probe example' }),
       step: el('input', { id: 'step-slider', type: 'range', min: 0, max: 0, value: 0, step: 1 }),
@@ -113,12 +138,12 @@ class AttentionTab {
     this.otherShapes = el('div', { id: 'other-shapes', className: 'note', hidden: true });
     this.root.append(
       el('header', { className: 'toolbar' }, [
-        el('label', { text: 'Run ' }), c.run, el('label', { text: 'Layer ' }), c.layer,
+        el('label', { text: 'Run ' }), c.runSwatch, c.run, el('label', { text: 'Layer ' }), c.layer,
         el('label', { text: 'Example ' }), c.example,
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
       ]),
       this.status.element, this.info, this.otherShapes,
-      this.model.element, this.heads.element, this.image.element, this.grid.element, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
+      this.model.element, this.heads.element, this.image.element, this.grid.element, this.compare.element, this.compare.diffElement, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
       this.stats.element, this.rollout.element,
     );
     c.run.addEventListener('change', () => this.select({ run: c.run.value }));
@@ -126,14 +151,17 @@ class AttentionTab {
     c.example.addEventListener('change', () => this.select({ example: Number(c.example.value) }));
     c.step.addEventListener('input', () => this.setStep(this.layer.steps[Number(c.step.value)]));
     c.play.addEventListener('click', () => this.togglePlay());
+    document.addEventListener('keydown', (e) => this.onKey(e));
   }
 
   save() {
     saveState(this.state, localStorage);
+    this.writeUrl();
   }
 
   resolve() {
-    Object.assign(this, resolve(this.state, this.index.runs));
+    Object.assign(this, resolve(this.state, this.offeredRuns()));
+    this.resolveCompare();
   }
 
   async refresh() {
@@ -146,6 +174,14 @@ class AttentionTab {
     this.status.loaded('the index');
     if (!this.index.runs.length) {
       this.status.setNotice('No attention data yet. Add AttentionCallback(log_dir, probe) to model.fit.');
+      return;
+    }
+    if (!this.urlRead) await this.readUrl();
+    this.hostRuns = (await this.host.request('experimental.GetRuns')) || this.hostRuns;
+    this.visible = visibleRuns(this.index.runs.map((r) => r.run), this.hostRuns, this.runsTable, this.root.classList.contains('dark'));
+    if (!this.visible.length) {
+      this.status.setNotice("No run with attention is selected in TensorBoard's run selector (Time Series, left): select one there.");
+      this.root.dataset.runs = '[]';
       return;
     }
     this.status.setNotice('');
@@ -164,7 +200,9 @@ class AttentionTab {
     }
     this.save();
     const c = this.controls;
-    fillSelect(c.run, this.index.runs.map((r) => ({ value: r.run, label: r.run })), state.run);
+    fillSelect(c.run, this.visible.map((r) => ({ value: r.run, label: r.run })), state.run);
+    c.runSwatch.style.background = (this.visible.find((r) => r.run === state.run) || {}).color || 'transparent';
+    this.root.dataset.runs = JSON.stringify(this.visible.map((r) => r.run));
     fillSelect(c.layer, layersInModelOrder(run.layers).map((l) => ({
       value: l.tag, label: `${l.layer} (${l.kind}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})`,
     })), state.tag);
@@ -185,6 +223,7 @@ class AttentionTab {
     this.otherShapes.textContent = other;
     this.maps = null;
     this.model.element.hidden = run.layers.length < 2; // one layer: the heads grid is the model view
+    const compared = this.showCompare();
     const model = this.showModel();
     const heads = this.heads.show(run, state);
     this.grid.build(layer, state.head);
@@ -194,6 +233,7 @@ class AttentionTab {
     for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
       panel.hidden = empty;
     }
+    this.focus.element.hidden = empty || !state.enlarged;
     if (empty) {
       // Nothing to draw and nothing to ask the server for.
       this.grid.showNote(`example ${state.example} has no real tokens (all padding)`);
@@ -204,12 +244,12 @@ class AttentionTab {
       for (const view of ['maps', 'importance', 'head statistics', 'rollout']) this.status.loaded(view);
       this.showStep(state.step);
       this.root.dataset.paintedStep = String(state.step);
-      await Promise.all([model, heads]);
+      await Promise.all([model, heads, compared]);
       return;
     }
     this.grid.showNote(null);
     const image = this.image.setLayer(run, layer, state);
-    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model, heads, image]);
+    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model, heads, image, compared]);
   }
 
   /** The model view of the run at the current example and step (not while hidden). */
@@ -225,7 +265,10 @@ class AttentionTab {
 
   pickHead(head) {
     this.state.head = head;
+    this.state.enlarged = true;
+    this.focus.element.hidden = isEmptyExample(this.example);
     this.save();
+    this.showCompare();
     this.grid.markSelected(head);
     this.heads.select(this.state);
     this.paintFocus();
@@ -251,7 +294,10 @@ class AttentionTab {
     const request = isEmptyExample(example) ? null : this.mapsAt(step);
     const changed = step !== this.state.step;
     this.showStep(step);
-    if (changed) this.showModel(); // not awaited: the main maps paint first
+    if (changed) {
+      this.showModel(); // not awaited: the main maps paint first
+      this.showCompare();
+    }
     if (!request) {
       this.root.dataset.paintedStep = String(step);
       return;
@@ -336,6 +382,7 @@ class AttentionTab {
     this.heads.draw();
     this.image.draw();
     if (this.importance.data) this.importance.renderLines();
+    if (this.visible.length) this.refreshRuns(); // the palette's dark colours
   }
 
   togglePlay() {
@@ -351,6 +398,145 @@ class AttentionTab {
       this.setStep(steps[(steps.indexOf(this.state.step) + 1) % steps.length]);
     }, PLAY_INTERVAL_MS);
   }
+
+  // -- comparing, the address bar, TensorBoard's run selection, keys (issue 19) --
+
+  /** The index's runs that TensorBoard's run selector shows. */
+  offeredRuns() {
+    const shown = new Set(this.visible.map((r) => r.run));
+    const runs = this.index.runs.filter((r) => shown.has(r.run));
+    return runs.length ? runs : this.index.runs;
+  }
+
+  /** Compared runs: shown ones other than the run, once each; the difference's run B: a shown run, a captured step. */
+  resolveCompare() {
+    const s = this.state;
+    const shown = new Set(this.visible.map((r) => r.run));
+    s.compare = Array.isArray(s.compare) ? [...new Set(s.compare)].filter((r) => r !== s.run && shown.has(r)) : [];
+    if (typeof s.enlarged !== 'boolean') s.enlarged = true;
+    if (s.diff) {
+      const run = this.index.runs.find((r) => r.run === s.diff.run && shown.has(r.run)) || this.run;
+      const layer = run.layers.find((l) => l.tag === s.tag);
+      const steps = layer ? layer.steps : [];
+      const step = steps.includes(s.diff.step) ? s.diff.step
+        : steps.reduce((best, x) => (best === undefined || Math.abs(x - s.diff.step) < Math.abs(best - s.diff.step) ? x : best), undefined);
+      s.diff = step === undefined ? { run: run.run, step: s.diff.step } : { run: run.run, step };
+    } else {
+      s.diff = null;
+    }
+  }
+
+  showCompare() {
+    if (!this.layer) return Promise.resolve();
+    this.compared = this.compare.show({
+      state: this.state, runs: this.index.runs, visible: this.visible, layer: this.layer, example: this.example,
+    });
+    return this.compared;
+  }
+
+  /**
+   * The choices a link names: experimental.GetURLPluginData, or the page's
+   * hash parsed the same way when the host answers {} (tensorboard 2.21
+   * answers from a copy of the hash it takes only on a hashchange).
+   * No p.attention.* keys: the choices kept in localStorage stay.
+   */
+  async readUrl() {
+    this.urlRead = true;
+    let data = await this.host.request('experimental.GetURLPluginData', null, 1000);
+    if (!data || typeof data !== 'object' || !Object.keys(data).length) data = pluginData(parseHash(hostHash()));
+    if (Object.keys(data).length) this.applyUrlData(data);
+  }
+
+  applyUrlData(data) {
+    const state = { ...DEFAULTS, compare: [], diff: null, enlarged: true, ...decodeUrlState(data) };
+    state.zoomFor = zoomKey(state); // a zoom or tokens in a link are for the map it names
+    state.pickedFor = pickedKey(state);
+    if (!Array.isArray(state.picked)) state.picked = [];
+    this.state = state;
+  }
+
+  /** Writes the choices into the page's hash: a new history entry, or the current one while a slider is dragged or play runs. */
+  writeUrl() {
+    if (!this.urlRead || !this.index.runs.length) return;
+    const now = Date.now();
+    const push = !this.restoring && !this.playing && now - this.lastUrlWrite > PUSH_AFTER_MS && this.urlWritten;
+    const before = hostHash();
+    const hash = composeHash(before, encodeUrlState(this.state));
+    if (hash === before) return;
+    try {
+      writeHostHash(hash, push);
+    } catch {
+      return; // a page that refuses (sandboxed): the view works, the address bar just does not follow
+    }
+    this.lastUrlWrite = now;
+    this.urlWritten = true;
+  }
+
+  /** Back, forward or an edited address: show the choices the page's hash now names. */
+  async onHistory() {
+    const data = pluginData(parseHash(hostHash()));
+    if (!Object.keys(data).length || !this.index.runs.length) return;
+    if (JSON.stringify(encodeUrlState(decodeUrlState(data))) === JSON.stringify(encodeUrlState(this.state))) return;
+    this.applyUrlData(data);
+    this.restoring = true;
+    try {
+      await this.select({});
+    } finally {
+      this.restoring = false;
+    }
+  }
+
+  /** Reads TensorBoard's run selector; a change re-resolves and redraws. */
+  pollRuns() {
+    const table = readRunsTable();
+    if (JSON.stringify(table) === JSON.stringify(this.runsTable)) return;
+    this.runsTable = table;
+    if (this.index.runs.length) this.refreshRuns();
+  }
+
+  async refreshRuns() {
+    this.visible = visibleRuns(this.index.runs.map((r) => r.run), this.hostRuns, this.runsTable, this.root.classList.contains('dark'));
+    if (!this.visible.length) {
+      this.status.setNotice("No run with attention is selected in TensorBoard's run selector (Time Series, left): select one there.");
+      this.root.dataset.runs = '[]';
+      return;
+    }
+    this.status.setNotice('');
+    await this.select({});
+  }
+
+  /** A step picked on a chart: the captured step nearest to it. */
+  goToStep(step) {
+    const steps = this.layer.steps;
+    const near = steps.reduce((best, x) => (Math.abs(x - step) < Math.abs(best - step) ? x : best), steps[0]);
+    return this.setStep(near);
+  }
+
+  /** Left/right: previous/next step; up/down: previous/next head (mean, max, 0..H-1); escape: close the enlarged map. */
+  onKey(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || !this.layer) return;
+    const t = e.target;
+    const tag = t && t.tagName;
+    if (tag === 'SELECT' || tag === 'TEXTAREA' || (tag === 'INPUT' && t.type !== 'checkbox')) return; // the control's own keys
+    if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+      const steps = this.layer.steps;
+      const i = steps.indexOf(this.state.step) + (e.key === 'ArrowRight' ? 1 : -1);
+      if (i >= 0 && i < steps.length) this.setStep(steps[i]);
+    } else if (e.key === 'ArrowUp' || e.key === 'ArrowDown') {
+      const heads = this.layer.num_heads > 1 ? ['mean', 'max', ...Array.from({ length: this.layer.num_heads }, (_, h) => h)] : [0];
+      const i = heads.indexOf(this.state.head) + (e.key === 'ArrowDown' ? 1 : -1);
+      if (i >= 0 && i < heads.length) this.pickHead(heads[i]);
+    } else if (e.key === 'Escape') {
+      if (this.focus.element.hidden) return;
+      this.state.enlarged = false;
+      this.focus.element.hidden = true;
+      this.save();
+    } else {
+      return;
+    }
+    e.preventDefault();
+  }
+
 }
 
 export async function render() {
@@ -361,7 +547,9 @@ export async function render() {
   const tab = new AttentionTab(root);
   followTheme(root, () => tab.repaintCharts());
   window.attentionTab = tab; // for debugging and the browser tests
-  connectToHost(() => tab.refresh());
+  tab.host.connect({ onDataReloaded: () => tab.refresh(), onRunsChanged: () => tab.refresh() });
   await tab.refresh();
+  onHostHistory(() => tab.onHistory());
+  setInterval(() => tab.pollRuns(), RUNS_POLL_MS);
   root.dataset.ready = 'true';
 }

@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import {
-  renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
+  attachChart, renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
 } from './charts.js';
 import { el, legendItem } from './dom.js';
 import { cellAt } from './layout.js';
@@ -38,6 +38,17 @@ export class ImportanceView {
     this.stepsCanvas.addEventListener('mousemove', (e) => this.hoverSteps(e));
     this.lines = el('canvas', { id: 'importance-lines' });
     this.linesLegend = el('div', { id: 'importance-lines-legend', className: 'info' });
+    this.linesMarker = el('div', { className: 'step-marker', id: 'importance-lines-marker', hidden: true });
+    this.linesHover = el('div', { id: 'importance-lines-hover', className: 'info chart-hover' });
+    this.onStep = () => {};
+    attachChart(this.lines, this.linesHover, { runName: () => this.run || '', onStep: (step) => this.onStep(step) });
+    this.stepsCanvas.addEventListener('click', (e) => {
+      const d = this.data;
+      if (!d) return;
+      const rect = this.stepsCanvas.getBoundingClientRect();
+      const cell = cellAt(e.clientX - rect.left, e.clientY - rect.top, rect.width, rect.height, d.steps.length, d.tokens.length);
+      if (cell) this.onStep(d.steps[cell.row]);
+    });
     this.picked = new Set();
     this.barsPanel = el('section', { className: 'panel', id: 'importance-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, this.csv]),
@@ -49,7 +60,7 @@ export class ImportanceView {
       el('h3', { text: 'Importance over training: rows are steps (first at the top), columns are tokens (left to right)' }),
       this.stepsCanvas, this.stepsHover, this.stepsInfo,
       el('div', { className: 'info', text: 'Click tokens in the bars above to follow them here:' }),
-      this.lines, this.linesLegend,
+      el('div', { className: 'chart-wrap' }, [this.lines, this.linesMarker]), this.linesHover, this.linesLegend,
     ]);
     this.data = null;
   }
@@ -92,6 +103,7 @@ export class ImportanceView {
     if (this.loading !== key) return; // another view was chosen meanwhile
     this.status.loaded('importance');
     this.data = { ...data, mode, head, tokens, max: seriesMax(data.values) };
+    this.run = run;
     this.bars.dataset.mode = mode;
     this.bars.dataset.head = String(head === 'mean' ? layer.num_heads : head);
     this.renderSteps();
@@ -113,6 +125,7 @@ export class ImportanceView {
     this.scaleText.dataset.max = String(d.max);
     this.bars.dataset.step = String(step);
     this.step = step;
+    this.placeLinesMarker();
     renderBars(this.bars, d.tokens, d.values[s], {
       max: d.max,
       picked: this.picked,
@@ -144,7 +157,7 @@ export class ImportanceView {
     const rect = this.stepsCanvas.getBoundingClientRect();
     const cell = cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, d.steps.length, d.tokens.length);
     if (!cell) return;
-    this.stepsHover.textContent = `step ${d.steps[cell.row]} · token ${cell.col}: ${d.tokens[cell.col]} · ` +
+    this.stepsHover.textContent = `${this.run} · step ${d.steps[cell.row]} (click to go there) · token ${cell.col}: ${d.tokens[cell.col]} · ` +
       `${d.mode} attention ${valueText(d.values[cell.row][cell.col])}`;
     this.stepsHover.dataset.row = String(cell.row);
     this.stepsHover.dataset.col = String(cell.col);
@@ -158,5 +171,17 @@ export class ImportanceView {
       picked.map((j) => ({ name: d.tokens[j], values: d.values.map((v) => v[j]) })),
       { xLabel: 'step', yLabel: d.mode === 'received' ? 'received attention' : 'given attention' });
     this.linesLegend.replaceChildren(...picked.map((j, i) => legendItem(colors[i % colors.length], d.tokens[j])));
+    this.linesHover.hidden = this.lines.hidden;
+    this.placeLinesMarker();
+  }
+
+  /** The dashed line at the current step on the followed tokens' chart. */
+  placeLinesMarker() {
+    const plot = this.lines.plot;
+    this.linesMarker.hidden = this.lines.hidden || !plot || this.step === undefined;
+    if (this.linesMarker.hidden) return;
+    const x = plot.x(this.step);
+    Object.assign(this.linesMarker.style, { left: `${x - 1}px`, top: `${plot.top}px`, height: `${plot.bottom - plot.top}px` });
+    this.lines.dataset.marker = String(this.step);
   }
 }

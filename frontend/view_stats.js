@@ -2,7 +2,7 @@
 // current step: mean row entropy, largest weight, mean attention distance.
 
 import * as api from './api.js';
-import { renderLines } from './charts.js';
+import { attachChart, renderLines } from './charts.js';
 import { el, legendItem } from './dom.js';
 
 export const CHARTS = [
@@ -17,11 +17,14 @@ export class StatsView {
     this.canvases = CHARTS.map((c) => el('canvas', { id: c.id, className: 'chart', title: c.title }));
     this.markers = CHARTS.map((c) => el('div', { className: 'step-marker', id: `${c.id}-marker`, hidden: true }));
     this.legend = el('div', { id: 'stats-legend', className: 'info' });
+    this.hover = el('div', { id: 'stats-hover', className: 'info chart-hover', text: 'hover a line for its value; click to go to that step' });
+    this.onStep = () => {};
+    for (const canvas of this.canvases) attachChart(canvas, this.hover, { runName: () => this.run || '', onStep: (step) => this.onStep(step) });
     this.element = el('section', { className: 'panel', id: 'stats-panel' }, [
       el('h3', { text: 'Head statistics over training: row entropy (0 = one key, log K = uniform), largest weight, ' +
         'mean distance between query and key positions under the weights; the dashed line is the current step' }),
       el('div', { className: 'charts' }, this.canvases.map((canvas, i) => el('div', { className: 'chart-wrap' }, [canvas, this.markers[i]]))),
-      this.legend,
+      this.hover, this.legend,
     ]);
     this.stats = null;
   }
@@ -46,6 +49,7 @@ export class StatsView {
     if (this.loading !== key) return;
     this.status.loaded('head statistics');
     this.stats = stats;
+    this.run = run;
     this.step = state.step;
     this.draw();
   }

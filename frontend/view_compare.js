@@ -1,0 +1,387 @@
+// Comparing: runs side by side (one column per run, the same layer, head,
+// example and step, one colour scale) and the difference of two steps (of
+// one run or two) on a diverging scale, with its largest changes and the
+// heads that changed most. The numbers come from compare.js.
+
+import {
+  DIVERGING_LUT, diffMap, divergingIndex, maxAbs, nearestStep, rankHeadChanges, sameTokens, topChanges,
+} from './compare.js';
+import { headMap, headMeanMax } from './decode.js';
+import { el, fillSelect, legendItem } from './dom.js';
+import { paintMap, paintLegend } from './heatmap.js';
+import { cellAt } from './layout.js';
+
+const LABELS_UP_TO = 64; // tokens: longer maps are drawn without token labels
+const COLUMN_PX = 360; // a run's column is about this wide
+const TOP_CHANGES = 10;
+const TOP_HEADS = 10;
+
+/** One head ('mean', 'max' or a number) of a step's maps as weights, Float32Array(q*k). */
+export function headFloats(maps, head) {
+  if (head === 'mean') return headMeanMax(maps).mean;
+  if (head === 'max') return headMeanMax(maps).max;
+  return headMap(maps, Number(head));
+}
+
+const headName = (head) => `head ${head}`;
+
+/** A map with its tokens: rotated key labels on top, query labels on the left. */
+class LabelledMap {
+  constructor(className) {
+    this.canvas = el('canvas', { className: `map ${className}` });
+    this.cols = el('div', { className: 'cmp-cols' });
+    this.rows = el('div', { className: 'cmp-rows' });
+    this.element = el('div', { className: 'cmp-map' }, [el('div'), this.cols, this.rows, this.canvas]);
+  }
+
+  /** Sizes the canvas for q x k cells of `cell` px and writes the labels (none above LABELS_UP_TO). */
+  layout(example, cell) {
+    const q = example.query_length;
+    const k = example.key_length;
+    this.canvas.style.width = `${k * cell}px`;
+    this.canvas.style.height = `${q * cell}px`;
+    const labels = q <= LABELS_UP_TO && k <= LABELS_UP_TO && cell >= 6;
+    const font = `${Math.min(11, Math.max(6, cell - 2))}px`;
+    const label = (text, size) => {
+      const span = el('span', { text, title: text });
+      span.style[size] = `${cell}px`;
+      span.style.fontSize = font;
+      return span;
+    };
+    this.cols.replaceChildren(...(labels ? example.key_tokens.map((t) => label(t, 'width')) : []));
+    this.rows.replaceChildren(...(labels ? example.query_tokens.map((t) => label(t, 'height')) : []));
+    this.cols.hidden = this.rows.hidden = !labels;
+  }
+
+  cellUnder(event, q, k) {
+    const rect = this.canvas.getBoundingClientRect();
+    return cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, q, k);
+  }
+}
+
+/** Paints a difference on the diverging scale -m..m, one pixel per cell. */
+function paintDiff(canvas, diff, q, k, m) {
+  canvas.width = Math.max(k, 1);
+  canvas.height = Math.max(q, 1);
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  for (let i = 0; i < q * k; i++) {
+    const c = divergingIndex(diff[i], m) * 3;
+    image.data[i * 4] = DIVERGING_LUT[c];
+    image.data[i * 4 + 1] = DIVERGING_LUT[c + 1];
+    image.data[i * 4 + 2] = DIVERGING_LUT[c + 2];
+    image.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  canvas.dataset.vmax = String(m);
+}
+
+function paintDivergingLegend(canvas) {
+  canvas.width = 257;
+  canvas.height = 1;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(257, 1);
+  for (let i = 0; i <= 256; i++) image.data.set([DIVERGING_LUT[i * 3], DIVERGING_LUT[i * 3 + 1], DIVERGING_LUT[i * 3 + 2], 255], i * 4);
+  ctx.putImageData(image, 0, 0);
+}
+
+const fmt = (v) => (v >= 0 ? '+' : '') + v.toFixed(3);
+
+export class CompareView {
+  /**
+   * mapsOf(run, layer, example, step) -> Promise of decoded maps;
+   * onChoice(change) applies a state change; onOpen(tag, head) opens a head.
+   */
+  constructor({ status, mapsOf, onChoice, onOpen }) {
+    Object.assign(this, { status, mapsOf, onChoice, onOpen });
+    this.runBoxes = el('span', { id: 'compare-runs' });
+    this.note = el('div', { id: 'compare-note', className: 'note', hidden: true });
+    this.columns = el('div', { id: 'compare-columns', className: 'cmp-columns' });
+    this.legend = el('canvas', { id: 'compare-legend', className: 'legend' });
+    this.legendText = el('span', { id: 'compare-scale', className: 'info' });
+    this.hover = el('div', { id: 'compare-hover', className: 'info', text: ' ' });
+    this.element = el('section', { className: 'panel', id: 'compare-panel', hidden: true }, [
+      el('div', { className: 'panel-head' }, [el('h3', { text: 'Runs side by side' }),
+        el('span', { className: 'info', text: 'compare with:' }), this.runBoxes]),
+      this.note,
+      el('div', { className: 'panel-head', id: 'compare-legend-row' }, [el('span', { text: '0' }), this.legend, this.legendText]),
+      this.columns, this.hover,
+    ]);
+
+    this.diffToggle = el('input', { id: 'diff-toggle', type: 'checkbox' });
+    this.diffRun = el('select', { id: 'diff-run', title: 'run B' });
+    this.diffStep = el('select', { id: 'diff-step', title: 'step B' });
+    this.diffA = el('span', { id: 'diff-a', className: 'info' });
+    this.diffMap = new LabelledMap('diff');
+    this.diffMap.canvas.id = 'diff-map';
+    this.diffLegend = el('canvas', { id: 'diff-legend', className: 'legend' });
+    this.diffLegendMin = el('span', { id: 'diff-legend-min' });
+    this.diffLegendMax = el('span', { id: 'diff-legend-max' });
+    this.diffSummary = el('div', { id: 'diff-summary', className: 'info' });
+    this.diffHover = el('div', { id: 'diff-hover', className: 'info', text: ' ' });
+    this.diffTop = el('ol', { id: 'diff-top', className: 'cmp-list' });
+    this.changedHeads = el('ol', { id: 'changed-heads', className: 'cmp-list' });
+    this.changedNote = el('div', { id: 'changed-heads-note', className: 'info' });
+    this.diffBody = el('div', { id: 'diff-body', hidden: true }, [
+      el('div', { className: 'panel-head' }, [this.diffA, el('span', { text: '−  B: run' }), this.diffRun, el('span', { text: 'step' }), this.diffStep]),
+      el('div', { className: 'panel-head' }, [this.diffLegendMin, this.diffLegend, this.diffLegendMax,
+        el('span', { className: 'info', text: 'A − B: blue where A is lower, red where A is higher, white unchanged; stretched to the largest |change|' })]),
+      this.diffSummary,
+      el('div', { className: 'cmp-diff' }, [
+        el('div', {}, [this.diffMap.element, this.diffHover]),
+        el('div', {}, [el('h3', { text: 'Largest changes (query → key: A, B, A − B)' }), this.diffTop]),
+        el('div', {}, [el('h3', { text: 'What changed most: heads by mean |A − B| (click to open)' }), this.changedNote, this.changedHeads]),
+      ]),
+    ]);
+    this.diffElement = el('section', { className: 'panel', id: 'diff-panel' }, [
+      el('div', { className: 'panel-head' }, [
+        el('label', { htmlFor: 'diff-toggle' }, [this.diffToggle, el('span', { text: ' Difference of two steps (or runs): A − B' })]),
+      ]),
+      this.diffBody,
+    ]);
+    paintDivergingLegend(this.diffLegend);
+    paintLegend(this.legend, 1);
+
+    this.diffToggle.addEventListener('change', () => {
+      const s = this.ctx.state;
+      this.onChoice({ diff: this.diffToggle.checked ? { run: s.run, step: this.defaultStepB() } : null });
+    });
+    this.diffRun.addEventListener('change', () => {
+      const run = this.ctx.runs.find((r) => r.run === this.diffRun.value);
+      const layer = run && run.layers.find((l) => l.tag === this.ctx.state.tag);
+      const step = layer ? nearestStep(layer.steps, this.ctx.state.diff.step) : this.ctx.state.diff.step;
+      this.onChoice({ diff: { run: this.diffRun.value, step } });
+    });
+    this.diffStep.addEventListener('change', () => {
+      this.onChoice({ diff: { run: this.ctx.state.diff.run, step: Number(this.diffStep.value) } });
+    });
+    this.diffMap.canvas.addEventListener('mousemove', (e) => this.hoverDiff(e));
+    this.columnsShown = [];
+  }
+
+  /** Step B when the difference is opened: the captured step before A's (A's own when it is the first). */
+  defaultStepB() {
+    const { layer, state } = this.ctx;
+    const i = layer.steps.indexOf(state.step);
+    return layer.steps[Math.max(0, i - 1)];
+  }
+
+  /**
+   * Shows both panels for ctx {state, runs (the index's), visible
+   * [{run, color}], layer, example}; resolves when painted.
+   */
+  async show(ctx) {
+    this.ctx = ctx;
+    this.token = {};
+    const token = this.token;
+    await Promise.all([this.showRuns(ctx, token), this.showDiff(ctx, token)]);
+  }
+
+  colorOf(run) {
+    const v = this.ctx.visible.find((r) => r.run === run);
+    return v ? v.color : 'transparent';
+  }
+
+  async showRuns(ctx, token) {
+    const { state, visible } = ctx;
+    const others = visible.filter((r) => r.run !== state.run);
+    this.element.hidden = others.length === 0;
+    this.runBoxes.replaceChildren(...others.map((r) => {
+      const box = el('input', { type: 'checkbox', checked: state.compare.includes(r.run), dataset: { run: r.run } });
+      box.addEventListener('change', () => {
+        const chosen = others.filter((o) => (o.run === r.run ? box.checked : state.compare.includes(o.run))).map((o) => o.run);
+        this.onChoice({ compare: chosen });
+      });
+      return el('label', { className: 'cmp-run' }, [box, legendItem(r.color, r.run)]);
+    }));
+    const runs = [state.run, ...state.compare];
+    this.element.dataset.runs = JSON.stringify(state.compare.length ? runs : []);
+    if (!state.compare.length) {
+      this.columns.replaceChildren();
+      this.note.hidden = true;
+      this.element.dataset.painted = 'true';
+      return;
+    }
+    this.element.dataset.painted = 'false';
+    // Each run's column: its layer, example and nearest step (or why not).
+    const columns = runs.map((name) => {
+      const run = ctx.runs.find((r) => r.run === name);
+      const layer = run && run.layers.find((l) => l.tag === state.tag);
+      if (!layer) return { name, why: `no layer ${state.tag} in this run` };
+      const example = layer.examples[state.example];
+      if (!example) return { name, why: `no example ${state.example} in this run` };
+      if (!(example.query_length > 0 && example.key_length > 0)) return { name, why: `example ${state.example} is all padding` };
+      if (state.head !== 'mean' && state.head !== 'max' && state.head >= layer.num_heads) return { name, why: `no head ${state.head} in this run` };
+      return { name, layer, example, step: nearestStep(layer.steps, state.step) };
+    });
+    const differ = columns.filter((c) => c.example && !sameTokens(c.example, ctx.example)).map((c) => c.name);
+    this.note.hidden = differ.length === 0;
+    this.note.textContent = differ.length
+      ? `The runs' probes differ (${differ.join(', ')}): they are compared by example index ${state.example}, each run with its own tokens.`
+      : '';
+    this.note.dataset.differ = JSON.stringify(differ);
+    let loaded;
+    try {
+      loaded = await Promise.all(columns.map((c) => (c.layer ? this.mapsOf(c.name, c.layer, state.example, c.step) : null)));
+    } catch (e) {
+      if (token === this.token) this.status.failed('maps of compared runs', e);
+      return;
+    }
+    if (token !== this.token) return;
+    const values = loaded.map((maps) => (maps ? headFloats(maps, state.head) : null));
+    const vmax = state.scale === 'stretch' ? Math.max(1e-12, ...values.filter(Boolean).map((v) => v.reduce((a, b) => Math.max(a, b), 0))) : 1;
+    this.legend.dataset.vmax = String(vmax);
+    this.legendText.textContent = `${vmax === 1 ? '1' : vmax.toFixed(3)} · one scale for every run: ` +
+      (state.scale === 'stretch' ? "stretched to the largest weight of these runs' maps" : 'fixed 0 to 1');
+    const longest = Math.max(...columns.filter((c) => c.example).map((c) => Math.max(c.example.query_length, c.example.key_length)), 1);
+    const cell = Math.max(2, Math.min(24, Math.floor(COLUMN_PX / longest)));
+    this.columnsShown = columns.map((c, i) => ({ ...c, values: values[i] }));
+    this.columns.replaceChildren(...this.columnsShown.map((c) => {
+      const swatch = el('span', { className: 'swatch' });
+      swatch.style.background = this.colorOf(c.name);
+      const stepText = !c.layer ? '' : c.step === state.step ? `step ${c.step}` : `step ${c.step} (nearest captured to ${state.step})`;
+      const head = el('div', { className: 'cmp-col-head' }, [swatch, el('b', { text: c.name }), el('span', { className: 'info', text: ` ${stepText}` })]);
+      const col = el('div', { className: 'cmp-col', dataset: { run: c.name } }, [head]);
+      col.style.borderTopColor = this.colorOf(c.name);
+      if (!c.layer || !c.values) {
+        col.append(el('div', { className: 'info cmp-why', text: c.why }));
+        return col;
+      }
+      col.dataset.step = String(c.step);
+      const map = new LabelledMap('cmp');
+      map.canvas.dataset.run = c.name;
+      map.layout(c.example, cell);
+      paintMap(map.canvas, c.values, c.example.query_length, c.example.key_length, vmax);
+      map.canvas.addEventListener('mousemove', (e) => {
+        const hit = map.cellUnder(e, c.example.query_length, c.example.key_length);
+        if (!hit) return;
+        const w = c.values[hit.row * c.example.key_length + hit.col];
+        this.hover.textContent = `${c.name} · step ${c.step} · ${headName(state.head)} · query ${hit.row} "${c.example.query_tokens[hit.row]}" → ` +
+          `key ${hit.col} "${c.example.key_tokens[hit.col]}": ${w.toFixed(3)}`;
+      });
+      col.append(map.element);
+      return col;
+    }));
+    this.element.dataset.painted = 'true';
+  }
+
+  async showDiff(ctx, token) {
+    const { state, runs, visible, layer, example } = ctx;
+    const on = Boolean(state.diff);
+    this.diffToggle.checked = on;
+    this.diffBody.hidden = !on;
+    this.diffElement.dataset.painted = on ? 'false' : 'true';
+    this.diffValues = null;
+    if (!on) return;
+    const { run: runB, step: stepB } = state.diff;
+    fillSelect(this.diffRun, visible.map((r) => ({ value: r.run, label: r.run })), runB);
+    const runObjB = runs.find((r) => r.run === runB);
+    const layerB = runObjB && runObjB.layers.find((l) => l.tag === state.tag);
+    fillSelect(this.diffStep, (layerB ? layerB.steps : []).map((s) => ({ value: s, label: String(s) })), stepB);
+    this.diffA.textContent = `A: run ${state.run}, step ${state.step}, ${headName(state.head)}`;
+    const fail = (why) => {
+      this.diffSummary.textContent = why;
+      this.diffTop.replaceChildren();
+      this.changedHeads.replaceChildren();
+      this.diffMap.canvas.hidden = true;
+      this.diffElement.dataset.painted = 'true';
+    };
+    if (!layerB || !layerB.steps.includes(stepB)) return fail(`run ${runB} has no layer ${state.tag} at step ${stepB}`);
+    const exampleB = layerB.examples[state.example];
+    if (!exampleB || exampleB.query_length !== example.query_length || exampleB.key_length !== example.key_length) {
+      return fail(`example ${state.example} has another shape in run ${runB}: no difference can be taken (compare the runs side by side)`);
+    }
+    if (!(example.query_length > 0 && example.key_length > 0)) return fail(`example ${state.example} has no real tokens (all padding)`);
+    let mapsA;
+    let mapsB;
+    try {
+      [mapsA, mapsB] = await Promise.all([this.mapsOf(state.run, layer, state.example, state.step), this.mapsOf(runB, layerB, state.example, stepB)]);
+    } catch (e) {
+      if (token === this.token) this.status.failed('maps of the difference', e);
+      return;
+    }
+    if (token !== this.token) return;
+    this.diffMap.canvas.hidden = false;
+    const a = headFloats(mapsA, state.head);
+    const b = headFloats(mapsB, state.head);
+    const diff = diffMap(a, b);
+    const q = example.query_length;
+    const k = example.key_length;
+    const m = maxAbs(diff);
+    Object.assign(this, { diffValues: diff, diffAValues: a, diffBValues: b, diffShape: [q, k] });
+    const longest = Math.max(q, k, 1);
+    this.diffMap.layout(example, Math.max(2, Math.min(24, Math.floor(480 / longest))));
+    paintDiff(this.diffMap.canvas, diff, q, k, m);
+    this.diffLegendMin.textContent = m > 0 ? (-m).toFixed(3) : '0';
+    this.diffLegendMax.textContent = m > 0 ? `+${m.toFixed(3)}` : '0';
+    this.diffSummary.textContent = m === 0
+      ? 'All zero: the two maps are equal in every cell.'
+      : `Largest |change| ${m.toFixed(3)}; mean |change| ${(diff.reduce((s, v) => s + Math.abs(v), 0) / diff.length).toFixed(4)}` +
+        (sameTokens(example, exampleB) ? '' : '; the runs\' probes differ: compared by example index, tokens of A shown');
+    this.diffSummary.dataset.max = String(m);
+    const sign = (d) => (d > 0 ? 'up' : 'down');
+    this.diffTop.replaceChildren(...topChanges(diff, k, TOP_CHANGES).map(({ row, col, delta }) => el('li', {
+      dataset: { row: String(row), col: String(col), delta: String(delta) },
+      className: sign(delta),
+      text: `"${example.query_tokens[row]}" → "${example.key_tokens[col]}": ${a[row * k + col].toFixed(3)}, ${b[row * k + col].toFixed(3)}, ${fmt(delta)}`,
+    })));
+    if (!this.diffTop.children.length) this.diffTop.append(el('li', { className: 'info', text: 'no cell changed' }));
+    this.diffElement.dataset.painted = 'true';
+    await this.showChangedHeads(ctx, runObjB, stepB, token);
+  }
+
+  hoverDiff(event) {
+    if (!this.diffValues) return;
+    const [q, k] = this.diffShape;
+    const hit = this.diffMap.cellUnder(event, q, k);
+    if (!hit) return;
+    const i = hit.row * k + hit.col;
+    const ex = this.ctx.example;
+    this.diffHover.textContent = `query ${hit.row} "${ex.query_tokens[hit.row]}" → key ${hit.col} "${ex.key_tokens[hit.col]}": ` +
+      `A ${this.diffAValues[i].toFixed(3)} − B ${this.diffBValues[i].toFixed(3)} = ${fmt(this.diffValues[i])}`;
+  }
+
+  /** Every head of every layer both runs have at this example's shape, ranked by mean |A − B|. */
+  async showChangedHeads(ctx, runB, stepB, token) {
+    const { state } = ctx;
+    const runA = ctx.runs.find((r) => r.run === state.run);
+    const pairs = [];
+    for (const la of runA.layers) {
+      const lb = runB.layers.find((l) => l.tag === la.tag);
+      const ea = la.examples[state.example];
+      const eb = lb && lb.examples[state.example];
+      if (!lb || !ea || !eb || ea.query_length !== eb.query_length || ea.key_length !== eb.key_length || la.num_heads !== lb.num_heads) continue;
+      if (!(ea.query_length > 0 && ea.key_length > 0)) continue;
+      const sa = nearestStep(la.steps, state.step);
+      const sb = nearestStep(lb.steps, stepB);
+      pairs.push({ la, lb, sa, sb });
+    }
+    this.changedNote.textContent = `step ${state.step} of ${state.run} against step ${stepB} of ${runB.run}, example ${state.example}; ` +
+      `${pairs.length} layer(s) of the same shape in both`;
+    let loaded;
+    try {
+      loaded = await Promise.all(pairs.map((p) => Promise.all([
+        this.mapsOf(state.run, p.la, state.example, p.sa), this.mapsOf(runB.run, p.lb, state.example, p.sb)])));
+    } catch (e) {
+      if (token === this.token) this.status.failed('maps of every layer', e);
+      return;
+    }
+    if (token !== this.token) return;
+    const entries = [];
+    pairs.forEach((p, i) => {
+      const [ma, mb] = loaded[i];
+      for (let h = 0; h < p.la.num_heads; h++) entries.push({ tag: p.la.tag, head: h, a: headMap(ma, h), b: headMap(mb, h) });
+    });
+    const ranked = rankHeadChanges(entries).slice(0, TOP_HEADS);
+    const layerName = (tag) => (runA.layers.find((l) => l.tag === tag) || {}).layer || tag;
+    this.changedHeads.replaceChildren(...ranked.map((r) => {
+      const item = el('li', { dataset: { tag: r.tag, head: String(r.head), change: String(r.change) } }, [
+        el('button', { className: 'link', text: `${layerName(r.tag)} · head ${r.head}` }),
+        el('span', { className: 'info', text: ` mean |change| ${r.change.toFixed(4)}` }),
+      ]);
+      item.querySelector('button').addEventListener('click', () => this.onOpen(r.tag, r.head));
+      return item;
+    }));
+    this.changedHeads.dataset.ready = 'true';
+  }
+}
