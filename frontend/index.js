@@ -502,7 +502,12 @@ class AttentionTab {
       return;
     }
     this.status.setNotice('');
-    await this.select({});
+    this.restoring = true; // TensorBoard's selection changed, not a choice in the tab: no history entry
+    try {
+      await this.select({});
+    } finally {
+      this.restoring = false;
+    }
   }
 
   /** A step picked on a chart: the captured step nearest to it. */

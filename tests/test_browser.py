@@ -455,8 +455,8 @@ def test_hovering_the_steps_by_tokens_heatmap_names_the_step_token_and_value(pag
     tab.locator("#importance-steps").hover(position={"x": (j + 0.5) * box["width"] / tokens,
                                                       "y": (s + 0.5) * box["height"] / steps})
     value = captured.received[0][s, -1, j]  # head mean
-    assert tab.inner_text("#importance-steps-hover") == "step %d · token %d: %s · received attention %.3f" % (
-        captured.steps[s], j, captured.key_tokens[0][j], value)
+    assert tab.inner_text("#importance-steps-hover") == "%s · step %d (click to go there) · token %d: %s · received attention %.3f" % (
+        XSS_RUN, captured.steps[s], j, captured.key_tokens[0][j], value)
     assert "rows are steps" in tab.inner_text("#importance-panel ~ section h3")
 
 

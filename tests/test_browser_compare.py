@@ -297,7 +297,8 @@ def test_screenshots_of_runs_side_by_side_and_the_difference(opened, logs, theme
         tab.wait_for_selector("#attention-root.dark", state="attached")
     steps = [int(s) for s in logs[SEEDS[0]]["mha"].steps]
     select(tab, run=SEEDS[0], compare=[SEEDS[1], OTHER_PROBE], head=0, step=steps[-1], diff={"run": SEEDS[0], "step": steps[0]})
-    tab.evaluate("() => window.scrollTo(0, 0)")
+    # the sticky toolbar would cover the panel's own header in an element screenshot
+    tab.evaluate("() => { document.querySelector('header.toolbar').style.position = 'static'; }")
     tab.wait_for_selector("#changed-heads[data-ready=true]", state="attached")
     tab.evaluate("() => document.querySelector('#compare-panel').scrollIntoView()")
     name = "compare-%s-dpr%d.png" % (theme, scale)
