@@ -132,6 +132,22 @@ def open_tab(browser, url, scale=1, width=1280, height=1600, color_scheme="light
 
 
 @pytest.fixture
+def opened(browser, server):
+    """open_page(**open_tab's options) -> a new page on the tab of the
+    requesting module's `server`; every page is closed after the test. The
+    browser suites import it with `browser`."""
+    pages = []
+
+    def open_page(**kwargs):
+        pages.append(open_tab(browser, server.url, **kwargs))
+        return pages[-1]
+
+    yield open_page
+    for page in pages:
+        page.context.close()
+
+
+@pytest.fixture
 def page(browser, server):
     page = open_tab(browser, server.url)
     yield page

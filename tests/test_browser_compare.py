@@ -15,7 +15,7 @@ import pytest
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention
 from tensorboard_server import TensorBoard
-from test_browser import browser, lut_color, open_tab, pixel, tab_frame, wait_painted  # noqa: F401
+from test_browser import browser, lut_color, opened, pixel, tab_frame, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -54,20 +54,6 @@ def server(logdir):
 @pytest.fixture(scope="module")
 def logs(logdir):
     return read_attention(str(logdir))
-
-
-@pytest.fixture
-def opened(browser, server):  # noqa: F811
-    pages = []
-
-    def open_page(**kwargs):
-        page = open_tab(browser, server.url, **kwargs)
-        pages.append(page)
-        return page
-
-    yield open_page
-    for page in pages:
-        page.context.close()
 
 
 def state(tab):

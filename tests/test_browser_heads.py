@@ -14,7 +14,7 @@ import tensorflow as tf
 from tb_attention_plugin import AttentionCallback, read_attention, read_head_metrics
 from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
-from test_browser import ARTIFACTS, browser, lut_color, open_tab, tab_frame, wait_painted  # noqa: F401 (fixture)
+from test_browser import ARTIFACTS, browser, lut_color, opened, tab_frame, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 FIT, BIG = "fit", "big"
@@ -85,19 +85,6 @@ def metrics(logdir):
 @pytest.fixture(scope="module")
 def steps(logdir):
     return [int(s) for s in read_attention(str(logdir))[FIT]["layer1"].steps]
-
-
-@pytest.fixture
-def opened(browser, server):  # noqa: F811
-    pages = []
-
-    def open_page(**kwargs):
-        pages.append(open_tab(browser, server.url, **kwargs))
-        return pages[-1]
-
-    yield open_page
-    for page in pages:
-        page.context.close()
 
 
 def _open_heads_view(tab, run, step, metric=None, tag=None):

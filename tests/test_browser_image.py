@@ -14,7 +14,7 @@ from demo_models import vit
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention, read_probe_images
 from tensorboard_server import TensorBoard
-from test_browser import ARTIFACTS, browser, lut_color, open_tab, pixel, wait_painted  # noqa: F401 (fixture)
+from test_browser import ARTIFACTS, browser, lut_color, opened, pixel, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 RUN, TEXT = "vit", "text"
@@ -50,19 +50,6 @@ def server(logdir):
 @pytest.fixture(scope="module")
 def layers(logdir):
     return read_attention(str(logdir))[RUN]
-
-
-@pytest.fixture
-def opened(browser, server):  # noqa: F811
-    pages = []
-
-    def open_page(**kwargs):
-        pages.append(open_tab(browser, server.url, **kwargs))
-        return pages[-1]
-
-    yield open_page
-    for page in pages:
-        page.context.close()
 
 
 def _show(tab, step, query=0, **state):

@@ -15,7 +15,7 @@ from models import LEN, VOCAB, tiny_data
 from tb_attention_plugin import AttentionCallback
 from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
-from test_browser import CHROMIUM, browser, open_tab, screenshot, wait_painted  # noqa: F401 (fixture)
+from test_browser import CHROMIUM, browser, opened, screenshot, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 LONG = 300
@@ -80,19 +80,6 @@ def server(logdir):
         yield tb
     finally:
         tb.stop()
-
-
-@pytest.fixture
-def opened(browser, server):  # noqa: F811
-    pages = []
-
-    def open_page(**kwargs):
-        pages.append(open_tab(browser, server.url, **kwargs))
-        return pages[-1]
-
-    yield open_page
-    for page in pages:
-        page.context.close()
 
 
 def _index_layer(server, run, tag):
