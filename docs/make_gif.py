@@ -13,6 +13,7 @@ frame is a screenshot of the tab.
 """
 
 import argparse
+import contextlib
 import io
 import os
 import shutil
@@ -64,6 +65,29 @@ def tab_frame(page, timeout=60):
                 return frame
         page.wait_for_timeout(250)
     raise TimeoutError("the Attention tab did not render")
+
+
+@contextlib.contextmanager
+def serving(logdir, wait_s=120):
+    """The URL of the real `tensorboard` serving `logdir` once its Attention
+    tab has data; stopped on leaving. Also used by docs/make_screenshots.py."""
+    port = 6100 + os.getpid() % 800
+    url = "http://127.0.0.1:%d" % port
+    print("==> Serving %s with TensorBoard on %s" % (logdir, url), flush=True)
+    tensorboard = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--logdir", logdir,
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + wait_s
+        while not attention_enabled(url):
+            if tensorboard.poll() is not None or time.time() > deadline:
+                raise RuntimeError("TensorBoard did not serve the attention data on port %d" % port)
+            time.sleep(0.5)
+        yield url
+    finally:
+        tensorboard.terminate()
+        tensorboard.wait(15)
 
 
 def union_box(boxes, pad=8):
@@ -139,26 +163,11 @@ def main(argv=None):
     steps = [int(layer.steps[i]) for i in positions]
     print("==> Probe review %d, steps %s" % (example, steps), flush=True)
 
-    port = 6100 + os.getpid() % 800
-    url = "http://127.0.0.1:%d" % port
-    print("==> Serving it with TensorBoard on %s" % url, flush=True)
-    tensorboard = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--logdir", logdir,
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while not attention_enabled(url):
-            if tensorboard.poll() is not None or time.time() > deadline:
-                raise RuntimeError("TensorBoard did not serve the attention data on port %d" % port)
-            time.sleep(0.5)
+    with serving(logdir) as url:
         print("==> Taking %d screenshots in headless Chromium" % len(steps), flush=True)
         shots = screenshots(url, example, positions, steps,
                             ["#run-select", "#step-label", "#head-grid", "#focus-map", "#row-labels",
                              "#col-labels", "#importance-bars"])
-    finally:
-        tensorboard.terminate()
-        tensorboard.wait(15)
     if args.keep_frames:
         os.makedirs(args.keep_frames, exist_ok=True)
         for i, shot in enumerate(shots):

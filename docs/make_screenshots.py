@@ -11,18 +11,17 @@ step, nothing drawn by this script. A demo missing from LOGDIR is skipped.
 """
 
 import argparse
+import json
 import os
 import shutil
-import subprocess
 import sys
-import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from demo_models.serve import attention_enabled  # noqa: E402
-from docs.make_gif import tab_frame  # noqa: E402
+from docs.make_gif import serving, tab_frame  # noqa: E402
 from tb_attention_plugin import read_attention  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,9 +49,6 @@ def run_of(index, demo):
 
 def take(url, logdir, shots, scale, theme):
     from playwright.sync_api import sync_playwright
-
-    import json
-    import urllib.request
 
     index = json.load(urllib.request.urlopen(url + "/data/plugin/attention/index"))
     written = []
@@ -107,24 +103,9 @@ def main(argv=None):
     shots = [s for s in SHOTS if not args.only or s[0] in args.only.split(",")]
     read_attention(args.logdir)  # fails early, with the reader's message, on a logdir without attention
 
-    port = 6100 + os.getpid() % 800
-    url = "http://127.0.0.1:%d" % port
-    print("==> Serving %s with TensorBoard on %s" % (args.logdir, url), flush=True)
-    tensorboard = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "tensorboard"), "--logdir", args.logdir,
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while not attention_enabled(url):
-            if tensorboard.poll() is not None or time.time() > deadline:
-                raise RuntimeError("TensorBoard did not serve the attention data on port %d" % port)
-            time.sleep(0.5)
+    with serving(args.logdir) as url:
         print("==> Taking %d screenshots in headless Chromium" % len(shots), flush=True)
         written = take(url, args.logdir, shots, args.scale, args.theme)
-    finally:
-        tensorboard.terminate()
-        tensorboard.wait(15)
     print("==> Wrote %d files into %s" % (len(written), os.path.relpath(OUT)), flush=True)
 
 
