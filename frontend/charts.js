@@ -100,12 +100,8 @@ export function renderStepsHeatmap(canvas, series) {
 const LINE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
   '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd'];
 
-/**
- * Line chart: xs (steps), series: [{name, values}], drawn on a canvas, with
- * axis titles. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
- * over it (moving a marker then costs no redraw).
- */
-export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '' } = {}) {
+/** A canvas of width x height CSS px, sharp at the device pixel ratio: its 2D context, drawing in CSS px. */
+export function hiDpiContext(canvas, width, height) {
   const ratio = window.devicePixelRatio || 1;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
@@ -113,15 +109,19 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
   canvas.style.height = `${height}px`;
   const ctx = canvas.getContext('2d');
   ctx.scale(ratio, ratio);
-  const pad = { l: 52, r: 10, t: 8, b: 32 };
-  const all = finite(series.flatMap((s) => Array.from(s.values)));
-  const ymin = Math.min(0, ...all);
-  const top = Math.max(...all, 1e-9);
-  const ymax = top + 0.05 * (top - ymin); // headroom: a line at the maximum stays off the frame
-  const xmin = xs[0] ?? 0;
-  const xmax = xs[xs.length - 1] ?? 1;
-  const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
-  const sy = (y) => height - pad.b - ((y - ymin) / (ymax - ymin || 1)) * (height - pad.t - pad.b);
+  return ctx;
+}
+
+// Room around a chart's plot for its tick labels and axis titles (CSS px).
+export const CHART_PAD = { l: 52, r: 10, t: 8, b: 32 };
+
+/**
+ * A chart's frame in the canvas's text colour: the two axes, the y range
+ * (ymin, ymax) at their ends and the axis titles; the x ticks are the
+ * caller's. Leaves fill and stroke in the text colour.
+ */
+export function drawFrame(canvas, ctx, { width, height, ymin, ymax, xLabel = '', yLabel = '' }) {
+  const pad = CHART_PAD;
   const fg = getComputedStyle(canvas).color || '#000';
   ctx.strokeStyle = fg;
   ctx.fillStyle = fg;
@@ -134,10 +134,6 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
   ctx.textAlign = 'right';
   ctx.fillText(ymax.toFixed(2), pad.l - 3, pad.t + 8);
   ctx.fillText(ymin.toFixed(2), pad.l - 3, height - pad.b);
-  ctx.textAlign = 'left';
-  ctx.fillText(String(xmin), pad.l, height - pad.b + 12);
-  ctx.textAlign = 'right';
-  ctx.fillText(String(xmax), width - pad.r, height - pad.b + 12);
   ctx.textAlign = 'center';
   if (xLabel) ctx.fillText(xLabel, pad.l + (width - pad.l - pad.r) / 2, height - 4);
   if (yLabel) {
@@ -147,9 +143,31 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
     ctx.fillText(yLabel, 0, 0);
     ctx.restore();
   }
-  ctx.textAlign = 'left';
   canvas.dataset.xLabel = xLabel;
   canvas.dataset.yLabel = yLabel;
+}
+
+/**
+ * Line chart: xs (steps), series: [{name, values}], drawn on a canvas, with
+ * axis titles. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
+ * over it (moving a marker then costs no redraw).
+ */
+export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '' } = {}) {
+  const ctx = hiDpiContext(canvas, width, height);
+  const pad = CHART_PAD;
+  const all = finite(series.flatMap((s) => Array.from(s.values)));
+  const ymin = Math.min(0, ...all);
+  const top = Math.max(...all, 1e-9);
+  const ymax = top + 0.05 * (top - ymin); // headroom: a line at the maximum stays off the frame
+  const xmin = xs[0] ?? 0;
+  const xmax = xs[xs.length - 1] ?? 1;
+  const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
+  const sy = (y) => height - pad.b - ((y - ymin) / (ymax - ymin || 1)) * (height - pad.t - pad.b);
+  drawFrame(canvas, ctx, { width, height, ymin, ymax, xLabel, yLabel });
+  ctx.textAlign = 'left';
+  ctx.fillText(String(xmin), pad.l, height - pad.b + 12);
+  ctx.textAlign = 'right';
+  ctx.fillText(String(xmax), width - pad.r, height - pad.b + 12);
   series.forEach((s, i) => {
     ctx.strokeStyle = LINE_COLORS[i % LINE_COLORS.length];
     ctx.beginPath();

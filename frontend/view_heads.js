@@ -7,7 +7,7 @@
 // it asks for nothing.
 
 import * as api from './api.js';
-import { isMissing, servedNote, valueText } from './charts.js';
+import { hiDpiContext, isMissing, servedNote, valueText } from './charts.js';
 import { colorOf } from './colors.js';
 import { el, fillSelect } from './dom.js';
 import {
@@ -193,15 +193,9 @@ export class HeadsView {
   /** Draws every sparkline in the theme's text colour (again after a theme switch) and places the jump marks. */
   drawSparklines() {
     if (!this.data) return;
-    const ratio = window.devicePixelRatio || 1;
     for (const cell of this.data.cells) {
       const { canvas, series } = cell;
-      canvas.width = SPARK_W * ratio;
-      canvas.height = SPARK_H * ratio;
-      canvas.style.width = `${SPARK_W}px`;
-      canvas.style.height = `${SPARK_H}px`;
-      const ctx = canvas.getContext('2d');
-      ctx.scale(ratio, ratio);
+      const ctx = hiDpiContext(canvas, SPARK_W, SPARK_H);
       ctx.strokeStyle = getComputedStyle(canvas).color || '#000';
       ctx.lineWidth = 1.25;
       ctx.beginPath();

@@ -6,7 +6,9 @@
 // training (head metric mean_distance) and a PNG export.
 
 import * as api from './api.js';
-import { isMissing, renderLines, servedIndex, valueText } from './charts.js';
+import {
+  CHART_PAD, drawFrame, hiDpiContext, isMissing, renderLines, servedIndex, valueText,
+} from './charts.js';
 import { LUT, colorIndex } from './colors.js';
 import { headMap } from './decode.js';
 import { el, legendItem } from './dom.js';
@@ -47,38 +49,14 @@ function paintOverlay(canvas, patches, rows, cols, vmax) {
  * columns[layer][head]; NaN is left out), in the layer's colour.
  */
 function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170 } = {}) {
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext('2d');
-  ctx.scale(ratio, ratio);
-  const pad = { l: 52, r: 10, t: 8, b: 32 };
+  const ctx = hiDpiContext(canvas, width, height);
+  const pad = CHART_PAD;
   const values = columns.flat().filter(Number.isFinite);
-  const top = Math.max(...values, 1e-9);
-  const ymax = top * 1.05;
+  const ymax = Math.max(...values, 1e-9) * 1.05; // headroom: a dot at the maximum stays off the frame
   const sx = (i) => pad.l + ((i + 0.5) / Math.max(names.length, 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - (y / ymax) * (height - pad.t - pad.b);
-  const fg = getComputedStyle(canvas).color || '#000';
-  ctx.strokeStyle = ctx.fillStyle = fg;
-  ctx.font = '10px sans-serif';
-  ctx.beginPath();
-  ctx.moveTo(pad.l + 0.5, pad.t);
-  ctx.lineTo(pad.l + 0.5, height - pad.b + 0.5);
-  ctx.lineTo(width - pad.r, height - pad.b + 0.5);
-  ctx.stroke();
-  ctx.textAlign = 'right';
-  ctx.fillText(ymax.toFixed(2), pad.l - 3, pad.t + 8);
-  ctx.fillText('0', pad.l - 3, height - pad.b);
-  ctx.textAlign = 'center';
+  drawFrame(canvas, ctx, { width, height, ymin: 0, ymax, xLabel: 'layer (model order; colours as in the chart below)', yLabel });
   names.forEach((name, i) => ctx.fillText(String(i + 1), sx(i), height - pad.b + 12));
-  ctx.fillText('layer (model order; colours as in the chart below)', pad.l + (width - pad.l - pad.r) / 2, height - 4);
-  ctx.save();
-  ctx.translate(12, pad.t + (height - pad.t - pad.b) / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.fillText(yLabel, 0, 0);
-  ctx.restore();
   columns.forEach((column, i) => {
     ctx.fillStyle = colors[i % colors.length];
     for (const v of column) {
@@ -88,7 +66,6 @@ function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height
       ctx.fill();
     }
   });
-  canvas.dataset.yLabel = yLabel;
 }
 
 export class ImageView {
@@ -383,7 +360,7 @@ export class ImageView {
     });
     this.heads.hidden = this.headsTitle.hidden = false;
     this.headsTitle.textContent = `Mean attention distance of every head at step ${step}, by layer ` +
-      '(Dosovitskiy et al. 2021, Fig. 7: early layers mix near and far heads, later ones look far)';
+      '(as in Dosovitskiy et al. 2021, Fig. 7, where a trained ViT\'s early layers mix near and far heads and later ones look far)';
     paintDots(this.heads, d.layers.map((l) => l.layer), columns, colors, unit.label);
     this.heads.dataset.step = String(step);
     this.heads.values = columns; // what was drawn, for the browser tests
