@@ -178,13 +178,7 @@ class AttentionTab {
     }
     if (!this.urlRead) await this.readUrl();
     this.hostRuns = (await this.host.request('experimental.GetRuns')) || this.hostRuns;
-    this.visible = visibleRuns(this.index.runs.map((r) => r.run), this.hostRuns, this.runsTable, this.root.classList.contains('dark'));
-    if (!this.visible.length) {
-      this.status.setNotice("No run with attention is selected in TensorBoard's run selector (Time Series, left): select one there.");
-      this.root.dataset.runs = '[]';
-      return;
-    }
-    this.status.setNotice('');
+    if (!this.updateVisible()) return;
     this.cache.clear();
     await this.select({});
   }
@@ -494,14 +488,23 @@ class AttentionTab {
     if (this.index.runs.length) this.refreshRuns();
   }
 
-  async refreshRuns() {
+  /**
+   * The runs to offer (this.visible) from the index, TensorBoard's runs and
+   * its run table; false, saying so, when none is selected there.
+   */
+  updateVisible() {
     this.visible = visibleRuns(this.index.runs.map((r) => r.run), this.hostRuns, this.runsTable, this.root.classList.contains('dark'));
     if (!this.visible.length) {
       this.status.setNotice("No run with attention is selected in TensorBoard's run selector (Time Series, left): select one there.");
       this.root.dataset.runs = '[]';
-      return;
+      return false;
     }
     this.status.setNotice('');
+    return true;
+  }
+
+  async refreshRuns() {
+    if (!this.updateVisible()) return;
     this.restoring = true; // TensorBoard's selection changed, not a choice in the tab: no history entry
     try {
       await this.select({});
