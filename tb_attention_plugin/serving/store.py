@@ -365,7 +365,14 @@ class Store:
 
     def _layer_of(self, run, tag, series):
         """Layer, None for a tag of another role, or StoredDataError."""
-        content = series.plugin_content
+        info = self._metadata(series.plugin_content)
+        if info.role != PluginData.MAPS:
+            return None
+        return Layer(run, tag, info, series)
+
+    def _metadata(self, content):
+        """A tag's parsed metadata (checked when it is a MAPS tag's), cached
+        by its bytes: /index parses every layer's and derived tag's."""
         key = ("metadata", content)
         info = self._cache.get(key)
         if info is None:
@@ -373,9 +380,7 @@ class Store:
             if info.role == PluginData.MAPS:
                 check_metadata(info)
             self._cache.put(key, info, 2 * len(content) + 100)
-        if info.role != PluginData.MAPS:
-            return None
-        return Layer(run, tag, info, series)
+        return info
 
     def steps(self, ctx, experiment_id, layer):
         """Sorted captured steps of a layer that share its newest step's facts."""
@@ -533,7 +538,7 @@ class Store:
         if series is None:
             return None
         try:
-            info = parse_metadata(series.plugin_content)
+            info = self._metadata(series.plugin_content)
         except StoredDataError as e:
             raise StoredDataError(e.kind, "tag %r of run %r: %s" % (derived, layer.run, e)) from None
         if info.role != role:
