@@ -186,7 +186,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 "Keras runs on the %s backend here. Train with "
                 "KERAS_BACKEND=tensorflow (keras_hub models work the same), or "
                 "write attention from your own loop with "
-                "tb_attention_plugin.writing.summary.attention(...)." % keras.config.backend()
+                "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
             )
         _check_probe_keys(model, self._probe)
         with messages.setup_errors():

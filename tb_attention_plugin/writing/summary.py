@@ -5,7 +5,7 @@ Usable without Keras, e.g. in a custom training loop:
     writer = tf.summary.create_file_writer("logs/run1")
     with writer.as_default():
         _, scores = mha(x, x, return_attention_scores=True)
-        tb_attention_plugin.writing.summary.attention("encoder/mha", scores, step=step,
+        tb_attention_plugin.summary.attention("encoder/mha", scores, step=step,
                                               query_tokens=words, key_tokens=words)
 
 What is written (format page: docs/FORMAT.md): for a layer path NAME,
@@ -337,7 +337,7 @@ def attention(
     """
     if not tf.executing_eagerly():
         raise RuntimeError(
-            "tb_attention_plugin.writing.summary.attention runs eagerly: call it outside "
+            "tb_attention_plugin.summary.attention runs eagerly: call it outside "
             "tf.function (return the scores from your step function)"
         )
     if step is None:
