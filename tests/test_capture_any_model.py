@@ -391,12 +391,16 @@ def _raise_after_first_write():
 
 
 class FaultAt(keras.callbacks.Callback):
-    def __init__(self, step, inject):
+    """Injects a fault at `step`, after the captures already taken by
+    `attention` are written (they run on the background writer)."""
+
+    def __init__(self, step, inject, attention):
         super().__init__()
-        self.step, self.inject, self.done = step, inject, False
+        self.step, self.inject, self.attention, self.done = step, inject, attention, False
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self.done and int(self.model.optimizer.iterations) == self.step:
+            self.attention.flush()
             self.inject()
             self.done = True
 
@@ -411,7 +415,7 @@ def test_a_fault_in_any_stage_skips_that_capture_and_the_fit_finishes(tmp_path, 
     cb = AttentionCallback(tmp_path, x[:2], update_freq=1)
     with caplog.at_level(logging.WARNING):
         # FaultAt runs first: from step 2 on, every capture fails.
-        history = model.fit(x, y, batch_size=4, verbose=0, callbacks=[FaultAt(2, inject), cb])
+        history = model.fit(x, y, batch_size=4, verbose=0, callbacks=[FaultAt(2, inject, cb), cb])
     assert len(history.history["loss"]) == 1 and int(model.optimizer.iterations) == 4
     assert cb.captured_steps == [0, 1]
     assert "skipped the capture at step 2" in caplog.text and "injected fault" in caplog.text

@@ -36,8 +36,60 @@ def test_captures_before_an_exception_or_interrupt_are_readable(tmp_path, error)
     cb = AttentionCallback(tmp_path, x[:2], update_freq=2)
     with pytest.raises(type(error)):
         model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb, _failing_callback(7, error)])
-    # captured at steps 0, 2, 4, 6 (each flushed at once); the writer was never closed
+    # Captured at steps 0, 2, 4, 6; the last ones may still be on the
+    # background writer (a notebook reading at once waits with flush()).
+    cb.flush()
     assert list(read_attention(str(tmp_path))["."]["mha"].steps) == [0, 2, 4, 6]
+
+
+# A fit whose writes lag behind training (each capture's write waits 0.3 s,
+# about 30 training steps of this model), so that captures are still queued
+# when the fit is left; the process then ends with nothing else done.
+_LAGGING_FIT = """
+import sys, time
+sys.path.insert(0, %(tests)r)
+import keras
+from models import tiny_data, tiny_mha_classifier
+from tb_attention_plugin import AttentionCallback
+from tb_attention_plugin.writing import summary
+
+real_write = summary.write
+def lagging_write(*args, **kwargs):
+    time.sleep(0.3)
+    return real_write(*args, **kwargs)
+summary.write = lagging_write
+
+class Leave(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == 6:
+            print("written before leaving:", len(cb.captured_steps), flush=True)
+            %(leave)s
+
+model = tiny_mha_classifier()
+x, y = tiny_data(400)
+cb = AttentionCallback(%(log_dir)r, x[:2], update_freq=1)
+model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb, Leave()])
+"""
+
+LEAVE = {
+    "exception": 'raise RuntimeError("boom")',
+    "KeyboardInterrupt": "raise KeyboardInterrupt()",
+    "early stop": "self.model.stop_training = True",  # EarlyStopping's way: on_train_end runs
+}
+
+
+@pytest.mark.parametrize("way", sorted(LEAVE))
+def test_captures_still_queued_when_a_fit_is_left_are_written_before_the_process_exits(tmp_path, way):
+    script = _LAGGING_FIT % {"tests": HERE, "log_dir": str(tmp_path), "leave": LEAVE[way]}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert (done.returncode == 0) == (way == "early stop"), done.stderr[-2000:]
+    written = int(done.stdout.split("written before leaving:")[1].split()[0])
+    # Captures of the states after steps 0..5 were taken; training waits
+    # while MAX_PENDING (2) are queued, so about 3 were written and the rest
+    # were still queued or being written when the fit was left.
+    assert written < 6
+    steps = [0, 1, 2, 3, 4, 5] + ([6] if way == "early stop" else [])  # on_train_end captures step 6
+    assert list(read_attention(str(tmp_path))["."]["mha"].steps) == steps
 
 
 def test_captures_survive_sigkill_of_the_training_process(tmp_path):
@@ -52,13 +104,14 @@ def test_captures_survive_sigkill_of_the_training_process(tmp_path):
         class Slow(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 if int(self.model.optimizer.iterations) >= 5:
+                    cb.flush()  # what is written (not what is still queued) must survive
                     print("ready", flush=True)
                     time.sleep(600)
 
         model = tiny_mha_classifier()
         x, y = tiny_data(400)
-        model.fit(x, y, batch_size=4, verbose=0,
-                  callbacks=[AttentionCallback(%r, x[:2], update_freq=2), Slow()])
+        cb = AttentionCallback(%r, x[:2], update_freq=2)
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb, Slow()])
         """ % (HERE, str(tmp_path))
     )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

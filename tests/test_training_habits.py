@@ -236,8 +236,12 @@ _DISK_FULL = textwrap.dedent('''
     class Disk(keras.callbacks.Callback):
         """Before the capture at iteration 3: the event file can grow by
         100 bytes (less than a capture: a partial record). At 4: no file can
-        grow (the reopened writer fails too). From 6: space is back."""
+        grow (the reopened writer fails too). From 6: space is back. The
+        disk changes after the captures taken so far are written (they are
+        written in the background)."""
         def on_train_batch_begin(self, batch, logs=None):
+            if batch in (3, 4, 6):
+                cb.flush()
             if batch == 3:
                 size = max(os.path.getsize(p) for p in glob.glob(LOG_DIR + "/*tfevents*"))
                 resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, HARD))

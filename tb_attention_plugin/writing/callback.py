@@ -1,6 +1,7 @@
 """AttentionCallback: records attention maps to TensorBoard during model.fit."""
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tb_attention_plugin.writing import background
 from tb_attention_plugin.writing import capture
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.writing import head_watch
@@ -179,6 +181,10 @@ class AttentionCallback(keras.callbacks.Callback):
     # -- setup ---------------------------------------------------------------
 
     def set_model(self, model):
+        # Captures still being written read this callback's plans and run
+        # state, which a new model or fit may change, and those of a fit that
+        # raised must reach the log_dir before this fit's: all are written first.
+        self.flush()
         super().set_model(model)
         if keras.config.backend() != "tensorflow":
             raise ValueError(
@@ -360,6 +366,7 @@ class AttentionCallback(keras.callbacks.Callback):
         except Exception as e:  # never raise out of the user's fit
             _warn_skipped("the final capture", e)
         finally:
+            self.flush()  # the fit returns with every capture on disk
             self._end_fit()
 
     # -- capture -------------------------------------------------------------
@@ -369,20 +376,45 @@ class AttentionCallback(keras.callbacks.Callback):
         self._capture(first)
 
     def _capture(self, first=None, only_if_due=False):
-        """One capture: every layer is computed, cropped and serialized
-        before anything is written, so a step is written whole or not at all.
-        Any failure is a warning and a skipped capture; training goes on."""
+        """Takes one capture: on the training thread only the probe's forward
+        pass (the one part that must see this step's weights) and the running
+        loss; the rest is queued for the background writer. Any failure is a
+        warning and a skipped capture; training goes on."""
         step = None
         try:
             iterations = self._iterations()
-            step = iterations + self._step_offset  # for the warning; fixed below
+            step = iterations + self._step_offset  # for the warning; fixed when written
             if only_if_due and iterations < self._next_due:
                 return
             if self._run is not None and iterations + self._step_offset == self._run.last_step:
                 return  # this state is written (a fit continuing where the last ended)
             if self.update_freq != "epoch":
                 self._next_due = (iterations // self.update_freq + 1) * self.update_freq
-            serialized = self._serialize(first if first is not None else self._probe_fn())
+            results = first if first is not None else self._probe_fn()
+            loss = _running_loss(self.model)
+        except Exception as e:
+            _warn_skipped("the capture at step %s" % step, e)
+            return
+        background.WRITER.submit(functools.partial(self._write_capture, iterations, results, loss))
+
+    def flush(self):
+        """Waits until every capture taken so far is written and flushed.
+        A fit waits at its end; after a fit that raised or was interrupted,
+        the captures still queued are written in the background (and before
+        the interpreter exits): call this to wait for them, e.g. before
+        reading the log in the same notebook."""
+        background.WRITER.wait()
+
+    def _write_capture(self, iterations, results, loss):
+        """On the background writer: every layer is computed, cropped and
+        serialized before anything is written, so a step is written whole
+        or not at all. Never raises: a failure is a warning and a skipped
+        capture."""
+        step = iterations + self._step_offset
+        try:
+            if self._run is not None and iterations + self._step_offset == self._run.last_step:
+                return  # taken twice before the first was written (epoch end, then train end)
+            serialized = self._serialize(results)
             if self._run_dir is None:
                 self._start_run(run_dirs.facts_of_serialized(serialized))
                 if iterations + self._step_offset == self._run.last_step:
@@ -396,7 +428,7 @@ class AttentionCallback(keras.callbacks.Callback):
         self.captured_steps.append(step)
         self._previous_maps = self._serialized_maps
         try:
-            self._head_watch.observe(serialized, step, _running_loss(self.model))
+            self._head_watch.observe(serialized, step, loss)
         except Exception:  # a watch is advice; it never costs a capture
             logger.debug("head watch failed", exc_info=True)
 
