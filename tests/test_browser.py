@@ -236,6 +236,27 @@ def test_uniform_attention_at_step_0_is_faint_and_keeps_its_colour_when_the_step
     assert pixel(tab, '#head-grid canvas[data-head="0"]', col, row) == before == lut_color(last[row, col])
 
 
+def test_maps_sent_compressed_decode_to_the_stored_bytes_at_every_step(browser, server, untrained):
+    replies = []
+    page = open_tab(browser, server.url, before=lambda p: p.on("response", lambda r: "/maps?" in r.url and replies.append(r)))
+    try:
+        tab = page.tab
+        show(tab, run=UNTRAINED, step=int(untrained.steps[0]))
+        for example in range(len(untrained.maps)):
+            show(tab, example=example)
+            for i, step in enumerate(untrained.steps):
+                got = tab.evaluate("async s => Array.from((await window.attentionTab.mapsAt(s)).bytes)", int(step))
+                expected = np.rint(untrained.maps[example][i] * 255).astype(int).ravel()
+                np.testing.assert_array_equal(got, expected, err_msg="example %d step %d" % (example, step))
+        # the uniform maps of step 0 are stored compressed: they came as stored and the tab inflated them
+        asked = [r for r in replies if "compression=zlib" in r.url]
+        assert asked and len(asked) == len(replies)
+        assert any(r.headers.get("x-attention-compression") == "zlib" for r in asked)
+        assert page.console_errors == []
+    finally:
+        page.context.close()
+
+
 def test_stretching_the_colour_scale_to_the_steps_max_is_stated_in_the_legend(page, untrained):
     tab = page.tab
     steps = [int(s) for s in untrained.steps]

@@ -3,6 +3,8 @@ written by a real model.fit, with both readers (RustBoard and the Python one).""
 
 import time
 import urllib.parse
+import urllib.request
+import zlib
 
 import numpy as np
 import pytest
@@ -33,6 +35,13 @@ def logdir(tmp_path_factory):
             scores[0, 0, 0] = [step / MANY, 1 - step / MANY]
             summary.attention("layer", scores, step=step)
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "wide"))  # maps stored compressed
+    rng = np.random.default_rng(0)
+    with writer.as_default():
+        for step in range(2):
+            scores = np.exp(rng.normal(scale=3.0, size=(2, 3, 64, 64)))
+            summary.attention("layer", (scores / scores.sum(-1, keepdims=True)).astype(np.float32), step=step)
+    writer.close()
     return root
 
 
@@ -43,7 +52,7 @@ def _start(logdir, *flags):
     for _ in range(120):
         index = server.get_json("/data/plugin/attention/index")
         runs = {r["run"]: r for r in index["runs"]}
-        if "fit" in runs and "many" in runs and len(runs["many"]["layers"][0]["steps"]) == MANY:
+        if "fit" in runs and "wide" in runs and "many" in runs and len(runs["many"]["layers"][0]["steps"]) == MANY:
             return server
         time.sleep(0.5)
     server.stop()
@@ -122,6 +131,32 @@ def test_all_250_captured_steps_are_served_without_flags(server):
     assert status == 200 and body[0] == round(249 / MANY * 255)
 
 
+def test_maps_asked_for_as_stored_come_zlib_compressed_and_inflate_to_the_captured_values(server, logdir):
+    captured = read_attention(str(logdir))["wide"]["layer"]  # 2 examples x 3 heads x 64 tokens
+    for example in range(2):
+        for i, step in enumerate(captured.steps):
+            path = "/data/plugin/attention/maps?" + _q(run="wide", tag="layer", step=step, example=example)
+            status, headers, body = server.get(path + "&compression=zlib")
+            assert status == 200 and headers["X-Attention-Compression"] == "zlib"
+            assert "Content-Encoding" not in headers and len(body) < 3 * 64 * 64  # the stored zlib stream
+            raw = zlib.decompress(body)
+            shape = tuple(int(n) for n in headers["X-Attention-Shape"].split(","))
+            np.testing.assert_allclose(np.frombuffer(raw, np.uint8).reshape(shape) / 255.0,
+                                       captured.maps[example][i], atol=1 / 510 + 1e-6)
+            for plain in (path, path + "&compression=none"):  # raw unless asked, Accept-Encoding or not
+                request = urllib.request.Request(server.url + plain, headers={"Accept-Encoding": "gzip, deflate"})
+                with urllib.request.urlopen(request, timeout=30) as reply:
+                    assert reply.read() == raw and "X-Attention-Compression" not in reply.headers
+                    assert "Content-Encoding" not in reply.headers
+        # one head is a slice of the raw bytes, asked for compressed or not
+        status, headers, body = server.get(path + "&head=1&compression=zlib")
+        assert "X-Attention-Compression" not in headers and body == raw[64 * 64:2 * 64 * 64]
+    # a blob stored raw (too small to compress) stays raw
+    status, headers, body = server.get("/data/plugin/attention/maps?" + _q(
+        run="many", tag="layer", step=3, example=0, compression="zlib"))
+    assert "X-Attention-Compression" not in headers and len(body) == 4
+
+
 def test_series_over_more_steps_than_max_points_are_a_subset_that_says_so(server):
     full = server.get_json("/data/plugin/attention/importance?" + _q(run="many", tag="layer", example=0))
     assert full["steps_total"] == MANY and not full["downsampled"]
@@ -181,6 +216,7 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("maps?run=fit&tag=mha&step=0&example=-1", 400),
         ("maps?run=fit&tag=mha&step=--5&example=0", 400),
         ("maps?run=fit&tag=mha&step=0&example=0&head=2", 404),
+        ("maps?run=fit&tag=mha&step=0&example=0&compression=gzip", 400),
         ("importance?run=fit&tag=mha&example=0&mode=sideways", 400),
         ("importance?run=fit&tag=mha/_importance&example=0", 404),
         ("importance?run=fit&tag=mha&example=0&format=xml", 400),

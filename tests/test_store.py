@@ -99,8 +99,8 @@ def stored_error(call, kind):
 def test_a_healthy_layer_serves_its_maps_and_series():
     triples = layer_step(heads=2, tokens=4, examples=2)
     s = make_store({"run": {0: triples, 5: triples}})
-    data, shape, enc, facts, other = s.maps(CTX, "", "run", "layer", 5, 1)
-    assert shape == (2, 4, 4) and enc == encoding.UINT8 and not other and facts.num_heads == 2
+    data, shape, enc, facts, other, compressed = s.maps(CTX, "", "run", "layer", 5, 1)
+    assert shape == (2, 4, 4) and enc == encoding.UINT8 and not other and facts.num_heads == 2 and not compressed
     assert data == encoding.raw_bytes(triples[0][1][1], enc, 32)
     head1, shape1, *_ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
     assert shape1 == (1, 4, 4) and head1 == data[16:]
@@ -118,23 +118,28 @@ def test_a_healthy_layer_serves_its_maps_and_series():
     (zlib.compress(b"\x01" * 32)[:-2], "truncated zlib stream"),
     (b"", "inflates to less than the 32 bytes"),
 ])
-def test_a_blob_that_does_not_hold_its_shape_is_422_naming_run_layer_and_step(blob, message):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_blob_that_does_not_hold_its_shape_is_422_naming_run_layer_and_step(blob, message, compressed):
     triples = layer_step(heads=2, tokens=4, examples=2)
     triples = with_facts(triples, maps_metadata(triples), [blob, triples[0][1][1]])
     s = make_store({"run": {3: triples}})
-    text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 3, 0), "damaged_data")
+    # asked for as stored (what the maps route does for browsers) or raw, and asked twice:
+    # a damaged blob is never cached, so it is never sent as it is
+    for _ in range(2):
+        text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 3, 0, compressed=compressed), "damaged_data")
     assert "run 'run' layer 'layer' at step 3" in text and message in text and "(2, 4, 4)" in text
     assert s.maps(CTX, "", "run", "layer", 3, 1)[1] == (2, 4, 4)  # the healthy example still answers
 
 
-def test_a_zlib_bomb_is_refused_after_inflating_only_the_promised_bytes():
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_zlib_bomb_is_refused_after_inflating_only_the_promised_bytes(compressed):
     bomb = zlib.compress(bytes(64 << 20), 9)  # 64 KB that inflate to 64 MiB
     triples = layer_step(heads=2, tokens=4, examples=1)
     triples = with_facts(triples, maps_metadata(triples), [bomb])
     s = make_store({"run": {0: triples}})
     tracemalloc.start()
     try:
-        text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
+        text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0, compressed=compressed), "damaged_data")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -142,6 +147,27 @@ def test_a_zlib_bomb_is_refused_after_inflating_only_the_promised_bytes():
     # The maps promise 32 bytes; everything the call allocated (messages,
     # protobuf copies) stays far below the 64 MiB the blob would inflate to.
     assert peak < 1 << 20, peak
+
+
+def test_a_compressed_blob_is_answered_as_stored_only_when_asked_and_every_head_is_wanted():
+    raw = encoding.encode_raw(np.full((2, 8, 8), 1 / 8, np.float32), encoding.UINT8)
+    packed = zlib.compress(raw, 1)
+    assert len(packed) < len(raw)
+    triples = layer_step(heads=2, tokens=8, examples=1)
+    triples = with_facts(triples, maps_metadata(triples), [packed])
+    s = make_store({"run": {0: triples}})
+    for _ in range(2):  # read and checked, then from the cache
+        reply = s.maps(CTX, "", "run", "layer", 0, 0, compressed=True)
+        assert reply.compressed and reply.data == packed and reply.shape == (2, 8, 8)
+        reply = s.maps(CTX, "", "run", "layer", 0, 0)
+        assert not reply.compressed and reply.data == raw
+        reply = s.maps(CTX, "", "run", "layer", 0, 0, head=1, compressed=True)
+        assert not reply.compressed and reply.data == raw[64:] and reply.shape == (1, 8, 8)
+    # a raw stored blob stays raw whatever is asked
+    triples = with_facts(triples, maps_metadata(triples), [raw])
+    s = make_store({"run": {0: triples}})
+    reply = s.maps(CTX, "", "run", "layer", 0, 0, compressed=True)
+    assert not reply.compressed and reply.data == raw
 
 
 @pytest.mark.parametrize("change, message", [

@@ -8,7 +8,9 @@ A stored blob is additionally zlib-compressed (level 1) when that makes it
 smaller, which is the common case: trained attention is mostly near-zero
 cells, and the IMDB demo's maps shrink to about 0.14 of their size. A blob
 shorter than `cells * bytes_per_cell` is therefore compressed; one of exactly
-that length is raw. The wire format of the maps route is always raw.
+that length is raw. The maps route sends the raw bytes, or to a client that
+asks for `compression=zlib` (the tab) a compressed blob as it is stored, once
+`raw_bytes` has checked it.
 """
 
 import zlib
@@ -52,6 +54,12 @@ def encode(maps, encoding):
     raw = encode_raw(maps, encoding)
     packed = zlib.compress(raw, 1)
     return packed if len(packed) < len(raw) else raw
+
+
+def is_compressed(blob, encoding, cells):
+    """Whether a stored blob of `cells` weights is compressed (any length
+    but the raw one); whether it inflates correctly is `raw_bytes`'s check."""
+    return len(blob) != cells * bytes_per_cell(encoding)
 
 
 def raw_bytes(blob, encoding, cells):

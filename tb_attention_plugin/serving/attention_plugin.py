@@ -135,13 +135,17 @@ class AttentionPlugin(base_plugin.TBPlugin):
         ctx, eid = _context(request)
         args = request.args
         example = params.integer(args, "example", minimum=0)
+        compression = params.choice(args, "compression", ("none", "zlib"), "none")
         reply = self.maps_impl(
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
             params.integer(args, "step"), example, params.integer(args, "head", required=False, minimum=0),
+            compressed=compression == "zlib",
         )
         response = http_util.Respond(request, reply.data, "application/octet-stream")
         response.headers["X-Attention-Shape"] = ",".join(str(n) for n in reply.shape)
         response.headers["X-Attention-Encoding"] = metadata.ENCODING_NAMES[reply.encoding]
+        if reply.compressed:  # the stored zlib stream, checked; the tab inflates it (DecompressionStream)
+            response.headers["X-Attention-Compression"] = "zlib"
         if reply.other_facts:  # the step's facts are not those /index lists for the layer
             response.headers["X-Attention-Facts"] = facts_header(reply.facts, example)
         return response
@@ -236,10 +240,11 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "skipped": [{"run": run, "tag": tag, "reason": reason} for run, tag, reason in skipped],
         }
 
-    def maps_impl(self, ctx, experiment_id, run, tag, step, example, head=None):
+    def maps_impl(self, ctx, experiment_id, run, tag, step, example, head=None, compressed=False):
         """store.MapsReply of one step, one example: bytes, (heads, q, k),
-        encoding, the step's facts and whether they differ from the newest."""
-        return self.store.maps(ctx, experiment_id, run, tag, step, example, head)
+        encoding, the step's facts and whether they differ from the newest;
+        with `compressed`, the stored zlib stream when there is one."""
+        return self.store.maps(ctx, experiment_id, run, tag, step, example, head, compressed)
 
     def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None,
                         max_points=store_lib.MAX_POINTS):

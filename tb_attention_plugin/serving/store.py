@@ -182,9 +182,11 @@ class Timeline:
         self.layer = layer.with_facts(info)
 
 
-# What `Store.maps` answers: raw bytes of (heads, q, k) cells in `encoding`,
-# the step's `facts`, and whether they differ from the layer's newest step's.
-MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts")
+# What `Store.maps` answers: bytes of (heads, q, k) cells in `encoding`, the
+# step's `facts`, whether they differ from the layer's newest step's, and
+# whether `data` is the stored zlib stream (RFC 1950, checked to inflate to
+# exactly those cells) rather than the raw bytes.
+MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts compressed")
 # What `Store.series` answers: the layer (newest facts), the steps served,
 # their values, and how many steps the layer has with its newest facts
 # (more than `steps` when the series was downsampled to `max_points`).
@@ -604,9 +606,12 @@ class Store:
 
     # -- maps ------------------------------------------------------------------
 
-    def maps(self, ctx, experiment_id, run, tag, step, example, head=None):
+    def maps(self, ctx, experiment_id, run, tag, step, example, head=None, compressed=False):
         """MapsReply of one example at one step, all heads or one (heads = 1),
-        decoded with that step's facts."""
+        decoded with that step's facts. With `compressed`, every head asked
+        for and the blob stored compressed, `data` is the stored zlib stream
+        as it is (checked once, when read), for the client to inflate;
+        otherwise the raw bytes."""
         layer = self.layer(ctx, experiment_id, run, tag)
         index = self._blob_index(ctx, experiment_id, layer)
         keys = index.get(step)
@@ -634,12 +639,20 @@ class Store:
                 "capture shorter sequences or fewer heads (layers=)"
                 % (example, layer.where(step), "x".join(map(str, shape)), size >> 20, MAX_MAP_BYTES >> 20),
             )
-        data = self._map_bytes(ctx, layer, step, keys[example], shape, size)
+        stored, data = self._map_blob(ctx, layer, step, keys[example], shape, size)
+        if encoding_lib.is_compressed(stored, info.encoding, shape[0] * shape[1] * shape[2]):
+            if compressed and head is None:
+                return MapsReply(stored, shape, info.encoding, info, other, True)
+            if data is None:  # a checked blob from the cache: inflate it again
+                with self._budget.hold(size):
+                    data = self._raw_bytes(layer, step, shape, stored)
+        elif data is None:
+            data = stored
         if head is not None:
             per_head = shape[1] * shape[2] * cell_bytes
             data = data[head * per_head : (head + 1) * per_head]
             shape = (1,) + shape[1:]
-        return MapsReply(data, shape, info.encoding, info, other)
+        return MapsReply(data, shape, info.encoding, info, other, False)
 
     def _differs_from_newest(self, ctx, layer, index, facts):
         """Whether `facts` differ from those of the layer's newest step (also
@@ -652,22 +665,33 @@ class Store:
             return True
         return metadata.shape_key(facts) != metadata.shape_key(newest_facts)
 
-    def _map_bytes(self, ctx, layer, step, blob_key, shape, size):
-        encoding = layer.info.encoding
-        cache_key = ("blob", blob_key, shape, encoding)
-        data = self._cache.get(cache_key)
-        if data is not None:
-            return data
+    def _map_blob(self, ctx, layer, step, blob_key, shape, size):
+        """(stored blob, its raw bytes or None) of one example's maps.
+
+        A blob is checked when read (`encoding.raw_bytes`: a damaged or
+        "zlib bomb" blob is a StoredDataError, 422, and never leaves the
+        store) and only a checked one is cached, as stored: compressed blobs
+        are ~0.2 of their raw size, and the maps route sends them as they are
+        to browsers. The raw bytes come back only when the check has just
+        made them, None on a cache hit."""
+        cache_key = ("blob", blob_key, shape, layer.info.encoding)
+        stored = self._cache.get(cache_key)
+        if stored is not None:
+            return stored, None
         with self._budget.hold(size):
             stored = self._read_blob(ctx, layer, blob_key)
-            try:
-                data = encoding_lib.raw_bytes(stored, encoding, shape[0] * shape[1] * shape[2])
-            except ValueError as e:
-                raise StoredDataError(
-                    "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
-                ) from None
-        self._cache.put(cache_key, data, len(data))
-        return data
+            data = self._raw_bytes(layer, step, shape, stored)
+        self._cache.put(cache_key, stored, len(stored))
+        return stored, data
+
+    def _raw_bytes(self, layer, step, shape, stored):
+        """The raw bytes of a stored maps blob; StoredDataError if damaged."""
+        try:
+            return encoding_lib.raw_bytes(stored, layer.info.encoding, shape[0] * shape[1] * shape[2])
+        except ValueError as e:
+            raise StoredDataError(
+                "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
+            ) from None
 
     def _read_blob(self, ctx, layer, blob_key):
         try:
