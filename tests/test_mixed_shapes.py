@@ -8,7 +8,6 @@ read with `read_attention` and served by the real `tensorboard` under both
 readers."""
 
 import json
-import time
 import urllib.parse
 
 import numpy as np
@@ -130,14 +129,13 @@ def test_read_attention_reads_format_version_1_and_a_version_1_tag_continued_by_
 def server(request, logdir):
     tb = TensorBoard(logdir, "--load_fast=%s" % ("true" if request.param == "rustboard" else "false"))
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        for _ in range(120):
-            runs = {r["run"]: r for r in tb.get_json("/data/plugin/attention/index")["runs"]}
-            if (len(runs) == 3 and runs["mixed"]["layers"][0]["steps"] == [3, 4]
+        def ready(index):
+            runs = {r["run"]: r for r in index["runs"]}
+            return (len(runs) == 3 and runs["mixed"]["layers"][0]["steps"] == [3, 4]
                     and runs["mixed_uint8"]["layers"][0]["steps"] == [3, 4]
-                    and all(len(l["steps"]) == 2 for l in runs["empty"]["layers"])):
-                break
-            time.sleep(0.5)
+                    and all(len(l["steps"]) == 2 for l in runs["empty"]["layers"]))
+
+        tb.wait_for_index(ready)
         yield tb
     finally:
         tb.stop()

@@ -5,7 +5,6 @@ exactly why not and what to do)."""
 
 import json
 import threading
-import time
 import urllib.parse
 import zlib
 
@@ -114,14 +113,9 @@ def server(request, logdir):
     tb = TensorBoard(logdir, "--load_fast=%s" % ("true" if request.param == "rustboard" else "false"))
     tb.reader = request.param
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
         expected = {"healthy", "tags", "version_1", "v1_then_v2"} | set(ODD_NAMES)
-        for _ in range(120):
-            index = tb.get_json("/data/plugin/attention/index")
-            skipped = {s["run"] for s in index["skipped"]}
-            if {r["run"] for r in index["runs"]} >= expected and {"newer", "damaged_facts"} <= skipped:
-                break
-            time.sleep(0.5)
+        tb.wait_for_index(lambda index: {r["run"] for r in index["runs"]} >= expected
+                          and {"newer", "damaged_facts"} <= {s["run"] for s in index["skipped"]})
         yield tb
     finally:
         tb.stop()

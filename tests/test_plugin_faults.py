@@ -21,12 +21,10 @@ def _write_run(path, steps, tokens=6):
 
 
 def _ready(tb, runs):
-    for _ in range(120):
-        index = tb.get_json("/data/plugin/attention/index")
-        if {r["run"] for r in index["runs"]} >= set(runs):
-            return index
-        time.sleep(0.5)
-    raise TimeoutError(tb.get_json("/data/plugin/attention/index"))
+    index = tb.wait_for_index(lambda index: {r["run"] for r in index["runs"]} >= set(runs))
+    if not {r["run"] for r in index["runs"]} >= set(runs):
+        raise TimeoutError(index)
+    return index
 
 
 def _serving(logdir, runs):

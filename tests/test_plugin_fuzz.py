@@ -205,12 +205,7 @@ def test_damaged_event_files_never_answer_5xx_and_memory_stays_bounded(tmp_path_
         write_run(logdir / ("m%02d" % i), data=_event_file(run_mutations, decodable_only=reader != "rustboard"))
     tb = TensorBoard(logdir, "--load_fast=%s" % ("true" if reader == "rustboard" else "false"))
     try:
-        tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
-        for _ in range(120):
-            index = tb.get_json("/data/plugin/attention/index")
-            if "healthy" in {r["run"] for r in index["runs"]}:
-                break
-            time.sleep(0.5)
+        tb.wait_for_index(lambda index: "healthy" in {r["run"] for r in index["runs"]})
         time.sleep(2)  # two reload intervals: the damaged runs are read by now
         start_mb = _peak_mb(tb.process.pid)
         listed = {r["run"]: [layer["tag"] for layer in r["layers"]] for r in tb.get_json(
