@@ -16,6 +16,18 @@
 //   export.js           PNG and CSV downloads
 //   status.js           the status line
 
+// The modules that only other modules import, listed here as well so that
+// the browser asks for every module at once, not one import level after the
+// other (the server answers one file at a time; frontend/tests checks that
+// this list is complete; docs/PERFORMANCE.md change 12).
+import './charts.js';
+import './colors.js';
+import './csv.js';
+import './head_metrics.js';
+import './heatmap.js';
+import './image_grid.js';
+import './layout.js';
+
 import * as api from './api.js';
 import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
 import { el, fillSelect } from './dom.js';
@@ -188,6 +200,9 @@ class AttentionTab {
     Object.assign(this.state, change);
     this.resolve();
     const { run, layer, example, state } = this;
+    // Ask for the step's maps before building the views: the request then
+    // overlaps their DOM and first layout (setStep below finds it cached).
+    if (!isEmptyExample(example)) this.mapsAt(state.step).catch(() => {});
     if (state.zoomFor !== zoomKey(state) || !(state.zoom >= 1)) {
       state.zoom = fitZoom(example);
       state.zoomFor = zoomKey(state);
@@ -548,7 +563,8 @@ class AttentionTab {
 }
 
 export async function render() {
-  const style = el('link', { rel: 'stylesheet', href: './style.css' });
+  // Beside this module (a versioned URL the browser may cache), not the page's base.
+  const style = el('link', { rel: 'stylesheet', href: new URL('./style.css', import.meta.url).href });
   document.head.append(style);
   const root = el('div', { className: 'tba', id: 'attention-root' });
   document.body.replaceChildren(root);

@@ -1,6 +1,9 @@
 """The real `tensorboard` process serves the Attention tab from a logdir
 written by a real model.fit, with both readers (RustBoard and the Python one)."""
 
+import gzip
+import os
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -14,10 +17,12 @@ from hypothesis import strategies as st
 
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention
+from tb_attention_plugin.serving import attention_plugin
 from tb_attention_plugin.writing import summary
 from tensorboard_server import TensorBoard
 
 MANY = 250
+REPO = os.path.join(os.path.dirname(__file__), "..")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,37 @@ def test_plugins_listing_shows_the_tab_active(server):
     listing = server.get_json("/data/plugins_listing")["attention"]
     assert listing["enabled"] is True
     assert listing["tab_name"] == "Attention"
-    assert listing["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/attention/index.js"}
+    assert listing["loading_mechanism"]["type"] == "IFRAME"
+    assert re.fullmatch(r"/data/plugin/attention/static/[0-9a-f]{16}/index\.js", listing["loading_mechanism"]["module_path"])
+
+
+def test_the_tab_loads_from_versioned_urls_the_browser_may_keep_and_plain_ones_it_may_not(server):
+    module_path = server.get_json("/data/plugins_listing")["attention"]["loading_mechanism"]["module_path"]
+    versioned = module_path.rsplit("/", 1)[0] + "/"
+    for name in ("index.js", "view_grid.js", "style.css"):
+        with open(os.path.join(REPO, "frontend", name), "rb") as f:
+            source = f.read()
+        status, headers, body = server.get(versioned + name)
+        assert status == 200 and body == source  # the same bytes as the source: no build step
+        assert headers["Cache-Control"] == "private, max-age=31536000"
+        status, headers, body = server.get("/data/plugin/attention/" + name)
+        assert status == 200 and body == source and headers["Cache-Control"] == "no-cache, must-revalidate"
+    # another version (an older install's URL) is not served from this one's files
+    other = re.sub(r"/static/[0-9a-f]{16}/", "/static/0123456789abcdef/", versioned)
+    assert server.get(other + "index.js")[0] == 404
+
+
+def test_the_static_version_changes_with_any_frontend_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(attention_plugin, "frontend_dir", lambda: str(tmp_path))
+    (tmp_path / "index.js").write_text("import './a.js';\n")
+    (tmp_path / "a.js").write_text("export const a = 1;\n")
+    (tmp_path / "notes.txt").write_text("not served")
+    version, files = attention_plugin._load_frontend()
+    assert sorted(files) == ["a.js", "index.js"] and gzip.decompress(files["a.js"].gzipped) == b"export const a = 1;\n"
+    (tmp_path / "a.js").write_text("export const a = 2;\n")  # a module index.js imports, not index.js itself
+    assert attention_plugin._load_frontend()[0] != version
+    (tmp_path / "a.js").write_text("export const a = 1;\n")
+    assert attention_plugin._load_frontend()[0] == version
 
 
 def test_every_route_answers_the_captured_values(server, logdir):

@@ -8,6 +8,9 @@ sent as a JSON `{"error": {...}}` with its 4xx status; every JSON reply is
 strict (non-finite numbers are `null`).
 """
 
+import collections
+import gzip
+import hashlib
 import json
 import logging
 import mimetypes
@@ -40,20 +43,34 @@ def frontend_dir():
     return None
 
 
+# A static file: its bytes gzipped once (TensorBoard's Respond would gzip
+# them at every request) and its content type.
+StaticFile = collections.namedtuple("StaticFile", "gzipped content_type")
+
+# How long a browser may keep a file fetched under /static/<version>/: its
+# URL changes with any change to any frontend file, so a new install is never
+# served from the cache.
+STATIC_MAX_AGE = 365 * 24 * 3600
+
+
 def _load_frontend():
-    """{file name: (bytes, content type)} of the frontend's own files."""
+    """(version, {file name: StaticFile}) of the frontend's own files; the
+    version is a hash of every file's name and bytes."""
     directory = frontend_dir()
     files = {}
     if directory is None:
         logger.error("tb-attention: frontend files not found; the tab will be empty")
-        return files
+        return "none", files
+    digest = hashlib.sha256()
     for name in sorted(os.listdir(directory)):
         if name.rsplit(".", 1)[-1] not in ("js", "css", "html"):
             continue
         with open(os.path.join(directory, name), "rb") as f:
-            content_type = "text/javascript" if name.endswith(".js") else mimetypes.guess_type(name)[0]
-            files[name] = (f.read(), content_type)
-    return files
+            content = f.read()
+        digest.update(b"%d %s %d\n" % (len(name), name.encode(), len(content)) + content)
+        content_type = "text/javascript" if name.endswith(".js") else mimetypes.guess_type(name)[0]
+        files[name] = StaticFile(gzip.compress(content, 6, mtime=0), content_type)
+    return digest.hexdigest()[:16], files
 
 
 def _route(handler):
@@ -87,7 +104,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
             downsample=hint if hint > 0 else store_lib.ALL_STEPS,
             rustboard=rustboard,
         )
-        self._frontend = _load_frontend()
+        self._version, self._frontend = _load_frontend()
 
     # -- TBPlugin ------------------------------------------------------------
 
@@ -101,9 +118,13 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "/head_metrics": self._serve_head_metrics,
             "/probe_image": self._serve_probe_image,
         }
-        # Each frontend file gets its own route: nothing else can be served.
+        # Each frontend file gets its own routes: nothing else can be served.
+        # TensorBoard loads the tab from /static/<version>/index.js, so every
+        # module it imports (relative URLs) is versioned too and cacheable;
+        # /<name> is the same file, never cached.
         for name in self._frontend:
             apps["/" + name] = self._serve_static
+            apps["/static/%s/%s" % (self._version, name)] = self._serve_static
         return apps
 
     def is_active(self):
@@ -113,7 +134,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
         return (metadata.PLUGIN_NAME,)
 
     def frontend_metadata(self):
-        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Attention")
+        return base_plugin.FrontendMetadata(es_module_path="/static/%s/index.js" % self._version, tab_name="Attention")
 
     # -- routes ----------------------------------------------------------------
 
@@ -122,8 +143,12 @@ class AttentionPlugin(base_plugin.TBPlugin):
         name = request.path.rsplit("/", 1)[-1]
         if name not in self._frontend:
             raise errors.NotFoundError("no such file: %s" % name)
-        content, content_type = self._frontend[name]
-        return http_util.Respond(request, content, content_type)
+        static = self._frontend[name]
+        # A versioned URL names these exact bytes (the version is their
+        # hash): the browser keeps them; it asks again for an unversioned one.
+        versioned = request.path.endswith("/static/%s/%s" % (self._version, name))
+        return http_util.Respond(request, static.gzipped, static.content_type, content_encoding="gzip",
+                                 expires=STATIC_MAX_AGE if versioned else 0)
 
     @_route
     def _serve_index(self, request):
