@@ -10,7 +10,10 @@ seen before), for the next step after the tab prefetched it (what play and
 scrubbing see), and for the step already shown (decode done; head mean/max
 and every canvas repainted), `--rounds` times over the steps. Also the time
 from the tab's navigation to its first painted maps, on the generated 12 x
-512 layer and on a demo logdir if one is given. `--logdir` keeps the
+512 layer and on a demo logdir if one is given: in a new browser context
+(cold) and on a second visit (warm: the browser keeps the tab's versioned
+static files), each split into TensorBoard's page before the tab's iframe
+asks for index.js and the tab's own rest. `--logdir` keeps the
 generated log to reuse (written once), e.g. to compare two versions of the
 tab on the same data.
 """
@@ -100,28 +103,58 @@ TIME_MODEL = """async ([step]) => {
 # Milliseconds from the tab's navigation (its iframe's time origin) to the
 # animation frame in which its maps are painted, checked at every frame.
 PAINTED = """() => document.querySelector('#attention-root[data-painted-step]') && performance.now()"""
+# When the iframe asked for the tab's first module (index.js): what comes
+# before is TensorBoard's (its page's script runs on the same thread).
+ASKED = """() => performance.getEntriesByType('resource').find((r) => r.name.endsWith('/index.js')).startTime"""
 
 
-def first_paint(browser, url, state=None):
-    """Time from the iframe's navigation to its first painted maps (ms)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def first_paint(browser, url, state=None, warm=False):
+    """(ms from the iframe's navigation to its first painted maps, ms of
+    that before the iframe asked for index.js), in a new browser context
+    (nothing cached), or with `warm` on a second visit in the same context
+    (what the browser kept from the first)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
+        page = context.new_page()
         if state:
             page.goto(url + "/")
             page.evaluate("s => localStorage.setItem('tb-attention-state', s)", json.dumps(state))
-        page.goto(url + "/#attention")
-        for _ in range(3000):
-            frame = next((f for f in page.frames if "plugin_entry" in f.url), None)
-            if frame:
-                try:
-                    return frame.wait_for_function(PAINTED, polling="raf", timeout=60000).json_value()
-                except Exception as e:  # the iframe navigated meanwhile: its context was replaced
-                    if "context" not in str(e).lower() and "navigat" not in str(e).lower():
-                        raise
-            page.wait_for_timeout(10)
-        raise TimeoutError("tab did not paint")
+        for visit in range(2 if warm else 1):
+            page.goto("about:blank")
+            page.goto(url + "/#attention")
+            times = _painted(page)
+        return times
     finally:
-        page.close()
+        context.close()
+
+
+def _painted(page):
+    for _ in range(3000):
+        frame = next((f for f in page.frames if "plugin_entry" in f.url), None)
+        if frame:
+            try:
+                painted = frame.wait_for_function(PAINTED, polling="raf", timeout=60000).json_value()
+                return painted, frame.evaluate(ASKED)
+            except Exception as e:  # the iframe navigated meanwhile: its context was replaced
+                if "context" not in str(e).lower() and "navigat" not in str(e).lower():
+                    raise
+        page.wait_for_timeout(10)
+    raise TimeoutError("tab did not paint")
+
+
+def _first_paints(browser, url, state, rounds):
+    """{"cold"|"warm": [(painted, asked)]}, visits alternating."""
+    times = {"cold": [], "warm": []}
+    for _ in range(3 * rounds):
+        for how in times:
+            times[how].append(first_paint(browser, url, state, warm=how == "warm"))
+    return times
+
+
+def _medians(times):
+    """(median, max) of the first paints, median of TensorBoard's share, median of the tab's own."""
+    return (statistics.median(p for p, _ in times), max(p for p, _ in times),
+            statistics.median(a for _, a in times), statistics.median(p - a for p, a in times))
 
 
 def launch(p):
@@ -165,8 +198,7 @@ def run(demo_logdir=None, logdir=None, rounds=3):
             page.close()
             heads, tokens = FIRST_PAINT
             state = {"run": "h%d_t%d" % (heads, tokens), "tag": "layer", "example": 0, "step": STEPS - 1}
-            times = [first_paint(browser, tb.url, state) for _ in range(3 * rounds)]
-            results["first"] = (statistics.median(times), max(times))
+            results["first"] = {how: _medians(t) for how, t in _first_paints(browser, tb.url, state, rounds).items()}
             browser.close()
     finally:
         tb.stop()
@@ -179,9 +211,8 @@ def run(demo_logdir=None, logdir=None, rounds=3):
             tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"))
             with sync_playwright() as p:
                 browser = launch(p)
-                times = [first_paint(browser, tb.url) for _ in range(3 * rounds)]
+                demo_first = {how: _medians(t) for how, t in _first_paints(browser, tb.url, None, rounds).items()}
                 browser.close()
-            demo_first = (statistics.median(times), max(times))
         finally:
             tb.stop()
     return results, demo_first
@@ -198,11 +229,16 @@ def report(results, demo_first):
     if model:
         lines += ["", "Model view of %d layers x %d heads x %d tokens, a step not seen before (every layer "
                   "fetched), until it and the main view are painted: %.0f ms median, %.0f ms max." % (*MODEL, *model)]
-    if first:
-        lines += ["", "First paint of the tab (its iframe's navigation to the animation frame with painted maps) "
-                  "on the %d heads x %d tokens layer: %.0f ms median, %.0f ms max." % (*FIRST_PAINT, *first)]
-    if demo_first is not None:
-        lines += ["", "First paint of the tab on the demo logdir: %.0f ms median, %.0f ms max." % demo_first]
+    firsts = [("the %d heads x %d tokens layer" % FIRST_PAINT, first), ("the demo logdir", demo_first)]
+    if any(f for _, f in firsts):
+        lines += ["", "First paint of the tab: its iframe's navigation to the animation frame with painted maps "
+                  "(median / max), of which TensorBoard's page before the iframe asks for index.js, and the tab's "
+                  "own rest (medians); cold: a new browser context, warm: a second visit in the same context.", "",
+                  "| log | cold: first paint | TensorBoard | tab | warm: first paint | TensorBoard | tab |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, f in firsts:
+            if f:
+                lines.append("| %s | %.0f / %.0f | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f |" % (name, *f["cold"], *f["warm"]))
     return "\n".join(lines)
 
 
