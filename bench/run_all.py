@@ -7,8 +7,8 @@ import datetime
 import os
 import platform
 
-from bench import (backend_latency, fit_overhead, frontend_paint, head_metrics_cost, scaling,
-                   storage_over_training, zoo_capture)
+from bench import (backend_latency, first_request, fit_overhead, frontend_paint, head_metrics_cost,
+                   scaling, scaling_table, storage_over_training, zoo_capture)
 
 
 def machine():
@@ -88,6 +88,20 @@ def main():
         "One layer serialized, 8 examples of random softmax attention.",
         "",
         head_metrics_cost.report(),
+        "",
+    ]
+    sections += [
+        "## Scaling table (`python -m bench.scaling_table`)",
+        "",
+        "Issue 20 item 3: one axis at a time from 4 layers x 8 heads x 128 tokens x 1 probe example. "
+        "Transformer encoder blocks (keras.layers.MultiHeadAttention and a feed-forward of 4 x width; "
+        "width 512, the BERT-base-shaped row 768), random weights, AttentionCallback with max_cells=None. "
+        "Capture: the probe function on the training thread; write: what the background writer runs "
+        "(`_write_capture`); serving: the real tensorboard (RustBoard) on a log of 100 captures (the "
+        "steps rows 1000 and 10,000) repeating the captures written. On a shared machine read CPU "
+        "times, ratios and exponents rather than wall times.",
+        "",
+        scaling_table.report(scaling_table.run()),
         "",
     ]
     demo_logdir = os.environ.get("BENCH_DEMO_LOGDIR", "logs")
