@@ -7,8 +7,8 @@ import datetime
 import os
 import platform
 
-from bench import (backend_latency, first_request, fit_overhead, frontend_paint, head_metrics_cost,
-                   scaling, scaling_table, storage_over_training, zoo_capture)
+from bench import (backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
+                   head_metrics_cost, scaling, scaling_table, storage_over_training, zoo_capture)
 
 
 def machine():
@@ -71,6 +71,21 @@ def main():
         "One probe example, one layer, random peaked attention.",
         "",
         scaling.report(),
+        "",
+    ]
+    sections += [
+        "## Beside bertviz and matplotlib images (`python -m bench.bertviz_compare`)",
+        "",
+        "The same attention for the three (issue 20 item 5): 12 layers x 12 heads x T tokens of one example, "
+        "rows softmax of N(0, 3^2) logits, made-up word tokens. bertviz 1.4.1's model_view(html_action='return') "
+        "in its own venv (.venv-bertviz, torch 2.13.0 CPU), its HTML opened in headless Chromium as it is and "
+        "with the three scripts it loads from cdnjs (require.js 2.3.6, d3 5.7.0, jQuery 2.0.0) answered from "
+        "npm copies (jQuery 2.1.0: npm has no 2.0.0); bench/image_workaround.py's callback; tb-attention's "
+        "summary.attention (uint8), shown by the real tensorboard. Navigation to painted: until every "
+        "layer x head is drawn (bertviz's model view, the tab's model view), wall clock, each view given 180 s "
+        "and bertviz's browser 8 GiB.",
+        "",
+        bertviz_compare.report(bertviz_compare.run()),
         "",
     ]
     sections += [
