@@ -123,12 +123,13 @@ def _serve(logdir, steps, layers, examples, heads, requests):
     try:
         tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"), timeout=900)
         t0 = time.perf_counter()
-        while True:
-            index = tb.get_json("/data/plugin/attention/index")
-            loaded = [len(l["steps"]) for r in index["runs"] for l in r["layers"]]
-            if len(loaded) == layers and min(loaded) == steps:
-                break
-            time.sleep(1)
+
+        def loaded(index):
+            counts = [len(l["steps"]) for r in index["runs"] for l in r["layers"]]
+            return len(counts) == layers and min(counts) == steps
+
+        if not loaded(tb.wait_for_index(loaded, tries=1800)):
+            raise TimeoutError("TensorBoard did not list all %d steps in 15 minutes" % steps)
         load_s = time.perf_counter() - t0
         loaded_memory = memory(tb)
         rng = random.Random(0)

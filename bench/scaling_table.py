@@ -204,13 +204,16 @@ def serve(logdir, steps, seed=0):
     try:
         tb.wait_for(lambda listing: listing.get("attention", {}).get("enabled"), timeout=900)
         start = time.perf_counter()
-        while True:
-            index = tb.get_json("/data/plugin/attention/index")
+
+        def loaded(index):
             layers = [l for r in index["runs"] for l in r["layers"]]
-            if layers and min(len(l["steps"]) for l in layers) == steps:
-                break
-            time.sleep(1)
+            return layers and min(len(l["steps"]) for l in layers) == steps
+
+        index = tb.wait_for_index(loaded, tries=1800)
+        if not loaded(index):
+            raise TimeoutError("TensorBoard did not list all %d steps in 15 minutes" % steps)
         load_s = time.perf_counter() - start
+        layers = [l for r in index["runs"] for l in r["layers"]]
         tags = [l["tag"] for l in layers]
         heads = layers[0]["num_heads"]
 
