@@ -73,3 +73,15 @@ class TensorBoard:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+@contextlib.contextmanager
+def serving(logdir, runs, *flags):
+    """The real tensorboard on `logdir` once /index lists `runs` runs;
+    stopped on leaving. What each browser suite's module fixture yields."""
+    tb = TensorBoard(logdir, *flags)
+    try:
+        tb.wait_for_index(lambda index: len(index["runs"]) == runs)
+        yield tb
+    finally:
+        tb.stop()

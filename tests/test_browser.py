@@ -18,7 +18,7 @@ from PIL import Image
 
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention
-from tensorboard_server import TensorBoard
+from tensorboard_server import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
@@ -82,12 +82,8 @@ def logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    tb = TensorBoard(logdir)
-    try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 2)
+    with serving(logdir, 2) as tb:
         yield tb
-    finally:
-        tb.stop()
 
 
 @pytest.fixture(scope="module")

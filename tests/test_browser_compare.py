@@ -14,7 +14,7 @@ import pytest
 
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention
-from tensorboard_server import TensorBoard
+from tensorboard_server import serving
 from test_browser import browser, lut_color, opened, pixel, tab_frame, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -43,12 +43,8 @@ def logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    tb = TensorBoard(logdir)
-    try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 3)
+    with serving(logdir, 3) as tb:
         yield tb
-    finally:
-        tb.stop()
 
 
 @pytest.fixture(scope="module")

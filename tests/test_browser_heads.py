@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tb_attention_plugin import AttentionCallback, read_attention, read_head_metrics
 from tb_attention_plugin.writing import summary
-from tensorboard_server import TensorBoard
+from tensorboard_server import serving
 from test_browser import ARTIFACTS, browser, lut_color, opened, tab_frame, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -65,12 +65,8 @@ def logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    tb = TensorBoard(logdir)
-    try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 2)
+    with serving(logdir, 2) as tb:
         yield tb
-    finally:
-        tb.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from demo_models import vit
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback, read_attention, read_probe_images
-from tensorboard_server import TensorBoard
+from tensorboard_server import serving
 from test_browser import ARTIFACTS, browser, lut_color, opened, pixel, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -39,12 +39,8 @@ def logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    tb = TensorBoard(logdir)
-    try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 2)
+    with serving(logdir, 2) as tb:
         yield tb
-    finally:
-        tb.stop()
 
 
 @pytest.fixture(scope="module")

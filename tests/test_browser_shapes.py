@@ -14,7 +14,7 @@ from PIL import Image
 from models import LEN, VOCAB, tiny_data
 from tb_attention_plugin import AttentionCallback
 from tb_attention_plugin.writing import summary
-from tensorboard_server import TensorBoard
+from tensorboard_server import serving
 from test_browser import CHROMIUM, browser, opened, screenshot, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -74,12 +74,8 @@ def logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    tb = TensorBoard(logdir)
-    try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == 5)
+    with serving(logdir, 5) as tb:
         yield tb
-    finally:
-        tb.stop()
 
 
 def _index_layer(server, run, tag):
