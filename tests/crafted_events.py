@@ -90,15 +90,38 @@ def with_plugin_data(summary_metadata, data):
     return copy
 
 
-def replace(triples, role, array=None, data=None):
-    """triples with the array (or the plugin data) of `role` replaced."""
+def replace(triples, role, array=None, data=None, example=None):
+    """triples with the array (or the plugin data) of `role` replaced: of
+    every tag of that role (importance has one per example), or with
+    `example`, of that example's importance tag only."""
     out = []
     for tag, old, meta in triples:
-        if plugin_data(meta).role == role:
+        if plugin_data(meta).role == role and (example is None or tag.endswith("/%d" % example)):
             old = old if array is None else array
             meta = meta if data is None else with_plugin_data(meta, data)
         out.append((tag, old, meta))
     return out
+
+
+def array_of(triples, role, example=None):
+    """The array of the tag of `role` (importance: of `example`)."""
+    (array,) = [a for tag, a, meta in triples if plugin_data(meta).role == role
+                and (example is None or tag.endswith("/%d" % example))]
+    return array
+
+
+def with_combined_importance(triples):
+    """triples as writers before per-example importance tags wrote them: one
+    tag `NAME/_importance` of every example, (examples, 2, heads + 1, L)
+    zero-padded to the longest example (metadata.tag_for)."""
+    own = [(tag, a, meta) for tag, a, meta in triples if plugin_data(meta).role == PluginData.IMPORTANCE]
+    rest = [t for t in triples if plugin_data(t[2]).role != PluginData.IMPORTANCE]
+    arrays = [a for _, a, _ in sorted(own, key=lambda t: int(t[0].rsplit("/", 1)[1]))]
+    combined = np.zeros((len(arrays),) + arrays[0].shape[:-1] + (max(a.shape[-1] for a in arrays),), np.float32)
+    for i, a in enumerate(arrays):
+        combined[i, ..., : a.shape[-1]] = a
+    tag = own[0][0].rsplit("/", 1)[0]
+    return rest[:1] + [(tag, combined, own[0][2])] + rest[1:]
 
 
 def events(steps):

@@ -73,7 +73,9 @@ def test_events_read_through_tensorboard_data_provider(tmp_path):
     assert list(blobs["."]) == ["mha"]
     assert blobs["."]["mha"].max_length == 4  # one blob per probe example, then the step's facts
     tensors = provider.list_tensors(ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME)
-    assert set(tensors["."]) == {"mha/_importance", "mha/_head_stats", "mha/_rollout", "mha/_head_metrics"}
+    # importance: one tag per probe example (3 here)
+    assert set(tensors["."]) == {"mha/_importance/0", "mha/_importance/1", "mha/_importance/2",
+                                 "mha/_head_stats", "mha/_rollout", "mha/_head_metrics"}
     for _, _, value in _summary_values(tmp_path):
         assert value.metadata.plugin_data.plugin_name == "attention"
         expected = summary_pb2.DATA_CLASS_BLOB_SEQUENCE if value.tag == "mha" else summary_pb2.DATA_CLASS_TENSOR

@@ -5,7 +5,7 @@ numbers stored as NaN are shown as missing."""
 import numpy as np
 import pytest
 
-from crafted_events import layer_step, replace, write_run
+from crafted_events import array_of, layer_step, replace, write_run
 from tb_attention_plugin.format import metadata
 from tensorboard_server import TensorBoard
 from test_browser import CHROMIUM, tab_frame  # skips without Chromium, as test_browser does
@@ -20,14 +20,14 @@ PluginData = metadata.PluginData
 def tab(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("status") / "logs"
     base = layer_step(heads=2, tokens=4, examples=2)
-    importance = base[1][1].copy()
-    importance[0, 0, 2, 1] = np.nan  # received attention of token 1, head mean, example 0
+    importance = array_of(base, PluginData.IMPORTANCE, example=0).copy()
+    importance[0, 2, 1] = np.nan  # example 0: received attention of token 1, head mean
     blobs = base[0][1].copy()
     blobs[0] = b"\x01" * 31
     write_run(logdir / "a_short_blob", {0: [(base[0][0], blobs, base[0][2])] + base[1:]})
     write_run(logdir / "b_healthy", {0: base})
     write_run(logdir / "c_bad_stats", {0: replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))})
-    write_run(logdir / "d_nan", {0: replace(base, PluginData.IMPORTANCE, importance)})
+    write_run(logdir / "d_nan", {0: replace(base, PluginData.IMPORTANCE, importance, example=0)})
     tb = TensorBoard(logdir)
     try:
         tb.wait_for_index(lambda index: len(index["runs"]) == 4)

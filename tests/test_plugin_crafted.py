@@ -11,8 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
-from crafted_events import (layer_step, plugin_data, repeated_value_tensor, replace, with_facts,
-                            without_facts, write_run)
+from crafted_events import (array_of, layer_step, plugin_data, repeated_value_tensor, replace, with_facts,
+                            with_combined_importance, without_facts, write_run)
 from tb_attention_plugin.format import metadata
 from tensorboard_server import TensorBoard
 
@@ -42,12 +42,12 @@ def _zlib_bomb(size=512 << 20):
 
 
 def _nonfinite(triples):
-    stats = triples[2][1].copy()
+    stats = array_of(triples, PluginData.HEAD_STATS).copy()
     stats[0, 1, 0] = np.nan
     stats[0, 0, 1] = np.inf
-    importance = triples[1][1].copy()
-    importance[0, 0, 0, 2] = -np.inf
-    return replace(replace(triples, PluginData.HEAD_STATS, stats), PluginData.IMPORTANCE, importance)
+    importance = array_of(triples, PluginData.IMPORTANCE, example=0).copy()
+    importance[0, 0, 2] = -np.inf
+    return replace(replace(triples, PluginData.HEAD_STATS, stats), PluginData.IMPORTANCE, importance, example=0)
 
 
 def _probe_images(pngs):
@@ -77,7 +77,11 @@ def _crafted_runs():
         "short_blob": {0: _with_blob(base, 0, b"\x01" * 31)},
         "zlib_bomb": {0: _with_blob(base, 0, _zlib_bomb())},
         "negative_length": {0: _maps_metadata(base, lambda d: setattr(d.examples[0], "query_length", -3))},
-        "few_examples": {0: replace(base, PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32))},
+        # as writers before per-example importance tags wrote it, for fewer examples than the facts
+        "few_examples": {0: replace(with_combined_importance(base), PluginData.IMPORTANCE,
+                                    np.zeros((1, 2, 3, 4), np.float32))},
+        "bad_example_importance": {0: replace(base, PluginData.IMPORTANCE, np.zeros((2, 3, 3), np.float32),
+                                              example=1)},
         "bad_head_stats": {0: replace(base, PluginData.HEAD_STATS, np.zeros((2, 5), np.float32))},
         "bad_rollout": {0: replace(base, PluginData.ROLLOUT, np.zeros((2, 2), np.float32))},
         "bad_head_metrics": {0: replace(base, PluginData.HEAD_METRICS, repeated_value_tensor((2, 2, 90_000_000)))},
@@ -142,6 +146,9 @@ def _strict(body):
     ("few_examples", "importance", dict(example=0),
      "importance of run 'few_examples' layer 'layer' at step 0 has shape (1, 2, 3, 4); "
      "its metadata declares (2, 2, 3, >=4)"),
+    ("bad_example_importance", "importance", dict(example=1),
+     "importance of example 1 of run 'bad_example_importance' layer 'layer' at step 0 has shape (2, 3, 3); "
+     "its metadata declares (2, 3, >=4)"),
     ("bad_head_stats", "head_stats", dict(example=0), "has shape (2, 5); its metadata declares (2, 2, 3)"),
     ("bad_rollout", "rollout", dict(example=0), "has shape (2, 2); its metadata declares (2, >=4)"),
     ("shape_bomb", "head_stats", dict(example=0),

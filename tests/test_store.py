@@ -10,7 +10,8 @@ import pytest
 from tensorboard import errors
 from tensorboard.data import provider
 
-from crafted_events import layer_step, plugin_data, replace, with_facts, without_facts
+from crafted_events import (array_of, layer_step, plugin_data, replace, with_combined_importance, with_facts,
+                            without_facts, write_run)
 from tb_attention_plugin.format import encoding, metadata
 from tb_attention_plugin.serving import store, tensor_reads
 
@@ -104,12 +105,12 @@ def test_a_healthy_layer_serves_its_maps_and_series():
     assert data == encoding.raw_bytes(triples[0][1][1], enc, 32)
     head1, shape1, *_ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
     assert shape1 == (1, 4, 4) and head1 == data[16:]
-    importance = triples[1][1]
+    importance = array_of(triples, PluginData.IMPORTANCE, example=1)  # (2 modes, heads + 1, 4)
     layer, steps, values, total = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "given")
     assert steps == [0, 5] and values.shape == (2, 3, 4) and total == 2
-    np.testing.assert_array_equal(values[1], importance[1, 1])
+    np.testing.assert_array_equal(values[1], importance[1])
     _, _, stats, _ = s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0)
-    np.testing.assert_array_equal(stats[0], triples[2][1][0])
+    np.testing.assert_array_equal(stats[0], array_of(triples, PluginData.HEAD_STATS)[0])
 
 
 @pytest.mark.parametrize("blob, message", [
@@ -211,9 +212,10 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
 
 @pytest.mark.parametrize("role, array, message", [
     (PluginData.IMPORTANCE, np.zeros((1, 2, 3, 4), np.float32),
-     "importance of run 'run' layer 'layer' at step 2 has shape (1, 2, 3, 4); its metadata declares (2, 2, 3, >=4)"),
-    (PluginData.IMPORTANCE, np.zeros((2, 2, 3, 3), np.float32), "declares (2, 2, 3, >=4)"),
-    (PluginData.IMPORTANCE, np.zeros((2, 2, 3), np.float32), "has shape (2, 2, 3);"),
+     "importance of example 0 of run 'run' layer 'layer' at step 2 has shape (1, 2, 3, 4); "
+     "its metadata declares (2, 3, >=4)"),
+    (PluginData.IMPORTANCE, np.zeros((2, 3, 3), np.float32), "declares (2, 3, >=4)"),
+    (PluginData.IMPORTANCE, np.zeros((2, 3), np.float32), "has shape (2, 3);"),
     (PluginData.HEAD_STATS, np.zeros((2, 1, 3), np.float32),
      "head_stats of run 'run' layer 'layer' at step 2 has shape (2, 1, 3); its metadata declares (2, 2, 3)"),
     (PluginData.HEAD_STATS, np.zeros((2, 2, 4), np.float32), "declares (2, 2, 3)"),
@@ -234,7 +236,7 @@ def test_a_derived_tensor_of_the_wrong_shape_or_dtype_is_422_naming_both_shapes(
 
 def test_non_finite_statistics_are_kept_for_the_routes_to_send_as_null():
     triples = layer_step(heads=2, tokens=4, examples=2)
-    stats = triples[2][1].copy()
+    stats = array_of(triples, PluginData.HEAD_STATS).copy()
     stats[0, 1, 0] = np.nan
     stats[0, 0, 1] = np.inf
     s = make_store({"run": {0: replace(triples, PluginData.HEAD_STATS, stats)}})
@@ -367,7 +369,8 @@ def test_steps_with_other_facts_are_left_out_of_the_layer_and_their_maps_decode_
                               (PluginData.ROLLOUT, None, (2, 6))):
         _, steps, values, _ = s.series(CTX, "", "run", "layer", role, 0, mode)
         assert steps == [3, 4] and values.shape == shape, (role, values.shape)
-    np.testing.assert_array_equal(s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 1)[2][1], new[4][2][1][1])
+    np.testing.assert_array_equal(s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 1)[2][1],
+                                  array_of(new[4], PluginData.HEAD_STATS)[1])
 
 
 def test_the_newest_steps_facts_win_even_when_older_facts_come_back():
@@ -493,12 +496,64 @@ def test_a_damaged_tensor_at_a_step_whose_facts_were_not_read_is_still_422():
     assert "head_stats of run 'run' layer 'layer' at step 54 has shape (2, 5, 3)" in text
 
 
+# Example 1 keeps 2 of its 4 tokens: its importance is shorter than the
+# combined tag of older writers, which pads every example to the longest.
+MASK = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
+
+
+def _importance_logs():
+    """{name: steps}: importance as older writers stored it (one tag of every
+    example), as this writer does (one tag per example), and a run an older
+    writer began and this one continued."""
+    step = lambda s: layer_step(heads=2, tokens=4, examples=2, seed=s, mask=MASK)
+    old = {s: with_combined_importance(step(s)) for s in (0, 5)}
+    new = {s: step(s) for s in (10, 15)}
+    return {"older writer": old, "per example": new, "continued": {**old, **new}}
+
+
+@pytest.mark.parametrize("log", ["older writer", "per example", "continued"])
+def test_importance_is_served_from_either_layout_and_from_a_run_that_mixes_them(log):
+    steps = _importance_logs()[log]
+    s = make_store({"run": steps})
+    for example, length in ((0, 4), (1, 2)):
+        for row, mode in enumerate(metadata.IMPORTANCE_MODES):
+            _, served, values, total = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, example, mode)
+            assert served == sorted(steps) and total == len(steps) and values.shape == (len(steps), 3, length)
+            for step, value in zip(served, values):
+                expected = array_of(layer_step(heads=2, tokens=4, examples=2, seed=step, mask=MASK),
+                                    PluginData.IMPORTANCE, example)
+                np.testing.assert_array_equal(value, expected[row, :, :length])
+            if example == 0:  # all 4 tokens kept, rows sum to 1: by hand, both modes hold 4 in all per head
+                np.testing.assert_allclose(values.sum(-1), 4, rtol=1e-5)  # float32 rounding of 16 terms
+    # downsampled across both layouts: the first and the newest step kept
+    _, served, _, _ = s.series(CTX, "", "run", "layer", PluginData.IMPORTANCE, 1, "received", max_points=2)
+    assert served == [min(steps), max(steps)]
+
+
+@pytest.mark.parametrize("log", ["older writer", "per example", "continued"])
+def test_read_attention_reads_importance_from_either_layout(tmp_path, log):
+    from tb_attention_plugin import read_attention
+
+    steps = _importance_logs()[log]
+    write_run(tmp_path / "run", steps)
+    layer = read_attention(tmp_path)["run"]["layer"]
+    assert layer.steps.tolist() == sorted(steps)
+    for example, length in ((0, 4), (1, 2)):
+        assert layer.received[example].shape == layer.given[example].shape == (len(steps), 3, length)
+        for i, step in enumerate(sorted(steps)):
+            expected = array_of(layer_step(heads=2, tokens=4, examples=2, seed=step, mask=MASK),
+                                PluginData.IMPORTANCE, example)
+            np.testing.assert_array_equal(layer.received[example][i], expected[0, :, :length])
+            np.testing.assert_array_equal(layer.given[example][i], expected[1, :, :length])
+
+
 def test_series_are_downsampled_to_max_points_evenly_with_the_first_and_newest_step():
     runs = {"run": {step: layer_step(seed=step) for step in range(0, 300, 10)}}
     plugin = _plugin(runs)
     reply = plugin.importance_impl(CTX, "", "run", "layer", 1, "received", head=2, max_points=4)
     assert reply["steps"] == [0, 100, 190, 290] and reply["steps_total"] == 30 and reply["downsampled"]
-    np.testing.assert_allclose(reply["values"][1], runs["run"][100][1][1][1, 0, 2], atol=1e-6)
+    np.testing.assert_allclose(reply["values"][1], array_of(runs["run"][100], PluginData.IMPORTANCE, 1)[0, 2],
+                               atol=1e-6)  # float32 read back as stored
     stats = plugin.head_stats_impl(CTX, "", "run", "layer", 0)
     assert stats["steps"] == list(range(0, 300, 10)) and not stats["downsampled"] and stats["steps_total"] == 30
     assert store.pick_steps([5, 6, 7], 1) == [7] and store.pick_steps([5, 6, 7], 3) == [5, 6, 7]

@@ -52,10 +52,17 @@ ROLE_NAMES = {
 # Rows of the HEAD_STATS tensor's last axis.
 HEAD_STAT_NAMES = ("entropy", "max_weight", "mean_distance")
 
-# Rows of the IMPORTANCE tensor's axis 1: received attention (sum over
+# Rows of an IMPORTANCE tensor's mode axis: received attention (sum over
 # queries, over the keys) and given attention (sum over keys, over the
-# queries). Its axis 2 is the heads, then their mean.
+# queries). The axis after it is the heads, then their mean.
 IMPORTANCE_MODES = ("received", "given")
+
+# Importance is written one tag per probe example (`tag_for(layer,
+# IMPORTANCE, example)`): the tab reads one example's series, and a tag of
+# every example made its first read 8x larger than what it shows at 8
+# examples (docs/PERFORMANCE.md). Logs written before hold one tag of all
+# examples (`tag_for(layer, IMPORTANCE)`), which readers still read, and
+# merge with the per-example tags where a newer writer continued the run.
 
 
 # The shape of a derived tensor: its fixed leading dims and its last dim,
@@ -64,17 +71,22 @@ IMPORTANCE_MODES = ("received", "given")
 DerivedShape = collections.namedtuple("DerivedShape", "leading last exact")
 
 
-def derived_shape(info, role, derived_info=None):
+def derived_shape(info, role, derived_info=None, example=None):
     """The DerivedShape of a derived tensor at a step with the facts `info`;
     `derived_info` is the derived tag's own metadata (head metrics: their
-    names).
+    names); `example` the example of a per-example importance tag.
 
-      IMPORTANCE    (examples, 2, heads + 1, >= longest query or key length)
+      IMPORTANCE    per example: (2, heads + 1, >= its query or key length)
+                    all examples (older writers): (examples, 2, heads + 1,
+                    >= longest query or key length)
       HEAD_STATS    (examples, heads, len(HEAD_STAT_NAMES))
       ROLLOUT       (examples, >= longest key length)
       HEAD_METRICS  (examples, heads, len(metric_names))
     """
     examples = len(info.examples)
+    if role == PluginData.IMPORTANCE and example is not None:
+        ex = info.examples[example]
+        return DerivedShape((len(IMPORTANCE_MODES), info.num_heads + 1), max(ex.query_length, ex.key_length), False)
     if role == PluginData.IMPORTANCE:
         longest = max((max(ex.query_length, ex.key_length) for ex in info.examples), default=0)
         return DerivedShape((examples, len(IMPORTANCE_MODES), info.num_heads + 1), longest, False)
@@ -92,8 +104,13 @@ class UnknownVersionError(ValueError):
     """Metadata written by a newer tb-attention than the one reading it."""
 
 
-def tag_for(layer, role):
-    """The summary tag that holds `role` of `layer`."""
+def tag_for(layer, role, example=None):
+    """The summary tag that holds `role` of `layer`; with `example`, the
+    importance tag of that probe example (`NAME/_importance/<example>`)."""
+    if example is not None:
+        if role != PluginData.IMPORTANCE:
+            raise ValueError("only importance is written per example")
+        return "%s%s/%d" % (layer, _SUFFIX[role], example)
     return layer + _SUFFIX[role]
 
 

@@ -170,7 +170,7 @@ def _assemble(facts_by_step, map_values, tags):
         np.stack([decode_maps(info, map_values[s][i], i) for s in steps])
         for i in range(len(examples))
     ]
-    importance = series(PluginData.IMPORTANCE)  # (S, E, 2, H + 1, L): metadata.derived_shape
+    importance = [_importance(tags, info, i, steps) for i in range(len(examples))]
     received_row, given_row = (metadata.IMPORTANCE_MODES.index(m) for m in ("received", "given"))
     rollout = series(PluginData.ROLLOUT)  # (S, E, K)
     metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.HEAD_METRICS))
@@ -186,11 +186,11 @@ def _assemble(facts_by_step, map_values, tags):
         key_tokens=[list(e.key_tokens) for e in examples],
         maps=maps,
         received=None
-        if importance is None
-        else [importance[:, i, received_row, :, : e.key_length] for i, e in enumerate(examples)],
+        if any(v is None for v in importance)
+        else [importance[i][:, received_row, :, : e.key_length] for i, e in enumerate(examples)],
         given=None
-        if importance is None
-        else [importance[:, i, given_row, :, : e.query_length] for i, e in enumerate(examples)],
+        if any(v is None for v in importance)
+        else [importance[i][:, given_row, :, : e.query_length] for i, e in enumerate(examples)],
         head_stats=series(PluginData.HEAD_STATS),
         rollout=None
         if rollout is None
@@ -202,6 +202,18 @@ def _assemble(facts_by_step, map_values, tags):
         metric_names=tuple(metrics_entry[0].metric_names) if metrics_entry else (),
         grid=(info.grid_rows, info.grid_cols, info.grid_prefix) if info.grid_rows else None,
     )
+
+
+def _importance(tags, info, example, steps):
+    """(S, 2, H + 1, L) importance of one example at `steps`, from its own
+    tag, or at steps it lacks from the tag of all examples that older
+    writers wrote (metadata.tag_for); None when neither holds a step."""
+    own = tags.get(metadata.tag_for(info.layer, PluginData.IMPORTANCE, example), (None, {}))[1]
+    combined = tags.get(metadata.tag_for(info.layer, PluginData.IMPORTANCE), (None, {}))[1]
+    ex = info.examples[example]
+    length = max(ex.query_length, ex.key_length)
+    values = [own[s] if s in own else combined[s][example] for s in steps if s in own or s in combined]
+    return np.stack([v[..., :length] for v in values]) if values else None
 
 
 def read_probe_images(logdir):

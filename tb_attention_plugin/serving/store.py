@@ -255,11 +255,12 @@ def check_metadata(info):
                         % (i, ex.key_length, rows, cols, prefix, prefix + rows * cols))
 
 
-def check_shape(layer, role, step, shape, derived_info=None):
+def check_shape(layer, role, step, shape, derived_info=None, example=None):
     """StoredDataError unless a derived tensor's shape is the one the
     metadata declares (metadata.derived_shape; a last axis that is not
-    exact may be longer, up to MAX_TOKENS)."""
-    wanted = metadata.derived_shape(layer.info, role, derived_info)
+    exact may be longer, up to MAX_TOKENS). `example`: that of a
+    per-example importance tag."""
+    wanted = metadata.derived_shape(layer.info, role, derived_info, example)
     shape = tuple(shape)
     if wanted.exact:
         fits = shape == wanted.leading + (wanted.last,)
@@ -270,13 +271,14 @@ def check_shape(layer, role, step, shape, derived_info=None):
         last = ("%d" if wanted.exact else ">=%d") % wanted.last
         raise StoredDataError(
             "damaged_data",
-            "%s of %s has shape %s; its metadata declares (%s)"
-            % (metadata.ROLE_NAMES[role], layer.where(step), shape,
+            "%s%s of %s has shape %s; its metadata declares (%s)"
+            % (metadata.ROLE_NAMES[role], "" if example is None else " of example %d" % example,
+               layer.where(step), shape,
                ", ".join([str(d) for d in wanted.leading] + [last])),
         )
 
 
-def check_tensor(layer, role, step, array, derived_info=None):
+def check_tensor(layer, role, step, array, derived_info=None, example=None):
     """A derived tensor of one step -> float32, cropped to the length the
     metadata needs; StoredDataError unless its shape and dtype match."""
     array = np.asarray(array)
@@ -285,8 +287,9 @@ def check_tensor(layer, role, step, array, derived_info=None):
             "damaged_data",
             "%s of %s holds %s values, not floats" % (metadata.ROLE_NAMES[role], layer.where(step), array.dtype),
         )
-    check_shape(layer, role, step, array.shape, derived_info)
-    return np.asarray(array[..., : metadata.derived_shape(layer.info, role, derived_info).last], dtype=np.float32)
+    check_shape(layer, role, step, array.shape, derived_info, example)
+    last = metadata.derived_shape(layer.info, role, derived_info, example).last
+    return np.asarray(array[..., :last], dtype=np.float32)
 
 
 def check_png(content, where):
@@ -531,11 +534,12 @@ class Store:
         derived = metadata.tag_for(layer.tag, role)
         return derived in self._listing(ctx, experiment_id, "tensors").get(layer.run, {})
 
-    def derived_metadata(self, ctx, experiment_id, layer, role):
-        """The checked metadata of the layer's derived tag of `role`
-        (AttentionPluginData), or None when the layer has none;
-        StoredDataError when it is unreadable, newer or of another role."""
-        derived = metadata.tag_for(layer.tag, role)
+    def derived_metadata(self, ctx, experiment_id, layer, role, example=None):
+        """The checked metadata of the layer's derived tag of `role` (of
+        `example`: metadata.tag_for), an AttentionPluginData, or None when the
+        layer has none; StoredDataError when it is unreadable, newer or of
+        another role."""
+        derived = metadata.tag_for(layer.tag, role, example)
         series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
         if series is None:
             return None
@@ -744,29 +748,54 @@ class Store:
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
         ex = layer.example(example)
-        index = None if mode is None else metadata.IMPORTANCE_MODES.index(mode)
-        steps, values = self._tensor_series(ctx, experiment_id, timeline, role, index, max_points)
-        values = values[:, example]
         if role == PluginData.IMPORTANCE:
-            values = values[..., : ex.key_length if mode == "received" else ex.query_length]
-        elif role == PluginData.ROLLOUT:
+            steps, values = self._importance_series(ctx, experiment_id, timeline, example, mode, max_points)
+        else:
+            steps, values = self._tensor_series(ctx, experiment_id, timeline, role, None, max_points)
+            values = values[:, example]
+        if role == PluginData.ROLLOUT:
             values = values[..., : ex.key_length]
         return Series(layer, steps, values, len(timeline.steps))
 
-    def _tensor_series(self, ctx, experiment_id, timeline, role, index, max_points):
-        """(steps, stacked checked float32 array) of a derived tag at the
-        timeline's steps (those with the newest facts), at most `max_points`
-        of them, cached. Points at other steps are left out before they are
-        turned into arrays.
+    def _importance_series(self, ctx, experiment_id, timeline, example, mode, max_points):
+        """(steps, (steps, H + 1, L)) of one example's importance of `mode`,
+        cropped to its length L of that mode, from the example's own tag,
+        merged with the tag of all examples of older writers where a run has
+        both (metadata.tag_for: a newer writer continued an older one's run)."""
+        layer = timeline.layer
+        ex = layer.info.examples[example]
+        length = ex.key_length if mode == "received" else ex.query_length
+        index = metadata.IMPORTANCE_MODES.index(mode)
+        listed = self._listing(ctx, experiment_id, "tensors").get(layer.run, {})
+        sources = [source for source in (None, example)  # the example's own tag last: it wins at a step both hold
+                   if metadata.tag_for(layer.tag, PluginData.IMPORTANCE, source) in listed]
+        if not sources:
+            raise errors.NotFoundError("%s has no importance data" % layer.where())
+        by_step = {}
+        for source in sources:
+            steps, values = self._tensor_series(ctx, experiment_id, timeline, PluginData.IMPORTANCE, index,
+                                                max_points, source)
+            if source is None:
+                values = values[:, example]
+            by_step.update(zip(steps, values[..., :length]))
+        steps = pick_steps(sorted(by_step), max_points)
+        if not steps:
+            return [], np.zeros((0, layer.info.num_heads + 1, length), np.float32)
+        return steps, np.stack([by_step[s] for s in steps])
 
-        With `index`, only `array[:, index]` is kept (the importance tag's
-        mode axis): the tab asks for one mode, and at 256 tokens x 1000 steps
-        a layer's whole importance series is 147 MB.
+    def _tensor_series(self, ctx, experiment_id, timeline, role, index, max_points, example=None):
+        """(steps, stacked checked float32 array) of a derived tag (of
+        `example`: metadata.tag_for) at the timeline's steps (those with the
+        newest facts), at most `max_points` of them, cached. Points at other
+        steps are left out before they are turned into arrays.
+
+        With `index`, only that row of the importance tensor's mode axis is
+        kept: the tab asks for one mode.
         """
         layer = timeline.layer
-        derived = metadata.tag_for(layer.tag, role)
+        derived = metadata.tag_for(layer.tag, role, example)
         series = self._listing(ctx, experiment_id, "tensors").get(layer.run, {}).get(derived)
-        derived_info = self.derived_metadata(ctx, experiment_id, layer, role)
+        derived_info = self.derived_metadata(ctx, experiment_id, layer, role, example)
         if series is None or derived_info is None:
             raise errors.NotFoundError("%s has no %s data" % (layer.where(), metadata.ROLE_NAMES[role]))
         key = ("tensors", experiment_id, layer.run, derived, index, max_points, series.plugin_content,
@@ -774,13 +803,14 @@ class Store:
                layer.series.max_step, layer.series.max_wall_time)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._read_series(ctx, experiment_id, timeline, role, index, max_points, derived, derived_info)
+            cached = self._read_series(ctx, experiment_id, timeline, role, index, max_points, derived, derived_info,
+                                       example)
             self._cache.put(key, cached, cached[1].nbytes + 8 * len(cached[0]))
         return cached
 
-    def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived, derived_info):
+    def _read_series(self, ctx, experiment_id, timeline, role, index, max_points, derived, derived_info, example):
         layer = timeline.layer
-        leading, minimum, _ = metadata.derived_shape(layer.info, role, derived_info)
+        leading, minimum, _ = metadata.derived_shape(layer.info, role, derived_info, example)
         wanted = frozenset(pick_steps(timeline.steps, max_points))
         downsample = self._downsample
         if self._rustboard:
@@ -800,7 +830,7 @@ class Store:
             if not self._rustboard and step not in wanted:
                 return False  # downsampled here (RustBoard did its own above)
             try:
-                return check_shape(layer, role, step, shape, derived_info)
+                return check_shape(layer, role, step, shape, derived_info, example)
             except StoredDataError:
                 if step in timeline.read:
                     raise
@@ -820,16 +850,17 @@ class Store:
             # whether it is damaged or was written with other facts.
             if self._facts_differ(ctx, experiment_id, timeline, step):
                 continue
-            check_shape(layer, role, step, shape, derived_info)
+            check_shape(layer, role, step, shape, derived_info, example)
         if self._rustboard and len(datums) > max_points:
             keep = frozenset(pick_steps([d.step for d in datums], max_points))
             datums = [d for d in datums if d.step in keep]
+        mode_axis = len(leading) - 2  # importance: (..., modes, heads + 1, L)
         arrays = []
         for datum in datums:
-            array = check_tensor(layer, role, datum.step, datum.numpy, derived_info)
-            arrays.append(array if index is None else array[:, index])
+            array = check_tensor(layer, role, datum.step, datum.numpy, derived_info, example)
+            arrays.append(array if index is None else np.take(array, index, axis=mode_axis))
         if index is not None:
-            leading = leading[:1] + leading[2:]
+            leading = leading[:mode_axis] + leading[mode_axis + 1:]
         values = np.stack(arrays) if arrays else np.zeros((0,) + leading + (minimum,), np.float32)
         return [d.step for d in datums], values
 

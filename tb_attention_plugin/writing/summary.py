@@ -12,9 +12,9 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
   NAME              blob sequence, one blob per example: its maps, cropped to
                     the real tokens, in the chosen encoding; then one blob
                     with the step's facts (shapes, tokens, encoding)
-  NAME/_importance  float32 (examples, 2, heads + 1, max_len): received
-                    attention (sum over queries) and given attention (sum
-                    over keys), per head and head-mean (last)
+  NAME/_importance/<example>  float32 (2, heads + 1, len), one tag per
+                    example: received attention (sum over queries) and given
+                    attention (sum over keys), per head and head-mean (last)
   NAME/_head_stats  float32 (examples, heads, 3): row entropy, max weight,
                     mean attention distance
   NAME/_rollout     float32 (examples, max_key_len), only when `rollout` is given
@@ -221,10 +221,13 @@ def serialize(record):
         tf.constant(blobs, dtype=tf.string),
         metadata.create_summary_metadata(facts, record.description),
     )]
-    derived = [
-        (PluginData.IMPORTANCE, _importance_tensor(maps)),
-        (PluginData.HEAD_STATS, np.stack([numerics.head_statistics(m) for m in maps])),
-    ]
+    for example, m in enumerate(maps):
+        out.append((
+            metadata.tag_for(record.name, PluginData.IMPORTANCE, example),
+            tf.constant(_importance_tensor(m), dtype=tf.float32),
+            metadata.create_summary_metadata(PluginData(role=PluginData.IMPORTANCE, layer=record.name)),
+        ))
+    derived = [(PluginData.HEAD_STATS, np.stack([numerics.head_statistics(m) for m in maps]))]
     if record.rollout is not None:
         derived.append((PluginData.ROLLOUT, _pad_rows(record.rollout, record.spans)))
     derived.append((PluginData.HEAD_METRICS, _head_metrics_tensor(record)))
@@ -363,16 +366,15 @@ def attention(
 
 
 def _importance_tensor(maps):
-    """(examples, 2, heads + 1, max_len): metadata.IMPORTANCE_MODES (received,
-    given) x [heads..., mean] (metadata.derived_shape)."""
-    heads = maps[0].shape[0]
-    length = max(max(m.shape[1], m.shape[2]) for m in maps)
+    """One example's (heads, q, k) maps -> (2, heads + 1, max(q, k)):
+    metadata.IMPORTANCE_MODES (received, given) x [heads..., mean], zero
+    beyond each mode's length (metadata.derived_shape)."""
+    heads, q, k = maps.shape
     modes = {"received": numerics.received_attention, "given": numerics.given_attention}
-    out = np.zeros((len(maps), len(metadata.IMPORTANCE_MODES), heads + 1, length), dtype=np.float32)
-    for i, m in enumerate(maps):
-        for row, values in enumerate(modes[mode](m) for mode in metadata.IMPORTANCE_MODES):
-            out[i, row, :heads, : values.shape[1]] = values
-            out[i, row, heads, : values.shape[1]] = values.mean(axis=0)
+    out = np.zeros((len(metadata.IMPORTANCE_MODES), heads + 1, max(q, k)), dtype=np.float32)
+    for row, values in enumerate(modes[mode](maps) for mode in metadata.IMPORTANCE_MODES):
+        out[row, :heads, : values.shape[1]] = values
+        out[row, heads, : values.shape[1]] = values.mean(axis=0)
     return out
 
 
