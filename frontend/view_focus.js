@@ -19,6 +19,20 @@ export function fitZoom(example) {
   return Math.max(2, Math.min(MAX_ZOOM, Math.floor(FIT_PX / longest)));
 }
 
+/**
+ * The key labels' font measured once per example in a canvas: lineEm, its
+ * ascent + descent, and keyEm, the widest key token, both per px of font size.
+ */
+function labelFont(labels, keyTokens) {
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `100px ${getComputedStyle(labels).fontFamily || 'monospace'}`;
+  const m = ctx.measureText('Hg');
+  const lineEm = (m.fontBoundingBoxAscent + m.fontBoundingBoxDescent) / 100 || 1.2;
+  let widest = 0;
+  for (const t of keyTokens) widest = Math.max(widest, ctx.measureText(t).width);
+  return { lineEm, keyEm: widest / 100 };
+}
+
 export class FocusMap {
   /** onZoom(cellPx), onExportPng(), onExportCsv() */
   constructor({ onZoom, onExportPng, onExportCsv }) {
@@ -74,6 +88,7 @@ export class FocusMap {
     const label = (t, i) => el('span', { text: t, title: t, dataset: { index: String(i) } });
     this.rows.replaceChildren(...example.query_tokens.map(label));
     this.cols.replaceChildren(...example.key_tokens.map(label));
+    this.fonts = labelFont(this.cols, example.key_tokens);
     [...this.rows.children].forEach((span, i) => span.addEventListener('mouseenter', () => this.highlight({ row: i })));
     [...this.cols.children].forEach((span, j) => span.addEventListener('mouseenter', () => this.highlight({ col: j })));
     for (const labels of [this.rows, this.cols]) labels.addEventListener('mouseleave', () => this.highlight(null));
@@ -141,13 +156,21 @@ export class FocusMap {
     if (!ex) return;
     this.canvas.style.width = `${ex.key_length * cell}px`;
     this.canvas.style.height = `${ex.query_length * cell}px`;
-    const font = Math.min(12, Math.max(cell - 1, 0));
+    // A label's line (the font's ascent + descent) must fit across its cell:
+    // a query label's height, a key label's width when it is turned on its side.
+    const { lineEm, keyEm } = this.fonts;
+    const font = Math.min(12, Math.max(Math.floor(cell / lineEm), 0));
     for (const [labels, axis] of [[this.rows, 'height'], [this.cols, 'width']]) {
       labels.style.setProperty('--cell', `${cell}px`);
       labels.style.fontSize = `${font}px`;
       labels.classList.toggle('hidden-text', cell < 6);
       labels.dataset.axis = axis;
     }
+    // Key labels that all fit across their cells (one-letter tokens of a
+    // character model, short numbers) stand upright in a row a line tall;
+    // turned on their side, a letter's row would be only its width (7 px at
+    // 12 px) tall and unreadable.
+    this.cols.classList.toggle('upright', keyEm * font <= cell - 1);
     this.placeMinimapView();
   }
 

@@ -1,0 +1,125 @@
+"""The enlarged map's key (column) labels in headless Chromium: one-letter
+tokens (a character-level model such as the GRU seq2seq demo) and long words,
+at every zoom that shows text, at device pixel ratios 1 and 2. Helpers and
+fixtures from test_browser.py."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tb_attention_plugin.writing import summary
+from tensorboard_server import serving
+from test_browser import ARTIFACTS, browser, opened, wait_painted  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+LETTERS_Q = ["<start>", "j", "b", "a", "l", "j", "g"]
+LETTERS_K = ["g", "j", "l", "a", "b", "j"]  # the reversed word, as the GRU demo's probe
+LONG_TOKEN = "internationalisation-of-everything"  # longer than the labels' 14em: ends in an ellipsis
+WORDS = ["the", "a", "supercalifragilistic", LONG_TOKEN, "W", "attention", "is", "all"]
+ZOOMS = [6, 8, 11, 12, 13, 20, 32, 64]  # below 6 px a cell shows no label text
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels") / "logs"
+    rng = np.random.default_rng(0)
+    for run, q_tokens, k_tokens in [("letters", LETTERS_Q, LETTERS_K), ("words", WORDS, WORDS)]:
+        logits = rng.normal(size=(1, 1, len(q_tokens), len(k_tokens)))
+        writer = tf.summary.create_file_writer(str(root / run))
+        with writer.as_default():
+            summary.attention("attention", np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), step=0,
+                              query_tokens=[q_tokens], key_tokens=[k_tokens])
+        writer.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(logdir):
+    with serving(logdir, 2) as tb:
+        yield tb
+
+
+# Per key label: its box, the box of its text (a Range around the text node:
+# what the glyphs take, before the label's overflow clips it) and whether the
+# text is cut by the label's own width (an ellipsis); the row's box and font.
+KEY_LABELS = """() => {
+  const row = document.querySelector('#col-labels');
+  const box = (r) => ({ top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height, width: r.width });
+  const labels = [...row.children].map((span) => {
+    const range = document.createRange();
+    range.selectNodeContents(span);
+    const vertical = getComputedStyle(span).writingMode !== 'horizontal-tb';
+    return { token: span.title, box: box(span.getBoundingClientRect()), text: box(range.getBoundingClientRect()),
+             cut: vertical ? span.scrollHeight > span.clientHeight : span.scrollWidth > span.clientWidth };
+  });
+  return { row: box(row.getBoundingClientRect()), rowClient: row.clientHeight,
+           body: box(document.querySelector('#focus-body').getBoundingClientRect()),
+           font: parseFloat(getComputedStyle(row).fontSize), labels };
+}"""
+
+
+def _inside(inner, outer, tol=0.5):
+    return (inner["top"] >= outer["top"] - tol and inner["bottom"] <= outer["bottom"] + tol
+            and inner["left"] >= outer["left"] - tol and inner["right"] <= outer["right"] + tol)
+
+
+def _open(opened, run, scale):
+    page = opened(scale=scale)
+    tab = page.tab
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", {"run": run, "tag": "attention", "step": 0})
+    wait_painted(tab, 0)
+    return page
+
+
+def _key_labels_at(tab, zoom):
+    tab.fill("#zoom", str(zoom))
+    return tab.evaluate(KEY_LABELS)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_one_letter_key_labels_are_whole_and_as_tall_as_their_font_at_every_zoom(opened, scale):
+    page = _open(opened, "letters", scale)
+    tab = page.tab
+    for zoom in ZOOMS:
+        got = _key_labels_at(tab, zoom)
+        assert [label["token"] for label in got["labels"]] == LETTERS_K
+        # The row is at least a line of its font: a 12 px letter needs 12 px,
+        # not the 7 px of its width that a letter turned on its side takes.
+        assert got["row"]["height"] >= got["font"], (zoom, got["row"], got["font"])
+        for label in got["labels"]:
+            text = label["text"]
+            assert text["height"] >= got["font"], (zoom, label)
+            assert got["rowClient"] + 1 >= text["height"], (zoom, got["rowClient"], label)
+            # nothing of the letter lies outside its label, the row or the scrolled view
+            assert not label["cut"], (zoom, label)
+            assert _inside(text, label["box"]) and _inside(text, got["row"]) and _inside(text, got["body"]), (zoom, label, got["row"])
+        if zoom == 32:
+            tab.locator("#focus-panel").screenshot(path=_artifact("key-labels-letters-dpr%d.png" % scale))
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_word_key_labels_are_whole_and_a_long_one_ends_in_an_ellipsis_at_every_zoom(opened, scale):
+    page = _open(opened, "words", scale)
+    tab = page.tab
+    for zoom in ZOOMS:
+        got = _key_labels_at(tab, zoom)
+        assert [label["token"] for label in got["labels"]] == WORDS
+        assert got["row"]["height"] >= got["font"], (zoom, got["row"], got["font"])
+        for label in got["labels"]:
+            box = label["box"]
+            assert _inside(box, got["row"]) and _inside(box, got["body"]), (zoom, label, got["row"])
+            if label["token"] == LONG_TOKEN:
+                assert label["cut"], (zoom, label)  # 34 characters: more than the 14em the labels allow
+            else:
+                assert not label["cut"] and _inside(label["text"], box), (zoom, label)
+        if zoom == 32:
+            tab.locator("#focus-panel").screenshot(path=_artifact("key-labels-words-dpr%d.png" % scale))
+    assert page.console_errors == []
+
+
+def _artifact(name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return os.path.join(ARTIFACTS, name)
