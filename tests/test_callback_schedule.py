@@ -24,6 +24,25 @@ def test_captures_at_start_every_n_steps_and_end_with_steps_per_execution(tmp_pa
     assert list(only_layer(tmp_path, "mha").steps) == [0, 6, 9, 10]
 
 
+def test_the_schedule_holds_across_epochs_chunks_and_a_restored_optimizer(tmp_path):
+    # The callback counts batches to know when a capture is due (reading
+    # optimizer.iterations every batch cost 1% of a fit) and re-reads the
+    # optimizer at each epoch's start: 3 epochs of 10 steps in chunks of 3,
+    # on an optimizer restored at 100 steps, as from a checkpoint.
+    model = tiny_mha_classifier()
+    model.compile("adam", "mse", steps_per_execution=3)
+    x, y = tiny_data(40)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(100)
+    cb = AttentionCallback(tmp_path, x[:2], update_freq=4)
+    model.fit(x, y, batch_size=4, epochs=3, callbacks=[cb], verbose=0)
+    # chunks begin at 100 + 10 e + (0, 3, 6, 9); due at 104, then the next multiple of 4
+    # after each capture: 106 (due 108), 109 (112), 113 (116), 116 (120), 120 (124),
+    # 126 (128), 129 (132), then the end at 130
+    assert cb.captured_steps == [100, 106, 109, 113, 116, 120, 126, 129, 130]
+    assert list(only_layer(tmp_path, "mha").steps) == cb.captured_steps
+
+
 def test_a_second_fit_continues_the_step_count(tmp_path):
     model = tiny_mha_classifier()
     x, y = tiny_data(16)
