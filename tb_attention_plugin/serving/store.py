@@ -734,7 +734,9 @@ class Store:
             index = dict(self._read_points(
                 "read_blob_keys_checked", ctx, experiment_id, layer.run, layer.tag, check_shape=check
             ))
-            self._cache.put(key, index, 100 * (len(index) + 1))
+            # a key held is about 40-64 bytes of RustBoard's reply; the
+            # in-process reader's are made when read
+            self._cache.put(key, index, 100 + sum(100 + 64 * len(keys) for keys in index.values()))
         return index
 
     # -- derived series ----------------------------------------------------------
