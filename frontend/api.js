@@ -41,13 +41,66 @@ const INFLATE = typeof DecompressionStream === 'function';
 
 export async function fetchMaps(run, tag, step, example) {
   const params = INFLATE ? { run, tag, step, example, compression: 'zlib' } : { run, tag, step, example };
-  const response = await fetch(`maps?${query(params)}`);
-  if (!response.ok) throw await failed(response);
-  const shape = parseShape(response.headers.get('X-Attention-Shape'));
-  const body = response.headers.get('X-Attention-Compression') === 'zlib'
+  const url = `maps?${query(params)}`;
+  const reply = await (mapsWorker() ? inWorker(url) : fetchHere(url));
+  if (reply.error) throw new Error(reply.error);
+  if (!(reply.status >= 200 && reply.status < 300)) throw new Error(errorMessage(reply.status, reply.statusText, reply.text));
+  return decodeMaps(reply.body, parseShape(reply.headers.shape), reply.headers.encoding);
+}
+
+/** The maps route fetched and inflated on this thread: maps_worker.js's reply. */
+async function fetchHere(url) {
+  const response = await fetch(url);
+  const { status, statusText } = response;
+  if (!response.ok) return { status, statusText, text: await response.text() };
+  const headers = {
+    shape: response.headers.get('X-Attention-Shape'),
+    encoding: response.headers.get('X-Attention-Encoding'),
+    compression: response.headers.get('X-Attention-Compression'),
+  };
+  const body = headers.compression === 'zlib'
     ? await new Response(response.body.pipeThrough(new DecompressionStream('deflate'))).arrayBuffer()
     : await response.arrayBuffer();
-  return decodeMaps(body, shape, response.headers.get('X-Attention-Encoding'));
+  return { status, statusText, headers, body };
+}
+
+// The worker that fetches and inflates maps off the tab's thread
+// (maps_worker.js); null where none can start, and after one failed to
+// (e.g. a page policy refusing workers): the maps are then fetched here.
+let worker;
+const pending = new Map(); // id -> {url, resolve}
+let nextId = 0;
+
+function mapsWorker() {
+  if (worker !== undefined) return worker;
+  worker = null;
+  if (typeof Worker !== 'function' || !INFLATE) return worker;
+  try {
+    worker = new Worker(new URL('maps_worker.js', import.meta.url), { type: 'module' });
+  } catch {
+    return worker;
+  }
+  worker.onmessage = ({ data }) => {
+    const request = pending.get(data.id);
+    pending.delete(data.id);
+    if (request) request.resolve(data);
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    worker.terminate();
+    worker = null;
+    for (const { url, resolve } of pending.values()) resolve(fetchHere(url));
+    pending.clear();
+  };
+  return worker;
+}
+
+function inWorker(url) {
+  return new Promise((resolve) => {
+    const id = nextId++;
+    pending.set(id, { url, resolve });
+    worker.postMessage({ id, url: new URL(url, document.baseURI).href });
+  });
 }
 
 /** Importance over steps, every head (JSON, for the CSV export). */

@@ -253,6 +253,21 @@ def test_maps_sent_compressed_decode_to_the_stored_bytes_at_every_step(browser, 
         page.context.close()
 
 
+def test_maps_load_on_the_tabs_thread_when_the_worker_cannot_start(browser, server, captured):
+    """api.js fetches and inflates maps in maps_worker.js; a worker that fails
+    to load (here: its script refused) leaves the maps to the tab's thread."""
+    page = open_tab(browser, server.url, before=lambda p: p.route("**/maps_worker.js", lambda route: route.abort()))
+    try:
+        tab = page.tab
+        step = int(captured.steps[-1])
+        wait_painted(tab, step)
+        got = tab.evaluate("async s => Array.from((await window.attentionTab.mapsAt(s)).bytes)", step)
+        np.testing.assert_array_equal(got, np.rint(captured.maps[0][-1] * 255).astype(int).ravel())
+        assert tab.inner_text("#status") == ""
+    finally:
+        page.context.close()
+
+
 def test_stretching_the_colour_scale_to_the_steps_max_is_stated_in_the_legend(page, untrained):
     tab = page.tab
     steps = [int(s) for s in untrained.steps]
