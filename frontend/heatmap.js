@@ -92,40 +92,94 @@ export function paintLegend(canvas, vmax) {
  * covers: a map shown smaller than one device pixel per cell keeps every
  * peak (the browser's pixelated scaling would drop whole columns). Values
  * of any typed array (weights, bytes, sums of bytes) pool to the same type.
+ * The rows of an output row are pooled first into one row of cols, then its
+ * columns (bytes four at a time: poolRowsOfBytes): 12 heads x 512 tokens
+ * took 22-26 ms a step cell by cell (docs/PERFORMANCE.md).
  */
 export function maxPool(values, rows, cols, outRows, outCols) {
-  const out = new values.constructor(outRows * outCols); // bytes pool to bytes, floats to floats
-  const colOf = new Int32Array(cols);
-  for (let j = 0; j < cols; j++) colOf[j] = Math.floor((j * outCols) / cols);
-  for (let i = 0; i < rows; i++) {
-    const base = Math.floor((i * outRows) / rows) * outCols;
-    const row = i * cols;
-    for (let j = 0; j < cols; j++) {
-      const o = base + colOf[j];
-      const v = values[row + j];
-      if (v > out[o]) out[o] = v;
+  const out = new values.constructor(outRows * outCols);
+  const words = values instanceof Uint8Array && cols % 4 === 0 && values.byteOffset % 4 === 0;
+  const row = words ? new Uint8Array(cols) : new values.constructor(cols);
+  const rowWords = words ? new Uint32Array(row.buffer) : null;
+  const all = words ? new Uint32Array(values.buffer, values.byteOffset, (rows * cols) / 4) : null;
+  const starts = new Int32Array(outCols + 1); // output column c pools columns starts[c] .. starts[c + 1] - 1
+  for (let c = 0; c <= outCols; c++) starts[c] = Math.ceil((c * cols) / outCols);
+  let i = 0;
+  for (let r = 0; r < outRows; r++) {
+    const end = Math.ceil(((r + 1) * rows) / outRows); // output row r pools rows i .. end - 1
+    if (words) {
+      rowWords.set(all.subarray((i * cols) / 4, ((i + 1) * cols) / 4));
+      poolRowsOfBytes(rowWords, all, cols / 4, i + 1, end);
+    } else {
+      row.set(values.subarray(i * cols, (i + 1) * cols));
+      for (let ii = i + 1; ii < end; ii++) {
+        const offset = ii * cols;
+        for (let j = 0; j < cols; j++) if (values[offset + j] > row[j]) row[j] = values[offset + j];
+      }
+    }
+    i = end;
+    const base = r * outCols;
+    for (let c = 0; c < outCols; c++) {
+      let m = row[starts[c]];
+      for (let j = starts[c] + 1; j < starts[c + 1]; j++) if (row[j] > m) m = row[j];
+      out[base + c] = m;
     }
   }
   return out;
 }
 
 /**
+ * Into `into` (Uint32Array of `words` words: 4 bytes each), the bytewise max
+ * with rows from .. to - 1 of `all`. Bytes 0 and 2 of a word, then 1 and 3,
+ * sit in the two 16-bit halves of a number, where (a | 256) - b keeps bit 8
+ * exactly when a >= b, with no borrow from one half into the other.
+ */
+function poolRowsOfBytes(into, all, words, from, to) {
+  for (let i = from; i < to; i++) {
+    const offset = i * words;
+    for (let j = 0; j < words; j++) {
+      const a = into[j];
+      const b = all[offset + j];
+      const ae = a & 0x00ff00ff;
+      const be = b & 0x00ff00ff;
+      const ao = (a >>> 8) & 0x00ff00ff;
+      const bo = (b >>> 8) & 0x00ff00ff;
+      const keepE = ((((ae | 0x01000100) - be) >>> 8) & 0x00010001) * 0xff; // 0xff in each half where a >= b
+      const keepO = ((((ao | 0x01000100) - bo) >>> 8) & 0x00010001) * 0xff;
+      const e = (ae & keepE) | (be & ~keepE & 0x00ff00ff);
+      const o = (ao & keepO) | (bo & ~keepO & 0x00ff00ff);
+      into[j] = e | (o << 8);
+    }
+  }
+}
+
+/**
  * Paints a map to be shown at width x height CSS px: one canvas pixel per
  * cell when there are enough device pixels, else max-pooled to the device
- * pixels, so the canvas is never shrunk by the browser. `levels` as for paintMap.
+ * pixels, so the canvas is never shrunk by the browser. `levels` as for
+ * paintMap. Returns what it painted, {values, rows, cols, pooled}.
  */
 export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1, levels = 0) {
   const outCols = Math.max(1, Math.round(width * ratio));
   const outRows = Math.max(1, Math.round(height * ratio));
+  const pooled = !(cols <= outCols && rows <= outRows);
+  const r = pooled ? Math.min(rows, outRows) : rows;
+  const c = pooled ? Math.min(cols, outCols) : cols;
+  return paintPixels(canvas, pooled ? maxPool(values, rows, cols, r, c) : values, r, c, vmax, width, height, levels, pooled);
+}
+
+/** paintMapAt's painting of values already at the canvas's size (e.g. pooled). */
+export function paintPixels(canvas, values, rows, cols, vmax, width, height, levels, pooled) {
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
-  if (cols <= outCols && rows <= outRows) {
-    paintMap(canvas, values, rows, cols, vmax, levels);
-    canvas.dataset.pooled = 'false';
-    return;
-  }
-  const r = Math.min(rows, outRows);
-  const c = Math.min(cols, outCols);
-  paintMap(canvas, maxPool(values, rows, cols, r, c), r, c, vmax, levels);
-  canvas.dataset.pooled = 'true';
+  paintMap(canvas, values, rows, cols, vmax, levels);
+  canvas.dataset.pooled = String(pooled);
+  return { values, rows, cols, pooled };
+}
+
+/** Cell-wise max of arrays of one length and type (e.g. every head's pooled thumbnail). */
+export function maxOfArrays(arrays) {
+  const out = new arrays[0].constructor(arrays[0].length);
+  for (const a of arrays) for (let i = 0; i < a.length; i++) if (a[i] > out[i]) out[i] = a[i];
+  return out;
 }

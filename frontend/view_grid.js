@@ -2,7 +2,7 @@
 // scale control and its legend. Click a thumbnail to enlarge it.
 
 import { el, fillSelect } from './dom.js';
-import { paintLegend, paintMapAt } from './heatmap.js';
+import { maxOfArrays, paintLegend, paintMapAt, paintPixels } from './heatmap.js';
 
 const THUMB_PX = 160; // longest side of a thumbnail, CSS px
 
@@ -67,9 +67,26 @@ export class HeadGrid {
       : 'fixed scale 0 to 1: the same weight has the same colour at every step';
     const size = THUMB_PX / Math.max(q, k, 1);
     const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(k * size));
+    const height = Math.max(1, Math.round(q * size));
+    const heads = [];
     for (const [name, canvas] of this.canvases) {
+      if (name === 'max') continue;
       const { values, levels } = cellsOf(name);
-      paintMapAt(canvas, values, q, k, vmax, Math.max(1, Math.round(k * size)), Math.max(1, Math.round(q * size)), ratio, levels);
+      const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels);
+      if (name !== 'mean') heads.push({ ...painted, levels });
+    }
+    const max = this.canvases.get('max');
+    if (!max) return;
+    // The max of the heads' pooled thumbnails is the pooled max over heads
+    // (a max of maxes): a pass over 12 x 160 x 160 pixels, not over every cell.
+    const pooled = heads.length && heads.every((h) => h.pooled && h.levels === heads[0].levels);
+    if (pooled) {
+      const { rows, cols, levels } = heads[0];
+      paintPixels(max, maxOfArrays(heads.map((h) => h.values)), rows, cols, vmax, width, height, levels, true);
+    } else {
+      const { values, levels } = cellsOf('max');
+      paintMapAt(max, values, q, k, vmax, width, height, ratio, levels);
     }
   }
 }

@@ -7,7 +7,7 @@ import {
   decodeMaps, headCells, headMap, headMax, headMean, headMeanCells, headMeanMax, mapsMax, maxOf,
 } from '../decode.js';
 import { LUT } from '../colors.js';
-import { maxPool, paintMap, paintMapAt } from '../heatmap.js';
+import { maxOfArrays, maxPool, paintMap, paintMapAt } from '../heatmap.js';
 
 /** Enough of a canvas for paintMap: its pixels end up in canvas.attentionImage.data. */
 function fakeCanvas() {
@@ -90,6 +90,48 @@ test('uint8 maps: head mean is the exact sum of bytes over heads, head max the l
   assert.equal(derived.maxCells.levels, 255);
   assert.equal(headMeanCells(maps), derived.meanCells); // computed once per step
   assert.equal(mapsMax(maps), maxOf(floats.data));
+});
+
+test('uint8 maps: the sum over heads is exact four cells at a time, and cell by cell where cells do not fill words', () => {
+  // 257 heads of 255: the most a 16-bit half holds; 4 x 6 cells fill words, 3 x 5 do not
+  for (const [heads, q, k] of [[257, 4, 6], [12, 8, 8], [257, 3, 5], [2, 1, 3]]) {
+    const bytes = randomMaps(heads, q, k, heads);
+    if (heads === 257) bytes.fill(255, 0, heads * q * k - 1);
+    const maps = decodeMaps(bytes.slice().buffer, [heads, q, k], 'uint8');
+    const expected = Array.from({ length: q * k }, (_, i) => {
+      let sum = 0;
+      for (let h = 0; h < heads; h++) sum += bytes[h * q * k + i];
+      return sum;
+    });
+    assert.deepEqual([...headMeanCells(maps).values], expected, `${heads} x ${q} x ${k}`);
+  }
+});
+
+test('maxPool gives each pixel the largest cell it covers, bytes four at a time or not, sums and floats', () => {
+  const reference = (values, rows, cols, outRows, outCols) => {
+    const out = new Array(outRows * outCols).fill(0);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const o = Math.floor((i * outRows) / rows) * outCols + Math.floor((j * outCols) / cols);
+        out[o] = Math.max(out[o], values[i * cols + j]);
+      }
+    }
+    return out;
+  };
+  for (const [rows, cols, outRows, outCols] of [[512, 512, 160, 160], [37, 300, 20, 160], [7, 513, 3, 200], [9, 8, 9, 3], [5, 5, 5, 5]]) {
+    const bytes = randomMaps(1, rows, cols, rows * cols);
+    for (const values of [bytes, Uint16Array.from(bytes, (b) => b * 12 + (b % 7)), asFloats(bytes)]) {
+      assert.deepEqual([...maxPool(values, rows, cols, outRows, outCols)], reference(values, rows, cols, outRows, outCols),
+        `${values.constructor.name} ${rows} x ${cols} -> ${outRows} x ${outCols}`);
+    }
+  }
+});
+
+test('the max of the heads\' pooled thumbnails is the pooled head max', () => {
+  const [heads, q, k] = [5, 40, 300];
+  const maps = decodeMaps(randomMaps(heads, q, k, 3).buffer, [heads, q, k], 'uint8');
+  const pooled = Array.from({ length: heads }, (_, h) => maxPool(headCells(maps, h).values, q, k, 20, 160));
+  assert.deepEqual(maxOfArrays(pooled), maxPool(headMeanMax(maps).maxCells.values, q, k, 20, 160));
 });
 
 test('uint8 maps: one head as floats without copying the others; cells are views of the reply', () => {
