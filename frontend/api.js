@@ -95,6 +95,10 @@ function mapsWorker() {
   return worker;
 }
 
+// Started when the tab loads, so that it is running (its script fetched,
+// its thread up) by the time the index has come and the first maps are asked for.
+mapsWorker();
+
 function inWorker(url) {
   return new Promise((resolve) => {
     const id = nextId++;

@@ -94,7 +94,7 @@ export function paintLegend(canvas, vmax) {
  * of any typed array (weights, bytes, sums of bytes) pool to the same type.
  * The rows of an output row are pooled first into one row of cols, then its
  * columns (bytes four at a time: poolRowsOfBytes): 12 heads x 512 tokens
- * took 22-26 ms a step cell by cell (docs/PERFORMANCE.md).
+ * took 22-26 ms a step cell by cell (BENCHMARKS.md, frontend paint).
  */
 export function maxPool(values, rows, cols, outRows, outCols) {
   const out = new values.constructor(outRows * outCols);
