@@ -107,6 +107,19 @@ def _serving(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _stopped_serving(port, within_s=30):
+    """Whether the port closes within `within_s` seconds. make may exit on
+    Ctrl+C before TensorBoard, which got the same SIGINT, has closed its
+    socket (seen once in the full suite at load 3): Ctrl+C must stop it, not
+    before make returns."""
+    deadline = time.time() + within_s
+    while _serving(port):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _check_demo_output(lines, url_seen, logdir, port, installs):
     output = "\n".join(lines)
     assert url_seen, output
@@ -143,7 +156,7 @@ def test_make_demo_ends_with_the_url_of_an_active_attention_tab(tmp_path):
         _check_demo_output(lines, url_seen, logdir, port, installs=False)
     finally:
         _stop(process)
-    assert not _serving(port)  # Ctrl+C stopped TensorBoard too
+    assert _stopped_serving(port)  # Ctrl+C stopped TensorBoard too
     assert any(line.startswith("epoch 2/2 (") for line in lines)
 
 
@@ -164,4 +177,4 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
     finally:
         _stop(process)
         shutil.rmtree(clone / ".venv", ignore_errors=True)  # ~2 GB; pytest keeps tmp_path of 3 sessions
-    assert not _serving(port)
+    assert _stopped_serving(port)
