@@ -171,6 +171,8 @@ def _assemble(facts_by_step, map_values, tags):
         for i in range(len(examples))
     ]
     importance = [_importance(tags, info, i, steps) for i in range(len(examples))]
+    if any(v is None for v in importance):
+        importance = None  # as when nothing was stored: every example or none
     received_row, given_row = (metadata.IMPORTANCE_MODES.index(m) for m in ("received", "given"))
     rollout = series(PluginData.ROLLOUT)  # (S, E, K)
     metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.HEAD_METRICS))
@@ -186,10 +188,10 @@ def _assemble(facts_by_step, map_values, tags):
         key_tokens=[list(e.key_tokens) for e in examples],
         maps=maps,
         received=None
-        if any(v is None for v in importance)
+        if importance is None
         else [importance[i][:, received_row, :, : e.key_length] for i, e in enumerate(examples)],
         given=None
-        if any(v is None for v in importance)
+        if importance is None
         else [importance[i][:, given_row, :, : e.query_length] for i, e in enumerate(examples)],
         head_stats=series(PluginData.HEAD_STATS),
         rollout=None

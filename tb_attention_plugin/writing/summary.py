@@ -221,22 +221,18 @@ def serialize(record):
         tf.constant(blobs, dtype=tf.string),
         metadata.create_summary_metadata(facts, record.description),
     )]
-    for example, m in enumerate(maps):
-        out.append((
-            metadata.tag_for(record.name, PluginData.IMPORTANCE, example),
-            tf.constant(_importance_tensor(m), dtype=tf.float32),
-            metadata.create_summary_metadata(PluginData(role=PluginData.IMPORTANCE, layer=record.name)),
-        ))
-    derived = [(PluginData.HEAD_STATS, np.stack([numerics.head_statistics(m) for m in maps]))]
+    # (role, example of a per-example tag or None, float32 array)
+    derived = [(PluginData.IMPORTANCE, example, _importance_tensor(m)) for example, m in enumerate(maps)]
+    derived.append((PluginData.HEAD_STATS, None, np.stack([numerics.head_statistics(m) for m in maps])))
     if record.rollout is not None:
-        derived.append((PluginData.ROLLOUT, _pad_rows(record.rollout, record.spans)))
-    derived.append((PluginData.HEAD_METRICS, _head_metrics_tensor(record)))
-    for role, array in derived:
+        derived.append((PluginData.ROLLOUT, None, _pad_rows(record.rollout, record.spans)))
+    derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record)))
+    for role, example, array in derived:
         info = PluginData(role=role, layer=record.name)
         if role == PluginData.HEAD_METRICS:
             info.metric_names.extend(head_metrics.METRIC_NAMES)
         out.append((
-            metadata.tag_for(record.name, role),
+            metadata.tag_for(record.name, role, example),
             tf.constant(array, dtype=tf.float32),
             metadata.create_summary_metadata(info),
         ))
