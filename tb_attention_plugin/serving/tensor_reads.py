@@ -41,7 +41,7 @@ def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, 
                 tags[tag] = [d for d in data if check_shape(run, tag, d.step, d.numpy.shape) is not False]
         return result
     for run, tag, step, wall_time, proto in points:
-        shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+        shape = _declared_shape(proto)
         if check_shape(run, tag, step, shape) is False:
             continue
         datum = provider_lib.TensorDatum(step=step, wall_time=wall_time, numpy=tensor_util.make_ndarray(proto))
@@ -49,19 +49,37 @@ def read_tensors(data_provider, ctx, *, experiment_id, plugin_name, downsample, 
     return result
 
 
-def _proto_points(data_provider, ctx, args):
-    """[(run, tag, step, wall_time, TensorProto)], or None for a provider
-    this module does not know."""
+def _declared_shape(proto):
+    """The shape a TensorProto declares, read without converting it."""
+    return () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+
+
+def _reached(data_provider):
+    """(kind, module) of a provider this module reads below its API:
+    ("rustboard", tensorboard.data.grpc_provider) or ("in_process",
+    tensorboard.backend.event_processing.data_provider); (None, None) for
+    any other, or when the attributes used are missing."""
     try:
         from tensorboard.backend.event_processing import data_provider as in_process
         from tensorboard.data import grpc_provider
     except ImportError:
-        return None
+        return None, None
     if isinstance(data_provider, grpc_provider.GrpcDataProvider) and hasattr(data_provider, "_stub"):
-        return _rustboard_points(data_provider, grpc_provider, args)
+        return "rustboard", grpc_provider
     if (isinstance(data_provider, in_process.MultiplexerDataProvider)
             and hasattr(data_provider, "_multiplexer") and hasattr(in_process, "_downsample")):
-        return _in_process_points(data_provider, in_process, ctx, args)
+        return "in_process", in_process
+    return None, None
+
+
+def _proto_points(data_provider, ctx, args):
+    """[(run, tag, step, wall_time, TensorProto)], or None for a provider
+    this module does not know."""
+    kind, module = _reached(data_provider)
+    if kind == "rustboard":
+        return _rustboard_points(data_provider, module, args)
+    if kind == "in_process":
+        return _in_process_points(data_provider, module, ctx, args)
     return None
 
 
@@ -120,8 +138,7 @@ def read_blob_sequences(data_provider, ctx, *, experiment_id, plugin_name, downs
         for run, tags in data_provider.list_blob_sequences(ctx, **args).items():
             for tag in tags:
                 for event in data_provider._multiplexer.Tensors(run, tag):
-                    proto = event.tensor_proto
-                    shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+                    shape = _declared_shape(event.tensor_proto)
                     check_shape(run, tag, event.step, shape)
     return data_provider.read_blob_sequences(ctx, downsample=downsample, **args)
 
@@ -138,31 +155,10 @@ def read_blob_keys(data_provider, ctx, *, experiment_id, plugin_name, downsample
     reading a 10,000-step layer's keys took."""
     args = dict(experiment_id=experiment_id, plugin_name=plugin_name, downsample=downsample,
                 run_tag_filter=run_tag_filter)
-    try:
-        from tensorboard.backend.event_processing import data_provider as in_process
-        from tensorboard.data import grpc_provider
-    except ImportError:
-        in_process = grpc_provider = None
-    if (grpc_provider is not None and isinstance(data_provider, grpc_provider.GrpcDataProvider)
-            and hasattr(data_provider, "_stub")):
-        from tensorboard.data.proto import data_provider_pb2
-
-        request = _rustboard_request(data_provider_pb2.ReadBlobSequencesRequest(), args)
-        with grpc_provider._translate_grpc_error():
-            reply = data_provider._stub.ReadBlobSequences(request)
-        return {
-            run_entry.run_name: {
-                tag_entry.tag_name: sorted(
-                    ((step, _ReplyKeys(sequence.blob_refs))
-                     for step, sequence in zip(tag_entry.data.step, tag_entry.data.values)),
-                    key=lambda point: point[0])
-                for tag_entry in run_entry.tags
-            }
-            for run_entry in reply.runs
-        }
-    if (in_process is not None and isinstance(data_provider, in_process.MultiplexerDataProvider)
-            and hasattr(data_provider, "_multiplexer") and hasattr(in_process, "_encode_blob_key")
-            and hasattr(in_process, "_downsample")):
+    kind, module = _reached(data_provider)
+    if kind == "rustboard":
+        return _rustboard_blob_keys(data_provider, module, args)
+    if kind == "in_process" and hasattr(module, "_encode_blob_key"):
         result = {}
         listing = data_provider.list_blob_sequences(
             ctx, experiment_id=experiment_id, plugin_name=plugin_name, run_tag_filter=run_tag_filter)
@@ -170,15 +166,14 @@ def read_blob_keys(data_provider, ctx, *, experiment_id, plugin_name, downsample
             for tag in tags:
                 by_step = {}
                 for event in data_provider._multiplexer.Tensors(run, tag):
-                    proto = event.tensor_proto
-                    shape = () if proto.tensor_shape.unknown_rank else tuple(d.size for d in proto.tensor_shape.dim)
+                    shape = _declared_shape(event.tensor_proto)
                     check_shape(run, tag, event.step, shape)
                     if event.step not in by_step:  # as read_blob_sequences: the first event of a step
                         count = shape[0] if len(shape) == 1 else 0
                         by_step[event.step] = _LazyKeys(
-                            in_process._encode_blob_key, (experiment_id, plugin_name, run, tag, event.step),
+                            module._encode_blob_key, (experiment_id, plugin_name, run, tag, event.step),
                             range(count))
-                points = in_process._downsample(sorted(by_step.items()), downsample)
+                points = module._downsample(sorted(by_step.items()), downsample)
                 result.setdefault(run, {})[tag] = points
         return result
     data = read_blob_sequences(data_provider, ctx, experiment_id=experiment_id, plugin_name=plugin_name,
@@ -187,6 +182,24 @@ def read_blob_keys(data_provider, ctx, *, experiment_id, plugin_name, downsample
         run: {tag: [(d.step, tuple(ref.blob_key for ref in d.values)) for d in sorted(points, key=lambda d: d.step)]
               for tag, points in tags.items()}
         for run, tags in data.items()
+    }
+
+
+def _rustboard_blob_keys(data_provider, grpc_provider, args):
+    from tensorboard.data.proto import data_provider_pb2
+
+    request = _rustboard_request(data_provider_pb2.ReadBlobSequencesRequest(), args)
+    with grpc_provider._translate_grpc_error():
+        reply = data_provider._stub.ReadBlobSequences(request)
+    return {
+        run_entry.run_name: {
+            tag_entry.tag_name: sorted(
+                ((step, _ReplyKeys(sequence.blob_refs))
+                 for step, sequence in zip(tag_entry.data.step, tag_entry.data.values)),
+                key=lambda point: point[0])
+            for tag_entry in run_entry.tags
+        }
+        for run_entry in reply.runs
     }
 
 
