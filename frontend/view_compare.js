@@ -104,7 +104,7 @@ export class CompareView {
       el('div', { className: 'panel-head' }, [el('h3', { text: 'Runs side by side' }),
         el('span', { className: 'info', text: 'compare with:' }), this.runBoxes]),
       this.note,
-      el('div', { className: 'panel-head', id: 'compare-legend-row' }, [el('span', { text: '0' }), this.legend, this.legendText]),
+      (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [el('span', { text: '0' }), this.legend, this.legendText])),
       this.columns, this.hover,
     ]);
 
@@ -196,6 +196,8 @@ export class CompareView {
     }));
     const runs = [state.run, ...state.compare];
     this.element.dataset.runs = JSON.stringify(state.compare.length ? runs : []);
+    // The scale's legend only beside maps: alone it read as a stray "0".
+    this.legendRow.hidden = !state.compare.length;
     if (!state.compare.length) {
       this.columns.replaceChildren();
       this.note.hidden = true;

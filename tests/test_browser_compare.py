@@ -76,7 +76,10 @@ def test_the_same_head_of_two_runs_is_shown_side_by_side_on_one_scale(opened, lo
     assert run_options(tab) == [OTHER_PROBE] + SEEDS or sorted(run_options(tab)) == sorted([OTHER_PROBE] + SEEDS)
     a, b = logs[SEEDS[0]]["mha"], logs[SEEDS[1]]["mha"]
     step = int(a.steps[-2])
+    select(tab, run=SEEDS[0], compare=[], head=1, example=0, step=step)
+    assert tab.is_visible("#compare-panel") and tab.is_hidden("#compare-legend-row")  # no scale without maps
     select(tab, run=SEEDS[0], compare=[SEEDS[1]], head=1, example=0, step=step)
+    assert tab.is_visible("#compare-legend-row")
     cols = tab.eval_on_selector_all(".cmp-col", "cs => cs.map(c => [c.dataset.run, c.dataset.step])")
     assert cols == [[SEEDS[0], str(step)], [SEEDS[1], str(step)]]
     assert tab.get_attribute("#compare-legend", "data-vmax") == "1"  # one fixed 0..1 scale for both
