@@ -87,6 +87,7 @@ class AttentionTab {
     this.visible = [];
     this.lastUrlWrite = 0;
     this.cache = new MapsCache(api.fetchMaps);
+    this.askForLastMaps();
     this.maps = null;
     this.playing = null;
     this.status = new StatusLine();
@@ -177,6 +178,10 @@ class AttentionTab {
   }
 
   async refresh() {
+    // The index and the host's answers are asked for together: each is a
+    // round trip, and the first paint waits for all of them.
+    const urlRead = this.urlRead ? null : this.readUrl();
+    const hostRuns = this.host.request('experimental.GetRuns');
     try {
       this.index = await api.fetchIndex();
     } catch (e) {
@@ -188,11 +193,26 @@ class AttentionTab {
       this.status.setNotice('No attention data yet. Add AttentionCallback(log_dir, probe) to model.fit.');
       return;
     }
-    if (!this.urlRead) await this.readUrl();
-    this.hostRuns = (await this.host.request('experimental.GetRuns')) || this.hostRuns;
+    await urlRead;
+    this.hostRuns = (await hostRuns) || this.hostRuns;
     if (!this.updateVisible()) return;
-    this.cache.clear();
+    // A reload may bring other maps at a step already seen (a log dir
+    // reused); the first index keeps the maps asked for before it came.
+    if (this.indexed) this.cache.clear();
+    this.indexed = true;
     await this.select({});
+  }
+
+  /**
+   * The maps a returning user will see first (the step a link names, or the
+   * one shown last), asked for while the index is on its way: the first
+   * paint then waits for one round trip, not two. A guess the index then
+   * contradicts (a run removed) costs one unused request.
+   */
+  askForLastMaps() {
+    const s = { ...this.state, ...decodeUrlState(pluginData(parseHash(hostHash()))) };
+    if (typeof s.run !== 'string' || typeof s.tag !== 'string' || !Number.isInteger(s.example) || !Number.isInteger(s.step)) return;
+    this.cache.get(s.run, s.tag, s.example, s.step, 1).catch(() => {});
   }
 
   /** Applies a partial state change, fixing up anything it invalidates, and loads every view. */

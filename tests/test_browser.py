@@ -420,6 +420,75 @@ def test_zoom_and_followed_tokens_survive_a_reload(page, captured):
     assert legend == [captured.key_tokens[0][3]]
 
 
+def _hold_the_index(page):
+    """Holds every /index request until released: [held routes]."""
+    held = []
+    page.route("**/data/plugin/attention/index", lambda route: held.append(route))
+    return held
+
+
+def _asked_while_held(page, held, run, step):
+    """Waits, the index held, for the maps of `run` at `step` to be asked
+    for; then lets the index through. How many such requests were made."""
+    wanted = lambda: [u for u in page.requests if "/maps?" in u and "run=%s&" % run in u and "step=%d&" % step in u]
+    for _ in range(100):
+        if held and wanted():
+            break
+        page.wait_for_timeout(100)
+    asked_before = len(wanted())
+    for route in held:
+        route.continue_()
+    page.unroute("**/data/plugin/attention/index")
+    return asked_before, wanted
+
+
+@pytest.mark.parametrize("how", ["reload", "new visit", "link", "link to a removed run"])
+def test_a_returning_users_maps_are_asked_for_while_the_index_is_on_its_way(browser, server, untrained, how):
+    """The first paint waits for one round trip, not the index's and then
+    the maps': the step shown last (localStorage) or named by a link is asked
+    for at once. A guess the index contradicts costs a request, nothing else."""
+    steps = [int(s) for s in untrained.steps]
+    page = open_tab(browser, server.url)
+    try:
+        show(page.tab, run=UNTRAINED, step=steps[1], head=1)
+        wait_painted(page.tab, steps[1])
+        page.wait_for_timeout(500)  # the address bar is written after the choice
+        url, run = page.url, UNTRAINED
+        if how.startswith("link"):
+            page.context.close()
+            page = browser.new_context(viewport={"width": 1280, "height": 1600}).new_page()  # never saw the tab
+            page.console_errors, page.requests = [], []
+            page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+            page.on("request", lambda r: page.requests.append(r.url))
+        if how == "link to a removed run":
+            assert "p.attention.run=%s&" % UNTRAINED in url
+            url, run = url.replace("p.attention.run=%s&" % UNTRAINED, "p.attention.run=gone&"), "gone"
+        if how == "new visit":
+            page.goto("about:blank")  # TensorBoard opened anew, its address without the tab's choices
+        page.requests.clear()
+        held = _hold_the_index(page)
+        if how == "reload":
+            page.reload(wait_until="commit")
+        else:
+            page.goto(server.url + "/#attention" if how == "new visit" else url, wait_until="commit")
+        asked, wanted = _asked_while_held(page, held, run, steps[1])
+        assert held, "the index was never asked for"
+        assert asked == 1, "the maps were not asked for while the index was held"
+        page.tab = tab = tab_frame(page)
+        if run == "gone":
+            # the index has no such run: the tab shows the first run it lists, as before
+            assert tab.evaluate("() => window.attentionTab.state.run") != "gone"
+            wait_painted(tab, tab.evaluate("() => window.attentionTab.state.step"))
+        else:
+            wait_painted(tab, steps[1])
+            assert tab.evaluate("() => window.attentionTab.state.head") == 1
+            assert len(wanted()) == 1, "the tab asked again for maps it already had"
+        assert tab.inner_text("#status") == ""
+        assert page.console_errors == []
+    finally:
+        page.context.close()
+
+
 def test_head_max_shows_the_max_over_heads_of_importance_not_the_head_mean(page, captured):
     tab = page.tab
     step = int(captured.steps[-1])
