@@ -42,7 +42,7 @@ const INFLATE = typeof DecompressionStream === 'function';
 export async function fetchMaps(run, tag, step, example) {
   const params = INFLATE ? { run, tag, step, example, compression: 'zlib' } : { run, tag, step, example };
   const url = `maps?${query(params)}`;
-  const reply = await (mapsWorker() ? inWorker(url) : fetchHere(url));
+  const reply = await (workerReady ? inWorker(url) : fetchHere(url));
   if (reply.error) throw new Error(reply.error);
   if (!(reply.status >= 200 && reply.status < 300)) throw new Error(errorMessage(reply.status, reply.statusText, reply.text));
   return decodeMaps(reply.body, parseShape(reply.headers.shape), reply.headers.encoding);
@@ -65,22 +65,29 @@ async function fetchHere(url) {
 }
 
 // The worker that fetches and inflates maps off the tab's thread
-// (maps_worker.js); null where none can start, and after one failed to
-// (e.g. a page policy refusing workers): the maps are then fetched here.
-let worker;
+// (maps_worker.js), started when the tab loads. It takes requests once it
+// says it is running: starting it (its thread, its script) took ~70 ms, and
+// the first maps of the page, asked for before that, come sooner fetched
+// here (docs/PERFORMANCE.md change 18). Where none can start, or after one
+// failed to (e.g. a page policy refusing workers), every request is
+// fetched here.
+let worker = null;
+let workerReady = false;
 const pending = new Map(); // id -> {url, resolve}
 let nextId = 0;
 
-function mapsWorker() {
-  if (worker !== undefined) return worker;
-  worker = null;
-  if (typeof Worker !== 'function' || !INFLATE) return worker;
+function startWorker() {
+  if (typeof Worker !== 'function' || !INFLATE) return;
   try {
     worker = new Worker(new URL('maps_worker.js', import.meta.url), { type: 'module' });
   } catch {
-    return worker;
+    return;
   }
   worker.onmessage = ({ data }) => {
+    if (data.ready) {
+      workerReady = true;
+      return;
+    }
     const request = pending.get(data.id);
     pending.delete(data.id);
     if (request) request.resolve(data);
@@ -89,15 +96,13 @@ function mapsWorker() {
     event.preventDefault();
     worker.terminate();
     worker = null;
+    workerReady = false;
     for (const { url, resolve } of pending.values()) resolve(fetchHere(url));
     pending.clear();
   };
-  return worker;
 }
 
-// Started when the tab loads, so that it is running (its script fetched,
-// its thread up) by the time the index has come and the first maps are asked for.
-mapsWorker();
+startWorker();
 
 function inWorker(url) {
   return new Promise((resolve) => {

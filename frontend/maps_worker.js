@@ -3,10 +3,11 @@
 // tokens step took 14-24 ms after the last byte came in, queued behind the
 // bars and charts of the new step; here it runs beside them.
 //
-// Message in: {id, url} (an absolute URL). Out: {id, status, statusText,
-// headers: {shape, encoding, compression}, body (ArrayBuffer, transferred)}
-// for a 2xx reply, {id, status, statusText, text} for another, {id, error}
-// when the fetch itself failed.
+// Out first: {ready: true}, once this script runs (api.js fetches on the
+// tab's thread until then). Message in: {id, url} (an absolute URL). Out:
+// {id, status, statusText, headers: {shape, encoding, compression}, body
+// (ArrayBuffer, transferred)} for a 2xx reply, {id, status, statusText,
+// text} for another, {id, error} when the fetch itself failed.
 
 const HEADERS = { shape: 'X-Attention-Shape', encoding: 'X-Attention-Encoding', compression: 'X-Attention-Compression' };
 
@@ -27,3 +28,5 @@ self.onmessage = async ({ data: { id, url } }) => {
     self.postMessage({ id, error: String((e && e.message) || e) });
   }
 };
+
+self.postMessage({ ready: true });
