@@ -207,7 +207,8 @@ class AttentionTab {
    * The maps a returning user will see first (the step a link names, or the
    * one shown last), asked for while the index is on its way: the first
    * paint then waits for one round trip, not two. A guess the index then
-   * contradicts (a run removed) costs one unused request.
+   * contradicts (a run removed) costs one unused request (and the
+   * browser's own line for its 404 in the console).
    */
   askForLastMaps() {
     const s = { ...this.state, ...decodeUrlState(pluginData(parseHash(hostHash()))) };
