@@ -187,17 +187,18 @@ function sumBytesByWords(maps) {
 
 /** uint8 maps: the largest byte over heads of every cell. */
 function maxBytes(maps) {
-  const { heads, bytes } = maps;
   const size = maps.q * maps.k;
-  const max = new Uint8Array(size);
-  for (let h = 0; h < heads; h++) {
-    const offset = h * size;
-    for (let i = 0; i < size; i++) {
-      const v = bytes[offset + i];
-      if (v > max[i]) max[i] = v;
-    }
-  }
-  return max;
+  return maxOfArrays(Array.from({ length: maps.heads }, (_, h) => maps.bytes.subarray(h * size, (h + 1) * size)));
+}
+
+/**
+ * Cell-wise max of non-negative arrays of one length and type (a step's
+ * heads; the heads grid's pooled thumbnails, view_grid.js).
+ */
+export function maxOfArrays(arrays) {
+  const out = new arrays[0].constructor(arrays[0].length);
+  for (const a of arrays) for (let i = 0; i < a.length; i++) if (a[i] > out[i]) out[i] = a[i];
+  return out;
 }
 
 /** Float32 mean and max of float maps in one pass over the data. */

@@ -176,10 +176,3 @@ export function paintPixels(canvas, values, rows, cols, vmax, width, height, lev
   canvas.dataset.pooled = String(pooled);
   return { values, rows, cols, pooled };
 }
-
-/** Cell-wise max of arrays of one length and type (e.g. every head's pooled thumbnail). */
-export function maxOfArrays(arrays) {
-  const out = new arrays[0].constructor(arrays[0].length);
-  for (const a of arrays) for (let i = 0; i < a.length; i++) if (a[i] > out[i]) out[i] = a[i];
-  return out;
-}

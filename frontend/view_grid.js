@@ -2,7 +2,8 @@
 // scale control and its legend. Click a thumbnail to enlarge it.
 
 import { el, fillSelect } from './dom.js';
-import { maxOfArrays, paintLegend, paintMapAt, paintPixels } from './heatmap.js';
+import { maxOfArrays } from './decode.js';
+import { paintLegend, paintMapAt, paintPixels } from './heatmap.js';
 
 const THUMB_PX = 160; // longest side of a thumbnail, CSS px
 

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import {
-  decodeMaps, headCells, headMap, headMax, headMean, headMeanCells, headMeanMax, mapsMax, maxOf,
+  decodeMaps, headCells, headMap, headMax, headMean, headMeanCells, headMeanMax, mapsMax, maxOf, maxOfArrays,
 } from '../decode.js';
 import { LUT } from '../colors.js';
-import { maxOfArrays, maxPool, paintMap, paintMapAt } from '../heatmap.js';
+import { maxPool, paintMap, paintMapAt } from '../heatmap.js';
 
 /** Enough of a canvas for paintMap: its pixels end up in canvas.attentionImage.data. */
 function fakeCanvas() {
