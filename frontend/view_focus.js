@@ -12,6 +12,11 @@ export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at an
 const FIT_PX = 640; // a new map starts about this wide
 export const MINIMAP_FROM = 512; // tokens: longer maps get a minimap
 const MINIMAP_PX = 160;
+// Cells narrower than this get no token labels: their font would be under
+// 5 px, and 2 x 512 spans nobody can read cost a 512-token map's first paint
+// ~40 ms of layout (docs/PERFORMANCE.md change 19). The tooltip names the
+// tokens at any zoom; the runs-side-by-side maps draw labels from 6 px too.
+const LABELS_FROM_PX = 6;
 
 /** Zoom at which a map of this example is about FIT_PX wide, never below 2 px per cell. */
 export function fitZoom(example) {
@@ -60,6 +65,18 @@ export class FocusMap {
     ]);
     this.values = null;
     this.highlighted = null;
+    this.labelled = false; // the labels hold the example's tokens
+    this.placing = false; // a placeMinimapView waits for the next frame
+    // Hovering a label highlights its row or column (one listener per axis).
+    const hoverOn = (labels, axis) => {
+      labels.addEventListener('mouseover', (e) => {
+        const index = e.target.dataset.index;
+        if (index !== undefined) this.highlight({ [axis]: Number(index) });
+      });
+      labels.addEventListener('mouseleave', () => this.highlight(null));
+    };
+    hoverOn(this.rows, 'row');
+    hoverOn(this.cols, 'col');
     this.zoom.addEventListener('input', () => { this.size(); onZoom(Number(this.zoom.value)); });
     this.png.addEventListener('click', onExportPng);
     this.csv.addEventListener('click', onExportCsv);
@@ -80,19 +97,25 @@ export class FocusMap {
     this.canvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.highlight(null); });
   }
 
-  /** Token labels of an example and the zoom to show it at. */
+  /** The example to show and the zoom to show it at. */
   setExample(example, zoom) {
     this.example = example;
     this.values = null;
+    this.fonts = null; // measured when its labels are first shown
+    this.labelled = false;
     this.zoom.value = String(zoom);
-    const label = (t, i) => el('span', { text: t, title: t, dataset: { index: String(i) } });
-    this.rows.replaceChildren(...example.query_tokens.map(label));
-    this.cols.replaceChildren(...example.key_tokens.map(label));
-    this.fonts = labelFont(this.cols, example.key_tokens);
-    [...this.rows.children].forEach((span, i) => span.addEventListener('mouseenter', () => this.highlight({ row: i })));
-    [...this.cols.children].forEach((span, j) => span.addEventListener('mouseenter', () => this.highlight({ col: j })));
-    for (const labels of [this.rows, this.cols]) labels.addEventListener('mouseleave', () => this.highlight(null));
     this.size();
+  }
+
+  /** The example's token labels when `shown`, else none. */
+  showLabels(shown) {
+    if (shown === this.labelled) return;
+    this.labelled = shown;
+    const { query_tokens: queries, key_tokens: keys } = this.example;
+    const label = (t, i) => el('span', { text: t, title: t, dataset: { index: String(i) } });
+    this.rows.replaceChildren(...(shown ? queries.map(label) : []));
+    this.cols.replaceChildren(...(shown ? keys.map(label) : []));
+    if (shown && !this.fonts) this.fonts = labelFont(this.cols, keys);
   }
 
   /** Shows one map, cells {values, levels} of q*k (decode.js headCells), on a 0..vmax scale. */
@@ -111,7 +134,19 @@ export class FocusMap {
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
     paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels);
-    this.placeMinimapView();
+    this.placeMinimapViewBeforeFrame();
+  }
+
+  /**
+   * placeMinimapView in the next animation frame, before its layout: read
+   * now, the scroll sizes would force a layout of the whole tab in the middle
+   * of a step's painting (~40 ms on a first paint of 512 tokens), which the
+   * frame would then redo for the views painted after.
+   */
+  placeMinimapViewBeforeFrame() {
+    if (this.minimap.hidden || this.placing) return;
+    this.placing = true;
+    requestAnimationFrame(() => { this.placing = false; this.placeMinimapView(); });
   }
 
   /** The box over the minimap: the part of the map in view. */
@@ -156,6 +191,13 @@ export class FocusMap {
     if (!ex) return;
     this.canvas.style.width = `${ex.key_length * cell}px`;
     this.canvas.style.height = `${ex.query_length * cell}px`;
+    this.showLabels(cell >= LABELS_FROM_PX);
+    if (this.labelled) this.fitLabels(cell);
+    this.placeMinimapViewBeforeFrame();
+  }
+
+  /** The labels' font and direction at cells of `cell` px. */
+  fitLabels(cell) {
     // A label's line (the font's ascent + descent) must fit across its cell:
     // a query label's height, a key label's width when it is turned on its side.
     const { lineEm, keyEm } = this.fonts;
@@ -163,7 +205,6 @@ export class FocusMap {
     for (const [labels, axis] of [[this.rows, 'height'], [this.cols, 'width']]) {
       labels.style.setProperty('--cell', `${cell}px`);
       labels.style.fontSize = `${font}px`;
-      labels.classList.toggle('hidden-text', cell < 6);
       labels.dataset.axis = axis;
     }
     // Key labels that all fit across their cells (one-letter tokens of a
@@ -171,7 +212,6 @@ export class FocusMap {
     // turned on their side, a letter's row would be only its width (7 px at
     // 12 px) tall and unreadable.
     this.cols.classList.toggle('upright', keyEm * font <= cell - 1);
-    this.placeMinimapView();
   }
 
   hover(event) {

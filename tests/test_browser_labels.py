@@ -123,3 +123,65 @@ def test_word_key_labels_are_whole_and_a_long_one_ends_in_an_ellipsis_at_every_z
 def _artifact(name):
     os.makedirs(ARTIFACTS, exist_ok=True)
     return os.path.join(ARTIFACTS, name)
+
+
+# The enlarged map's pixels, one per cell ([row][col] = [r, g, b]), and their
+# luminance: viridis grows lighter with the weight, so a dimmed cell is darker.
+MAP_PIXELS = """() => {
+  const canvas = document.querySelector('#focus-map');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const rows = [];
+  for (let r = 0; r < canvas.height; r++) {
+    const row = [];
+    for (let c = 0; c < canvas.width; c++) row.push(Array.from(data.slice((r * canvas.width + c) * 4, (r * canvas.width + c) * 4 + 3)));
+    rows.push(row);
+  }
+  return rows;
+}"""
+
+
+def _luminance(rgb):
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def _dimmed_outside(shown, plain, inside):
+    """Cells `inside` (row, col) -> bool keep their colour; every other cell is
+    no lighter, and each row's or column's brightest cell is darker."""
+    n = len(plain)
+    for r in range(n):
+        for c in range(n):
+            if inside(r, c):
+                assert shown[r][c] == plain[r][c], (r, c)
+            else:
+                assert _luminance(shown[r][c]) <= _luminance(plain[r][c]) + 0.5, (r, c)
+    outside = [(r, c) for r in range(n) for c in range(n) if not inside(r, c)]
+    brightest = max(outside, key=lambda rc: _luminance(plain[rc[0]][rc[1]]))
+    assert _luminance(shown[brightest[0]][brightest[1]]) < _luminance(plain[brightest[0]][brightest[1]]) - 5, brightest
+
+
+def test_hovering_a_label_dims_the_other_rows_or_columns_and_cells_under_6_px_have_no_labels(opened):
+    page = _open(opened, "words", 1)
+    tab = page.tab
+    tab.fill("#zoom", "32")
+    plain = tab.evaluate(MAP_PIXELS)
+    assert len(plain) == len(WORDS) and len(plain[0]) == len(WORDS)  # a pixel per cell
+    tab.hover("#row-labels span[data-index='2']")
+    _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: r == 2)
+    tab.hover("#col-labels span[data-index='5']")
+    _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: c == 5)
+    tab.hover("#zoom")  # off the labels: nothing dimmed
+    assert tab.evaluate(MAP_PIXELS) == plain
+    # Under 6 px a label's font would be under 5 px: no labels, the tooltip names the tokens.
+    tab.fill("#zoom", "5")
+    assert tab.locator("#row-labels span").count() == 0 and tab.locator("#col-labels span").count() == 0
+    box = tab.locator("#focus-map").bounding_box()
+    assert box["width"] == 5 * len(WORDS)
+    tab.hover("#focus-map", position={"x": 3 * 5 + 2, "y": 6 * 5 + 2})
+    assert tab.text_content("#tooltip .tip-query") == "query: " + WORDS[6]
+    assert tab.text_content("#tooltip .tip-key") == "key: " + WORDS[3]
+    tab.fill("#zoom", "6")
+    assert tab.eval_on_selector_all("#col-labels span", "l => l.map((s) => s.title)") == WORDS
+    assert tab.eval_on_selector_all("#row-labels span", "l => l.map((s) => s.title)") == WORDS
+    tab.hover("#col-labels span[data-index='1']")  # labels built anew hover as the first ones did
+    _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: c == 1)
+    assert page.console_errors == []
