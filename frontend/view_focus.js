@@ -46,6 +46,7 @@ export class FocusMap {
     this.png = el('button', { id: 'export-png', text: 'PNG', title: 'the map with token labels and a title' });
     this.csv = el('button', { id: 'export-map-csv', text: 'CSV', title: 'the map: query token rows x key token columns' });
     this.title = el('h3', { id: 'focus-title' });
+    this.axisTitles = el('div', { className: 'info', id: 'axis-titles' });
     this.canvas = el('canvas', { id: 'focus-map', className: 'map focus' });
     this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
     this.cols = el('div', { className: 'labels cols', id: 'col-labels' });
@@ -60,7 +61,7 @@ export class FocusMap {
     ]);
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
-      el('div', { className: 'info', id: 'axis-titles', text: 'rows: query tokens ↓ · columns: key tokens → · labels stay in view while the map scrolls' }),
+      this.axisTitles,
       el('div', { className: 'focus-wrap' }, [body, this.tooltip, this.minimap]),
     ]);
     this.values = null;
@@ -193,6 +194,8 @@ export class FocusMap {
     this.canvas.style.height = `${ex.query_length * cell}px`;
     this.showLabels(cell >= LABELS_FROM_PX);
     if (this.labelled) this.fitLabels(cell);
+    this.axisTitles.textContent = `rows: query tokens ↓ · columns: key tokens → · ${this.labelled
+      ? 'labels stay in view while the map scrolls' : `token labels from ${LABELS_FROM_PX} px cells; hover a cell for its tokens`}`;
     this.placeMinimapViewBeforeFrame();
   }
 

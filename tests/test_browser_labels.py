@@ -174,6 +174,7 @@ def test_hovering_a_label_dims_the_other_rows_or_columns_and_cells_under_6_px_ha
     # Under 6 px a label's font would be under 5 px: no labels, the tooltip names the tokens.
     tab.fill("#zoom", "5")
     assert tab.locator("#row-labels span").count() == 0 and tab.locator("#col-labels span").count() == 0
+    assert tab.inner_text("#axis-titles").endswith("token labels from 6 px cells; hover a cell for its tokens")
     box = tab.locator("#focus-map").bounding_box()
     assert box["width"] == 5 * len(WORDS)
     tab.hover("#focus-map", position={"x": 3 * 5 + 2, "y": 6 * 5 + 2})
@@ -182,6 +183,7 @@ def test_hovering_a_label_dims_the_other_rows_or_columns_and_cells_under_6_px_ha
     tab.fill("#zoom", "6")
     assert tab.eval_on_selector_all("#col-labels span", "l => l.map((s) => s.title)") == WORDS
     assert tab.eval_on_selector_all("#row-labels span", "l => l.map((s) => s.title)") == WORDS
+    assert tab.inner_text("#axis-titles").endswith("labels stay in view while the map scrolls")
     tab.hover("#col-labels span[data-index='1']")  # labels built anew hover as the first ones did
     _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: c == 1)
     assert page.console_errors == []
