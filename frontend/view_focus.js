@@ -103,7 +103,7 @@ export class FocusMap {
     this.example = example;
     this.values = null;
     this.fonts = null; // measured when its labels are first shown
-    this.labelled = false;
+    this.labelled = null; // the labels still hold the example before: replaced by size() either way
     this.zoom.value = String(zoom);
     this.size();
   }

@@ -186,4 +186,7 @@ def test_hovering_a_label_dims_the_other_rows_or_columns_and_cells_under_6_px_ha
     assert tab.inner_text("#axis-titles").endswith("labels stay in view while the map scrolls")
     tab.hover("#col-labels span[data-index='1']")  # labels built anew hover as the first ones did
     _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: c == 1)
+    # Another example shown at 5 px (as a long one opens at its fit zoom): the labels of the one before go.
+    tab.evaluate("() => { const t = window.attentionTab; t.focus.setExample({ ...t.example }, 5); }")
+    assert tab.locator("#row-labels span").count() == 0 and tab.locator("#col-labels span").count() == 0
     assert page.console_errors == []
