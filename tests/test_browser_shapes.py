@@ -242,10 +242,14 @@ def test_model_view_shows_every_layer_and_head_in_model_order_and_opens_one(open
 def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
     page = opened(height=1400)
     tab = page.tab
+    _show(tab, run="padded", tag="z_first", example=0)  # a short map: labelled
+    assert tab.locator("#col-labels span").count() > 0
     _show(tab, run="huge")
     wait_painted(tab, 0)
     assert tab.get_attribute('#head-grid canvas[data-head="0"]', "data-pooled") == "true"
     assert tab.locator("#focus-map").bounding_box()["width"] == 2 * HUGE  # 2 px cells to start
+    # no labels at 2 px, not even those of the run shown before
+    assert tab.locator("#col-labels span").count() == 0 and tab.locator("#row-labels span").count() == 0
     assert tab.is_visible("#minimap")
     body = tab.eval_on_selector("#focus-body", "b => [b.scrollWidth, b.scrollHeight, b.clientWidth, b.clientHeight]")
     box = tab.locator("#minimap-map").bounding_box()
