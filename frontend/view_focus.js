@@ -67,7 +67,6 @@ export class FocusMap {
     this.values = null;
     this.highlighted = null;
     this.labelled = false; // the labels hold the example's tokens
-    this.placing = false; // a placeMinimapView waits for the next frame
     // Hovering a label highlights its row or column (one listener per axis).
     const hoverOn = (labels, axis) => {
       labels.addEventListener('mouseover', (e) => {
@@ -135,19 +134,7 @@ export class FocusMap {
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
     paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels);
-    this.placeMinimapViewBeforeFrame();
-  }
-
-  /**
-   * placeMinimapView in the next animation frame, before its layout: read
-   * now, the scroll sizes would force a layout of the whole tab in the middle
-   * of a step's painting (~40 ms on a first paint of 512 tokens), which the
-   * frame would then redo for the views painted after.
-   */
-  placeMinimapViewBeforeFrame() {
-    if (this.minimap.hidden || this.placing) return;
-    this.placing = true;
-    requestAnimationFrame(() => { this.placing = false; this.placeMinimapView(); });
+    this.placeMinimapView();
   }
 
   /** The box over the minimap: the part of the map in view. */
@@ -196,7 +183,7 @@ export class FocusMap {
     if (this.labelled) this.fitLabels(cell);
     this.axisTitles.textContent = `rows: query tokens ↓ · columns: key tokens → · ${this.labelled
       ? 'labels stay in view while the map scrolls' : `token labels from ${LABELS_FROM_PX} px cells; hover a cell for its tokens`}`;
-    this.placeMinimapViewBeforeFrame();
+    this.placeMinimapView();
   }
 
   /** The labels' font and direction at cells of `cell` px. */
