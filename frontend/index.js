@@ -57,6 +57,11 @@ const PLAY_INTERVAL_MS = 600;
 const RUNS_POLL_MS = 1000; // how often TensorBoard's run selector is read
 const PUSH_AFTER_MS = 400; // choices closer together than this (a dragged slider) make one history entry
 
+/** The tab's choices in the address bar's hash (p.attention.*), as raw plugin data. */
+function hashPluginData() {
+  return pluginData(parseHash(hostHash()));
+}
+
 /** What /index says about steps of another shape, or '' (older servers send nothing). */
 export function otherShapesText(other) {
   if (!other || !(other.steps > 0)) return '';
@@ -211,7 +216,7 @@ class AttentionTab {
    * browser's own line for its 404 in the console).
    */
   askForLastMaps() {
-    const s = { ...this.state, ...decodeUrlState(pluginData(parseHash(hostHash()))) };
+    const s = { ...this.state, ...decodeUrlState(hashPluginData()) };
     if (typeof s.run !== 'string' || typeof s.tag !== 'string' || !Number.isInteger(s.example) || !Number.isInteger(s.step)) return;
     this.cache.get(s.run, s.tag, s.example, s.step, 1).catch(() => {});
   }
@@ -473,7 +478,7 @@ class AttentionTab {
   async readUrl() {
     this.urlRead = true;
     let data = await this.host.request('experimental.GetURLPluginData', null, 1000);
-    if (!data || typeof data !== 'object' || !Object.keys(data).length) data = pluginData(parseHash(hostHash()));
+    if (!data || typeof data !== 'object' || !Object.keys(data).length) data = hashPluginData();
     if (Object.keys(data).length) this.applyUrlData(data);
   }
 
@@ -504,7 +509,7 @@ class AttentionTab {
 
   /** Back, forward or an edited address: show the choices the page's hash now names. */
   async onHistory() {
-    const data = pluginData(parseHash(hostHash()));
+    const data = hashPluginData();
     if (!Object.keys(data).length || !this.index.runs.length) return;
     if (JSON.stringify(encodeUrlState(decodeUrlState(data))) === JSON.stringify(encodeUrlState(this.state))) return;
     this.applyUrlData(data);
