@@ -38,14 +38,27 @@ def _get_json(url):
         return json.load(reply)
 
 
-def _stop_tensorboard_on(port):
+def _running_tensorboards():
     from tensorboard import manager
 
-    for info in manager.get_all():
+    # get_all lists TensorBoard's info directory, then opens each file in it: a
+    # TensorBoard that exits in between (the one stopped below, or one another
+    # test stops) has removed its file, and get_all raises FileNotFoundError.
+    # Asking again sees the directory without it.
+    for _ in range(20):
+        try:
+            return manager.get_all()
+        except FileNotFoundError:
+            time.sleep(0.05)
+    return manager.get_all()
+
+
+def _stop_tensorboard_on(port):
+    for info in _running_tensorboards():
         if info.port == port:
             os.kill(info.pid, signal.SIGTERM)
             for _ in range(40):
-                if not any(i.port == port for i in manager.get_all()):
+                if not any(i.port == port for i in _running_tensorboards()):
                     return
                 time.sleep(0.25)
             os.kill(info.pid, signal.SIGKILL)
