@@ -4,11 +4,10 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
+import keras
 
-import keras  # noqa: E402
-
-from tb_attention_plugin import AttentionCallback  # noqa: E402
+from tb_attention_plugin import AttentionCallback
 
 
 def parse_args(description, presets, argv=None, extra=None):

@@ -13,6 +13,7 @@ the anti-diagonal: output i looks at source position len - 1 - i.
 
 import string
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 

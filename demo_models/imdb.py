@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 

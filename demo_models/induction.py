@@ -23,6 +23,7 @@ log(64) = 4.2 towards 0. Measured with `head_metrics.induction_score` in
 tests/test_demo_induction.py.
 """
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 import tensorflow as tf

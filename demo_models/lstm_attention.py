@@ -11,6 +11,7 @@ it by name and shows it as features x time, so the received attention of
 each time step is the sum over features; it should peak at step 10.
 """
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 

@@ -17,6 +17,7 @@ tokens on the query side and source tokens on the key side of the
 cross-attention maps.
 """
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 

@@ -17,6 +17,7 @@ three to four times that share, and follows it from probe image to probe
 image. tests/test_demo_vit.py measures it.
 """
 
+import demo_models.quiet_tensorflow  # noqa: F401, I001 (first: before keras imports TensorFlow)
 import keras
 import numpy as np
 from keras import ops
