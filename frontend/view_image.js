@@ -48,7 +48,7 @@ function paintOverlay(canvas, patches, rows, cols, vmax) {
  * A dot chart: x = the layers in order, one dot per head (the value of
  * columns[layer][head]; NaN is left out), in the layer's colour.
  */
-function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170 } = {}) {
+export function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170 } = {}) {
   const ctx = hiDpiContext(canvas, width, height);
   const pad = CHART_PAD;
   const values = columns.flat().filter(Number.isFinite);
@@ -56,7 +56,13 @@ function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height
   const sx = (i) => pad.l + ((i + 0.5) / Math.max(names.length, 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - (y / ymax) * (height - pad.t - pad.b);
   drawFrame(canvas, ctx, { width, height, ymin: 0, ymax, xLabel: 'layer (model order; colours as in the chart below)', yLabel });
-  names.forEach((name, i) => ctx.fillText(String(i + 1), sx(i), height - pad.b + 12));
+  // The layers' names under their dots where every one fits its slot (a
+  // number read as a layer index where names are 0-based, e.g. "block0",
+  // was one off); else their place in model order, 1 for the first.
+  const slot = (width - pad.l - pad.r) / Math.max(names.length, 1);
+  const ticks = names.every((name) => ctx.measureText(name).width <= slot - 4) ? names : names.map((_, i) => String(i + 1));
+  ticks.forEach((tick, i) => ctx.fillText(tick, sx(i), height - pad.b + 12));
+  canvas.dataset.ticks = JSON.stringify(ticks);
   columns.forEach((column, i) => {
     ctx.fillStyle = colors[i % colors.length];
     for (const v of column) {

@@ -4,6 +4,7 @@ patches: an 8 x 8 grid after a class token, 3 blocks of 4 heads) for a few
 steps with an image probe; the heatmaps are compared with read_attention."""
 
 import io
+import json
 import os
 
 import numpy as np
@@ -147,6 +148,8 @@ def test_mean_attention_distance_is_the_vit_papers_in_pixels_per_head_and_by_lay
     # patch_distance x 6 px (JSON rounds to 6 decimals: x 6 is within 3e-6).
     tab.wait_for_selector("#image-distance-heads[data-step='%d']" % step, state="attached")
     drawn = tab.eval_on_selector("#image-distance-heads", "c => c.values")
+    # the dots stand over their layers' names (not "1 2 3" under block0..block2)
+    assert json.loads(tab.get_attribute("#image-distance-heads", "data-ticks")) == ["block0", "block1", "block2"]
     for name, column in zip(["block0", "block1", "block2"], drawn):
         layer = layers[name]
         stored = layer.head_metrics[list(layer.steps).index(step), 0, :, layer.metric_names.index("patch_distance")]
@@ -156,6 +159,19 @@ def test_mean_attention_distance_is_the_vit_papers_in_pixels_per_head_and_by_lay
     first = int(layers["block0"].steps[0])
     _show(tab, first, tag="block0")
     tab.wait_for_selector("#image-distance-heads[data-step='%d']" % first, state="attached")
+
+
+def test_layer_names_too_wide_for_their_slots_give_way_to_places_in_model_order(opened):
+    tab = opened().tab
+    ticks = tab.evaluate("""async (names) => {
+      const { paintDots } = await import('./view_image.js');
+      const canvas = document.createElement('canvas');
+      document.body.append(canvas);
+      paintDots(canvas, names, names.map(() => [1, 2]), ['#000'], 'distance (pixels)');
+      canvas.remove();
+      return JSON.parse(canvas.dataset.ticks);
+    }""", ["vit_backbone/transformer_layer_%d/self_attention" % i for i in range(3)])
+    assert ticks == ["1", "2", "3"]
 
 
 def test_the_view_is_hidden_for_a_run_without_images(opened):
