@@ -31,7 +31,7 @@ export class ModelView {
     const key = JSON.stringify([run.run, example, step, scale]);
     this.loading = key;
     const layers = layersInModelOrder(run.layers);
-    this.caption.textContent = `(example ${example}, step ${step}, ${scale === 'stretch' ? "each layer stretched to its step's max" : 'fixed scale 0 to 1'}; click a map to open it)`;
+    this.caption.textContent = `(example ${example}, step ${step}, ${scale === 'stretch' ? "each layer stretched to its step's max" : 'fixed scale 0 to 1'}; per layer the head mean, then heads 0 to H-1; click a map to open it)`;
     if (this.built !== run) this.build(run, layers);
     this.markSelected(selectedTag);
     const ratio = window.devicePixelRatio || 1;

@@ -220,6 +220,7 @@ def test_model_view_shows_every_layer_and_head_in_model_order_and_opens_one(open
     heads = tab.eval_on_selector_all("#model-grid .model-row[data-tag='a_second'] canvas",
                                      "cs => cs.map(c => c.dataset.head)")
     assert heads == ["mean", "0", "1"]
+    assert "per layer the head mean, then heads 0 to H-1" in tab.inner_text("#model-caption")  # the columns, said
     second = read_attention(str(logdir))["padded"]["a_second"].maps[0][-1]  # (heads, q, k) at the last step
     for row, col in [(0, 0), (3, 5)]:
         got = tab.evaluate("""([r, c]) => Array.from(document.querySelector(
