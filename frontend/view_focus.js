@@ -12,6 +12,7 @@ export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at an
 const FIT_PX = 640; // a new map starts about this wide
 export const MINIMAP_FROM = 512; // tokens: longer maps get a minimap
 const MINIMAP_PX = 160;
+const MINIMAP_MARGIN_PX = 32; // style.css .minimap: its frame, padding and distance from the right edge, and a gap
 // Cells narrower than this get no token labels: their font would be under
 // 5 px, and 2 x 512 spans nobody can read cost a 512-token map's first paint
 // ~40 ms of layout (docs/PERFORMANCE.md change 19). The tooltip names the
@@ -55,9 +56,9 @@ export class FocusMap {
     this.minimapView = el('div', { className: 'minimap-view', id: 'minimap-view' });
     this.minimap = el('div', { className: 'minimap', id: 'minimap', hidden: true,
       title: 'the whole map; the box is the part in view: click or drag to move it' }, [this.minimapCanvas, this.minimapView]);
+    this.scroll = el('div', { className: 'focus-scroll' }, [this.canvas]);
     const body = el('div', { className: 'focus-body', id: 'focus-body' }, [
-      el('div', { className: 'corner' }),
-      this.cols, this.rows, el('div', { className: 'focus-scroll' }, [this.canvas]),
+      el('div', { className: 'corner' }), this.cols, this.rows, this.scroll,
     ]);
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
@@ -131,6 +132,9 @@ export class FocusMap {
   paintMinimap() {
     const { values, levels, q, k, vmax } = this;
     this.minimap.hidden = Math.max(q, k) < MINIMAP_FROM;
+    // The minimap floats over the map's top right corner: room beside the
+    // map as wide as the minimap lets every cell be scrolled out from under it.
+    this.scroll.style.paddingRight = this.minimap.hidden ? '' : `${MINIMAP_PX + MINIMAP_MARGIN_PX}px`;
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
     paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels);

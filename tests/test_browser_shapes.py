@@ -245,6 +245,7 @@ def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
     tab = page.tab
     _show(tab, run="padded", tag="z_first", example=0)  # a short map: labelled
     assert tab.locator("#col-labels span").count() > 0
+    assert tab.eval_on_selector("#focus-map", "c => getComputedStyle(c.parentElement).paddingRight") == "0px"  # no minimap
     _show(tab, run="huge")
     wait_painted(tab, 0)
     assert tab.get_attribute('#head-grid canvas[data-head="0"]', "data-pooled") == "true"
@@ -266,4 +267,10 @@ def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
     got = tab.evaluate("""([x, y]) => Array.from(document.querySelector('#focus-map').getContext('2d')
         .getImageData(x, y, 1, 1).data.slice(0, 3))""", [(HUGE - 1) * 7 % HUGE, HUGE - 1])
     assert got == [253, 231, 37]
+    # Scrolled to the top right, the map's top right corner is clear of the
+    # minimap that floats over that corner of the view: every cell can be seen.
+    tab.eval_on_selector("#focus-body", "b => { b.scrollLeft = b.scrollWidth; b.scrollTop = 0; }")
+    corner = tab.locator("#focus-map").bounding_box()
+    minimap = tab.locator("#minimap").bounding_box()
+    assert corner["x"] + corner["width"] <= minimap["x"], (corner, minimap)
     screenshot(page, "huge-map-minimap.png")
