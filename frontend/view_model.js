@@ -83,10 +83,11 @@ export class ModelView {
         return canvas;
       });
       const note = el('span', { className: 'info', hidden: true });
-      const element = el('div', { className: 'model-row', dataset: { tag: layer.tag } }, [
-        el('div', { className: 'model-label', text: `${layer.layer} (${layer.kind})`, title: layer.tag }),
-        ...canvases, note,
-      ]);
+      // A long name's lines break after its scopes' "/" first (<wbr> adds no character to copy).
+      const scopes = layer.layer.split('/');
+      const label = el('div', { className: 'model-label', title: layer.tag },
+        scopes.flatMap((scope, i) => (i < scopes.length - 1 ? [`${scope}/`, el('wbr')] : [`${scope} (${layer.kind})`])));
+      const element = el('div', { className: 'model-row', dataset: { tag: layer.tag } }, [label, ...canvases, note]);
       this.rowOf.set(layer.tag, { element, canvases, note });
       return element;
     }));

@@ -221,6 +221,15 @@ def test_model_view_shows_every_layer_and_head_in_model_order_and_opens_one(open
                                      "cs => cs.map(c => c.dataset.head)")
     assert heads == ["mean", "0", "1"]
     assert "per layer the head mean, then heads 0 to H-1" in tab.inner_text("#model-caption")  # the columns, said
+    # A keras_hub-length layer name wraps inside its label: all of it shown, nothing scrolled or cut off.
+    label = tab.evaluate("""(name) => {
+      const label = document.querySelector('#model-grid .model-label');
+      label.textContent = name;
+      const line = parseFloat(getComputedStyle(label).lineHeight) || 1.2 * parseFloat(getComputedStyle(label).fontSize);
+      return { text: label.innerText, overflow: label.scrollWidth - label.clientWidth, lines: label.clientHeight / line };
+    }""", "transformer_layer_11/self_attention_layer (self)")
+    assert label["text"].replace("\n", "") == "transformer_layer_11/self_attention_layer (self)"
+    assert label["overflow"] <= 0 and label["lines"] >= 2
     second = read_attention(str(logdir))["padded"]["a_second"].maps[0][-1]  # (heads, q, k) at the last step
     for row, col in [(0, 0), (3, 5)]:
         got = tab.evaluate("""([r, c]) => Array.from(document.querySelector(
