@@ -145,6 +145,7 @@ export function drawFrame(canvas, ctx, { width, height, ymin, ymax, xLabel = '',
   }
   canvas.dataset.xLabel = xLabel;
   canvas.dataset.yLabel = yLabel;
+  canvas.dataset.ymax = String(ymax);
 }
 
 /**
@@ -152,13 +153,17 @@ export function drawFrame(canvas, ctx, { width, height, ymin, ymax, xLabel = '',
  * axis titles. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
  * over it (moving a marker then costs no redraw).
  */
-export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '' } = {}) {
+export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '', ceiling } = {}) {
   const ctx = hiDpiContext(canvas, width, height);
   const pad = CHART_PAD;
   const all = finite(series.flatMap((s) => Array.from(s.values)));
   const ymin = Math.min(0, ...all);
   const top = Math.max(...all, 1e-9);
-  const ymax = top + 0.05 * (top - ymin); // headroom: a line at the maximum stays off the frame
+  // Headroom: a line at the maximum stays off the frame, but the axis never
+  // reads above the most the statistic can be (`ceiling`: 1 for a softmax
+  // weight, log K for an entropy), where the data stay under it.
+  const headroom = top + 0.05 * (top - ymin);
+  const ymax = ceiling >= top ? Math.min(headroom, ceiling) : headroom;
   const xmin = xs[0] ?? 0;
   const xmax = xs[xs.length - 1] ?? 1;
   const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);

@@ -284,7 +284,7 @@ class AttentionTab {
     }
     this.grid.showNote(null);
     const image = this.image.setLayer(run, layer, state);
-    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state), this.rollout.load(state, layer), model, heads, image, compared]);
+    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state, layer, example), this.rollout.load(state, layer), model, heads, image, compared]);
   }
 
   /** The model view of the run at the current example and step (not while hidden). */

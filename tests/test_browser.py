@@ -562,6 +562,14 @@ def test_stats_charts_have_axis_titles_the_distance_and_a_marker_at_the_current_
     assert charts == {"entropy-chart": "entropy (nats)", "maxweight-chart": "max weight",
                       "distance-chart": "distance (tokens)"}
     assert tab.get_attribute("#entropy-chart", "data-x-label") == "step"
+    # The y axes stop 5% above the data, never above what the statistic can
+    # be: a softmax weight 1, a row's entropy log K (K keys).
+    served = tab.evaluate("() => ({ stats: window.attentionTab.stats.stats, keys: window.attentionTab.example.key_length })")
+    for chart, key, ceiling in [("maxweight-chart", "max_weight", 1.0), ("entropy-chart", "entropy", np.log(served["keys"]))]:
+        top = max(v for row in served["stats"][key] for v in row)
+        assert top <= ceiling + 1e-6
+        ymax = float(tab.get_attribute("#" + chart, "data-ymax"))
+        assert ymax == pytest.approx(min(1.05 * top, ceiling), rel=1e-6)  # float32 stats, float64 axis
     right = float(tab.get_attribute("#entropy-chart", "data-marker-x"))
     set_step(tab, 0)
     tab.wait_for_selector("#entropy-chart[data-marker='%d']" % steps[0], state="attached")
