@@ -2,10 +2,14 @@
 // scale control and its legend. Click a thumbnail to enlarge it.
 
 import { el, fillSelect } from './dom.js';
-import { maxOfArrays } from './decode.js';
+import { maxOf, maxOfArrays } from './decode.js';
 import { paintLegend, paintMapAt, paintPixels } from './heatmap.js';
 
 const THUMB_PX = 160; // longest side of a thumbnail, CSS px
+// On the fixed scale, a step whose largest weight is under this is painted in
+// the scale's darkest fifth (near-uniform attention: an untrained model, a
+// long sequence): the legend says so and names the stretched scale.
+const FAINT_BELOW = 0.2;
 
 export class HeadGrid {
   /** onPickHead(name), onScale('fixed' | 'stretch') */
@@ -76,6 +80,13 @@ export class HeadGrid {
       const { values, levels } = cellsOf(name);
       const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels);
       if (name !== 'mean') heads.push({ ...painted, levels });
+    }
+    // The step's largest weight, from the thumbnails (max pooling keeps it).
+    const largest = Math.max(...heads.map((h) => maxOf(h.values) / (h.levels || 1)));
+    this.legendText.dataset.largest = String(largest);
+    if (scale !== 'stretch' && largest < FAINT_BELOW) {
+      this.legendText.textContent += `; the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
+        `(every map is dark); "stretch to this step's max" shows any pattern within it`;
     }
     const max = this.canvases.get('max');
     if (!max) return;

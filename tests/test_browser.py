@@ -222,6 +222,11 @@ def test_uniform_attention_at_step_0_is_faint_and_keeps_its_colour_when_the_step
     assert expected == lut_color(32 / 255) == [71, 44, 122]  # index 32 of 255: dark purple, not yellow
     assert pixel(tab, '#head-grid canvas[data-head="0"]', 3, 2) == expected
     assert pixel(tab, "#focus-map", 3, 2) == expected
+    # The legend says why every map is dark and which scale shows the pattern:
+    # the step's largest weight over every head, from the stored bytes.
+    largest = np.rint(untrained.maps[0][0] * 255).max() / 255
+    assert largest < 0.2
+    assert ("the largest weight at this step is %.3f: attention is spread thin (every map is dark)" % largest) in tab.inner_text("#legend-scale")
     # A cell whose stored weight is the same at the last step keeps its colour.
     same = np.argwhere(np.isclose(first, last, atol=1e-6))
     assert len(same), "training changed every cell; the test needs one unchanged weight"
@@ -311,6 +316,7 @@ def test_stretching_the_colour_scale_to_the_steps_max_is_stated_in_the_legend(pa
     vmax = float(tab.get_attribute('#head-grid canvas[data-head="0"]', "data-vmax"))
     np.testing.assert_allclose(vmax, untrained.maps[0][0].max(), atol=1e-6)
     assert "stretched to this step's max" in tab.inner_text("#legend-scale")
+    assert "every map is dark" not in tab.inner_text("#legend-scale")  # stretched, they are not
     assert tab.inner_text("#legend-max") == "%.3f" % vmax
     # uniform 1/8 stretched to its own max is the top of the scale
     assert pixel(tab, '#head-grid canvas[data-head="0"]', 3, 2) == lut_color(untrained.maps[0][0][0, 2, 3], vmax)

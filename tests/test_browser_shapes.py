@@ -262,6 +262,7 @@ def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
     # no labels at 2 px, not even those of the run shown before
     assert tab.locator("#col-labels span").count() == 0 and tab.locator("#row-labels span").count() == 0
     assert tab.is_visible("#minimap")
+    assert "every map is dark" not in tab.inner_text("#legend-scale")  # weights of 1: the fixed scale shows them
     body = tab.eval_on_selector("#focus-body", "b => [b.scrollWidth, b.scrollHeight, b.clientWidth, b.clientHeight]")
     box = tab.locator("#minimap-map").bounding_box()
     view = tab.locator("#minimap-view").bounding_box()
