@@ -58,9 +58,11 @@ export class HeadsView {
     this.metric.addEventListener('change', () => { this.onChoice({ metric: this.metric.value }); this.reshow(); });
     this.rank.addEventListener('change', () => { this.onChoice({ rank: this.rank.value }); this.arrange(); });
     this.details.addEventListener('toggle', () => {
+      this.openShown = this.details.open;
       this.onChoice({ headsOpen: this.details.open });
       if (this.details.open) this.reshow();
     });
+    this.openShown = false; // the headsOpen last applied to the panel (a link's, or the user's toggle)
     this.data = null;
   }
 
@@ -77,7 +79,11 @@ export class HeadsView {
   /** Shows `run` for state's example, step, metric and ranking; marks state's layer and head. */
   async show(run, state) {
     this.args = [run, state];
-    this.details.open = Boolean(state.headsOpen);
+    // Only a changed headsOpen (a link, back/forward) opens or closes the
+    // panel: a click on its summary opens it at once but says so in a later
+    // task ('toggle'), and a show() in between (TensorBoard's reload, the
+    // run selector's poll) must not close it again.
+    if (Boolean(state.headsOpen) !== this.openShown) this.details.open = this.openShown = Boolean(state.headsOpen);
     this.rank.value = RANKINGS.some((r) => r.value === state.rank) ? state.rank : 'model';
     const layers = layersInModelOrder(run.layers);
     const names = [...new Set(layers.flatMap((l) => l.metric_names || []))];

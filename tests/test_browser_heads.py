@@ -131,6 +131,36 @@ def test_the_matrix_has_a_cell_per_head_of_every_layer_valued_as_read_head_metri
     assert page.console_errors == []
 
 
+def test_opening_the_heads_view_as_the_tab_redraws_keeps_it_open(opened, steps):
+    # TensorBoard's reload and the run selector's poll redraw the tab at any
+    # moment. A click on the summary opens the panel at once but reports it
+    # in a later task ('toggle'); a redraw in between closed it again (the
+    # suite's screenshot test then waited 120 s for cells that never came).
+    page = opened()
+    tab = page.tab
+    step = steps[-1]
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", {"run": FIT, "tag": "layer1", "step": step})
+    wait_painted(tab, step)
+    assert not tab.eval_on_selector("#heads-view", "d => d.open")
+    tab.evaluate("""async () => {
+      document.querySelector('#heads-view > summary').click();  // opens; 'toggle' is queued
+      await window.attentionTab.select({});  // a redraw before that task runs
+    }""")
+    tab.wait_for_selector("#heads-matrix[data-painted-step='%d'] .hm-cell" % step, state="attached", timeout=30000)
+    assert tab.eval_on_selector("#heads-view", "d => d.open")
+    assert tab.evaluate("() => window.attentionTab.state.headsOpen") is True
+    # Closing it the same way keeps it closed, and a link's (back's) headsOpen still applies.
+    tab.evaluate("""async () => {
+      document.querySelector('#heads-view > summary').click();
+      await window.attentionTab.select({});
+    }""")
+    tab.wait_for_function("() => window.attentionTab.state.headsOpen === false")
+    assert not tab.eval_on_selector("#heads-view", "d => d.open")
+    tab.evaluate("async () => { await window.attentionTab.select({ headsOpen: true }); }")
+    assert tab.eval_on_selector("#heads-view", "d => d.open")
+    assert page.console_errors == []
+
+
 def test_a_bounded_metric_is_on_a_fixed_0_to_1_scale_and_missing_values_are_hatched_not_0(opened, metrics, steps):
     page = opened()
     tab = page.tab
