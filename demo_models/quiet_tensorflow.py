@@ -52,7 +52,11 @@ def import_tensorflow():
         import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to hold (closed): nothing would be shown anyway
+        import tensorflow  # noqa: F401
+        return
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
