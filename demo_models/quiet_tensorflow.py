@@ -48,15 +48,13 @@ def shown_lines(text, hidden):
 
 def import_tensorflow():
     hidden = hidden_levels()
-    if "tensorflow" in sys.modules or not hidden:
+    # Nothing to filter where TensorFlow is in already, shows everything, or
+    # the process has no stderr (started with it closed: sys.stderr is None).
+    if "tensorflow" in sys.modules or not hidden or sys.stderr is None:
         import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to hold (closed): nothing would be shown anyway
-        import tensorflow  # noqa: F401
-        return
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:

@@ -53,3 +53,12 @@ def test_a_demos_first_import_prints_nothing_of_tensorflows_start_up():
     assert done.returncode == 0, done.stderr
     assert done.stderr == "after the import\n"  # what the program itself writes still comes
     assert done.stdout == "tf.Tensor(3, shape=(), dtype=int32)\n"
+
+
+def test_a_process_started_without_stderr_still_imports_tensorflow():
+    # A daemon or service may start Python with file descriptor 2 closed
+    # (sys.stderr is None then): there is nothing to filter, and no failure.
+    done = subprocess.run([sys.executable, "-c", "import demo_models.quiet_tensorflow, tensorflow as tf; print(int(tf.constant(2) + 1))"],
+                          stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2),
+                          cwd=os.path.join(os.path.dirname(__file__), ".."), timeout=300)
+    assert (done.returncode, done.stdout) == (0, "3\n")
