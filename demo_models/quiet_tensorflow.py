@@ -21,8 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # absl's prefix: level letter, MMDD, time (before absl is set up "00:00:" and
 # seconds since 1970), thread, file:line]
 _ABSL_LINE = re.compile(r"^([IWE])\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] ")
-_HIDDEN_WITH_ABOVE = (
-    "WARNING: All log messages before absl::InitializeLog() is called",
+# Lines without that prefix that belong to hidden ones.
+_COMPANION_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called",  # before absl's first line
     "To enable the following instructions:",  # the second line of cpu_feature_guard's INFO
 )
 
@@ -40,13 +41,14 @@ def shown_lines(text, hidden):
         match = _ABSL_LINE.match(line)
         if match and match.group(1) in hidden:
             continue
-        if hidden and line.startswith(_HIDDEN_WITH_ABOVE):
+        if hidden and line.startswith(_COMPANION_LINES):
             continue
         shown.append(line)
     return shown
 
 
 def import_tensorflow():
+    """`import tensorflow`, its stderr filtered by shown_lines."""
     hidden = hidden_levels()
     # Nothing to filter where TensorFlow is in already, shows everything, or
     # the process has no stderr (started with it closed: sys.stderr is None).
