@@ -81,12 +81,13 @@ export class HeadGrid {
       const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels);
       if (name !== 'mean') heads.push({ ...painted, levels });
     }
-    // The step's largest weight, from the thumbnails (max pooling keeps it).
-    const largest = Math.max(...heads.map((h) => maxOf(h.values) / (h.levels || 1)));
-    this.legendText.dataset.largest = String(largest);
-    if (scale !== 'stretch' && largest < FAINT_BELOW) {
-      this.legendText.textContent += `; the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
-        `(every map is dark); "stretch to this step's max" shows any pattern within it`;
+    if (scale !== 'stretch') {
+      // The step's largest weight, from the thumbnails (max pooling keeps it).
+      const largest = Math.max(...heads.map((h) => maxOf(h.values) / (h.levels || 1)));
+      if (largest < FAINT_BELOW) {
+        this.legendText.textContent += `; the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
+          `(every map is dark); "stretch to this step's max" shows any pattern within it`;
+      }
     }
     const max = this.canvases.get('max');
     if (!max) return;

@@ -5,15 +5,14 @@ import * as api from './api.js';
 import { attachChart, renderLines } from './charts.js';
 import { el, legendItem } from './dom.js';
 
-// ceiling({keys, normalized}): the most the statistic can be, where known
+// ceiling({keys, normalized}), where there is one: the most the statistic can be
 // (keys: the example's key tokens; normalized: the layer's rows sum to 1).
 export const CHARTS = [
   { key: 'entropy', id: 'entropy-chart', title: 'row entropy', yLabel: 'entropy (nats)',
     ceiling: ({ keys, normalized }) => (normalized && keys > 0 ? Math.log(keys) : undefined) },
   { key: 'max_weight', id: 'maxweight-chart', title: 'largest weight', yLabel: 'max weight',
     ceiling: ({ normalized }) => (normalized ? 1 : undefined) },
-  { key: 'mean_distance', id: 'distance-chart', title: 'mean distance |query - key|', yLabel: 'distance (tokens)',
-    ceiling: () => undefined },
+  { key: 'mean_distance', id: 'distance-chart', title: 'mean distance |query - key|', yLabel: 'distance (tokens)' },
 ];
 
 export class StatsView {
@@ -70,7 +69,7 @@ export class StatsView {
     CHARTS.forEach((chart, i) => {
       const rows = stats[chart.key] || [];
       const series = names.map((name, h) => ({ name, values: rows.map((row) => row[h]) }));
-      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel, ceiling: chart.ceiling(this.bounds) });
+      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel, ceiling: chart.ceiling?.(this.bounds) });
     });
     this.legend.replaceChildren(...names.map((name, h) => legendItem(colors[h % colors.length], name)));
     if (this.step !== undefined) this.showStep(this.step);
