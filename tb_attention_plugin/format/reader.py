@@ -63,6 +63,9 @@ class LayerAttention:
     # (rows, cols, prefix) when the tokens are image patches: `prefix` class
     # or register tokens, then the patch grid row by row; None otherwise.
     grid: tuple = None
+    # A local layer's sliding window: the query at position i saw only the
+    # keys |i - j| < sliding_window (positions in the padded input); 0: none.
+    sliding_window: int = 0
 
 
 def event_files(logdir):
@@ -203,6 +206,7 @@ def _assemble(facts_by_step, map_values, tags):
         head_metrics=series(PluginData.HEAD_METRICS),
         metric_names=tuple(metrics_entry[0].metric_names) if metrics_entry else (),
         grid=(info.grid_rows, info.grid_cols, info.grid_prefix) if info.grid_rows else None,
+        sliding_window=info.sliding_window,
     )
 
 

@@ -40,14 +40,29 @@ def entropy(maps):
     return _row_entropies(_float(maps)).mean(axis=1)
 
 
-def normalized_entropy(maps, causal=False, row_entropies=None):
-    """Mean over rows of H(row) / log(n), n the keys the row can attend
-    (k; i + 1 for row i of causal attention): 1 for uniform attention, 0 for
-    one key, comparable across lengths. Rows with n = 1 are left out.
+def visible_keys(q, k, causal=False, window=0, offset=0):
+    """(q,) how many keys row i of a (q, k) map could see: all k; with
+    `causal`, keys j <= i; with a sliding `window`, keys |i - j| < window.
+    `offset`: the first query's position minus the first key's (cropped
+    maps of self attention start at the same position: 0)."""
+    rows = np.arange(q)[:, None] + offset
+    cols = np.arange(k)[None, :]
+    visible = np.ones((q, k), dtype=bool)
+    if causal:
+        visible &= cols <= rows
+    if window:
+        visible &= np.abs(rows - cols) < window
+    return visible.sum(axis=1)
+
+
+def normalized_entropy(maps, causal=False, row_entropies=None, window=0, offset=0):
+    """Mean over rows of H(row) / log(n), n the keys the row can see
+    (visible_keys: k; i + 1 for row i of causal attention; fewer within a
+    sliding window): 1 for uniform attention over what the row could see, 0
+    for one key, comparable across lengths. Rows with n = 1 are left out.
     `row_entropies`: (heads, q), when already computed."""
     heads, q, k = np.shape(maps)
-    allowed = np.arange(1, q + 1) if causal else np.full(q, k)
-    allowed = np.minimum(allowed, k)
+    allowed = visible_keys(q, k, causal, window, offset)
     rows = allowed > 1
     if not rows.any():
         return _nan(maps)
@@ -214,30 +229,34 @@ METRIC_NAMES = (
 )
 
 
-def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None):
+def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None, window=0, offset=0):
     """(heads, len(METRIC_NAMES)) of one example: `key_tokens` its key token
     strings (special tokens are looked up there), `kind` 'self', 'causal' or
     'cross', `previous` its maps at the previous capture or None, `ids` its
     token ids (self attention: induction compares them; the strings when
-    None), `grid` (rows, cols, prefix) when its tokens are image patches."""
+    None), `grid` (rows, cols, prefix) when its tokens are image patches,
+    `window` the layer's sliding window (0: none) and `offset` the first
+    query's position minus the first key's (visible_keys)."""
     if kind == "cross":
         values = cross_attention_metrics(maps, key_tokens, previous)
     else:
-        values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids)
+        values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids,
+                                        window=window, offset=offset)
         values["patch_distance"] = patch_distance(maps, grid)
     heads = np.shape(maps)[0]
     return np.stack([values.get(name, np.full(heads, np.nan)) for name in METRIC_NAMES], axis=1)
 
 
-def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None):
+def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None, window=0, offset=0):
     """{metric name: (heads,)} of one self-attention example; `tokens` are
     its (query = key) token strings, `ids` its token ids if known (what
-    induction compares: two words may print alike)."""
+    induction compares: two words may print alike); `window`, `offset` as
+    for visible_keys."""
     p = _float(maps)
     rows = _row_entropies(p) if 0 not in p.shape[1:] else None
     return {
         "entropy": _nan(maps) if rows is None else rows.mean(axis=1),
-        "normalized_entropy": normalized_entropy(p, causal, rows),
+        "normalized_entropy": normalized_entropy(p, causal, rows, window, offset),
         "confidence": confidence(maps),
         "first_key_mass": first_key_mass(maps),
         "special_token_mass": special_token_mass(maps, tokens),

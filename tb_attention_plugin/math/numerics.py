@@ -143,7 +143,45 @@ def is_lower_triangular(maps, atol=0.0):
     return bool(np.all(np.abs(p[..., upper]) <= atol))
 
 
-def rows_sum_to_one(maps, atol=1e-3):
+# The floor of row_sum_tolerance: float32 rows (and the uint8 maps read back)
+# sum to 1 far closer than this; anything that is not a softmax (a layer's
+# output, a position bias) misses it by far more.
+ROW_SUM_TOLERANCE = 1e-3
+
+
+def row_sum_tolerance(dtype, keys):
+    """How far from 1 a softmax row over `keys` keys, computed in `dtype`,
+    may sum once cast to float32.
+
+    With u the dtype's unit roundoff (eps / 2: 2^-8 for bfloat16, 2^-11 for
+    float16), each weight is rounded once (at most u of the row in all), the
+    normaliser is a sum over the keys (at most ceil(log2 keys) u with the
+    tree reductions TensorFlow, XLA and torch use) and the division rounds
+    once more (u): |sum - 1| <= (ceil(log2 keys) + 2) u. bfloat16 over 10
+    keys: 0.023 (rows seen summing within 6e-3); never below
+    ROW_SUM_TOLERANCE. A map that is not a softmax misses 1 by far more (a
+    layer's output, T5's position bias).
+    """
+    try:
+        unit = float(_finfo(dtype).eps) / 2
+    except (TypeError, ValueError):  # an integer or odd dtype: no rounding of its own to allow for
+        return ROW_SUM_TOLERANCE
+    steps = int(np.ceil(np.log2(max(int(keys), 2)))) + 2
+    return max(ROW_SUM_TOLERANCE, steps * unit)
+
+
+def _finfo(dtype):
+    """np.finfo, also for bfloat16 (ml_dtypes, which TensorFlow and JAX
+    return bfloat16 arrays as)."""
+    try:
+        return np.finfo(dtype)
+    except (TypeError, ValueError):
+        import ml_dtypes  # installed with TensorFlow, JAX and Keras
+
+        return ml_dtypes.finfo(dtype)
+
+
+def rows_sum_to_one(maps, atol=ROW_SUM_TOLERANCE):
     """True when every row of (..., q, k) sums to 1 within atol."""
     sums = np.asarray(maps, dtype=np.float64).sum(axis=-1)
     return bool(np.all(np.abs(sums - 1.0) <= atol))

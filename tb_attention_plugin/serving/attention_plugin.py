@@ -398,6 +398,7 @@ def _describe_facts(info):
         "grid": {"rows": info.grid_rows, "cols": info.grid_cols, "prefix": info.grid_prefix}
         if info.grid_rows > 0 else None,
         "probe_examples": info.probe_examples,
+        "sliding_window": info.sliding_window,
     }
 
 

@@ -244,6 +244,8 @@ def check_metadata(info):
             )
     if info.probe_examples < 0:
         damaged("declares %d probe examples" % info.probe_examples)
+    if not 0 <= info.sliding_window <= MAX_TOKENS:
+        damaged("declares a sliding window of %d (0..%d expected)" % (info.sliding_window, MAX_TOKENS))
     if info.grid_rows or info.grid_cols or info.grid_prefix:
         # An image model's tokens: `prefix` class tokens, then rows x cols patches.
         rows, cols, prefix = info.grid_rows, info.grid_cols, info.grid_prefix

@@ -568,6 +568,8 @@ class AttentionCallback(keras.callbacks.Callback):
         record.probe_digest = self._probe_digest
         record.grid = plan.grid
         record.probe_examples = self._given_batch or 0
+        record.row_tolerance = plan.row_tolerance
+        record.sliding_window = plan.window
         record.previous_maps = self._previous_maps.get(plan.name)
         if plan.query_ids is not None:
             record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
@@ -592,9 +594,10 @@ class AttentionCallback(keras.callbacks.Callback):
                 "TimeDistributed, or called on folded inputs) cannot be captured: "
                 "pass layers=[...] without it." % (messages.quoted(name), batch, self._batch)
             )
-        query_valid = key_valid = None
+        query_valid = key_valid = cells = None
         if captured.mask is not None and not transpose:
             try:
+                cells = masks.allowed_cells(captured.mask, scores, captured.convention)
                 query_valid, key_valid = masks.real_tokens(
                     captured.mask, scores, captured.convention
                 )
@@ -634,6 +637,9 @@ class AttentionCallback(keras.callbacks.Callback):
         query_ids = query_source.ids if query_source is not None and same else None
         query_mask = _combine(query_valid, query_source)
         key_mask = _combine(key_valid, key_source)
+        window = 0
+        if same and cells is not None and cells.shape[2] == q and cells.shape[3] == k:
+            window = masks.sliding_window(cells, query_mask, key_mask)
         maps, spans = summary.crop_examples(scores, query_mask, key_mask)
         if not same:
             kind = "cross"
@@ -656,6 +662,10 @@ class AttentionCallback(keras.callbacks.Callback):
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
             example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],
+            kv_heads=captured.kv_heads,
+            window=window,
+            dtype=str(np.asarray(captured.scores).dtype),
+            row_tolerance=numerics.row_sum_tolerance(np.asarray(captured.scores).dtype, k),
         )
 
     def _grid_for(self, inputs, length):
@@ -703,6 +713,10 @@ class _LayerPlan:
     cells: int  # weights stored per capture
     example_cells: list  # of which, per probe example
     grid: image_grid_lib.Grid = None  # the tokens are image patches (a ViT)
+    kv_heads: int = None  # key/value heads of grouped-query attention, else None
+    window: int = 0  # the sliding window of a local layer (masks.sliding_window), 0: none
+    dtype: str = "float32"  # the dtype the layer computed its probabilities in
+    row_tolerance: float = numerics.ROW_SUM_TOLERANCE  # numerics.row_sum_tolerance of that dtype
 
 
 def _warn_skipped(what, error):
@@ -768,7 +782,9 @@ def _softmax_over_axis_1(scores):
 
 def _check_probabilities(captured, scores):
     """Refuses, before training, to store as attention what is not a
-    distribution over keys (a layer's output, T5's position bias)."""
+    distribution over keys (a layer's output, T5's position bias). `scores`
+    in the dtype the layer computed them in."""
+    tolerance = numerics.row_sum_tolerance(np.asarray(scores).dtype, np.shape(scores)[-1])
     scores = np.asarray(scores, dtype=np.float64)
     problem = None
     if scores.ndim not in (3, 4):
@@ -777,10 +793,12 @@ def _check_probabilities(captured, scores):
         problem = "values that are NaN or Inf"
     else:
         sums = scores.sum(axis=-1)
-        # Fully masked rows may come out as zeros (Keras >= 3.10).
-        ones = np.abs(sums - 1) <= 1e-3
-        rows_ok = ones | (np.abs(sums) <= 1e-3)
-        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or not rows_ok.all() or not ones.any():
+        # Fully masked rows may come out as zeros (Keras >= 3.10). Rows of a
+        # layer computed in bfloat16 or float16 sum to 1 only within that
+        # dtype's rounding (numerics.row_sum_tolerance).
+        ones = np.abs(sums - 1) <= tolerance
+        rows_ok = ones | (np.abs(sums) <= tolerance)
+        if scores.min() < -1e-6 or scores.max() > 1 + tolerance or not rows_ok.all() or not ones.any():
             problem = "values in [%.3g, %.3g] whose rows sum to [%.3g, %.3g], not probabilities over keys" % (
                 scores.min(), scores.max(), sums.min(), sums.max())
     if problem:

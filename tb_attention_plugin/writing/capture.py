@@ -30,6 +30,7 @@ import inspect
 import keras
 import tensorflow as tf
 
+from tb_attention_plugin.writing import layouts
 from tb_attention_plugin.writing import masks
 
 MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
@@ -332,23 +333,68 @@ def _patch_other(layer, name, recorder):
         record.mask = next(
             (v for k, v in arguments.items() if "mask" in k.lower() and tf.is_tensor(v)), None
         )
-        sequences = [
-            v for k, v in arguments.items()
-            if tf.is_tensor(v) and v.shape.rank == 3 and v.dtype.is_floating
-            and not any(word in k.lower() for word in ("mask", "bias", "cache"))
-        ]
-        if sequences:
-            record.same_sequence = _same_values(*sequences)
-            record.query, record.key = sequences[0], sequences[1] if len(sequences) > 1 else sequences[0]
         try:
             outputs = original_call(*args, **kwargs)
         finally:
             recorder.end()
         record.output = outputs[1] if isinstance(outputs, (tuple, list)) and len(outputs) > 1 else outputs
         record.outputs = tuple(tf.nest.flatten(outputs))
+        # Decided after the call: the probabilities' shape says which
+        # arguments can be the query and key sequences.
+        shape = tuple(record.softmaxes[0][0].shape) if len(record.softmaxes) == 1 else None
+        query, key = pick_sequences(arguments, shape)
+        if query is not None:
+            record.query, record.key = query, key
+            record.same_sequence = _same_values(query, key)
         return outputs
 
     return {"call": call}
+
+
+# Words in an argument's name that say it is no query or key sequence
+# (DeBERTa's `rel_embeddings`, rotary tables, T5's position bias, caches).
+_NOT_A_SEQUENCE = ("mask", "bias", "cache", "position", "rel_", "relative", "rotary", "rope")
+# Words that name the key (or value) sequence of a layer taking several.
+_KEY_WORDS = ("key", "value", "context", "memory", "encoder")
+
+
+def pick_sequences(arguments, probabilities_shape):
+    """(query, key) sequences of a custom attention layer's call, from its
+    arguments {name: value}, or (None, None) when none can be told.
+
+    A sequence is a rank-3 float tensor (batch, length, features) whose name
+    is not one of _NOT_A_SEQUENCE's. When the shape of the probabilities is
+    known, a sequence must also match it: its batch, and a length that is
+    the map's query length (axis -2, or 1 for (batch, q, heads, k)) or key
+    length (axis -1); so a relative-position table (batch, 2 x span,
+    features) is not taken for a second sequence unless its length happens
+    to be the map's, and then its name still rules it out. The query is the
+    first sequence; the key is the one named like a key, value, context,
+    memory or encoder, else the next one, else the query itself.
+    """
+
+    def fits(tensor):
+        if probabilities_shape is None:
+            return True
+        batch, length = tensor.shape[0], tensor.shape[1]
+        lengths = {probabilities_shape[-1], probabilities_shape[-2]}
+        if len(probabilities_shape) == 4:
+            lengths.add(probabilities_shape[1])
+        return (batch is None or probabilities_shape[0] is None or batch == probabilities_shape[0]) and (
+            length is None or None in lengths or length in lengths)
+
+    sequences = [
+        (name, value) for name, value in arguments.items()
+        if tf.is_tensor(value) and value.shape.rank == 3 and value.dtype.is_floating
+        and not any(word in name.lower() for word in _NOT_A_SEQUENCE) and fits(value)
+    ]
+    if not sequences:
+        return None, None
+    query = sequences[0][1]
+    rest = sequences[1:]
+    named_key = [v for n, v in rest if any(word in n.lower() for word in _KEY_WORDS)]
+    key = named_key[0] if named_key else rest[0][1] if rest else query
+    return query, key
 
 
 def _bind(signature, args, kwargs):
@@ -430,10 +476,13 @@ class Captured:
     """One call of one layer on the probe, as numpy arrays."""
 
     def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source,
-                 query_inputs=None, key_inputs=None):
+                 query_inputs=None, key_inputs=None, kv_heads=None):
         self.name = name  # the layer's tag name (path, unique; `/call_2`... for later calls)
         self.layer = layer
-        self.scores = scores  # (batch, heads, q, k) or (batch, q, k) or what a picked layer returned
+        # (batch, heads, q, k) or (batch, q, k) (layouts.query_heads), or what
+        # a picked layer returned; in the dtype the layer computed it in.
+        self.scores = scores
+        self.kv_heads = kv_heads  # key/value heads of grouped-query attention, else None
         self.mask = mask  # the mask the layer applied, any form of masks.py, or None
         self.convention = convention  # masks.KEEP, or None: decide from the data
         self.same_sequence = same_sequence  # True / False, or None: unknown
@@ -516,7 +565,7 @@ class ProbeFunction:
                 else tf.cast(call.same_sequence, tf.int32),
             }
             meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
-                         self._sources.get(id(call), (None, None)))
+                         self._sources.get(id(call), (None, None)), _static_length(call.query))
         missing = [n for n, r in zip(names, required) if r and n not in ran]
         if missing:
             raise CaptureError(
@@ -557,14 +606,21 @@ class ProbeFunction:
         result = self._concrete(self._probe)
         captured = []
         for key in sorted(result):
-            name, layer, has_mask, convention, causal, source, (query_inputs, key_inputs) = self._meta[key]
+            (name, layer, has_mask, convention, causal, source, (query_inputs, key_inputs),
+             query_length) = self._meta[key]
             values = result[key]
             same = int(values["same_sequence"])
+            scores = values["scores"].numpy()
+            mask = values["mask"].numpy() if has_mask else None
+            kv_heads = None
+            if source != "output":  # a picked layer's output is checked as it is
+                scores, mask, kv_heads = layouts.query_heads(scores, mask, query_length)
             captured.append(Captured(
                 name=name,
                 layer=layer,
-                scores=values["scores"].numpy(),
-                mask=values["mask"].numpy() if has_mask else None,
+                scores=scores,
+                mask=mask,
+                kv_heads=kv_heads,
                 convention=convention,
                 same_sequence=None if same < 0 else bool(same),
                 causal=causal,
@@ -576,6 +632,14 @@ class ProbeFunction:
 
 
 _unconverted = tf.autograph.experimental.do_not_convert
+
+
+def _static_length(sequence):
+    """The length (axis 1) of a recorded query sequence, when known."""
+    shape = getattr(sequence, "shape", None)
+    if shape is None or shape.rank is None or shape.rank < 2:
+        return None
+    return shape[1]
 
 
 def _tags_in_run_order(calls):

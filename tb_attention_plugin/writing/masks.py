@@ -140,6 +140,20 @@ def real_tokens(mask, scores, convention=None):
       UnknownMaskForm: a shape that does not broadcast, values of no known
         convention, or a mask the scores do not follow.
     """
+    cells = allowed_cells(mask, scores, convention)
+    query_valid = cells.any(axis=(1, 3)) if cells.shape[2] != 1 else None
+    key_valid = cells.any(axis=(1, 2)) if cells.shape[3] != 1 else None
+    return query_valid, key_valid
+
+
+def allowed_cells(mask, scores, convention=None):
+    """Where the layer's mask allows attention: boolean, the mask's shape
+    broadcast to (batch, heads or 1, q or 1, k or 1), under the mask's
+    convention (decided as `real_tokens` says).
+
+    Raises:
+      UnknownMaskForm: as `real_tokens`.
+    """
     scores = np.asarray(scores)
     mask = broadcast_mask(mask, scores.shape)
     candidates = [convention] if convention else conventions_to_try(mask)
@@ -157,7 +171,38 @@ def real_tokens(mask, scores, convention=None):
                 "the attention does not follow the mask of shape %s under any "
                 "convention (%s)" % (mask.shape, ", ".join(candidates))
             )
-    cells = np.broadcast_to(chosen, scores.shape)
-    query_valid = cells.any(axis=(1, 3)) if mask.shape[2] != 1 else None
-    key_valid = cells.any(axis=(1, 2)) if mask.shape[3] != 1 else None
-    return query_valid, key_valid
+    return np.broadcast_to(chosen, scores.shape[:1] + mask.shape[1:])
+
+
+def sliding_window(cells, query_valid=None, key_valid=None):
+    """The sliding window W of a self-attention mask, or 0 for none: the
+    window (keras_hub Gemma3's local layers) when, on the real tokens, the
+    allowed cells are exactly |i - j| < W (and j <= i for a causal mask)
+    with W shorter than the longest real sequence, so that it hides keys.
+
+    Args:
+      cells: boolean (batch, heads or 1, q, k), as `allowed_cells` gives,
+        q == k (positions i, j in the padded input).
+      query_valid, key_valid: (batch, q) / (batch, k) real tokens, or None.
+    """
+    cells = np.asarray(cells).all(axis=1)  # allowed for every head
+    batch, q, k = cells.shape
+    if q != k or q < 2:
+        return 0
+    real = np.ones((batch, q, k), dtype=bool)
+    if query_valid is not None:
+        real &= np.asarray(query_valid)[:, :, None]
+    if key_valid is not None:
+        real &= np.asarray(key_valid)[:, None, :]
+    seen = cells & real
+    if not seen.any():
+        return 0
+    rows, cols = np.arange(q)[:, None], np.arange(k)[None, :]
+    distance = np.abs(rows - cols)
+    window = int(distance[seen.any(axis=0)].max()) + 1
+    if window >= int(real.any(axis=2).sum(axis=1).max()):
+        return 0  # every real key is in reach: nothing hidden
+    band = distance < window
+    if not (seen & (cols > rows)).any():  # causal: no key after its query
+        band &= cols <= rows
+    return window if np.array_equal(seen, band[None] & real) else 0

@@ -114,6 +114,12 @@ class LayerStep:
     previous_maps: list = None  # per example, the maps of the previous capture (change)
     grid: object = None  # image_grid.Grid when the tokens are image patches
     probe_examples: int = 0  # the probe's size as given, when fewer examples are stored
+    # How far from 1 a row may sum and still be a softmax row: more for a
+    # layer computed in bfloat16 or float16 (numerics.row_sum_tolerance).
+    row_tolerance: float = numerics.ROW_SUM_TOLERANCE
+    # Self-attention within a sliding window: |i - j| < sliding_window
+    # (masks.sliding_window); 0: none.
+    sliding_window: int = 0
 
 
 def prepare(
@@ -186,11 +192,12 @@ def maps_facts(record):
         has_head_axis=record.has_head_axis,
         layer_class=record.layer_class,
         encoding=encoding_lib.parse_encoding(record.encoding),
-        rows_normalized=all(numerics.rows_sum_to_one(m) for m in maps if m.size),
+        rows_normalized=all(numerics.rows_sum_to_one(m, record.row_tolerance) for m in maps if m.size),
         layer_index=record.layer_index,
         rollout_stack=record.rollout_stack,
         probe_digest=record.probe_digest,
         probe_examples=record.probe_examples,
+        sliding_window=record.sliding_window,
     )
     if record.grid is not None:
         facts.grid_rows, facts.grid_cols, facts.grid_prefix = (
@@ -260,8 +267,10 @@ def _head_metrics_tensor(record):
     ids = record.query_ids or [None] * len(record.maps)
     grid = None if record.grid is None else (record.grid.rows, record.grid.cols, record.grid.prefix)
     return np.stack([
-        head_metrics.all_metrics(m, keys, record.kind, before, example_ids, grid)
-        for m, keys, before, example_ids in zip(record.maps, record.key_tokens, previous, ids)
+        head_metrics.all_metrics(m, keys, record.kind, before, example_ids, grid,
+                                 window=record.sliding_window, offset=qo - ko)
+        for m, keys, before, example_ids, ((qo, _), (ko, _)) in zip(
+            record.maps, record.key_tokens, previous, ids, record.spans)
     ])
 
 
