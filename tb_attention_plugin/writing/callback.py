@@ -21,6 +21,7 @@ from tb_attention_plugin.writing import masks
 from tb_attention_plugin.writing import messages
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
+from tb_attention_plugin.writing import probes
 from tb_attention_plugin.writing import run_dirs
 from tb_attention_plugin.writing import summary
 from tb_attention_plugin.writing import tokens as tokens_lib
@@ -144,19 +145,14 @@ class AttentionCallback(keras.callbacks.Callback):
         self.head_scalars = bool(head_scalars)
         self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
         self._layer_names = layers
-        self._probe = tf.nest.map_structure(np.asarray, probe)
-        # Validated now so that wrong token counts fail before training.
-        with messages.setup_errors():
-            self._batch = tokens_lib.probe_batch_size(self._probe)
-            self._sources = tokens_lib.token_sources(self._probe, tokens, pad_id)
-        self._probe_digest = run_dirs.probe_digest(self._probe)
-        self._given_batch = None  # the probe's size as given, once max_cells kept fewer
+        self._tokens = tokens
         self._image_grid = None if image_grid is None else tuple(int(n) for n in image_grid)
-        # Probe inputs that are images ((N, H, W, C)): their patches label
-        # ViT maps, and they are stored once per run (_probe_images).
-        self._image_inputs = [
-            i for i, leaf in enumerate(tf.nest.flatten(self._probe)) if image_grid_lib.is_image_batch(leaf)
-        ]
+        with messages.setup_errors():
+            probe, self._probe_note = probes.first_batch(probe)
+        # The probe as given (a dataset's first batch); set_model brings it
+        # to what the model takes (probes.inputs_for), once per model.
+        self._given_probe = probe
+        self._set_probe(probe, tokens)
         self._patch_size = None
         self._images_written = set()  # run dirs holding this probe's images
         self._layers = None
@@ -174,10 +170,41 @@ class AttentionCallback(keras.callbacks.Callback):
         self._writer = None  # opened on the first write, reopened after a failed one
         self._next_due = 0  # optimizer.iterations of the next scheduled capture
         self._epoch_iterations = 0  # optimizer.iterations when this epoch began
+        # Batches begun with this model: the step count of a model that was
+        # never compiled (no optimizer.iterations), see _iterations.
+        self._batches_begun = 0
+        self._counts_batches = False
         self._fit_thread = None  # set while a fit runs; see _claim_log_dir
         self._begin_pending = False  # the capture before training is still to do
         self._first = None  # the probe's results traced in on_train_begin
         self.captured_steps = []  # steps written and flushed, for tests and users
+
+    def _set_probe(self, probe, tokens):
+        """The probe's arrays and everything read from them; wrong token
+        counts fail here, before training. Raw text (for a model's
+        preprocessor) is read once the model is known."""
+        self._probe = tf.nest.map_structure(np.asarray, probe)
+        self._given_batch = None  # the probe's size as given, once max_cells kept fewer
+        with messages.setup_errors():
+            self._batch = tokens_lib.probe_batch_size(self._probe)
+            self._sources = [] if probes.holds_strings(self._probe) else tokens_lib.token_sources(
+                self._probe, tokens, self.pad_id)
+        self._probe_digest = run_dirs.probe_digest(self._probe)
+        # Probe inputs that are images ((N, H, W, C)): their patches label
+        # ViT maps, and they are stored once per run (_probe_images).
+        self._image_inputs = [
+            i for i, leaf in enumerate(tf.nest.flatten(self._probe)) if image_grid_lib.is_image_batch(leaf)
+        ]
+
+    def _take_probe_for(self, model):
+        """Brings the probe as given to the inputs `model` takes (raw text
+        through its preprocessor, (x, y) to x: probes.inputs_for)."""
+        with messages.setup_errors():
+            probe, note, tokenizer = probes.inputs_for(model, self._given_probe)
+        self._set_probe(probe, self._tokens if self._tokens is not None else tokenizer)
+        for said in (self._probe_note, note):
+            if said:
+                logger.info("AttentionCallback captures %s.", said)
 
     # -- setup ---------------------------------------------------------------
 
@@ -186,6 +213,39 @@ class AttentionCallback(keras.callbacks.Callback):
         # state, which a new model or fit may change, and those of a fit that
         # raised must reach the log_dir before this fit's: all are written first.
         self.flush()
+        self._bind_model(model)
+        self._chief = self._is_chief()
+        if self._chief:
+            self._check_writable()
+
+    def plan(self, model):
+        """What this callback would capture on `model`, without training or
+        writing: runs the probe once (the trace a fit then reuses) and
+        returns a `CapturePlan`; print it for a table of each layer's tag,
+        class, kind, heads (and key/value heads), where its query and key
+        tokens come from, how its maps are cropped, its weights per capture,
+        and every attention-like layer left out, with why.
+
+        Raises:
+          ValueError: what `model.fit` would refuse before its first step.
+        """
+        self.flush()
+        self._bind_model(model)
+        if self._plans is None:
+            self._setup_capture()
+        return CapturePlan(
+            model_name=model.name,
+            examples=self._batch,
+            given_examples=self._given_batch,
+            encoding=self._encoding,
+            layers=sorted(self._plans.values(), key=lambda plan: plan.index),
+            skipped=[(name, "named like attention, but computed no softmax on the probe")
+                     for name in self._probe_fn.skipped] + capture.holders_left_out(model, self._layers),
+        )
+
+    def _bind_model(self, model):
+        """Everything set_model checks and fixes about `model` but the log
+        directory: the probe as the model takes it, the layers to capture."""
         super().set_model(model)
         if keras.config.backend() != "tensorflow":
             raise ValueError(
@@ -195,6 +255,8 @@ class AttentionCallback(keras.callbacks.Callback):
                 "write attention from your own loop with "
                 "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
             )
+        if self._traced_model is not model:
+            self._take_probe_for(model)
         _check_probe_keys(model, self._probe)
         with messages.setup_errors():
             self._layers, self._required = capture.select_layers(model, self._layer_names)
@@ -207,9 +269,7 @@ class AttentionCallback(keras.callbacks.Callback):
             self._probe_fn = None
             self._plans = None
             self._previous_maps = {}
-        self._chief = self._is_chief()
-        if self._chief:
-            self._check_writable()
+            self._batches_begun = 0
 
     def _is_chief(self):
         strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
@@ -325,13 +385,26 @@ class AttentionCallback(keras.callbacks.Callback):
 
     # -- schedule ------------------------------------------------------------
 
+    def _optimizer_steps(self):
+        """The model's `optimizer.iterations` variable, or None for a model
+        that was never compiled (a custom loop with its own optimizer)."""
+        return getattr(getattr(self.model, "optimizer", None), "iterations", None)
+
     def _iterations(self):
-        return int(self.model.optimizer.iterations.numpy())
+        """Optimizer steps done: `optimizer.iterations` (several fits keep
+        counting; steps_per_execution and skipped loss-scale steps count as
+        the optimizer does), or, without one, the batches this callback saw
+        begin (on_train_batch_begin calls)."""
+        iterations = self._optimizer_steps()
+        if iterations is None:
+            return self._batches_begun
+        return int(keras.ops.convert_to_numpy(iterations))
 
     def on_train_begin(self, logs=None):
         if not self._chief:
             return
         self._claim_log_dir()
+        self._counts_batches = self._optimizer_steps() is None
         if self._plans is None:
             self._first = self._setup_capture()
             self._run_dir = None  # chosen by the facts of the first capture
@@ -349,9 +422,17 @@ class AttentionCallback(keras.callbacks.Callback):
         # which cost 2-8% of the IMDB demo's fit time even for a no-op.
         if self._fit_thread is None:
             return
+        try:
+            self._batch_begins(batch)
+        finally:
+            self._batches_begun += 1
+
+    def _batch_begins(self, batch):
+        # Without an optimizer the count of batches is the step itself.
+        done = self._batches_begun if self._counts_batches else self._epoch_iterations + batch
         if self._begin_pending:
             self._capture_begin()
-        elif self.update_freq != "epoch" and self._epoch_iterations + batch >= self._next_due:
+        elif self.update_freq != "epoch" and done >= self._next_due:
             # Due by the count of batches: only then is optimizer.iterations
             # read (a read of a TensorFlow variable on every batch cost about
             # 0.5 ms of a 41 ms IMDB step, 1% of the fit), and `_capture`
@@ -611,6 +692,17 @@ class AttentionCallback(keras.callbacks.Callback):
         # q != k (the seed's Dense(softmax) block: features x time steps)
         # relates two different axes, as cross attention does.
         same = captured.same_sequence
+        if same is None and captured.source == "softmax":
+            # A custom layer none of whose arguments fits the map as its
+            # query or key sequence (capture.pick_sequences): its kind is
+            # read from the map's shape, which is a guess; say so.
+            logger.warning(
+                "AttentionCallback could not tell which arguments of layer %s (%s) are its "
+                "query and key sequences, so it is stored as %s attention (the map is %d x %d) "
+                "and cropped only by %s. Pass pad_id= to crop padding, or layers=[...] "
+                "without it to leave it out.", messages.quoted(name), type(captured.layer).__name__,
+                "self" if q == k else "cross", q, k,
+                "the mask it applied" if captured.mask is not None else "pad_id, if given")
         same = (q == k) if same is None else (bool(same) and q == k)
         if same and key_valid is not None:
             # A padded token is padding as a query too; a causal + padding
@@ -634,9 +726,16 @@ class AttentionCallback(keras.callbacks.Callback):
             own = next((p for p in reversed(earlier) if p.kind != "cross" and p.shape[0] == q), None)
             if own is not None and own.query_mask is not None:
                 query_valid, query_tokens = own.query_mask, own.query_tokens
+        query_from = _token_origin(query_source, grid)
+        key_from = query_from if same else _token_origin(key_source, None)
         query_ids = query_source.ids if query_source is not None and same else None
         query_mask = _combine(query_valid, query_source)
         key_mask = _combine(key_valid, key_source)
+        cropped_by = " and ".join(
+            [what for what, used in (
+                ("the layer's mask", query_valid is not None or key_valid is not None),
+                ("pad_id", any(src is not None and src.mask is not None for src in (query_source, key_source))),
+            ) if used]) or "nothing (every position is kept)"
         window = 0
         if same and cells is not None and cells.shape[2] == q and cells.shape[3] == k:
             window = masks.sliding_window(cells, query_mask, key_mask)
@@ -662,8 +761,12 @@ class AttentionCallback(keras.callbacks.Callback):
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
             example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],
+            heads=heads,
             kv_heads=captured.kv_heads,
             window=window,
+            query_from=query_from,
+            key_from=key_from,
+            cropped_by=cropped_by,
             dtype=str(np.asarray(captured.scores).dtype),
             row_tolerance=numerics.row_sum_tolerance(np.asarray(captured.scores).dtype, k),
         )
@@ -713,10 +816,73 @@ class _LayerPlan:
     cells: int  # weights stored per capture
     example_cells: list  # of which, per probe example
     grid: image_grid_lib.Grid = None  # the tokens are image patches (a ViT)
+    heads: int = 1  # query heads
     kv_heads: int = None  # key/value heads of grouped-query attention, else None
     window: int = 0  # the sliding window of a local layer (masks.sliding_window), 0: none
+    query_from: str = ""  # where the query tokens come from, in words (CapturePlan)
+    key_from: str = ""
+    cropped_by: str = ""  # what crops the maps, in words
     dtype: str = "float32"  # the dtype the layer computed its probabilities in
     row_tolerance: float = numerics.ROW_SUM_TOLERANCE  # numerics.row_sum_tolerance of that dtype
+
+
+def _token_origin(source, grid):
+    """Where a map's tokens come from, in words, for CapturePlan."""
+    if grid is not None:
+        return "image patches (%d x %d grid)" % (grid.rows, grid.cols)
+    if source is None:
+        return "positions"
+    return "probe input %s%s" % (messages.quoted(source.name), "" if source.labelled else " (ids)")
+
+
+@dataclasses.dataclass
+class CapturePlan:
+    """What AttentionCallback.plan(model) found; str() is a table."""
+
+    model_name: str
+    examples: int  # probe examples stored
+    given_examples: int  # the probe's size as given, when max_cells keeps fewer; else None
+    encoding: str
+    layers: list  # _LayerPlan, in the order the model runs them
+    skipped: list  # (layer, why) of attention-like layers not captured
+
+    @property
+    def weights_per_capture(self):
+        return sum(plan.cells for plan in self.layers)
+
+    def __str__(self):
+        per_weight = encoding_lib.bytes_per_cell(encoding_lib.parse_encoding(self.encoding))
+        lines = [
+            "AttentionCallback on model %s: %d layers, probe of %d examples%s; %d weights per "
+            "capture (%s as %s, before compression)" % (
+                messages.quoted(self.model_name), len(self.layers), self.examples,
+                " (the first %d of %d: max_cells)" % (self.examples, self.given_examples)
+                if self.given_examples else "",
+                self.weights_per_capture, _size(self.weights_per_capture * per_weight), self.encoding),
+        ]
+        header = ("tag", "class", "kind", "heads", "queries from", "keys from", "cropped by", "weights")
+        rows = [header] + [(
+            plan.name, plan.layer_class,
+            plan.kind + (", window %d" % plan.window if plan.window else ""),
+            "%d (%d kv)" % (plan.heads, plan.kv_heads) if plan.kv_heads else str(plan.heads),
+            plan.query_from, plan.key_from, plan.cropped_by, str(plan.cells),
+        ) for plan in self.layers]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        if self.skipped:
+            lines.append("Not captured:")
+            lines += ["  %s: %s" % (name, why) for name, why in self.skipped]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython and notebooks show the table
+        printer.text(str(self))
+
+
+def _size(n):
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return ("%d %s" if unit == "bytes" else "%.1f %s") % (n, unit)
+        n /= 1000.0
 
 
 def _warn_skipped(what, error):

@@ -83,6 +83,21 @@ def find_attention_layers(model):
     return [layer for layer in found if isinstance(layer, KNOWN_CLASSES) or not holds_attention(layer)]
 
 
+def holders_left_out(model, chosen):
+    """[(path, why)] of the attention-like layers of `model` not among
+    `chosen`: blocks named like attention that hold a chosen layer, and,
+    when layers= picked some, the attention layers it did not name."""
+    chosen_ids = {id(layer) for layer in chosen}
+    left = []
+    for layer in all_layers(model):
+        if id(layer) in chosen_ids or not (isinstance(layer, KNOWN_CLASSES) or _named_like_attention(layer)):
+            continue
+        inner = [layer_path(l) for l in layer._flatten_layers(include_self=False) if id(l) in chosen_ids]
+        why = ("holds %s, captured instead" % ", ".join(inner)) if inner else "not named in layers="
+        left.append((layer_path(layer), "%s (%s)" % (why, type(layer).__name__)))
+    return left
+
+
 def select_layers(model, names):
     """Layers chosen by `layers=`: each name matches a layer's name or path.
 
@@ -110,9 +125,16 @@ def select_layers(model, names):
         return found, [isinstance(layer, KNOWN_CLASSES) for layer in found]
     if isinstance(names, str):
         names = [names]
+    nesting = _nesting(model)
+
+    def named(layer, name):  # by name, Keras path, or path as nested (a tag)
+        path = layer_path(layer)
+        nested = "/".join(_nested_scopes(nesting.get(id(layer), []), path) + [path])
+        return name in (layer.name, path) or ("/" + nested).endswith("/" + name)
+
     chosen = []
     for name in names:
-        matches = [l for l in candidates if l.name == name or layer_path(l) == name]
+        matches = [l for l in candidates if named(l, name)]
         if not matches:
             raise ValueError(
                 "layers= names \"%s\", which is no layer of model \"%s\". Its layers "
@@ -129,15 +151,63 @@ def _describe(layers):
     return (shown or "none") + (" ..." if len(layers) > 40 else "")
 
 
-def unique_names(layers):
-    """Each layer's path, made unique where Keras paths collide (two nested
-    sub-models with an `att` layer) by appending `_2`, `_3`, ... in order."""
-    names, seen = [], {}
-    for layer in layers:
-        base = layer_path(layer)
-        seen[base] = seen.get(base, 0) + 1
-        names.append(base if seen[base] == 1 else "%s_%d" % (base, seen[base]))
-    return names
+def readable_tags(model, layers):
+    """Each layer's tag: its Keras path where that is its own; where several
+    layers share a path (seed 003's functional sub-models, each holding an
+    `attention` layer), the path as the model nests it, from the shortest
+    enclosing scope that tells them apart (`encoder_layer_1/attention`).
+    Only layers whose whole nesting is alike get a suffix (`_2`, `_3`, ...,
+    one that is no layer's name or path). Returns a list, as `layers`."""
+    nesting = _nesting(model)
+    bases = [layer_path(layer) for layer in layers]
+    tags = list(bases)
+    taken = set(bases)
+    for base in sorted(set(bases)):
+        members = [i for i, b in enumerate(bases) if b == base]
+        if len(members) < 2:
+            continue
+        full = [_nested_scopes(nesting.get(id(layers[i]), []), base) for i in members]
+        longest = max(len(f) for f in full)
+        for depth in range(1, longest + 1):
+            candidates = ["/".join(f[-depth:] + [base]) for f in full]
+            if len(set(candidates)) == len(candidates) and not taken & set(candidates):
+                break
+        for i, tag in zip(members, candidates):
+            tags[i] = tag
+        taken.update(candidates)
+    every_name = {layer_path(l) for l in all_layers(model)} | {l.name for l in all_layers(model)}
+    seen = {}
+    for i, tag in enumerate(tags):  # only a whole nesting alike is left
+        seen[tag] = seen.get(tag, 0) + 1
+        if seen[tag] > 1:
+            n = seen[tag]
+            while "%s_%d" % (tag, n) in every_name | set(tags):
+                n += 1
+            tags[i] = "%s_%d" % (tag, n)
+    return tags
+
+
+def _nesting(model):
+    """{id(layer): names of the layers that hold it, outermost first} (the
+    model itself left out), by the shortest way down from the model."""
+    nesting, queue = {}, [(model, [])]
+    while queue:
+        holder, scopes = queue.pop(0)
+        for layer in holder._flatten_layers(include_self=False, recursive=False):
+            if id(layer) not in nesting:
+                nesting[id(layer)] = scopes
+                queue.append((layer, scopes + [layer.name]))
+    return nesting
+
+
+def _nested_scopes(scopes, path):
+    """The enclosing scopes of a layer that its Keras path does not already
+    start with (keras_hub's blocks name their sublayers' paths themselves)."""
+    head = path.split("/")[:-1]
+    for cut in range(len(scopes), 0, -1):
+        if scopes[-cut:] == head[:cut]:
+            return scopes[:-cut]
+    return list(scopes)
 
 
 class _Call:
@@ -507,7 +577,7 @@ class ProbeFunction:
 
     def __init__(self, model, layers, required, probe, names=None):
         self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
-        names = names or unique_names(layers)
+        names = names or readable_tags(model, layers)
         recorder = _Recorder()
         self.skipped = []  # layers found by class name that computed no softmax
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
@@ -547,13 +617,12 @@ class ProbeFunction:
         keys sorting in the order the model ran the calls."""
         counts, out, meta = {}, {}, {}
         ran = set()
-        tags = _tags_in_run_order(calls)
         for call in calls:
             chosen = self._choose(call, required_by_layer[id(call.layer)])
             if chosen is None:
                 continue
             scores, mask, convention, source = chosen
-            tag = tags[id(call.layer)]
+            tag = call.name
             counts[tag] = counts.get(tag, 0) + 1
             name = tag if counts[tag] == 1 else "%s/call_%d" % (tag, counts[tag])
             ran.add(call.name)
@@ -640,20 +709,6 @@ def _static_length(sequence):
     if shape is None or shape.rank is None or shape.rank < 2:
         return None
     return shape[1]
-
-
-def _tags_in_run_order(calls):
-    """{id(layer): tag}: the layer's path, with `_2`, `_3`, ... where paths
-    collide, numbered in the order the layers first ran (Keras lists layers
-    held in a list inside a custom layer in an order of its own)."""
-    tags, seen = {}, {}
-    for call in calls:
-        if id(call.layer) in tags:
-            continue
-        base = layer_path(call.layer)
-        seen[base] = seen.get(base, 0) + 1
-        tags[id(call.layer)] = base if seen[base] == 1 else "%s_%d" % (base, seen[base])
-    return tags
 
 
 def stream_sources(calls, inputs):
