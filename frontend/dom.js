@@ -31,3 +31,20 @@ export function legendItem(color, name) {
   swatch.style.background = color;
   return el('span', { className: 'legend-item' }, [swatch, el('span', { text: name })]);
 }
+
+/**
+ * The key of map cells a query cannot see: a hatched swatch (style.css
+ * .not-visible-swatch, the maps' own background) and its words; hidden
+ * until showNotVisibleKey gives it words.
+ */
+export function notVisibleKey(id) {
+  return el('div', { id, className: 'legend-row not-visible-key', hidden: true }, [
+    el('span', { className: 'not-visible-swatch' }), el('span', { className: 'info' }),
+  ]);
+}
+
+/** The key's words (visibility.js notVisibleText); '' hides it. */
+export function showNotVisibleKey(key, text) {
+  key.hidden = !text;
+  key.lastChild.textContent = text;
+}

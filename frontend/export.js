@@ -13,6 +13,27 @@ const LABEL_CHARS = 24;
 const FONT = '12px monospace';
 const TITLE_FONT = 'bold 14px sans-serif';
 const INK = '#212121';
+// The not-visible hatch of the light theme (style.css canvas.map), drawn under the map's cells.
+const HATCH_INK = '#bdbdbd';
+const HATCH_PAPER = '#ededed';
+
+/** The not-visible hatch as a canvas pattern (6 px diagonal stripes, as style.css draws them). */
+function hatchPattern(ctx) {
+  const tile = document.createElement('canvas');
+  tile.width = tile.height = 6;
+  const t = tile.getContext('2d');
+  t.fillStyle = HATCH_PAPER;
+  t.fillRect(0, 0, 6, 6);
+  t.strokeStyle = HATCH_INK;
+  t.lineWidth = 2;
+  for (const o of [-6, 0, 6]) {
+    t.beginPath();
+    t.moveTo(o, 6);
+    t.lineTo(o + 6, 0);
+    t.stroke();
+  }
+  return ctx.createPattern(tile, 'repeat');
+}
 
 export function download(name, href) {
   const link = el('a', { href, download: fileName(name) });
@@ -33,9 +54,10 @@ const shorten = (t) => (t.length > LABEL_CHARS ? `${t.slice(0, LABEL_CHARS - 1)}
  * Draws a map for a person to keep: a title, query tokens down the left, key
  * tokens along the top, cells of a readable size (up to 24 px, the map at
  * most 4096 px), and the colour scale. Light colours whatever the theme.
- * Returns {cell, left, top}: where the map lies in the image.
+ * Cells outside `ranges` (visibility.js; null: none) are hatched, and the
+ * scale says so. Returns {cell, left, top}: where the map lies in the image.
  */
-export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyTokens, title, scaleText }) {
+export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyTokens, title, scaleText, ranges = null }) {
   const cell = Math.max(1, Math.min(24, Math.floor(MAX_PX / Math.max(q, k, 1))));
   const labels = cell >= 8;
   const ctx = canvas.getContext('2d');
@@ -46,7 +68,7 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
   ctx.font = TITLE_FONT;
   const titleWidth = Math.ceil(ctx.measureText(title).width);
   canvas.width = Math.max(left + k * cell + 12, titleWidth + 16, 420); // resets the context's state
-  canvas.height = top + q * cell + 44;
+  canvas.height = top + q * cell + (ranges ? 64 : 44);
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.fillStyle = INK;
@@ -67,7 +89,11 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
     });
   }
   const cells = document.createElement('canvas');
-  paintMap(cells, values, q, k, vmax);
+  paintMap(cells, values, q, k, vmax, 0, ranges);
+  if (ranges) {
+    ctx.fillStyle = hatchPattern(ctx); // seen through the cells left transparent
+    ctx.fillRect(left, top, k * cell, q * cell);
+  }
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(cells, left, top, k * cell, q * cell);
   // The colour scale under the map.
@@ -82,6 +108,12 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
   }
   ctx.fillStyle = INK;
   ctx.fillText(`${vmax.toFixed(3)}  ${scaleText}`, 228, y + 5);
+  if (ranges) {
+    ctx.fillStyle = hatchPattern(ctx);
+    ctx.fillRect(8, y + 18, 18, 10);
+    ctx.fillStyle = INK;
+    ctx.fillText('not visible to the query (not a weight of 0)', 32, y + 23);
+  }
   return { cell, left, top };
 }
 

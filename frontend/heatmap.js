@@ -3,6 +3,7 @@
 // lookups and no DOM per cell.
 
 import { LUT, colorIndex } from './colors.js';
+import { poolRanges } from './visibility.js';
 
 // The table packed as one 32-bit RGBA word per entry, in the byte order of
 // this machine, so painting a cell is a single typed-array store.
@@ -36,14 +37,21 @@ export function colorTable(levels, vmax) {
   return table;
 }
 
+// A cell the query cannot see (visibility.js) is painted transparent: the
+// canvas's own background shows through it, a hatch in the theme's colours
+// that is on no colour scale (style.css canvas.map).
+const NOT_VISIBLE = 0;
+
 /**
  * Paints values (rows*cols) on a 0..vmax scale: weights (Float32Array) when
  * levels is 0, else integers meaning value / levels (uint8 bytes: levels
- * 255), painted through colorTable. The canvas and its ImageData are reused
+ * 255), painted through colorTable. `ranges` (visibility.js visibleRanges,
+ * or null: every cell visible) gives each row's visible columns; the others
+ * are painted NOT_VISIBLE. The canvas and its ImageData are reused
  * while the size stays the same: resizing a canvas reallocates it, which was
  * most of the cost of a step change.
  */
-export function paintMap(canvas, values, rows, cols, vmax, levels = 0) {
+export function paintMap(canvas, values, rows, cols, vmax, levels = 0, ranges = null) {
   const width = Math.max(cols, 1);
   const height = Math.max(rows, 1);
   if (canvas.width !== width) canvas.width = width;
@@ -55,23 +63,46 @@ export function paintMap(canvas, values, rows, cols, vmax, levels = 0) {
   }
   const px = new Uint32Array(image.data.buffer);
   const n = rows * cols;
-  if (levels > 0) {
-    const table = colorTable(levels, vmax);
-    for (let i = 0; i < n; i++) px[i] = table[values[i]];
+  if (ranges && ranges.length !== 2 * rows) ranges = null; // made for another shape: nothing to hide by
+  const span = levels > 0 ? tableSpan(colorTable(levels, vmax)) : floatSpan(vmax > 0 ? 255 / vmax : 0);
+  if (!ranges) {
+    span(px, values, 0, n);
   } else {
-    const scale = vmax > 0 ? 255 / vmax : 0;
-    for (let i = 0; i < n; i++) {
-      let c = Math.round(values[i] * scale);
-      if (c > 255) c = 255;
-      else if (!(c > 0)) c = 0;
-      px[i] = PACKED[c];
+    // Per row: hidden, visible, hidden; two fills and one loop, no test per cell.
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      const first = Math.max(0, ranges[2 * r]);
+      const last = Math.min(cols - 1, ranges[2 * r + 1]);
+      if (first > last) {
+        px.fill(NOT_VISIBLE, base, base + cols);
+        continue;
+      }
+      px.fill(NOT_VISIBLE, base, base + first);
+      span(px, values, base + first, base + last + 1);
+      px.fill(NOT_VISIBLE, base + last + 1, base + cols);
     }
   }
   ctx.putImageData(image, 0, 0);
   canvas.dataset.vmax = String(vmax);
   canvas.dataset.rows = String(rows);
   canvas.dataset.cols = String(cols);
+  canvas.dataset.hidesCells = String(Boolean(ranges));
 }
+
+/** Paints px[from..to) from integer values through a colour table. */
+const tableSpan = (table) => (px, values, from, to) => {
+  for (let i = from; i < to; i++) px[i] = table[values[i]];
+};
+
+/** Paints px[from..to) from weights, `scale` table entries per unit of weight. */
+const floatSpan = (scale) => (px, values, from, to) => {
+  for (let i = from; i < to; i++) {
+    let c = Math.round(values[i] * scale);
+    if (c > 255) c = 255;
+    else if (!(c > 0)) c = 0;
+    px[i] = PACKED[c];
+  }
+};
 
 /** A horizontal legend strip from 0 to vmax. */
 export function paintLegend(canvas, vmax) {
@@ -156,23 +187,25 @@ function poolRowsOfBytes(into, all, words, from, to) {
 /**
  * Paints a map to be shown at width x height CSS px: one canvas pixel per
  * cell when there are enough device pixels, else max-pooled to the device
- * pixels, so the canvas is never shrunk by the browser. `levels` as for
- * paintMap. Returns what it painted, {values, rows, cols, pooled}.
+ * pixels, so the canvas is never shrunk by the browser. `levels` and
+ * `ranges` as for paintMap (a pooled pixel is visible when a cell it covers
+ * is). Returns what it painted, {values, rows, cols, pooled, ranges}.
  */
-export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1, levels = 0) {
+export function paintMapAt(canvas, values, rows, cols, vmax, width, height, ratio = 1, levels = 0, ranges = null) {
   const outCols = Math.max(1, Math.round(width * ratio));
   const outRows = Math.max(1, Math.round(height * ratio));
   const pooled = !(cols <= outCols && rows <= outRows);
   const r = pooled ? Math.min(rows, outRows) : rows;
   const c = pooled ? Math.min(cols, outCols) : cols;
-  return paintPixels(canvas, pooled ? maxPool(values, rows, cols, r, c) : values, r, c, vmax, width, height, levels, pooled);
+  return paintPixels(canvas, pooled ? maxPool(values, rows, cols, r, c) : values, r, c, vmax, width, height, levels, pooled,
+    pooled ? poolRanges(ranges, rows, cols, r, c) : ranges);
 }
 
-/** paintMapAt's painting of values already at the canvas's size (e.g. pooled). */
-export function paintPixels(canvas, values, rows, cols, vmax, width, height, levels, pooled) {
+/** paintMapAt's painting of values already at the canvas's size (e.g. pooled), `ranges` at that size too. */
+export function paintPixels(canvas, values, rows, cols, vmax, width, height, levels, pooled, ranges = null) {
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
-  paintMap(canvas, values, rows, cols, vmax, levels);
+  paintMap(canvas, values, rows, cols, vmax, levels, ranges);
   canvas.dataset.pooled = String(pooled);
-  return { values, rows, cols, pooled };
+  return { values, rows, cols, pooled, ranges };
 }

@@ -27,6 +27,7 @@ import './head_metrics.js';
 import './heatmap.js';
 import './image_grid.js';
 import './layout.js';
+import './visibility.js';
 
 import * as api from './api.js';
 import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
@@ -52,6 +53,7 @@ import { ModelView } from './view_model.js';
 import { RolloutView } from './view_rollout.js';
 import { StatsView } from './view_stats.js';
 import { TextView } from './view_text.js';
+import { exampleRanges, visibilityFacts, windowText } from './visibility.js';
 
 const PLAY_INTERVAL_MS = 600;
 const RUNS_POLL_MS = 1000; // how often TensorBoard's run selector is read
@@ -249,6 +251,7 @@ class AttentionTab {
     c.step.max = String(layer.steps.length - 1);
     this.info.textContent = [
       layer.layer_class, `${layer.kind} attention`, `${layer.num_heads} head(s)`,
+      windowText(visibilityFacts(layer, example)),
       `${example.query_length} query x ${example.key_length} key tokens`, `${layer.steps.length} captured steps`,
       `stored as ${layer.encoding}`, layer.rows_normalized ? '' : 'rows do not sum to 1',
       storedExamplesText(layer),
@@ -262,7 +265,7 @@ class AttentionTab {
     const model = this.showModel();
     const heads = this.heads.show(run, state);
     this.grid.build(layer, state.head);
-    this.focus.setExample(example, state.zoom);
+    this.focus.setExample(example, state.zoom, layer);
     this.text.setExample(example);
     const empty = isEmptyExample(example);
     for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
@@ -386,7 +389,8 @@ class AttentionTab {
   paintMaps() {
     if (!this.maps) return;
     this.vmax = this.state.scale === 'stretch' ? mapsMax(this.maps) : 1;
-    this.grid.paint((name) => this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale);
+    this.grid.paint((name) => this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale,
+      exampleRanges(this.layer, this.example), visibilityFacts(this.layer, this.example));
     this.paintFocus();
     this.image.paint(this.maps, this.derived);
   }
@@ -407,7 +411,8 @@ class AttentionTab {
       return;
     }
     const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max" : 'fixed scale 0 to 1';
-    const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText }, this.example);
+    const ranges = exampleRanges(this.layer, this.example);
+    const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText, ranges }, this.example);
     Object.assign(this.focus.canvas.dataset, { exportCell: placed.cell, exportLeft: placed.left, exportTop: placed.top });
   }
 

@@ -7,9 +7,12 @@ import {
   DIVERGING_LUT, diffMap, divergingIndex, maxAbs, nearestStep, rankHeadChanges, sameTokens, topChanges,
 } from './compare.js';
 import { headMap, headMeanMax } from './decode.js';
-import { el, fillSelect, legendItem } from './dom.js';
+import { el, fillSelect, legendItem, notVisibleKey, showNotVisibleKey } from './dom.js';
 import { paintMap, paintLegend } from './heatmap.js';
 import { cellAt } from './layout.js';
+import {
+  exampleRanges, hiddenReason, notVisibleText, unionRanges, visibilityFacts,
+} from './visibility.js';
 
 const LABELS_UP_TO = 64; // tokens: longer maps are drawn without token labels
 const COLUMN_PX = 360; // a run's column is about this wide
@@ -59,13 +62,22 @@ class LabelledMap {
   }
 }
 
-/** Paints a difference on the diverging scale -m..m, one pixel per cell. */
-function paintDiff(canvas, diff, q, k, m) {
+/**
+ * Paints a difference on the diverging scale -m..m, one pixel per cell;
+ * cells outside `ranges` (visibility.js; null: none) stay transparent, the
+ * canvas's not-visible hatch (heatmap.js paintMap).
+ */
+function paintDiff(canvas, diff, q, k, m, ranges = null) {
   canvas.width = Math.max(k, 1);
   canvas.height = Math.max(q, 1);
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(canvas.width, canvas.height);
   for (let i = 0; i < q * k; i++) {
+    if (ranges) {
+      const row = Math.floor(i / k);
+      const col = i - row * k;
+      if (col < ranges[2 * row] || col > ranges[2 * row + 1]) continue; // left transparent
+    }
     const c = divergingIndex(diff[i], m) * 3;
     image.data[i * 4] = DIVERGING_LUT[c];
     image.data[i * 4 + 1] = DIVERGING_LUT[c + 1];
@@ -100,12 +112,13 @@ export class CompareView {
     this.legend = el('canvas', { id: 'compare-legend', className: 'legend' });
     this.legendText = el('span', { id: 'compare-scale', className: 'info' });
     this.hover = el('div', { id: 'compare-hover', className: 'info', text: ' ' });
+    this.hiddenKey = notVisibleKey('compare-hidden');
     this.element = el('section', { className: 'panel', id: 'compare-panel', hidden: true }, [
       el('div', { className: 'panel-head' }, [el('h3', { text: 'Runs side by side' }),
         el('span', { className: 'info', text: 'compare with:' }), this.runBoxes]),
       this.note,
       (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [el('span', { text: '0' }), this.legend, this.legendText])),
-      this.columns, this.hover,
+      this.hiddenKey, this.columns, this.hover,
     ]);
 
     this.diffToggle = el('input', { id: 'diff-toggle', type: 'checkbox' });
@@ -119,6 +132,7 @@ export class CompareView {
     this.diffLegendMax = el('span', { id: 'diff-legend-max' });
     this.diffSummary = el('div', { id: 'diff-summary', className: 'info' });
     this.diffHover = el('div', { id: 'diff-hover', className: 'info', text: ' ' });
+    this.diffHiddenKey = notVisibleKey('diff-hidden');
     this.diffTop = el('ol', { id: 'diff-top', className: 'cmp-list' });
     this.changedHeads = el('ol', { id: 'changed-heads', className: 'cmp-list' });
     this.changedNote = el('div', { id: 'changed-heads-note', className: 'info' });
@@ -126,7 +140,7 @@ export class CompareView {
       el('div', { className: 'panel-head' }, [this.diffA, el('span', { text: '−  B: run' }), this.diffRun, el('span', { text: 'step' }), this.diffStep]),
       el('div', { className: 'panel-head' }, [this.diffLegendMin, this.diffLegend, this.diffLegendMax,
         el('span', { className: 'info', text: 'A − B: blue where A is lower, red where A is higher, white unchanged; stretched to the largest |change|' })]),
-      this.diffSummary,
+      this.diffSummary, this.diffHiddenKey,
       el('div', { className: 'cmp-diff' }, [
         el('div', {}, [this.diffMap.element, this.diffHover]),
         el('div', {}, [el('h3', { text: 'Largest changes (query → key: A, B, A − B)' }), this.diffTop]),
@@ -199,6 +213,7 @@ export class CompareView {
     // The scale's legend only beside maps: alone it read as a stray "0".
     this.legendRow.hidden = !state.compare.length;
     if (!state.compare.length) {
+      showNotVisibleKey(this.hiddenKey, '');
       this.columns.replaceChildren();
       this.note.hidden = true;
       this.element.dataset.painted = 'true';
@@ -237,7 +252,14 @@ export class CompareView {
       (state.scale === 'stretch' ? "stretched to the largest weight of these runs' maps" : 'fixed 0 to 1');
     const longest = Math.max(...columns.filter((c) => c.example).map((c) => Math.max(c.example.query_length, c.example.key_length)), 1);
     const cell = Math.max(2, Math.min(24, Math.floor(COLUMN_PX / longest)));
-    this.columnsShown = columns.map((c, i) => ({ ...c, values: values[i] }));
+    // Each run's map hides the cells its own layer and example hide.
+    this.columnsShown = columns.map((c, i) => ({
+      ...c, values: values[i],
+      ranges: c.layer ? exampleRanges(c.layer, c.example) : null,
+      facts: c.layer ? visibilityFacts(c.layer, c.example) : null,
+    }));
+    const hiding = this.columnsShown.find((c) => c.values && c.ranges);
+    showNotVisibleKey(this.hiddenKey, hiding ? notVisibleText(hiding.facts) : '');
     this.columns.replaceChildren(...this.columnsShown.map((c) => {
       const swatch = el('span', { className: 'swatch' });
       swatch.style.background = this.colorOf(c.name);
@@ -253,13 +275,14 @@ export class CompareView {
       const map = new LabelledMap('cmp');
       map.canvas.dataset.run = c.name;
       map.layout(c.example, cell);
-      paintMap(map.canvas, c.values, c.example.query_length, c.example.key_length, vmax);
+      paintMap(map.canvas, c.values, c.example.query_length, c.example.key_length, vmax, 0, c.ranges);
       map.canvas.addEventListener('mousemove', (e) => {
         const hit = map.cellUnder(e, c.example.query_length, c.example.key_length);
         if (!hit) return;
         const w = c.values[hit.row * c.example.key_length + hit.col];
+        const hidden = c.ranges ? hiddenReason(hit.row, hit.col, c.facts) : '';
         this.hover.textContent = `${c.name} · step ${c.step} · ${headName(state.head)} · query ${hit.row} "${c.example.query_tokens[hit.row]}" → ` +
-          `key ${hit.col} "${c.example.key_tokens[hit.col]}": ${w.toFixed(3)}`;
+          `key ${hit.col} "${c.example.key_tokens[hit.col]}": ${hidden ? `not visible: ${hidden}` : w.toFixed(3)}`;
       });
       col.append(map.element);
       return col;
@@ -281,6 +304,7 @@ export class CompareView {
     const layerB = runObjB && runObjB.layers.find((l) => l.tag === state.tag);
     fillSelect(this.diffStep, (layerB ? layerB.steps : []).map((s) => ({ value: s, label: String(s) })), stepB);
     this.diffA.textContent = `A: run ${state.run}, step ${state.step}, ${headName(state.head)}`;
+    showNotVisibleKey(this.diffHiddenKey, '');
     const fail = (why) => {
       this.diffSummary.textContent = why;
       this.diffTop.replaceChildren();
@@ -310,10 +334,14 @@ export class CompareView {
     const q = example.query_length;
     const k = example.key_length;
     const m = maxAbs(diff);
-    Object.assign(this, { diffValues: diff, diffAValues: a, diffBValues: b, diffShape: [q, k] });
+    // A cell is hidden in the difference where both maps hide it (the same layer of two steps: the same cells).
+    const diffRanges = unionRanges(exampleRanges(layer, example), exampleRanges(layerB, exampleB));
+    const facts = visibilityFacts(layer, example);
+    Object.assign(this, { diffValues: diff, diffAValues: a, diffBValues: b, diffShape: [q, k], diffRanges, diffFacts: facts });
+    showNotVisibleKey(this.diffHiddenKey, diffRanges ? notVisibleText(facts) : '');
     const longest = Math.max(q, k, 1);
     this.diffMap.layout(example, Math.max(2, Math.min(24, Math.floor(480 / longest))));
-    paintDiff(this.diffMap.canvas, diff, q, k, m);
+    paintDiff(this.diffMap.canvas, diff, q, k, m, diffRanges);
     this.diffLegendMin.textContent = m > 0 ? (-m).toFixed(3) : '0';
     this.diffLegendMax.textContent = m > 0 ? `+${m.toFixed(3)}` : '0';
     this.diffSummary.textContent = m === 0
@@ -339,6 +367,12 @@ export class CompareView {
     if (!hit) return;
     const i = hit.row * k + hit.col;
     const ex = this.ctx.example;
+    const range = this.diffRanges ? [this.diffRanges[2 * hit.row], this.diffRanges[2 * hit.row + 1]] : null;
+    if (range && (hit.col < range[0] || hit.col > range[1])) {
+      this.diffHover.textContent = `query ${hit.row} "${ex.query_tokens[hit.row]}" → key ${hit.col} "${ex.key_tokens[hit.col]}": ` +
+        `not visible: ${hiddenReason(hit.row, hit.col, this.diffFacts)}`;
+      return;
+    }
     this.diffHover.textContent = `query ${hit.row} "${ex.query_tokens[hit.row]}" → key ${hit.col} "${ex.key_tokens[hit.col]}": ` +
       `A ${this.diffAValues[i].toFixed(3)} − B ${this.diffBValues[i].toFixed(3)} = ${fmt(this.diffValues[i])}`;
   }

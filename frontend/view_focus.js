@@ -6,6 +6,7 @@ import { cellWeight } from './decode.js';
 import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt } from './layout.js';
+import { exampleRanges, hiddenReason, visibilityFacts } from './visibility.js';
 
 export const MIN_ZOOM = 1;
 export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at any length
@@ -98,9 +99,11 @@ export class FocusMap {
     this.canvas.addEventListener('mouseleave', () => { this.tooltip.hidden = true; this.highlight(null); });
   }
 
-  /** The example to show and the zoom to show it at. */
-  setExample(example, zoom) {
+  /** The example (of `layer`, whose facts say which cells its queries see) to show and the zoom to show it at. */
+  setExample(example, zoom, layer) {
     this.example = example;
+    this.facts = layer ? visibilityFacts(layer, example) : null;
+    this.ranges = layer ? exampleRanges(layer, example) : null; // null: every cell visible
     this.values = null;
     this.fonts = null; // measured when its labels are first shown
     this.labelled = null; // the labels still hold the example before: replaced by size() either way
@@ -130,14 +133,14 @@ export class FocusMap {
 
   /** The whole map, small, for maps of MINIMAP_FROM tokens or more. */
   paintMinimap() {
-    const { values, levels, q, k, vmax } = this;
+    const { values, levels, q, k, vmax, ranges } = this;
     this.minimap.hidden = Math.max(q, k) < MINIMAP_FROM;
     // The minimap floats over the map's top right corner: room beside the
     // map as wide as the minimap lets every cell be scrolled out from under it.
     this.scroll.style.paddingRight = this.minimap.hidden ? '' : `${MINIMAP_PX + MINIMAP_MARGIN_PX}px`;
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
-    paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels);
+    paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels, ranges);
     this.placeMinimapView();
   }
 
@@ -161,11 +164,11 @@ export class FocusMap {
   }
 
   repaint() {
-    const { values, levels, q, k, vmax } = this;
+    const { values, levels, q, k, vmax, ranges } = this;
     if (!values) return;
     const hl = this.highlighted;
     if (!hl) {
-      paintMap(this.canvas, values, q, k, vmax, levels);
+      paintMap(this.canvas, values, q, k, vmax, levels, ranges);
       return;
     }
     const dimmed = Float32Array.from(values, (v, i) => {
@@ -173,7 +176,7 @@ export class FocusMap {
       const inside = hl.row !== undefined ? Math.floor(i / k) === hl.row : i % k === hl.col;
       return inside ? w : w * 0.25;
     });
-    paintMap(this.canvas, dimmed, q, k, vmax);
+    paintMap(this.canvas, dimmed, q, k, vmax, 0, ranges);
   }
 
   size() {
@@ -217,13 +220,17 @@ export class FocusMap {
       this.tooltip.hidden = true;
       return;
     }
+    // A cell the query cannot see has no weight to show: it says why instead.
+    const hidden = this.ranges ? hiddenReason(cell.row, cell.col, this.facts) : '';
     const weight = cellWeight(this, cell.row * k + cell.col);
     this.tooltip.replaceChildren(
       el('div', { className: 'tip-query', text: `query: ${this.example.query_tokens[cell.row]}` }),
       el('div', { className: 'tip-key', text: `key: ${this.example.key_tokens[cell.col]}` }),
-      el('div', { className: 'tip-weight', text: `weight: ${weight.toFixed(4)}` }),
+      hidden ? el('div', { className: 'tip-hidden', text: `not visible: ${hidden}` })
+        : el('div', { className: 'tip-weight', text: `weight: ${weight.toFixed(4)}` }),
     );
-    this.tooltip.style.borderColor = cssColor(weight, this.vmax);
+    this.tooltip.style.borderColor = hidden ? '' : cssColor(weight, this.vmax);
+    this.tooltip.classList.toggle('not-visible', Boolean(hidden));
     // The tooltip is placed in the wrapper, which also holds the labels.
     const wrap = this.tooltip.parentElement.getBoundingClientRect();
     this.tooltip.style.left = `${event.clientX - wrap.left + 14}px`;

@@ -1,9 +1,10 @@
 // The heads grid: one thumbnail per head (and head mean / max), the colour
 // scale control and its legend. Click a thumbnail to enlarge it.
 
-import { el, fillSelect } from './dom.js';
+import { el, fillSelect, notVisibleKey, showNotVisibleKey } from './dom.js';
 import { maxOf, maxOfArrays } from './decode.js';
 import { paintLegend, paintMapAt, paintPixels } from './heatmap.js';
+import { notVisibleText } from './visibility.js';
 
 const THUMB_PX = 160; // longest side of a thumbnail, CSS px
 // On the fixed scale, a step whose largest weight is under this is painted in
@@ -24,12 +25,14 @@ export class HeadGrid {
     this.legend = el('canvas', { id: 'legend', className: 'legend' });
     this.legendMax = el('span', { id: 'legend-max' });
     this.legendText = el('span', { id: 'legend-scale', className: 'info' });
+    this.hiddenKey = notVisibleKey('legend-hidden');
     this.grid = el('div', { id: 'head-grid', className: 'grid' });
     this.note = el('div', { id: 'maps-note', className: 'note', hidden: true });
     this.canvases = new Map();
     this.element = el('section', { className: 'panel' }, [
       el('h3', { text: 'Heads (click one to enlarge)' }),
       el('div', { className: 'legend-row' }, [this.scale, el('span', { text: '0' }), this.legend, this.legendMax, this.legendText]),
+      this.hiddenKey,
       this.note, this.grid,
     ]);
   }
@@ -61,8 +64,13 @@ export class HeadGrid {
     this.grid.hidden = Boolean(text);
   }
 
-  /** cellsOf(name) -> {values, levels} of q*k cells (decode.js headCells); scale is 'fixed' or 'stretch'. */
-  paint(cellsOf, q, k, vmax, scale) {
+  /**
+   * cellsOf(name) -> {values, levels} of q*k cells (decode.js headCells);
+   * scale is 'fixed' or 'stretch'; ranges: each row's visible columns
+   * (visibility.js), null when every cell is visible; facts: the layer's
+   * visibility facts, for the legend.
+   */
+  paint(cellsOf, q, k, vmax, scale, ranges = null, facts = null) {
     this.scale.value = scale;
     paintLegend(this.legend, vmax);
     this.legend.dataset.scale = scale;
@@ -70,6 +78,7 @@ export class HeadGrid {
     this.legendText.textContent = scale === 'stretch'
       ? `stretched to this step's max (${vmax.toFixed(3)}): colours differ between steps`
       : 'fixed scale 0 to 1: the same weight has the same colour at every step';
+    showNotVisibleKey(this.hiddenKey, ranges && facts ? notVisibleText(facts) : '');
     const size = THUMB_PX / Math.max(q, k, 1);
     const ratio = window.devicePixelRatio || 1;
     const width = Math.max(1, Math.round(k * size));
@@ -78,7 +87,7 @@ export class HeadGrid {
     for (const [name, canvas] of this.canvases) {
       if (name === 'max') continue;
       const { values, levels } = cellsOf(name);
-      const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels);
+      const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels, ranges);
       if (name !== 'mean') heads.push({ ...painted, levels });
     }
     if (scale !== 'stretch') {
@@ -96,10 +105,10 @@ export class HeadGrid {
     const pooled = heads.length && heads.every((h) => h.pooled && h.levels === heads[0].levels);
     if (pooled) {
       const { rows, cols, levels } = heads[0];
-      paintPixels(max, maxOfArrays(heads.map((h) => h.values)), rows, cols, vmax, width, height, levels, true);
+      paintPixels(max, maxOfArrays(heads.map((h) => h.values)), rows, cols, vmax, width, height, levels, true, heads[0].ranges);
     } else {
       const { values, levels } = cellsOf('max');
-      paintMapAt(max, values, q, k, vmax, width, height, ratio, levels);
+      paintMapAt(max, values, q, k, vmax, width, height, ratio, levels, ranges);
     }
   }
 }

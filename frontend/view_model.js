@@ -4,9 +4,10 @@
 // from the same cache as the main view, so only while it is open.
 
 import { headCells, headMeanCells, mapsMax } from './decode.js';
-import { el } from './dom.js';
+import { el, notVisibleKey, showNotVisibleKey } from './dom.js';
 import { paintMapAt } from './heatmap.js';
 import { isEmptyExample, layersInModelOrder } from './state.js';
+import { exampleRanges } from './visibility.js';
 
 const THUMB_PX = 64;
 
@@ -16,9 +17,10 @@ export class ModelView {
     Object.assign(this, { status, mapsOf, onOpen });
     this.rows = el('div', { id: 'model-grid', className: 'model-grid' });
     this.caption = el('span', { id: 'model-caption', className: 'info' });
+    this.hiddenKey = notVisibleKey('model-hidden');
     this.details = el('details', { id: 'model-view', className: 'panel', open: true }, [
       el('summary', {}, [el('h3', { text: 'Model view: every layer x every head ' }), this.caption]),
-      this.rows,
+      this.hiddenKey, this.rows,
     ]);
     this.details.addEventListener('toggle', () => { if (this.details.open && this.args) this.show(...this.args); });
     this.element = this.details;
@@ -33,6 +35,9 @@ export class ModelView {
     const layers = layersInModelOrder(run.layers);
     this.caption.textContent = `(example ${example}, step ${step}, ${scale === 'stretch' ? "each layer stretched to its step's max" : 'fixed scale 0 to 1'}; per layer the head mean, then heads 0 to H-1; click a map to open it)`;
     if (this.built !== run) this.build(run, layers);
+    const hides = layers.some((l) => l.examples[example] && exampleRanges(l, l.examples[example]));
+    showNotVisibleKey(this.hiddenKey, hides ? 'not visible: keys a query cannot see (after it in a causal layer, outside a sliding window); ' +
+      "a weight of 0 is the scale's darkest colour" : '');
     this.markSelected(selectedTag);
     const ratio = window.devicePixelRatio || 1;
     await Promise.all(layers.map(async (layer) => {
@@ -62,10 +67,11 @@ export class ModelView {
       const size = THUMB_PX / Math.max(maps.q, maps.k, 1);
       const width = Math.max(1, Math.round(maps.k * size));
       const height = Math.max(1, Math.round(maps.q * size));
+      const ranges = exampleRanges(layer, ex);
       row.canvases.forEach((canvas, i) => {
         canvas.hidden = false;
         const { values, levels } = i === 0 ? headMeanCells(maps) : headCells(maps, i - 1);
-        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio, levels);
+        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio, levels, ranges);
       });
       row.element.dataset.paintedStep = String(step);
     }));
@@ -86,7 +92,8 @@ export class ModelView {
       // A long name's lines break after its scopes' "/" first (<wbr> adds no character to copy).
       const scopes = layer.layer.split('/');
       const label = el('div', { className: 'model-label', title: layer.tag },
-        scopes.flatMap((scope, i) => (i < scopes.length - 1 ? [`${scope}/`, el('wbr')] : [`${scope} (${layer.kind})`])));
+        scopes.flatMap((scope, i) => (i < scopes.length - 1 ? [`${scope}/`, el('wbr')]
+          : [`${scope} (${layer.kind}${layer.sliding_window > 0 && layer.kind !== 'cross' ? `, window ${layer.sliding_window}` : ''})`])));
       const element = el('div', { className: 'model-row', dataset: { tag: layer.tag } }, [label, ...canvases, note]);
       this.rowOf.set(layer.tag, { element, canvases, note });
       return element;

@@ -87,6 +87,17 @@ export function windowText(facts) {
 }
 
 /**
+ * The legend's words for the hatched cells of a layer that hides cells:
+ * 'not visible: keys after the query (causal) or outside its sliding
+ * window of 4 keys; a weight of 0 is the scale's darkest colour'.
+ */
+export function notVisibleText(facts) {
+  const window = facts.kind !== 'cross' && facts.window > 0 ? `outside its sliding window of ${keysText(facts.window)}` : '';
+  const why = [facts.kind === 'causal' ? 'after the query (causal)' : '', window].filter(Boolean).join(' or ');
+  return `not visible: keys ${why}; a weight of 0 is the scale's darkest colour`;
+}
+
+/**
  * The ranges of a rows x cols map max-pooled into outRows x outCols as
  * heatmap.js's maxPool pools it (output row R covers rows
  * ceil(R * rows / outRows) .. ceil((R + 1) * rows / outRows) - 1; column j
