@@ -157,8 +157,21 @@ def readable_tags(model, layers):
     `attention` layer), the path as the model nests it, from the shortest
     enclosing scope that tells them apart (`encoder_layer_1/attention`).
     Only layers whose whole nesting is alike get a suffix (`_2`, `_3`, ...,
-    one that is no layer's name or path). Returns a list, as `layers`."""
+    one that is no layer's name or path). Paths are compared among all the
+    model's layers, so a layer's tag does not depend on which are captured.
+    Returns a list, as `layers`."""
     nesting = _nesting(model)
+    everyone = all_layers(model)
+    ids = {id(layer): i for i, layer in enumerate(everyone)}
+    if any(id(layer) not in ids for layer in layers):  # not reachable from the model
+        everyone = everyone + [layer for layer in layers if id(layer) not in ids]
+        ids = {id(layer): i for i, layer in enumerate(everyone)}
+    tags = _tags_of(everyone, nesting)
+    return [tags[ids[id(layer)]] for layer in layers]
+
+
+def _tags_of(layers, nesting):
+    """readable_tags of every layer in `layers` (all of a model's)."""
     bases = [layer_path(layer) for layer in layers]
     tags = list(bases)
     taken = set(bases)
@@ -175,7 +188,7 @@ def readable_tags(model, layers):
         for i, tag in zip(members, candidates):
             tags[i] = tag
         taken.update(candidates)
-    every_name = {layer_path(l) for l in all_layers(model)} | {l.name for l in all_layers(model)}
+    every_name = set(bases) | {l.name for l in layers}
     seen = {}
     for i, tag in enumerate(tags):  # only a whole nesting alike is left
         seen[tag] = seen.get(tag, 0) + 1
