@@ -423,3 +423,30 @@ def test_a_fault_in_any_stage_skips_that_capture_and_the_fit_finishes(tmp_path, 
     layer = only_layer(tmp_path, "mha")
     assert list(layer.steps) == [0, 1]  # earlier steps readable, no partial step
     assert layer.received[0].shape[0] == 2 and layer.head_stats.shape[0] == 2
+
+
+class PreSplitAttention(keras.layers.Layer):
+    """Takes queries and keys already split into heads, (batch, heads, len,
+    dim): none of its arguments is a (batch, length, features) sequence."""
+
+    def call(self, query_heads, key_heads):
+        logits = keras.ops.matmul(query_heads, keras.ops.transpose(key_heads, (0, 1, 3, 2)))
+        return keras.ops.softmax(logits, axis=-1)
+
+
+def test_a_layer_whose_sequences_cannot_be_told_is_stored_with_a_warning_naming_it(tmp_path, caplog):
+    ids = keras.Input((T,), dtype="int32")
+    x = keras.layers.Embedding(30, D)(ids)
+    split = keras.layers.Reshape((T, H, D // H))(keras.layers.Dense(D)(x))
+    split = keras.layers.Permute((2, 1, 3))(split)
+    weights = PreSplitAttention(name="pre_split_attention")(split, split)
+    model = keras.Model(ids, keras.layers.Dense(1)(keras.layers.Flatten()(weights)))
+    x_train = np.random.default_rng(0).integers(1, 30, (12, T))
+    caplog.set_level(logging.WARNING, logger="tb_attention_plugin")
+    _fit(model, x_train, AttentionCallback(tmp_path, x_train[:B], update_freq=2))
+    said = [r.getMessage() for r in caplog.records if "could not tell" in r.getMessage()]
+    assert len(said) == 1
+    assert '"pre_split_attention" (PreSplitAttention)' in said[0] and "pad_id=" in said[0]
+    assert "stored as self attention (the map is 7 x 7)" in said[0]
+    stored = only_layer(tmp_path, "pre_split_attention")
+    assert stored.num_heads == H and stored.maps[0].shape[-2:] == (T, T)

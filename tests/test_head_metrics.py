@@ -45,6 +45,24 @@ def test_causal_uniform_attention_is_normalised_by_the_keys_each_row_can_see():
     assert hm.normalized_entropy(maps, causal=False)[0] < 1
 
 
+def test_uniform_attention_within_a_sliding_window_is_normalised_by_the_window():
+    # window 2, causal: row 0 sees key 0, rows 1..3 see keys i-1 and i
+    assert list(hm.visible_keys(4, 4, causal=True, window=2)) == [1, 2, 2, 2]
+    # window 2, both sides: row i sees i-1, i, i+1 within 0..3
+    assert list(hm.visible_keys(4, 4, window=2)) == [2, 3, 3, 2]
+    # a crop whose first query is one position after its first key
+    assert list(hm.visible_keys(3, 4, causal=True, offset=1)) == [2, 3, 4]
+    maps = np.zeros((1, 4, 4))
+    maps[0, 0, 0] = 1.0
+    for i in range(1, 4):
+        maps[0, i, i - 1 : i + 1] = 0.5
+    np.testing.assert_allclose(hm.normalized_entropy(maps, causal=True, window=2), [1.0], atol=EXACT)
+    # counted as plain causal attention, rows 2 and 3 would look peaked:
+    # rows 1..3 give log 2 / log 2, log 2 / log 3, log 2 / log 4
+    expected = (1 + math.log(2) / math.log(3) + 0.5) / 3
+    np.testing.assert_allclose(hm.normalized_entropy(maps, causal=True), [expected], atol=EXACT)
+
+
 def test_a_previous_token_head():
     maps = shifted(5, 1)
     np.testing.assert_allclose(hm.previous_token_score(maps), [1.0], atol=EXACT)

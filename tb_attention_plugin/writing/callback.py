@@ -58,6 +58,10 @@ class AttentionCallback(keras.callbacks.Callback):
       probe: a fixed batch the model takes: one array, a tuple/list (e.g.
         encoder and decoder inputs) or a dict, e.g. `x_val[:8]`. The same
         examples are captured every time so they can be compared over steps.
+        Also taken (writing/probes.py): a `tf.data.Dataset` (its first
+        batch's inputs), `(x, y[, sample_weight])` for a model of one input,
+        a keras_hub preprocessor's output, and raw text for a keras_hub task
+        model with a preprocessor (labelled by its tokenizer).
       tokens: how to label positions (see `tb_attention_plugin.writing.tokens`): None
         (positions), a callable `ids -> list of str`, a vocabulary (list of
         str or dict id -> str), or one list of strings per example. Default
@@ -104,10 +108,10 @@ class AttentionCallback(keras.callbacks.Callback):
     Example:
 
     ```python
+    callback = AttentionCallback("logs/run1", probe=x_val[:8], tokens=vocabulary)
+    print(callback.plan(model))  # what will be captured, before training
     model.fit(x_train, y_train, epochs=3, callbacks=[
-        keras.callbacks.TensorBoard("logs/run1"),
-        AttentionCallback("logs/run1", probe=x_val[:8], tokens=vocabulary),
-    ])
+        keras.callbacks.TensorBoard("logs/run1"), callback])
     ```
     """
 
