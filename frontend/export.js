@@ -125,9 +125,10 @@ export function exportMapPng(what, map, example, into = document.createElement('
   return placed;
 }
 
-export function exportMapCsv(what, values, example) {
+/** cells: the map as {values, levels} (decode.js headCells), written as stored (csv.js cellTexts). */
+export function exportMapCsv(what, cells, example) {
   const text = mapCsv({ run: what.run, layer: what.tag, step: what.step, example: what.example, head: what.head },
-    example.query_tokens, example.key_tokens, values);
+    example.query_tokens, example.key_tokens, cells);
   downloadText(`attention-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.csv`, text, 'text/csv');
 }
 

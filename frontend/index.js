@@ -405,11 +405,12 @@ class AttentionTab {
   /** The open map as a labelled PNG or as CSV. */
   exportMap(format) {
     if (!this.maps) return;
-    const values = this.mapOf(String(this.state.head));
     if (format === 'csv') {
-      exportMapCsv(this.state, values, this.example);
+      // The cells as stored (uint8 bytes / 255, their sum over heads / 255 H), not float32 copies of them.
+      exportMapCsv(this.state, this.cellsOf(String(this.state.head)), this.example);
       return;
     }
+    const values = this.mapOf(String(this.state.head));
     const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max" : 'fixed scale 0 to 1';
     const ranges = exampleRanges(this.layer, this.example);
     const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText, ranges }, this.example);

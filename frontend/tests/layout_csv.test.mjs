@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { csvField, importanceCsv, mapCsv } from '../csv.js';
+import {
+  csvField, float32Text, importanceCsv, levelText, mapCsv, startsFormula,
+} from '../csv.js';
 import { cellAt, mapSize } from '../layout.js';
 
 test('cellAt maps a point to row and column of the displayed map', () => {
@@ -38,4 +40,53 @@ test('map csv has query token rows and key token columns, with where it comes fr
     Float32Array.of(0.25, 0.75, 1, 0));
   assert.equal(text, "run,layer,step,example,head,query_position,query_token,0:x,1:=y\n" +
     'r,l,4,0,mean,0,a,0.25,0.75\nr,l,4,0,mean,1,b,1,0\n');
+});
+
+test('the formula guard prefixes only fields a spreadsheet would run as a formula', () => {
+  // guarded: what starts a formula
+  for (const text of ['=SUM(A1)', '+1+2', '-1+2', '@x', '@', '=', '-cmd|\' /C calc\'!A0', '+A1', '-x', '- x',
+    '--1', '-(1)', '-"a"', '-$A$1', '-#REF!', '\tx', '\r=1', '-ing', '+é']) {
+    assert.equal(startsFormula(text), true, text);
+    assert.ok(csvField(text).replace(/^"/, '').startsWith("'"), text);
+  }
+  // as they are: numbers, lone signs, signs before something no formula starts with
+  for (const text of ['-', '+', '--', '++', '+-', '- ', '->', '-)', '-,', '-|', '-*', '-/', '-1.5', '+2e-3', '-.5', '1',
+    'plain', 'a=b', 'x-1', '']) {
+    assert.equal(startsFormula(text), false, text);
+    assert.equal(csvField(text).replace(/^"|"$/g, ''), text, text);
+  }
+  assert.equal(csvField('-'), '-');
+  assert.equal(csvField('=SUM(A1,B1)'), `"'=SUM(A1,B1)"`); // guarded, then quoted for its comma
+});
+
+test('uint8 cells are written as the stored value to 6 significant digits, not float32 noise', () => {
+  assert.equal(levelText(251, 255), '0.984314'); // float32 of 251/255 prints 0.9843137264251709
+  assert.equal(levelText(255, 255), '1');
+  assert.equal(levelText(0, 255), '0');
+  assert.equal(levelText(1, 255), '0.00392157');
+  assert.equal(levelText(3, 510), '0.00588235'); // the mean of 2 heads: a sum of bytes / (255 x 2)
+  for (let b = 0; b <= 255; b++) {
+    assert.equal(Math.round(Number(levelText(b, 255)) * 255), b); // the byte reads back
+    assert.ok(levelText(b, 255).replace(/^0\.0*/, '').length <= 6, levelText(b, 255));
+  }
+  const text = mapCsv({ run: 'r', layer: 'l', step: 4, example: 0, head: 0 }, ['a'], ['x', 'y', 'z'],
+    { values: Uint8Array.of(251, 4, 0), levels: 255 });
+  assert.equal(text.split('\n')[1], 'r,l,4,0,0,0,a,0.984314,0.0156863,0');
+  assert.ok(!text.includes('0.9843137264251709'));
+  const mean = mapCsv({ run: 'r', layer: 'l', step: 4, example: 0, head: 'mean' }, ['a'], ['x', 'y'],
+    { values: Uint16Array.of(255, 255), levels: 510 });
+  assert.equal(mean.split('\n')[1], 'r,l,4,0,mean,0,a,0.5,0.5');
+});
+
+test('float32 weights and importance are written as the shortest text of their float32', () => {
+  assert.equal(float32Text(Math.fround(0.9)), '0.9');
+  assert.equal(float32Text(Math.fround(1 / 3)), '0.33333334');
+  assert.equal(Math.fround(Number(float32Text(Math.fround(1 / 3)))), Math.fround(1 / 3));
+  assert.equal(float32Text(0), '0');
+  assert.equal(float32Text(null), '');
+  const text = mapCsv({ run: 'r', layer: 'l', step: 1, example: 0, head: 0 }, ['a'], ['x', 'y'],
+    { values: Float32Array.of(0.1, 0.9), levels: 0 });
+  assert.equal(text.split('\n')[1], 'r,l,1,0,0,0,a,0.1,0.9');
+  const imp = importanceCsv({ run: 'r', layer: 'l', example: 0 }, ['t'], [3], [[[Math.fround(0.7)], [Math.fround(0.7)]]], 1);
+  assert.equal(imp.split('\n')[1], 'r,l,0,3,0,t,0.7,0.7');
 });
