@@ -122,3 +122,38 @@ def test_heads_that_settle_together_are_not_stalled_but_one_left_behind_is(caplo
     assert 'head 1 of layer "b" stopped changing at step 6' in stalled
     # the typical head: the median of 0.001, 0.0015, 0.0008 and 1e-6
     assert "1e-06 since the last capture, 0.2 at most before, 0.0009 for the typical head now" in stalled
+
+
+def test_heads_that_all_change_by_float_noise_are_not_stalled(caplog):
+    """A small model whose heads all change by ~1e-9 per capture (float32
+    rounding: below head_watch.NOISE_FLOOR, float32's epsilon): one head's
+    1e-12 beside the others' 1e-9 says nothing, however the loss moves."""
+    from tb_attention_plugin.writing.head_watch import NOISE_FLOOR, HeadWatch
+
+    assert NOISE_FLOOR == np.finfo(np.float32).eps
+    watch = HeadWatch()
+    loss = 1.0
+    noise = [[1e-9, 2e-9, 1.5e-9], [3e-9, 1e-9, 2e-9], [2e-9, 1e-9, 1e-9], [1e-9, 2e-9, 1e-12],
+             [2e-9, 0.0, 1e-9], [5e-10, 1e-9, 1e-13]]
+    for step, change in enumerate(noise):
+        with caplog.at_level(logging.WARNING):
+            watch.observe(_capture_items({"a": change[:2], "b": change[2:]}), step, loss)
+        loss *= 0.8
+    assert not _warnings(caplog, "stopped changing")
+    # The same head at noise while the others really change (1e-3) is stalled.
+    with caplog.at_level(logging.WARNING):
+        watch.observe(_capture_items({"a": [1e-3, 2e-3], "b": [1e-10]}), 6, loss)
+    (stalled,) = _warnings(caplog, "stopped changing")
+    assert 'head 0 of layer "b" stopped changing at step 6' in stalled
+
+
+def test_heads_frozen_bit_for_bit_are_stalled_though_no_head_changes(caplog):
+    """Every head's change exactly 0 (a layer that does not train, the only
+    one) is still a frozen layer, not float noise."""
+    from tb_attention_plugin.writing.head_watch import HeadWatch
+
+    watch = HeadWatch()
+    with caplog.at_level(logging.WARNING):
+        watch.observe(_capture_items({"a": [0.0, 0.0]}), 1, 1.0)
+        watch.observe(_capture_items({"a": [0.0, 0.0]}), 2, 0.5)
+    assert len(_warnings(caplog, "stopped changing")) == 2

@@ -14,6 +14,17 @@ from tb_attention_plugin.writing.messages import quoted
 
 logger = logging.getLogger(__name__)
 
+# A head's `change` (mean over cells of |P_now - P_before|) below this is
+# float noise, not a change: the probabilities are float32 (the metrics are
+# computed from them before any uint8 encoding, so the encoding's 1/510 is
+# no floor here: fine-tuning moves maps by 1e-5 per capture in a healthy
+# run), and recomputing one map with other rounding (another reduction
+# order, a retrace) moves each weight w <= 1 by up to about eps * w, so a
+# mean change under float32's epsilon (1.19e-7, the spacing of float32
+# numbers at 1) cannot be told from rounding. Heads whose changes are all
+# under it say nothing about one another.
+NOISE_FLOOR = float(np.finfo(np.float32).eps)
+
 
 class HeadWatch:
     """Thresholds as AttentionCallback takes them; None switches one off."""
@@ -47,8 +58,9 @@ class HeadWatch:
                 ))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            # The typical head's change at this capture, over every layer.
-            typical = np.nanmedian(np.concatenate([c for _, _, c in layers])) if layers else np.nan
+            # The typical and the largest head's change at this capture, over every layer.
+            every = np.concatenate([c for _, _, c in layers]) if layers else np.array([np.nan])
+            typical, moving = np.nanmedian(every), np.nanmax(every)
         for layer, entropy, change in layers:
             if (self.collapse_entropy is not None and entropy < self.collapse_entropy
                     and ("collapse", layer) not in self._warned):
@@ -67,13 +79,20 @@ class HeadWatch:
                     continue
                 peak, seen = self._peak_change.get((layer, head), (0.0, 0))
                 self._peak_change[layer, head] = (max(peak, now), seen + 1)
-                # Frozen (never changes), or stopped while the rest of the
-                # model still changes: under stalled_ratio of its own largest
-                # change and of the typical head's change now, after 3
-                # captures. Heads that settle together as training converges
-                # (every head's change falls) are not stalled.
-                stalled = now <= 1e-9 or (
-                    seen >= 3 and now < self.stalled_ratio * peak and now < self.stalled_ratio * typical)
+                # Frozen: no head changed at all, bit for bit (a layer that
+                # does not train), or this one changed by float noise
+                # (NOISE_FLOOR) while another head really changed. Or
+                # stopped while the rest of the model still changes: under
+                # stalled_ratio of its own largest change and of the typical
+                # head's change now, after 3 captures, the typical head
+                # above float noise. Heads that settle together as training
+                # converges (every head's change falls) are not stalled, nor
+                # heads that all change by float noise (every head at ~1e-9:
+                # comparing them says nothing).
+                frozen = (now == 0 and moving == 0) or (now < NOISE_FLOOR <= moving)
+                stalled = frozen or (
+                    seen >= 3 and typical >= NOISE_FLOOR
+                    and now < self.stalled_ratio * peak and now < self.stalled_ratio * typical)
                 if not (stalled and loss_moved) or ("stalled", layer, head) in self._warned:
                     continue
                 self._warned.add(("stalled", layer, head))
