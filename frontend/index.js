@@ -241,7 +241,8 @@ class AttentionTab {
     c.runSwatch.style.background = (this.visible.find((r) => r.run === state.run) || {}).color || 'transparent';
     this.root.dataset.runs = JSON.stringify(this.visible.map((r) => r.run));
     fillSelect(c.layer, layersInModelOrder(run.layers).map((l) => ({
-      value: l.tag, label: `${l.layer} (${l.kind}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})`,
+      value: l.tag,
+      label: `${l.layer} (${l.kind}${l.sliding_window ? `, window ${l.sliding_window}` : ''}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})`,
     })), state.tag);
     fillSelect(c.example, layer.examples.map((ex, i) => ({
       value: i,

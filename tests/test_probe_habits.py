@@ -97,10 +97,22 @@ def test_raw_text_for_a_task_model_goes_through_its_preprocessor_and_tokenizer(t
 def test_a_preprocessors_output_is_taken_as_the_probe(tmp_path, output):
     model, preprocessor, tokenizer = _bert_classifier()
     probe = preprocessor(TEXTS[:2]) if output == "dict" else preprocessor(TEXTS[:2], LABELS[:2], np.ones(2))
-    callback = AttentionCallback(tmp_path, probe=probe, tokens=tokenizer, update_freq=2)
+    # no tokens=: a keras_hub task's tokens come from its preprocessor's tokenizer
+    callback = AttentionCallback(tmp_path, probe=probe, update_freq=2)
     _train_on_text(model, callback)
     layer = read_attention(str(tmp_path))["."][TAG]
     assert layer.key_tokens == [["[CLS]", "the", "movie", "was", "great", "[SEP]"], ["[CLS]", "bad", "[SEP]"]]
+
+
+def test_text_the_preprocessor_does_not_take_is_refused_with_its_words_and_the_fix(tmp_path):
+    model, _, _ = _bert_classifier()
+    callback = AttentionCallback(tmp_path, probe={"prompts": TEXTS[:2], "responses": TEXTS[2:4]})
+    with pytest.raises(ValueError) as raised:
+        callback.plan(model)
+    message = str(raised.value)
+    assert message.startswith('AttentionCallback: probe= holds text, and the preprocessor of model '
+                              '"bert_text_classifier" (BertTextClassifierPreprocessor) did not take it: ')
+    assert "probe=model.preprocessor(texts)" in message and "\x1b" not in message
 
 
 def test_raw_text_for_a_model_without_a_preprocessor_is_refused_before_training(tmp_path):

@@ -683,9 +683,7 @@ class AttentionCallback(keras.callbacks.Callback):
         if captured.mask is not None and not transpose:
             try:
                 cells = masks.allowed_cells(captured.mask, scores, captured.convention)
-                query_valid, key_valid = masks.real_tokens(
-                    captured.mask, scores, captured.convention
-                )
+                query_valid, key_valid = masks.real_tokens_of(cells)
             except masks.UnknownMaskForm as e:
                 logger.warning(
                     "AttentionCallback could not read the mask of layer %s (%s), so "
@@ -771,7 +769,6 @@ class AttentionCallback(keras.callbacks.Callback):
             query_from=query_from,
             key_from=key_from,
             cropped_by=cropped_by,
-            dtype=str(np.asarray(captured.scores).dtype),
             row_tolerance=numerics.row_sum_tolerance(np.asarray(captured.scores).dtype, k),
         )
 
@@ -826,8 +823,8 @@ class _LayerPlan:
     query_from: str = ""  # where the query tokens come from, in words (CapturePlan)
     key_from: str = ""
     cropped_by: str = ""  # what crops the maps, in words
-    dtype: str = "float32"  # the dtype the layer computed its probabilities in
-    row_tolerance: float = numerics.ROW_SUM_TOLERANCE  # numerics.row_sum_tolerance of that dtype
+    # numerics.row_sum_tolerance of the dtype the layer computed in
+    row_tolerance: float = numerics.ROW_SUM_TOLERANCE
 
 
 def _token_origin(source, grid):
@@ -836,7 +833,8 @@ def _token_origin(source, grid):
         return "image patches (%d x %d grid)" % (grid.rows, grid.cols)
     if source is None:
         return "positions"
-    return "probe input %s%s" % (messages.quoted(source.name), "" if source.labelled else " (ids)")
+    return "probe input %s%s" % (
+        messages.quoted(source.name), "" if source.labelled else " (labelled by position: pass tokens=)")
 
 
 @dataclasses.dataclass

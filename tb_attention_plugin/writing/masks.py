@@ -140,7 +140,12 @@ def real_tokens(mask, scores, convention=None):
       UnknownMaskForm: a shape that does not broadcast, values of no known
         convention, or a mask the scores do not follow.
     """
-    cells = allowed_cells(mask, scores, convention)
+    return real_tokens_of(allowed_cells(mask, scores, convention))
+
+
+def real_tokens_of(cells):
+    """(query_valid, key_valid) of `allowed_cells`' result, as
+    `real_tokens` returns them."""
     query_valid = cells.any(axis=(1, 3)) if cells.shape[2] != 1 else None
     key_valid = cells.any(axis=(1, 2)) if cells.shape[3] != 1 else None
     return query_valid, key_valid

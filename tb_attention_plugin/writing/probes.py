@@ -10,14 +10,18 @@ e.g. encoder and decoder ids) or a dict {input name: array}, the structure
   * `(x, y)` or `(x, y, sample_weight)` given to a model that takes one
     input (or one dict): x, once the model says how many inputs it takes
     (`inputs_for`);
-  * raw strings (a list of str or a string array) for a keras_hub task model
-    with a `preprocessor`: the preprocessor's output for them, labelled with
-    its tokenizer (`inputs_for`);
+  * raw strings (a list of str or a string array, or a dict of them such as
+    Gemma3's {"prompts", "responses"}) for a keras_hub task model with a
+    `preprocessor`: the preprocessor's output for them (`inputs_for`);
   * a keras_hub preprocessor's output: its dict, or `(dict, y, sample_weight)`.
+A keras_hub task's tokens are labelled with its preprocessor's tokenizer
+unless `tokens=` says otherwise.
 
 Refused with the fix: a Python generator or iterator (it would be consumed),
 and anything else that is not arrays.
 """
+
+import re
 
 import keras
 import numpy as np
@@ -44,16 +48,30 @@ def first_batch(probe):
             "inputs as arrays, e.g. probe=next(iter(dataset))[0], or probe=x_val[:8]"
             % type(probe).__name__
         )
+    return _texts_as_arrays(probe), None
+
+
+def _texts_as_arrays(probe):
+    """Lists of strings (at the top or as a dict's values, like Gemma3's
+    {"prompts": [...], "responses": [...]}) as string arrays: one input
+    each, not one input per string."""
+    if isinstance(probe, dict):
+        return {k: _texts_as_arrays(v) for k, v in probe.items()}
     if isinstance(probe, (list, tuple)) and probe and all(isinstance(p, str) for p in probe):
-        return np.asarray(probe, dtype=object), None
-    return probe, None
+        return np.asarray(probe, dtype=object)
+    return probe
+
+
+def _is_text(leaf):
+    return isinstance(leaf, np.ndarray) and leaf.dtype.kind in "OUS" and leaf.size > 0 and all(
+        isinstance(s, (str, bytes, np.str_, np.bytes_)) for s in leaf.reshape(-1)[:8])
 
 
 def holds_strings(probe):
-    """True for a probe of raw text (a string array), which only a model's
-    preprocessor can turn into inputs."""
-    return isinstance(probe, np.ndarray) and probe.dtype.kind in "OUS" and probe.size > 0 and all(
-        isinstance(s, (str, bytes, np.str_, np.bytes_)) for s in probe.reshape(-1)[:8])
+    """True for a probe of raw text (string arrays, alone or in a dict),
+    which only a model's preprocessor can turn into inputs."""
+    leaves = list(probe.values()) if isinstance(probe, dict) else [probe]
+    return any(_is_text(leaf) for leaf in leaves)
 
 
 def inputs_for(model, probe):
@@ -65,20 +83,33 @@ def inputs_for(model, probe):
     Raises:
       ValueError: strings for a model without a preprocessor.
     """
-    tokenizer = None
+    preprocessor = getattr(model, "preprocessor", None)
+    # A keras_hub task labels its inputs with its own tokenizer, whether the
+    # probe is text or the preprocessor's output.
+    tokenizer = getattr(preprocessor, "tokenizer", None)
     note = None
     if holds_strings(probe):
-        preprocessor = getattr(model, "preprocessor", None)
         if preprocessor is None:
             raise ValueError(
                 "probe= holds text, and model \"%s\" has no preprocessor to turn it into "
                 "inputs; pass the token ids the model takes (e.g. a tokenizer's output "
                 "for those texts), or a keras_hub task model with its preprocessor" % model.name
             )
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(_as_tuple(preprocessor(probe.tolist())))
-        tokenizer = getattr(preprocessor, "tokenizer", None)
+        texts = {k: v.tolist() for k, v in probe.items()} if isinstance(probe, dict) else probe.tolist()
+        try:
+            processed = preprocessor(texts)
+        except Exception as e:  # the preprocessor's own words, and what to pass instead
+            raise ValueError(
+                "probe= holds text, and the preprocessor of model \"%s\" (%s) did not take it: %s. "
+                "Pass the text as that preprocessor takes it (e.g. keras_hub Gemma3's "
+                "{\"prompts\": [...], \"responses\": [...]}), or its output: "
+                "probe=model.preprocessor(texts)"
+                % (model.name, type(preprocessor).__name__, _first_line(e))
+            ) from None
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(_as_tuple(processed))
+        count = len(next(iter(texts.values())) if isinstance(texts, dict) else texts)
         return _to_numpy(x), "the output of %s's preprocessor for the %d texts given as probe=" % (
-            model.name, len(probe)), tokenizer
+            model.name, count), tokenizer
     expected = getattr(model, "_inputs_struct", None)
     single_input = expected is not None and not isinstance(expected, (list, tuple))
     if single_input and isinstance(probe, (list, tuple)) and len(probe) in (2, 3):
@@ -88,6 +119,15 @@ def inputs_for(model, probe):
                 ", sample_weight" if len(probe) == 3 else "", model.name)
             return x, note, tokenizer
     return probe, note, tokenizer
+
+
+def _first_line(error):
+    """The line of an error that says what went wrong (Keras wraps a layer's
+    error in "Exception encountered when calling ..." and bold ANSI codes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = next((line for line in lines if not line.startswith("Exception encountered")), "")
+    return "%s %s" % (type(error).__name__, said.rstrip(".")) if said else type(error).__name__
 
 
 def _is_dataset(probe):
