@@ -79,20 +79,22 @@ class HeadWatch:
                     continue
                 peak, seen = self._peak_change.get((layer, head), (0.0, 0))
                 self._peak_change[layer, head] = (max(peak, now), seen + 1)
-                # Frozen: no head changed at all, bit for bit (a layer that
-                # does not train), or this one changed by float noise
-                # (NOISE_FLOOR) while another head really changed. Or
-                # stopped while the rest of the model still changes: under
-                # stalled_ratio of its own largest change and of the typical
-                # head's change now, after 3 captures, the typical head
-                # above float noise. Heads that settle together as training
-                # converges (every head's change falls) are not stalled, nor
-                # heads that all change by float noise (every head at ~1e-9:
-                # comparing them says nothing).
-                frozen = (now == 0 and moving == 0) or (now < NOISE_FLOOR <= moving)
+                # A change under NOISE_FLOOR may be anything up to it:
+                # `bound` is the most this head's change can be. Frozen: no
+                # head changed at all, bit for bit (a layer that does not
+                # train), or this one is at float noise while even the
+                # floor is under stalled_ratio of the typical head's change.
+                # Or stopped while the rest of the model still changes:
+                # after 3 captures, under stalled_ratio of its own largest
+                # change and of the typical head's change now. Heads that
+                # settle together as training converges (every head's
+                # change falls) are not stalled, nor heads compared at
+                # float noise (every head at ~1e-9, or 6e-8 against a
+                # typical 2e-7: the comparison says nothing).
+                bound = max(now, NOISE_FLOOR)
+                frozen = moving == 0 or (now < NOISE_FLOOR and bound < self.stalled_ratio * typical)
                 stalled = frozen or (
-                    seen >= 3 and typical >= NOISE_FLOOR
-                    and now < self.stalled_ratio * peak and now < self.stalled_ratio * typical)
+                    seen >= 3 and bound < self.stalled_ratio * peak and bound < self.stalled_ratio * typical)
                 if not (stalled and loss_moved) or ("stalled", layer, head) in self._warned:
                     continue
                 self._warned.add(("stalled", layer, head))
