@@ -2,6 +2,7 @@
 // data-value), a steps x tokens heatmap and line charts (canvas).
 
 import { paintMap } from './heatmap.js';
+import { tokenName } from './naming.js';
 
 /** A number the server could not give: JSON null (NaN/Inf stored) or NaN. */
 export const isMissing = (v) => typeof v !== 'number' || !Number.isFinite(v);
@@ -39,11 +40,14 @@ export function seriesMax(rows) {
 }
 
 /**
- * Bars for values[j] labelled by tokens[j]; text is set with textContent.
- * Bar length is value / max: pass one `max` for every step so that lengths
- * compare across steps (default: the largest of these values).
+ * Bars for values[j] labelled by their position j and tokens[j]; text is
+ * set with textContent. A row's tooltip names the token with its position
+ * and side (`k 3 "last": 0.412`; side 'key' or 'query'), written when
+ * hovered (a step changes no title). Bar length is value / max: pass one
+ * `max` for every step so that lengths compare across steps (default: the
+ * largest of these values).
  */
-export function renderBars(container, tokens, values, { onHover, onClick, picked, max: scaleMax } = {}) {
+export function renderBars(container, tokens, values, { onHover, onClick, picked, max: scaleMax, side = 'key' } = {}) {
   const max = scaleMax > 0 ? scaleMax : Math.max(...finite(values), 1e-12);
   const width = (v) => `${isMissing(v) ? 0 : (100 * v) / max}%`;
   if (container.barTokens === tokens && container.children.length === tokens.length) {
@@ -63,6 +67,9 @@ export function renderBars(container, tokens, values, { onHover, onClick, picked
     row.className = 'bar-row';
     row.dataset.index = String(j);
     row.dataset.value = String(values[j]);
+    const position = document.createElement('span');
+    position.className = 'bar-pos';
+    position.textContent = String(j);
     const label = document.createElement('span');
     label.className = 'bar-label';
     label.textContent = token;
@@ -75,8 +82,11 @@ export function renderBars(container, tokens, values, { onHover, onClick, picked
     const number = document.createElement('span');
     number.className = 'bar-value';
     number.textContent = valueText(values[j]);
-    row.append(label, track, number);
-    if (onHover) row.addEventListener('mouseenter', () => onHover(j));
+    row.append(position, label, track, number);
+    row.addEventListener('mouseenter', () => {
+      row.title = `${tokenName(side, j, token)}: ${valueText(Number(row.dataset.value))}`;
+      if (onHover) onHover(j);
+    });
     if (onClick) row.addEventListener('click', () => onClick(j));
     if (picked && picked.has(j)) row.classList.add('picked');
     container.append(row);

@@ -27,6 +27,7 @@ import './head_metrics.js';
 import './heatmap.js';
 import './image_grid.js';
 import './layout.js';
+import './naming.js';
 import './visibility.js';
 
 import * as api from './api.js';
@@ -267,7 +268,7 @@ class AttentionTab {
     const heads = this.heads.show(run, state);
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom, layer);
-    this.text.setExample(example);
+    this.text.setExample(example, layer);
     const empty = isEmptyExample(example);
     for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
       panel.hidden = empty;

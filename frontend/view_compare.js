@@ -10,6 +10,7 @@ import { headMap, headMeanMax } from './decode.js';
 import { el, fillSelect, legendItem, notVisibleKey, showNotVisibleKey } from './dom.js';
 import { paintMap, paintLegend } from './heatmap.js';
 import { cellAt } from './layout.js';
+import { cellName, cellValue, tokenName } from './naming.js';
 import {
   exampleRanges, hiddenReason, notVisibleText, unionRanges, visibilityFacts,
 } from './visibility.js';
@@ -45,14 +46,14 @@ class LabelledMap {
     this.canvas.style.height = `${q * cell}px`;
     const labels = q <= LABELS_UP_TO && k <= LABELS_UP_TO && cell >= 6;
     const font = `${Math.min(11, Math.max(6, cell - 2))}px`;
-    const label = (text, size) => {
-      const span = el('span', { text, title: text });
+    const label = (side, size) => (text, i) => {
+      const span = el('span', { text, title: tokenName(side, i, text) });
       span.style[size] = `${cell}px`;
       span.style.fontSize = font;
       return span;
     };
-    this.cols.replaceChildren(...(labels ? example.key_tokens.map((t) => label(t, 'width')) : []));
-    this.rows.replaceChildren(...(labels ? example.query_tokens.map((t) => label(t, 'height')) : []));
+    this.cols.replaceChildren(...(labels ? example.key_tokens.map(label('key', 'width')) : []));
+    this.rows.replaceChildren(...(labels ? example.query_tokens.map(label('query', 'height')) : []));
     this.cols.hidden = this.rows.hidden = !labels;
   }
 
@@ -281,8 +282,8 @@ export class CompareView {
         if (!hit) return;
         const w = c.values[hit.row * c.example.key_length + hit.col];
         const hidden = c.ranges ? hiddenReason(hit.row, hit.col, c.facts) : '';
-        this.hover.textContent = `${c.name} · step ${c.step} · ${headName(state.head)} · query ${hit.row} "${c.example.query_tokens[hit.row]}" → ` +
-          `key ${hit.col} "${c.example.key_tokens[hit.col]}": ${hidden ? `not visible: ${hidden}` : w.toFixed(3)}`;
+        this.hover.textContent = `${c.name} · step ${c.step} · ${headName(state.head)} · ` +
+          `${cellName(hit.row, hit.col, c.example.query_tokens, c.example.key_tokens)}: ${cellValue(w, hidden, 3)}`;
       });
       col.append(map.element);
       return col;
@@ -353,7 +354,7 @@ export class CompareView {
     this.diffTop.replaceChildren(...topChanges(diff, k, TOP_CHANGES).map(({ row, col, delta }) => el('li', {
       dataset: { row: String(row), col: String(col), delta: String(delta) },
       className: sign(delta),
-      text: `"${example.query_tokens[row]}" → "${example.key_tokens[col]}": ${a[row * k + col].toFixed(3)}, ${b[row * k + col].toFixed(3)}, ${fmt(delta)}`,
+      text: `${cellName(row, col, example.query_tokens, example.key_tokens)}: ${a[row * k + col].toFixed(3)}, ${b[row * k + col].toFixed(3)}, ${fmt(delta)}`,
     })));
     if (!this.diffTop.children.length) this.diffTop.append(el('li', { className: 'info', text: 'no cell changed' }));
     this.diffElement.dataset.painted = 'true';
@@ -368,12 +369,12 @@ export class CompareView {
     const i = hit.row * k + hit.col;
     const ex = this.ctx.example;
     const range = this.diffRanges ? [this.diffRanges[2 * hit.row], this.diffRanges[2 * hit.row + 1]] : null;
+    const cell = cellName(hit.row, hit.col, ex.query_tokens, ex.key_tokens);
     if (range && (hit.col < range[0] || hit.col > range[1])) {
-      this.diffHover.textContent = `query ${hit.row} "${ex.query_tokens[hit.row]}" → key ${hit.col} "${ex.key_tokens[hit.col]}": ` +
-        `not visible: ${hiddenReason(hit.row, hit.col, this.diffFacts)}`;
+      this.diffHover.textContent = `${cell}: ${cellValue(0, hiddenReason(hit.row, hit.col, this.diffFacts))}`;
       return;
     }
-    this.diffHover.textContent = `query ${hit.row} "${ex.query_tokens[hit.row]}" → key ${hit.col} "${ex.key_tokens[hit.col]}": ` +
+    this.diffHover.textContent = `${cell}: ` +
       `A ${this.diffAValues[i].toFixed(3)} − B ${this.diffBValues[i].toFixed(3)} = ${fmt(this.diffValues[i])}`;
   }
 

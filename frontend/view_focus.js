@@ -6,6 +6,7 @@ import { cellWeight } from './decode.js';
 import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt } from './layout.js';
+import { cellName, cellValue, tokenName } from './naming.js';
 import { exampleRanges, hiddenReason, visibilityFacts } from './visibility.js';
 
 export const MIN_ZOOM = 1;
@@ -116,9 +117,10 @@ export class FocusMap {
     if (shown === this.labelled) return;
     this.labelled = shown;
     const { query_tokens: queries, key_tokens: keys } = this.example;
-    const label = (t, i) => el('span', { text: t, title: t, dataset: { index: String(i) } });
-    this.rows.replaceChildren(...(shown ? queries.map(label) : []));
-    this.cols.replaceChildren(...(shown ? keys.map(label) : []));
+    // The title names the whole token and its position (`q 2 "last"`).
+    const label = (side) => (t, i) => el('span', { text: t, title: tokenName(side, i, t), dataset: { index: String(i) } });
+    this.rows.replaceChildren(...(shown ? queries.map(label('query')) : []));
+    this.cols.replaceChildren(...(shown ? keys.map(label('key')) : []));
     if (shown && !this.fonts) this.fonts = labelFont(this.cols, keys);
   }
 
@@ -223,11 +225,12 @@ export class FocusMap {
     // A cell the query cannot see has no weight to show: it says why instead.
     const hidden = this.ranges ? hiddenReason(cell.row, cell.col, this.facts) : '';
     const weight = cellWeight(this, cell.row * k + cell.col);
+    // Both tokens with their positions (`q 2 "last" → k 3 "last"`): a
+    // token's text alone does not say which of its occurrences it is.
     this.tooltip.replaceChildren(
-      el('div', { className: 'tip-query', text: `query: ${this.example.query_tokens[cell.row]}` }),
-      el('div', { className: 'tip-key', text: `key: ${this.example.key_tokens[cell.col]}` }),
-      hidden ? el('div', { className: 'tip-hidden', text: `not visible: ${hidden}` })
-        : el('div', { className: 'tip-weight', text: `weight: ${weight.toFixed(4)}` }),
+      el('div', { className: 'tip-cell', text: cellName(cell.row, cell.col, this.example.query_tokens, this.example.key_tokens) }),
+      hidden ? el('div', { className: 'tip-hidden', text: cellValue(weight, hidden) })
+        : el('div', { className: 'tip-weight', text: `weight: ${cellValue(weight, '')}` }),
     );
     this.tooltip.style.borderColor = hidden ? '' : cssColor(weight, this.vmax);
     this.tooltip.classList.toggle('not-visible', Boolean(hidden));

@@ -9,6 +9,7 @@ import {
 } from './charts.js';
 import { el, legendItem } from './dom.js';
 import { cellAt } from './layout.js';
+import { tokenName } from './naming.js';
 
 /** Token-wise max over heads of values[s][h][j] (h < numHeads) -> rows of Float32Array. */
 export function maxOverHeads(values, numHeads) {
@@ -102,7 +103,7 @@ export class ImportanceView {
     }
     if (this.loading !== key) return; // another view was chosen meanwhile
     this.status.loaded('importance');
-    this.data = { ...data, mode, head, tokens, max: seriesMax(data.values) };
+    this.data = { ...data, mode, head, tokens, side: mode === 'received' ? 'key' : 'query', max: seriesMax(data.values) };
     this.run = run;
     this.bars.dataset.mode = mode;
     this.bars.dataset.head = String(head === 'mean' ? layer.num_heads : head);
@@ -128,6 +129,7 @@ export class ImportanceView {
     this.placeLinesMarker();
     renderBars(this.bars, d.tokens, d.values[s], {
       max: d.max,
+      side: d.side,
       picked: this.picked,
       onHover: (j) => this.onHoverToken(j, d.mode),
       onClick: (j) => {
@@ -157,7 +159,7 @@ export class ImportanceView {
     const rect = this.stepsCanvas.getBoundingClientRect();
     const cell = cellAt(event.clientX - rect.left, event.clientY - rect.top, rect.width, rect.height, d.steps.length, d.tokens.length);
     if (!cell) return;
-    this.stepsHover.textContent = `${this.run} · step ${d.steps[cell.row]} (click to go there) · token ${cell.col}: ${d.tokens[cell.col]} · ` +
+    this.stepsHover.textContent = `${this.run} · step ${d.steps[cell.row]} (click to go there) · ${tokenName(d.side, cell.col, d.tokens[cell.col])} · ` +
       `${d.mode} attention ${valueText(d.values[cell.row][cell.col])}`;
     this.stepsHover.dataset.row = String(cell.row);
     this.stepsHover.dataset.col = String(cell.col);
@@ -168,9 +170,9 @@ export class ImportanceView {
     const picked = [...this.picked].filter((j) => j < d.tokens.length);
     this.lines.hidden = picked.length === 0;
     const colors = renderLines(this.lines, d.steps,
-      picked.map((j) => ({ name: d.tokens[j], values: d.values.map((v) => v[j]) })),
+      picked.map((j) => ({ name: tokenName(d.side, j, d.tokens[j]), values: d.values.map((v) => v[j]) })),
       { xLabel: 'step', yLabel: d.mode === 'received' ? 'received attention' : 'given attention' });
-    this.linesLegend.replaceChildren(...picked.map((j, i) => legendItem(colors[i % colors.length], d.tokens[j])));
+    this.linesLegend.replaceChildren(...picked.map((j, i) => legendItem(colors[i % colors.length], tokenName(d.side, j, d.tokens[j]))));
     this.linesHover.hidden = this.lines.hidden;
     this.placeLinesMarker();
   }

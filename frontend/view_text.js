@@ -1,9 +1,14 @@
 // The example as text: hover (or click to pin) a token and every other token
 // is tinted by the attention it gives (its query row) or receives (its key
-// column) in the map shown, on the tab's colour scale.
+// column) in the map shown, on the tab's colour scale. Every token's tooltip
+// names it with its position; a tinted one, the cell and its weight
+// (`q 2 "last" → k 3 "last": 0.412`), or why the query cannot see that key
+// (hatched, never the colour of a weight of 0).
 
 import { cssColor } from './colors.js';
 import { el, fillSelect } from './dom.js';
+import { cellName, cellValue, tokenName } from './naming.js';
+import { hiddenReason, hidesCells, visibilityFacts } from './visibility.js';
 
 export class TextView {
   constructor() {
@@ -25,16 +30,18 @@ export class TextView {
     this.tinted = []; // spans the last render coloured
   }
 
-  /** Token spans for an example; one line when queries and keys are the same tokens. */
-  setExample(example) {
+  /** Token spans for an example (of `layer`: which keys its queries see); one line when queries and keys are the same tokens. */
+  setExample(example, layer = null) {
     this.example = example;
+    const facts = layer ? visibilityFacts(layer, example) : null;
+    this.facts = facts && hidesCells(facts) ? facts : null;
     this.tinted = [];
     this.pinned = null;
     this.hovered = null;
     this.same = example.query_tokens.length === example.key_tokens.length &&
       example.query_tokens.every((t, i) => t === example.key_tokens[i]);
     const spans = (tokens, side) => tokens.map((t, i) => {
-      const span = el('span', { className: 'token', text: t, dataset: { index: String(i), side } });
+      const span = el('span', { className: 'token', text: t, title: this.nameOf(side, i), dataset: { index: String(i), side } });
       span.addEventListener('mouseenter', () => { this.hovered = { side, index: i }; this.render(); });
       span.addEventListener('mouseleave', () => { this.hovered = null; this.render(); });
       span.addEventListener('click', () => {
@@ -48,6 +55,12 @@ export class TextView {
     this.keys.replaceChildren(el('span', { className: 'info', text: 'keys: ' }), ...spans(example.key_tokens, 'key'));
     this.keys.hidden = this.same;
     this.render();
+  }
+
+  /** A token's name with its position: `q 2 "last"`, `k 3 "last"`, or `2 "last"` on the one line of self attention. */
+  nameOf(side, index) {
+    const tokens = side === 'key' ? this.example.key_tokens : this.example.query_tokens;
+    return tokenName(this.same ? 'token' : side, index, tokens[index]);
   }
 
   /** The map shown (Float32Array q*k) and its scale. */
@@ -67,8 +80,10 @@ export class TextView {
     for (const span of this.tinted || []) {
       span.style.background = '';
       span.style.color = '';
-      span.classList.remove('source');
+      span.classList.remove('source', 'not-visible');
+      span.title = this.nameOf(span.dataset.side, Number(span.dataset.index));
       delete span.dataset.weight;
+      delete span.dataset.hidden;
     }
     this.tinted = [];
     const gives = this.direction.value === 'gives';
@@ -89,10 +104,20 @@ export class TextView {
       from.classList.add('source');
       this.tinted.push(from);
     }
+    const { query_tokens: queries, key_tokens: keys } = this.example;
     tinted.querySelectorAll('.token').forEach((span) => {
       this.tinted.push(span);
       const other = Number(span.dataset.index);
-      const w = gives ? values[index * k + other] : values[other * k + index];
+      const [row, col] = gives ? [index, other] : [other, index];
+      const w = values[row * k + col];
+      // A key the query cannot see (causal, sliding window) has no weight: hatched, and its tooltip says why.
+      const hidden = this.facts ? hiddenReason(row, col, this.facts) : '';
+      span.title = `${cellName(row, col, queries, keys)}: ${cellValue(w, hidden, 3)}`;
+      if (hidden) {
+        span.classList.add('not-visible');
+        span.dataset.hidden = hidden;
+        return;
+      }
       span.style.background = cssColor(w, vmax);
       span.style.color = w / (vmax || 1) > 0.6 ? '#000' : '#fff';
       span.dataset.weight = String(w);

@@ -343,8 +343,9 @@ def test_hover_shows_query_token_key_token_and_weight(page, captured):
     q, k = captured.maps[0].shape[2:]
     row, col = 2, 4
     tab.locator("#focus-map").hover(position={"x": (col + 0.5) * box["width"] / k, "y": (row + 0.5) * box["height"] / q})
-    assert tab.inner_text("#tooltip .tip-query") == "query: " + captured.query_tokens[0][row]
-    assert tab.inner_text("#tooltip .tip-key") == "key: " + captured.key_tokens[0][col]
+    # both tokens with their positions: a repeated token is told apart
+    assert tab.inner_text("#tooltip .tip-cell") == 'q %d "%s" → k %d "%s"' % (
+        row, captured.query_tokens[0][row], col, captured.key_tokens[0][col])
     weight = float(tab.inner_text("#tooltip .tip-weight").split(": ")[1])
     assert abs(weight - captured.maps[0][-1][0, row, col]) < 1e-4
 
@@ -389,7 +390,7 @@ def test_clicking_a_token_follows_its_importance_over_training(page, captured):
     tab.wait_for_selector("#importance-bars .bar-row[data-index='3']", state="attached")
     tab.click("#importance-bars .bar-row[data-index='3']")
     legend = tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.map(x => x.textContent)")
-    assert legend == [captured.key_tokens[0][3]]
+    assert legend == ['k 3 "%s"' % captured.key_tokens[0][3]]
     assert tab.get_attribute("#importance-lines", "hidden") is None
     tab.click("#importance-bars .bar-row[data-index='3']")  # click again: unfollow
     assert tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.length") == 0
@@ -457,7 +458,7 @@ def test_zoom_and_followed_tokens_survive_a_reload(page, captured):
     assert tab.locator("#focus-map").bounding_box()["width"] == 30 * captured.maps[0].shape[3]
     assert tab.get_attribute("#importance-bars .bar-row[data-index='3']", "class") == "bar-row picked"
     legend = tab.eval_on_selector_all("#importance-lines-legend .legend-item", "l => l.map(x => x.textContent)")
-    assert legend == [captured.key_tokens[0][3]]
+    assert legend == ['k 3 "%s"' % captured.key_tokens[0][3]]
 
 
 def _hold_the_index(page):
@@ -593,7 +594,7 @@ def test_long_key_labels_end_in_an_ellipsis_and_keep_the_whole_token_in_their_ti
     wait_painted(tab, int(captured.steps[-1]))
     j = captured.key_tokens[0].index(XSS_TOKEN)
     label = tab.locator("#col-labels span[data-index='%d']" % j)
-    assert label.get_attribute("title") == XSS_TOKEN
+    assert label.get_attribute("title") == 'k %d "%s"' % (j, XSS_TOKEN)  # the whole token and its position
     # the whole label lies inside the labels' box: nothing cut off by the container
     inner, outer = label.bounding_box(), tab.locator("#col-labels").bounding_box()
     assert inner["y"] >= outer["y"] - 0.5 and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
@@ -622,7 +623,7 @@ def test_hovering_the_steps_by_tokens_heatmap_names_the_step_token_and_value(pag
     tab.locator("#importance-steps").hover(position={"x": (j + 0.5) * box["width"] / tokens,
                                                       "y": (s + 0.5) * box["height"] / steps})
     value = captured.received[0][s, -1, j]  # head mean
-    assert tab.inner_text("#importance-steps-hover") == "%s · step %d (click to go there) · token %d: %s · received attention %.3f" % (
+    assert tab.inner_text("#importance-steps-hover") == '%s · step %d (click to go there) · k %d "%s" · received attention %.3f' % (
         XSS_RUN, captured.steps[s], j, captured.key_tokens[0][j], value)
     assert "rows are steps" in tab.inner_text("#importance-panel ~ section h3")
 

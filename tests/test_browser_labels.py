@@ -51,7 +51,7 @@ KEY_LABELS = """() => {
     const range = document.createRange();
     range.selectNodeContents(span);
     const vertical = getComputedStyle(span).writingMode !== 'horizontal-tb';
-    return { token: span.title, box: box(span.getBoundingClientRect()), text: box(range.getBoundingClientRect()),
+    return { token: span.textContent, title: span.title, box: box(span.getBoundingClientRect()), text: box(range.getBoundingClientRect()),
              cut: vertical ? span.scrollHeight > span.clientHeight : span.scrollWidth > span.clientWidth };
   });
   return { row: box(row.getBoundingClientRect()), rowClient: row.clientHeight,
@@ -178,11 +178,11 @@ def test_hovering_a_label_dims_the_other_rows_or_columns_and_cells_under_6_px_ha
     box = tab.locator("#focus-map").bounding_box()
     assert box["width"] == 5 * len(WORDS)
     tab.hover("#focus-map", position={"x": 3 * 5 + 2, "y": 6 * 5 + 2})
-    assert tab.text_content("#tooltip .tip-query") == "query: " + WORDS[6]
-    assert tab.text_content("#tooltip .tip-key") == "key: " + WORDS[3]
+    assert tab.text_content("#tooltip .tip-cell") == 'q 6 "%s" → k 3 "%s"' % (WORDS[6], WORDS[3])
     tab.fill("#zoom", "6")
-    assert tab.eval_on_selector_all("#col-labels span", "l => l.map((s) => s.title)") == WORDS
-    assert tab.eval_on_selector_all("#row-labels span", "l => l.map((s) => s.title)") == WORDS
+    # each label's title holds the whole token and its position
+    assert tab.eval_on_selector_all("#col-labels span", "l => l.map((s) => s.title)") == ['k %d "%s"' % (j, w) for j, w in enumerate(WORDS)]
+    assert tab.eval_on_selector_all("#row-labels span", "l => l.map((s) => s.title)") == ['q %d "%s"' % (i, w) for i, w in enumerate(WORDS)]
     assert tab.inner_text("#axis-titles").endswith("labels stay in view while the map scrolls")
     tab.hover("#col-labels span[data-index='1']")  # labels built anew hover as the first ones did
     _dimmed_outside(tab.evaluate(MAP_PIXELS), plain, lambda r, c: c == 1)
