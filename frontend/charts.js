@@ -2,6 +2,7 @@
 // data-value), a steps x tokens heatmap and line charts (canvas).
 
 import { paintMap } from './heatmap.js';
+import { cutMidItem, inView, shownText } from './layout.js';
 import { tokenName } from './naming.js';
 
 /** A number the server could not give: JSON null (NaN/Inf stored) or NaN. */
@@ -37,6 +38,35 @@ export function seriesMax(rows) {
   let max = 0;
   for (const row of rows) for (const v of row) if (!isMissing(v) && v > max) max = v;
   return max;
+}
+
+export const BAR_PX = 16; // a bar row's height (style.css .bar-row)
+const BARS_MAX_PX = 420;
+
+/**
+ * Makes `container` (the bars of renderBars) a scroll box that never ends on
+ * a bar's edge (half a bar shows at the bottom: layout.js cutMidItem) and
+ * says in `note` how many bars are in view ('25 of 41 tokens shown (0–24):
+ * scroll for more'), with a fade at the edge where more lie; overlay
+ * scrollbars show nothing until scrolled. Numbers from the scroll position
+ * and the fixed bar height: no layout is read.
+ */
+export function barsBox(container, note) {
+  container.style.maxHeight = `${cutMidItem(BARS_MAX_PX, BAR_PX)}px`;
+  container.extentNote = note;
+  container.addEventListener('scroll', () => showBarsExtent(container, container.scrollTop, container.clientHeight), { passive: true });
+}
+
+function showBarsExtent(container, scrollTop, height) {
+  const note = container.extentNote;
+  if (!note) return;
+  const n = container.barTokens ? container.barTokens.length : 0;
+  const shown = inView(scrollTop, height, BAR_PX, n);
+  note.textContent = shownText(shown, n);
+  note.hidden = !shown.more;
+  Object.assign(note.dataset, { first: String(shown.first), last: String(shown.last), total: String(n) });
+  container.classList.toggle('more-below', shown.last < n - 1);
+  container.classList.toggle('more-above', shown.first > 0);
 }
 
 /**
@@ -91,6 +121,9 @@ export function renderBars(container, tokens, values, { onHover, onClick, picked
     if (picked && picked.has(j)) row.classList.add('picked');
     container.append(row);
   });
+  // New tokens: the list starts at its top, and says how much of it is in view.
+  container.scrollTop = 0;
+  showBarsExtent(container, 0, Math.min(tokens.length * BAR_PX, cutMidItem(BARS_MAX_PX, BAR_PX)));
 }
 
 /** Steps x tokens heatmap of importance; returns its vmax. */

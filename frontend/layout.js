@@ -15,3 +15,39 @@ export function mapSize(q, k, cell, maxPx) {
   const scale = Math.min(cell, maxPx / Math.max(q, k, 1));
   return { width: Math.max(1, Math.round(k * scale)), height: Math.max(1, Math.round(q * scale)) };
 }
+
+// What a scroll box shows of a list or a map, so that nothing is cut off
+// without a sign (issue 32): a box never ends on a row boundary (it would
+// look complete), and a line says how much is in view.
+
+/**
+ * The items of `pitch` px each, `n` in all, wholly inside a box `height` px
+ * tall scrolled to `scrollTop`: {first, last} (last < first when none is
+ * whole), and `more`, whether any item lies (partly) outside.
+ */
+export function inView(scrollTop, height, pitch, n) {
+  if (!(n > 0) || !(pitch > 0)) return { first: 0, last: -1, more: false };
+  const first = Math.min(n - 1, Math.max(0, Math.ceil(scrollTop / pitch - 1e-6)));
+  const last = Math.min(n - 1, Math.floor((scrollTop + height) / pitch + 1e-6) - 1);
+  return { first, last, more: first > 0 || last < n - 1 };
+}
+
+/**
+ * The most a box of items `pitch` px each may be, at most `limit` px, ending
+ * half way through an item (so a cut-off item shows as one): limit when a
+ * half item already ends it, else limit less up to half an item. E.g. rows
+ * of 16 px in 420 px: 408 (25.5 rows).
+ */
+export function cutMidItem(limit, pitch) {
+  if (!(pitch > 0)) return limit;
+  const whole = Math.floor(limit / pitch - 0.5);
+  return Math.max(pitch / 2, (whole + 0.5) * pitch);
+}
+
+/** '25 of 41 tokens shown (0–24): scroll for more', or '' when every one is shown. */
+export function shownText({ first, last }, n, noun = 'tokens') {
+  if (first === 0 && last >= n - 1) return '';
+  const count = Math.max(0, last - first + 1);
+  return `${count} of ${n} ${noun} shown${count ? ` (${first}–${last})` : ''}: scroll for more`;
+}
+

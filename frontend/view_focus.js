@@ -5,7 +5,7 @@ import { cssColor } from './colors.js';
 import { cellWeight } from './decode.js';
 import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
-import { cellAt } from './layout.js';
+import { cellAt, cutMidItem, inView } from './layout.js';
 import { cellName, cellValue, tokenName } from './naming.js';
 import { exampleRanges, hiddenReason, visibilityFacts } from './visibility.js';
 
@@ -50,6 +50,7 @@ export class FocusMap {
     this.csv = el('button', { id: 'export-map-csv', text: 'CSV', title: 'the map: query token rows x key token columns' });
     this.title = el('h3', { id: 'focus-title' });
     this.axisTitles = el('div', { className: 'info', id: 'axis-titles' });
+    this.extent = el('div', { className: 'clip-note', id: 'focus-extent', hidden: true });
     this.canvas = el('canvas', { id: 'focus-map', className: 'map focus' });
     this.rows = el('div', { className: 'labels rows', id: 'row-labels' });
     this.cols = el('div', { className: 'labels cols', id: 'col-labels' });
@@ -64,7 +65,7 @@ export class FocusMap {
     ]);
     this.element = el('section', { className: 'panel', id: 'focus-panel' }, [
       el('div', { className: 'panel-head' }, [this.title, el('label', { text: 'zoom ', htmlFor: 'zoom' }), this.zoom, this.zoomLabel, this.png, this.csv]),
-      this.axisTitles,
+      this.axisTitles, this.extent,
       el('div', { className: 'focus-wrap' }, [body, this.tooltip, this.minimap]),
     ]);
     this.values = null;
@@ -84,7 +85,8 @@ export class FocusMap {
     this.png.addEventListener('click', onExportPng);
     this.csv.addEventListener('click', onExportCsv);
     this.body = body;
-    body.addEventListener('scroll', () => this.placeMinimapView());
+    body.addEventListener('scroll', () => { this.placeMinimapView(); this.showExtent(); }, { passive: true });
+    window.addEventListener('resize', () => this.showExtentSoon());
     const jump = (e) => {
       const rect = this.minimapCanvas.getBoundingClientRect();
       const fx = (e.clientX - rect.left) / rect.width;
@@ -193,6 +195,45 @@ export class FocusMap {
     this.axisTitles.textContent = `rows: query tokens ↓ · columns: key tokens → · ${this.labelled
       ? 'labels stay in view while the map scrolls' : `token labels from ${LABELS_FROM_PX} px cells; hover a cell for its tokens`}`;
     this.placeMinimapView();
+    this.showExtentSoon();
+  }
+
+  /** showExtent at the next frame, once however often asked: it reads the layout the frame makes anyway. */
+  showExtentSoon() {
+    if (this.extentAsked) return;
+    this.extentAsked = true;
+    requestAnimationFrame(() => {
+      this.extentAsked = false;
+      this.showExtent();
+    });
+  }
+
+  /**
+   * Nothing of the map is cut off without a sign: a map taller than its box
+   * (80% of the window) gets a box that ends half way through a row
+   * (layout.js cutMidItem), never on a row's edge where it would look whole,
+   * and the line above the map says which rows and columns are in view
+   * ('rows 0–52 of 120 and columns 0–79 of 120 in view: scroll the map for more').
+   */
+  showExtent() {
+    const ex = this.example;
+    if (!ex || this.element.hidden || !this.element.isConnected) return;
+    const cell = Number(this.zoom.value);
+    const body = this.body;
+    const top = this.cols.offsetHeight; // the key labels' row, sticky over the map's top
+    const left = this.rows.offsetWidth; // the query labels' column, sticky over its left
+    const bars = body.offsetHeight - body.clientHeight; // a horizontal scrollbar
+    const limit = 0.8 * window.innerHeight;
+    const tall = top + ex.query_length * cell + bars > limit;
+    const height = tall ? `${Math.floor(top + bars + cutMidItem(limit - top - bars, cell))}px` : '';
+    if (body.style.maxHeight !== height) body.style.maxHeight = height;
+    const rows = inView(body.scrollTop, body.clientHeight - top, cell, ex.query_length);
+    const cols = inView(body.scrollLeft, body.clientWidth - left, cell, ex.key_length);
+    const span = ({ first, last }, n, noun) => `${noun} ${last >= first ? `${first}–${last}` : 'none'} of ${n}`;
+    this.extent.hidden = !rows.more && !cols.more;
+    this.extent.textContent = this.extent.hidden ? ''
+      : `${span(rows, ex.query_length, 'rows')} and ${span(cols, ex.key_length, 'columns')} in view: scroll the map for more`;
+    Object.assign(this.extent.dataset, { rows: `${rows.first},${rows.last}`, cols: `${cols.first},${cols.last}` });
   }
 
   /** The labels' font and direction at cells of `cell` px. */

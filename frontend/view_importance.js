@@ -5,7 +5,7 @@
 
 import * as api from './api.js';
 import {
-  attachChart, renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
+  attachChart, barsBox, renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
 } from './charts.js';
 import { el, legendItem } from './dom.js';
 import { cellAt } from './layout.js';
@@ -33,6 +33,8 @@ export class ImportanceView {
     this.title = el('h3', { id: 'importance-title' });
     this.scaleText = el('div', { id: 'importance-scale', className: 'info' });
     this.bars = el('div', { id: 'importance-bars', className: 'bars' });
+    this.barsMore = el('div', { id: 'importance-bars-more', className: 'clip-note', hidden: true });
+    barsBox(this.bars, this.barsMore);
     this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
     this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
     this.stepsHover = el('div', { id: 'importance-steps-hover', className: 'info', text: 'hover a cell for its step, token and value' });
@@ -55,7 +57,7 @@ export class ImportanceView {
       el('div', { className: 'panel-head' }, [this.title, this.csv]),
       el('label', { className: 'secondary', id: 'given-note' }, [this.given,
         el('span', { text: ' show given attention instead (sum over keys per query token): a normalisation check, 1 per query for softmax rows, not an importance' })]),
-      this.scaleText, this.bars,
+      this.scaleText, this.bars, this.barsMore,
     ]);
     this.trainingPanel = el('section', { className: 'panel' }, [
       el('h3', { text: 'Importance over training: rows are steps (first at the top), columns are tokens (left to right)' }),
@@ -72,6 +74,7 @@ export class ImportanceView {
     this.loading = null;
     this.bars.replaceChildren();
     this.bars.barTokens = null;
+    this.barsMore.hidden = true;
     this.title.textContent = 'Importance';
     this.scaleText.textContent = '';
   }

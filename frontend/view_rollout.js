@@ -2,15 +2,17 @@
 // step, on one scale for every step. Hidden for layers without rollout.
 
 import * as api from './api.js';
-import { renderBars, servedIndex, seriesMax } from './charts.js';
+import { barsBox, renderBars, servedIndex, seriesMax } from './charts.js';
 import { el } from './dom.js';
 
 export class RolloutView {
   constructor({ status }) {
     this.status = status;
     this.bars = el('div', { id: 'rollout-bars', className: 'bars' });
+    this.barsMore = el('div', { id: 'rollout-bars-more', className: 'clip-note', hidden: true });
+    barsBox(this.bars, this.barsMore);
     this.element = el('section', { id: 'rollout', className: 'panel', hidden: true }, [
-      el('h3', { text: 'Attention rollout through the self-attention stack (this step)' }), this.bars,
+      el('h3', { text: 'Attention rollout through the self-attention stack (this step)' }), this.bars, this.barsMore,
     ]);
     this.rollout = null;
   }

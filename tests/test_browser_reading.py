@@ -124,3 +124,40 @@ def test_every_tooltip_and_label_names_its_tokens_with_their_positions(opened, l
     assert tab.get_attribute("#rollout-bars .bar-row[data-index='3']", "title").startswith('k 3 "last": ')
     assert page.console_errors == []
 
+
+def test_cut_off_lists_and_the_map_box_say_how_much_is_shown_and_end_mid_row(opened, layers):
+    page, tab, step = _open(opened, layers, tag="mha", height=900)
+    tab.wait_for_selector("#importance-bars .bar-row[data-index='40']", state="attached")
+    for bars in ("#importance-bars", "#rollout-bars"):
+        more = bars + "-more"
+        tab.locator(bars).scroll_into_view_if_needed()
+        assert tab.inner_text(more) == "25 of 41 tokens shown (0–24): scroll for more"
+        box = tab.eval_on_selector(bars, "b => [b.clientHeight, b.scrollHeight, [...b.classList]]")
+        assert box[0] == BOX_PX and box[1] == LEN * BAR_PX
+        assert (box[0] / BAR_PX) % 1 == 0.5  # half a bar at the bottom: visibly cut, never on a row's edge
+        assert "more-below" in box[2]
+        tab.eval_on_selector(bars, "b => { b.scrollTop = b.scrollHeight; }")
+        tab.wait_for_function("s => document.querySelector(s).textContent.includes('(16–40)')", arg=more)
+        assert tab.inner_text(more) == "25 of 41 tokens shown (16–40): scroll for more"
+    # The enlarged map at 32 px cells is taller than its box (80% of 900 px): the line above it says what is
+    # in view, and the box ends half way through a row.
+    tab.fill("#zoom", "32")
+    tab.locator("#focus-panel").scroll_into_view_if_needed()
+    tab.wait_for_selector("#focus-extent:not([hidden])", state="attached")
+    geometry = tab.evaluate("""() => {
+      const body = document.querySelector('#focus-body');
+      return [body.clientHeight, document.querySelector('#col-labels').offsetHeight, body.clientWidth,
+              document.querySelector('#row-labels').offsetWidth];
+    }""")
+    rows_px = geometry[0] - geometry[1]
+    assert abs(rows_px % 32 - 16) <= 1, geometry
+    whole_rows, whole_cols = int(rows_px // 32), int((geometry[2] - geometry[3]) // 32)
+    assert tab.inner_text("#focus-extent") == "rows 0–%d of 41 and columns 0–%d of 41 in view: scroll the map for more" % (
+        whole_rows - 1, min(whole_cols, LEN) - 1)
+    tab.eval_on_selector("#focus-body", "b => { b.scrollTop = b.scrollHeight; }")
+    tab.wait_for_function("() => document.querySelector('#focus-extent').textContent.startsWith('rows %d–40')" % (LEN - whole_rows))
+    # A map that fits says nothing.
+    tab.fill("#zoom", "8")
+    tab.wait_for_selector("#focus-extent[hidden]", state="attached")
+    assert page.console_errors == []
+

@@ -4,7 +4,9 @@ import test from 'node:test';
 import {
   csvField, float32Text, importanceCsv, levelText, mapCsv, startsFormula,
 } from '../csv.js';
-import { cellAt, mapSize } from '../layout.js';
+import {
+  cellAt, cutMidItem, inView, mapSize, shownText,
+} from '../layout.js';
 
 test('cellAt maps a point to row and column of the displayed map', () => {
   // 3 rows x 4 columns shown at 40 x 30 px: cells are 10 px square
@@ -89,4 +91,19 @@ test('float32 weights and importance are written as the shortest text of their f
   assert.equal(text.split('\n')[1], 'r,l,1,0,0,0,a,0.1,0.9');
   const imp = importanceCsv({ run: 'r', layer: 'l', example: 0 }, ['t'], [3], [[[Math.fround(0.7)], [Math.fround(0.7)]]], 1);
   assert.equal(imp.split('\n')[1], 'r,l,0,3,0,t,0.7,0.7');
+});
+
+test('a scroll box says how much of its list is in view and never ends on an item boundary', () => {
+  // 41 bars of 16 px in a box cut half way through a bar: 25 whole ones, the 26th half shown
+  assert.equal(cutMidItem(420, 16), 408);
+  assert.equal((cutMidItem(420, 16) / 16) % 1, 0.5);
+  assert.equal(cutMidItem(100, 10), 95);
+  assert.equal(cutMidItem(4, 16), 8); // never less than half an item
+  assert.deepEqual(inView(0, 408, 16, 41), { first: 0, last: 24, more: true });
+  assert.equal(shownText(inView(0, 408, 16, 41), 41), '25 of 41 tokens shown (0–24): scroll for more');
+  assert.deepEqual(inView(16 * 41 - 408, 408, 16, 41), { first: 16, last: 40, more: true }); // at the end
+  assert.equal(shownText(inView(16 * 41 - 408, 408, 16, 41), 41), '25 of 41 tokens shown (16–40): scroll for more');
+  assert.deepEqual(inView(0, 408, 16, 20), { first: 0, last: 19, more: false }); // all of a short list
+  assert.equal(shownText(inView(0, 408, 16, 20), 20), '');
+  assert.equal(shownText(inView(0, 30, 16, 5), 5, 'rows'), '1 of 5 rows shown (0–0): scroll for more');
 });
