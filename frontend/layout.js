@@ -51,3 +51,21 @@ export function shownText({ first, last }, n, noun = 'tokens') {
   return `${count} of ${n} ${noun} shown${count ? ` (${first}–${last})` : ''}: scroll for more`;
 }
 
+/**
+ * At most `most` of the indices 0..n-1 to label an axis with, evenly spaced
+ * at a round stride (1, 2, 5, 10, 20, 50, ...), starting at 0; with a
+ * stride over 1 the last index is labelled too when it does not crowd the
+ * one before it. E.g. (41, 10): 0, 5, ..., 40.
+ */
+export function spreadTicks(n, most) {
+  if (n <= 0) return [];
+  if (n <= most) return Array.from({ length: n }, (_, i) => i);
+  let stride = 1;
+  for (let p = 1; stride * most < n; p *= 10) {
+    stride = [1, 2, 5].map((m) => m * p).find((s) => s * most >= n) || 10 * p;
+  }
+  const ticks = [];
+  for (let i = 0; i < n; i += stride) ticks.push(i);
+  if (ticks[ticks.length - 1] !== n - 1 && n - 1 - ticks[ticks.length - 1] > stride / 2 && ticks.length < most) ticks.push(n - 1);
+  return ticks;
+}

@@ -8,7 +8,8 @@ import {
   attachChart, barsBox, renderBars, renderLines, renderStepsHeatmap, servedIndex, servedNote, seriesMax, valueText,
 } from './charts.js';
 import { el, legendItem } from './dom.js';
-import { cellAt } from './layout.js';
+import { paintLegend } from './heatmap.js';
+import { cellAt, spreadTicks } from './layout.js';
 import { tokenName } from './naming.js';
 
 /** Token-wise max over heads of values[s][h][j] (h < numHeads) -> rows of Float32Array. */
@@ -36,6 +37,19 @@ export class ImportanceView {
     this.barsMore = el('div', { id: 'importance-bars-more', className: 'clip-note', hidden: true });
     barsBox(this.bars, this.barsMore);
     this.stepsCanvas = el('canvas', { id: 'importance-steps', className: 'map steps' });
+    // Its axes: steps down the left, token positions and tokens along the bottom, and a colour bar.
+    this.stepsYTicks = el('div', { id: 'importance-steps-y', className: 'steps-y' });
+    this.stepsXTicks = el('div', { id: 'importance-steps-x', className: 'steps-x' });
+    this.stepsXTitle = el('div', { id: 'importance-steps-x-title', className: 'info steps-x-title' });
+    this.stepsFrame = el('div', { className: 'steps-frame', id: 'importance-steps-frame' }, [
+      el('div', { className: 'info steps-y-title', text: 'step ↓' }), this.stepsYTicks, this.stepsCanvas,
+      el('div'), el('div'), this.stepsXTicks,
+      el('div'), el('div'), this.stepsXTitle,
+    ]);
+    this.stepsLegend = el('canvas', { id: 'importance-steps-legend', className: 'legend' });
+    this.stepsLegendText = el('span', { id: 'importance-steps-scale', className: 'info' });
+    this.stepsLegendRow = el('div', { className: 'legend-row', id: 'importance-steps-legend-row' }, [
+      el('span', { text: '0' }), this.stepsLegend, this.stepsLegendText]);
     this.stepsInfo = el('div', { id: 'importance-steps-info', className: 'info' });
     this.stepsHover = el('div', { id: 'importance-steps-hover', className: 'info', text: 'hover a cell for its step, token and value' });
     this.stepsCanvas.addEventListener('mousemove', (e) => this.hoverSteps(e));
@@ -61,7 +75,7 @@ export class ImportanceView {
     ]);
     this.trainingPanel = el('section', { className: 'panel' }, [
       el('h3', { text: 'Importance over training: rows are steps (first at the top), columns are tokens (left to right)' }),
-      this.stepsCanvas, this.stepsHover, this.stepsInfo,
+      this.stepsFrame, this.stepsLegendRow, this.stepsHover, this.stepsInfo,
       el('div', { className: 'info', text: 'Click tokens in the bars above to follow them here:' }),
       el('div', { className: 'chart-wrap' }, [this.lines, this.linesMarker]), this.linesHover, this.linesLegend,
     ]);
@@ -148,12 +162,46 @@ export class ImportanceView {
   renderSteps() {
     const d = this.data;
     const vmax = renderStepsHeatmap(this.stepsCanvas, d.values);
-    this.stepsCanvas.style.width = `${Math.min(900, Math.max(200, d.tokens.length * 8))}px`;
-    this.stepsCanvas.style.height = `${Math.min(400, Math.max(60, d.steps.length * 6))}px`;
+    const width = Math.min(900, Math.max(200, d.tokens.length * 8));
+    const height = Math.min(400, Math.max(60, d.steps.length * 6));
+    this.stepsCanvas.style.width = `${width}px`;
+    this.stepsCanvas.style.height = `${height}px`;
+    this.renderStepsAxes(width, height, vmax);
     const of = d.total > d.steps.length ? ` (${d.steps.length} of ${d.total} captured steps, evenly spread)` : '';
     this.stepsInfo.textContent = `${d.steps.length} steps${of} (${d.steps[0]} at the top to ${d.steps[d.steps.length - 1]}) x ` +
       `${d.tokens.length} tokens; colour scale 0 to ${vmax.toFixed(3)}`;
     this.renderLines();
+  }
+
+  /**
+   * The steps x tokens heatmap's axes (a few DOM labels, never one per cell
+   * of a long log): steps at rows evenly spread from the first (layout.js
+   * spreadTicks), token positions and tokens at columns spread so their
+   * labels do not overlap (every column from 14 px), and the colour bar
+   * 0..vmax.
+   */
+  renderStepsAxes(width, height, vmax) {
+    const d = this.data;
+    const rows = d.steps.length;
+    const cols = d.tokens.length;
+    this.stepsYTicks.style.height = `${height}px`;
+    this.stepsXTicks.style.width = `${width}px`;
+    const rowTicks = spreadTicks(rows, Math.max(1, Math.floor(height / 18)));
+    this.stepsYTicks.replaceChildren(...rowTicks.map((s) => {
+      const tick = el('span', { text: String(d.steps[s]), dataset: { step: String(d.steps[s]), row: String(s) } });
+      tick.style.top = `${((s + 0.5) / rows) * 100}%`;
+      return tick;
+    }));
+    const colTicks = spreadTicks(cols, Math.max(1, Math.floor(width / 14)));
+    this.stepsXTicks.replaceChildren(...colTicks.map((j) => {
+      const tick = el('span', { text: `${j} ${d.tokens[j]}`, title: tokenName(d.side, j, d.tokens[j]), dataset: { index: String(j) } });
+      tick.style.left = `${((j + 0.5) / cols) * 100}%`;
+      return tick;
+    }));
+    this.stepsXTitle.textContent = `${d.side === 'key' ? 'key' : 'query'} tokens →: position and token` +
+      (colTicks.length < cols ? ` (one label every ${colTicks[1] - colTicks[0]} columns; hover a cell for its token)` : '');
+    paintLegend(this.stepsLegend, vmax);
+    this.stepsLegendText.textContent = `${vmax.toFixed(3)} · ${d.mode} attention, ${d.which}: 0 to the largest value of any step`;
   }
 
   hoverSteps(event) {

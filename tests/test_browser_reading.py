@@ -161,3 +161,51 @@ def test_cut_off_lists_and_the_map_box_say_how_much_is_shown_and_end_mid_row(ope
     tab.wait_for_selector("#focus-extent[hidden]", state="attached")
     assert page.console_errors == []
 
+
+def test_importance_over_training_has_step_and_token_axes_and_a_colour_bar(opened, layers):
+    page, tab, step = _open(opened, layers, tag="mha")
+    steps = [int(s) for s in layers["mha"].steps]
+    tab.wait_for_selector("#importance-steps-y span", state="attached")
+    y = tab.eval_on_selector_all("#importance-steps-y span", "l => l.map(s => [+s.dataset.row, s.textContent, parseFloat(s.style.top)])")
+    assert y[0][:2] == [0, str(steps[0])] and abs(y[0][2] - 50 / len(steps)) < 1e-6  # the first step at its row's middle
+    assert all(text == str(steps[row]) for row, text, _ in y)
+    x = tab.eval_on_selector_all("#importance-steps-x span", "l => l.map(s => [+s.dataset.index, s.textContent, s.title])")
+    assert len(x) >= 10 and x[0][0] == 0
+    tokens = layers["mha"].key_tokens[0]
+    assert all(text == "%d %s" % (j, tokens[j]) and title == 'k %d "%s"' % (j, tokens[j]) for j, text, title in x)
+    assert "key tokens →" in tab.inner_text("#importance-steps-x-title")
+    assert tab.inner_text("#importance-steps-frame .steps-y-title") == "step ↓"
+    # The labels lie beside and under the heatmap, not over it.
+    heat = tab.locator("#importance-steps").bounding_box()
+    assert tab.locator("#importance-steps-y").bounding_box()["x"] + tab.locator("#importance-steps-y").bounding_box()["width"] <= heat["x"] + 0.5
+    assert tab.locator("#importance-steps-x").bounding_box()["y"] >= heat["y"] + heat["height"] - 0.5
+    # The colour bar: 0 to the largest value of any step.
+    vmax = float(tab.get_attribute("#importance-steps-legend", "data-vmax"))
+    np.testing.assert_allclose(vmax, layers["mha"].received[0][:, 0].max(), rtol=1e-5)  # head 0, shown
+    assert tab.inner_text("#importance-steps-scale").startswith("%.3f · received attention, head 0" % vmax)
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_of_the_reading_views(opened, layers, theme, scale):
+    """What a person sees, kept in test-artifacts/reading-*: the enlarged
+    map's tooltip, the text view, the bars with their counts and the heatmap
+    with its axes, in both themes at DPR 1 and 2."""
+    page, tab, step = _open(opened, layers, tag="causal", scale=scale, height=900)
+    if theme == "dark":
+        page.evaluate("() => document.body.classList.add('dark-mode')")
+        tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    name = lambda part: os.path.join(ARTIFACTS, "reading-%s-%s-dpr%d.png" % (part, theme, scale))  # noqa: E731
+    tab.fill("#zoom", "24")
+    tab.locator("#focus-panel").scroll_into_view_if_needed()
+    _hover_cell(tab, 2, 3)
+    tab.locator("#focus-panel").screenshot(path=name("map"))
+    tab.hover("#text-queries .token[data-index='2']")
+    tab.locator("#text-panel").screenshot(path=name("text"))
+    tab.locator("#importance-panel").scroll_into_view_if_needed()
+    tab.locator("#importance-panel").screenshot(path=name("bars"))
+    tab.locator("#importance-steps-frame").scroll_into_view_if_needed()
+    tab.locator("#importance-panel + section").screenshot(path=name("training"))
+    assert page.console_errors == []

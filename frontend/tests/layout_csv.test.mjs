@@ -5,7 +5,7 @@ import {
   csvField, float32Text, importanceCsv, levelText, mapCsv, startsFormula,
 } from '../csv.js';
 import {
-  cellAt, cutMidItem, inView, mapSize, shownText,
+  cellAt, cutMidItem, inView, mapSize, shownText, spreadTicks,
 } from '../layout.js';
 
 test('cellAt maps a point to row and column of the displayed map', () => {
@@ -106,4 +106,13 @@ test('a scroll box says how much of its list is in view and never ends on an ite
   assert.deepEqual(inView(0, 408, 16, 20), { first: 0, last: 19, more: false }); // all of a short list
   assert.equal(shownText(inView(0, 408, 16, 20), 20), '');
   assert.equal(shownText(inView(0, 30, 16, 5), 5, 'rows'), '1 of 5 rows shown (0–0): scroll for more');
+});
+
+test('axis ticks are spread at a round stride, at most as many as fit', () => {
+  assert.deepEqual(spreadTicks(41, 10), [0, 5, 10, 15, 20, 25, 30, 35, 40]);
+  assert.deepEqual(spreadTicks(5, 10), [0, 1, 2, 3, 4]);
+  assert.deepEqual(spreadTicks(12, 10), [0, 2, 4, 6, 8, 10]); // 11 would crowd 10
+  assert.deepEqual(spreadTicks(0, 10), []);
+  const long = spreadTicks(2048, 64);
+  assert.ok(long.length <= 64 && long[0] === 0 && long[1] === 50 && long[long.length - 1] === 2047);
 });
