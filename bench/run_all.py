@@ -8,7 +8,7 @@ import os
 import platform
 
 from bench import (backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
-                   head_metrics_cost, scaling, scaling_table, storage_over_training, zoo_capture)
+                   head_metrics_cost, scaling, scaling_table, storage_over_training, writer_cost, zoo_capture)
 
 
 def machine():
@@ -34,6 +34,10 @@ def main():
         "## Training overhead and storage (`python -m bench.fit_overhead --reps 5`)",
         "",
         fit_overhead.report(fit_overhead.run(reps=5)),
+        "",
+        "## Writing a capture (`python -m bench.writer_cost`)",
+        "",
+        writer_cost.report(writer_cost.run()),
         "",
         "## Backend routes and memory (`python -m bench.backend_latency`)",
         "",

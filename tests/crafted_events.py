@@ -36,7 +36,7 @@ def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="ui
                              encoding=encoding, layer_class="Crafted")
     record.rollout = [np.full(kl, 1.0 / max(kl, 1), np.float32) for _, (_, kl) in record.spans]
     record.rollout_stack = name
-    return [(tag, np.asarray(tensor.numpy()), meta) for tag, tensor, meta in summary.serialize(record)]
+    return [(tag, np.asarray(tensor), meta) for tag, tensor, meta in summary.serialize(record)]
 
 
 def with_facts(triples, data, blobs=None):

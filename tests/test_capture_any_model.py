@@ -368,7 +368,8 @@ def _fault_stages(monkeypatch):
         monkeypatch.setattr(encoding, "encode", _raise)
 
     def write():
-        monkeypatch.setattr(tf.summary, "write", _raise_after_first_write())
+        from tb_attention_plugin.writing import event_writer
+        monkeypatch.setattr(event_writer.EventWriter, "_write_event", _raise)
 
     del probe_call
     return {"capture": capture, "crop": crop, "tokens": tokens, "encoding": encode, "writing": write}
@@ -376,18 +377,6 @@ def _fault_stages(monkeypatch):
 
 def _raise(*args, **kwargs):
     raise RuntimeError("injected fault")
-
-
-def _raise_after_first_write():
-    original, calls = tf.summary.write, []
-
-    def write(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:  # the first tag of the step is written, then it fails
-            raise RuntimeError("injected fault")
-        return original(*args, **kwargs)
-
-    return write
 
 
 class FaultAt(keras.callbacks.Callback):

@@ -51,13 +51,13 @@ sys.path.insert(0, %(tests)r)
 import keras
 from models import tiny_data, tiny_mha_classifier
 from tb_attention_plugin import AttentionCallback
-from tb_attention_plugin.writing import summary
+from tb_attention_plugin.writing import event_writer
 
-real_write = summary.write
+real_write = event_writer.EventWriter.write
 def lagging_write(*args, **kwargs):
     time.sleep(0.3)
     return real_write(*args, **kwargs)
-summary.write = lagging_write
+event_writer.EventWriter.write = lagging_write
 
 class Leave(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):

@@ -615,7 +615,7 @@ def _probe_images(count):
 
     rng = np.random.default_rng(0)
     tag, tensor, meta = summary.probe_images([rng.integers(0, 255, (6, 4, 3), dtype=np.uint8) for _ in range(count)])
-    return tag, np.asarray(tensor.numpy(), dtype=object), meta
+    return tag, np.asarray(tensor, dtype=object), meta
 
 
 def test_probe_images_are_listed_per_run_and_served_as_the_first_pngs_stored():

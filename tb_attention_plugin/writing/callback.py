@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_attention_plugin.writing import background
+from tb_attention_plugin.writing import event_writer
 from tb_attention_plugin.writing import capture
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.writing import head_watch
@@ -574,16 +575,15 @@ class AttentionCallback(keras.callbacks.Callback):
         new event file, readable whatever the old one ends with."""
         try:
             if self._writer is None:
-                tf.io.gfile.makedirs(self._run_dir)
-                self._writer = tf.summary.create_file_writer(self._run_dir)
+                self._writer = event_writer.EventWriter(self._run_dir)
             new_images = self._image_inputs and self._run_dir not in self._images_written
             if new_images:
                 images = tf.nest.flatten(self._probe)[self._image_inputs[0]]
                 serialized = serialized + [summary.probe_images(images)]
-            with self._writer.as_default(), tf.summary.record_if(True):
-                summary.write(serialized, step)
-                if self.head_scalars:
-                    _write_head_scalars(serialized, step)
+            # One Event per capture (event_writer): written whole or not at
+            # all, and never dropped by Keras's TensorBoard(update_freq=N),
+            # whose record_if governs tf.summary only.
+            self._writer.write(serialized, step, _head_scalars(serialized) if self.head_scalars else ())
             self._writer.flush()
             if new_images:
                 self._images_written.add(self._run_dir)
@@ -908,15 +908,18 @@ def _running_loss(model):
     return None
 
 
-def _write_head_scalars(serialized, step):
-    """Each layer's head metrics, mean over heads and examples, as ordinary
-    scalars `attention/LAYER/METRIC`: the Scalars tab shows them beside the
-    loss and compares runs. Metrics that do not apply (all NaN) are left out."""
+def _head_scalars(serialized):
+    """[(tag, value)]: each layer's head metrics, mean over heads and
+    examples, as ordinary scalars `attention/LAYER/METRIC`: the Scalars tab
+    shows them beside the loss and compares runs. Metrics that do not apply
+    (all NaN) are left out."""
+    scalars = []
     for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
-        values = tensor.numpy().reshape(-1, len(info.metric_names))
+        values = np.asarray(tensor).reshape(-1, len(info.metric_names))
         for name, column in zip(info.metric_names, values.T):
             if not np.isnan(column).all():
-                tf.summary.scalar("attention/%s/%s" % (info.layer, name), float(np.nanmean(column)), step=step)
+                scalars.append(("attention/%s/%s" % (info.layer, name), float(np.nanmean(column))))
+    return scalars
 
 
 def _check_probe_keys(model, probe):

@@ -48,7 +48,7 @@ class HeadWatch:
         names = head_metrics.METRIC_NAMES
         layers = []  # (layer name, normalized entropy of the layer, change per head)
         for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
-            values = tensor.numpy()  # (examples, heads, metrics)
+            values = np.asarray(tensor)  # (examples, heads, metrics)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say
                 layers.append((

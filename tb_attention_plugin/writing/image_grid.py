@@ -11,6 +11,8 @@ tokens).
 """
 
 import dataclasses
+import struct
+import zlib
 
 import numpy as np
 
@@ -77,6 +79,23 @@ def find_grid(image_shape, length, patch_size=None, rows_cols=None):
 def _fits(rows, cols, length):
     prefix = length - rows * cols
     return Grid(rows, cols, prefix) if rows > 0 and cols > 0 and 0 <= prefix <= MAX_PREFIX else None
+
+
+def encode_png(image):
+    """One (H, W, C) uint8 image, C in 1..4 (grey, grey + alpha, RGB, RGBA),
+    as PNG bytes: 8 bits per channel, no filter, zlib level 6 (PNG spec,
+    ISO/IEC 15948; what any PNG decoder reads, TensorFlow's and browsers')."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    height, width, channels = image.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    rows = b"".join(b"\x00" + image[r].tobytes() for r in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 6))
+            + chunk(b"IEND", b""))
 
 
 def to_uint8(image):

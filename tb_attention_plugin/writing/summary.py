@@ -30,7 +30,6 @@ writing any, so a failure leaves no partial step.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
 from tb_attention_plugin.format import encoding as encoding_lib
@@ -216,7 +215,8 @@ def maps_facts(record):
 
 def serialize(record):
     """Everything one LayerStep writes, computed before anything is written:
-    a list of (tag, tensor, SummaryMetadata). Encoding, importance and head
+    a list of (tag, numpy array, SummaryMetadata): float32 arrays, and
+    object arrays of bytes for blob sequences (DT_STRING once written). Encoding, importance and head
     statistics happen here, from the float32 maps. The maps tag's blobs are
     one per example, then the step's facts (docs/FORMAT.md)."""
     maps = record.maps
@@ -225,7 +225,7 @@ def serialize(record):
     blobs.append(facts.SerializeToString())
     out = [(
         metadata.tag_for(record.name, PluginData.MAPS),
-        tf.constant(blobs, dtype=tf.string),
+        np.array(blobs, dtype=object),  # a rank-1 string tensor: the blob sequence
         metadata.create_summary_metadata(facts, record.description),
     )]
     # (role, example of a per-example tag or None, float32 array)
@@ -240,7 +240,7 @@ def serialize(record):
             info.metric_names.extend(head_metrics.METRIC_NAMES)
         out.append((
             metadata.tag_for(record.name, role, example),
-            tf.constant(array, dtype=tf.float32),
+            np.asarray(array, dtype=np.float32),
             metadata.create_summary_metadata(info),
         ))
     return out
@@ -252,10 +252,10 @@ def probe_images(images):
     own range unless already uint8 (image_grid.to_uint8)."""
     from tb_attention_plugin.writing import image_grid
 
-    pngs = [tf.io.encode_png(image_grid.to_uint8(image)).numpy() for image in images]
+    pngs = [image_grid.encode_png(image_grid.to_uint8(image)) for image in images]
     return (
         metadata.PROBE_IMAGES_TAG,
-        tf.constant(pngs, dtype=tf.string),
+        np.array(pngs, dtype=object),
         metadata.create_summary_metadata(PluginData(role=PluginData.PROBE_IMAGES)),
     )
 
@@ -285,7 +285,11 @@ def items_of_role(serialized, role):
 
 def write(serialized, step):
     """Writes what `serialize` made (of one layer or many) at `step` to the
-    default summary writer. Returns True if it was written."""
+    default `tf.summary` writer (the op for custom loops; the callback writes
+    through event_writer.EventWriter, without TensorFlow). Returns True if
+    it was written."""
+    import tensorflow as tf  # this op writes through tf.summary; the callback does not
+
     written = True
     # Readers index a layer's steps by its maps tag: it goes last, so a write
     # that fails part-way leaves at most derived numbers without maps, which
@@ -294,7 +298,8 @@ def write(serialized, step):
         serialized,
         key=lambda item: item[2].data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
     )
-    for tag, tensor, summary_metadata in ordered:
+    for tag, array, summary_metadata in ordered:
+        tensor = tf.constant(array, dtype=tf.string if array.dtype == object else tf.float32)
         written &= bool(tf.summary.write(tag=tag, tensor=tensor, step=step, metadata=summary_metadata))
     return written
 
@@ -343,6 +348,8 @@ def attention(
       ValueError: bad shapes, token counts, or NaN/Inf in the scores.
       RuntimeError: called inside a tf.function (this op is eager only).
     """
+    import tensorflow as tf
+
     if not tf.executing_eagerly():
         raise RuntimeError(
             "tb_attention_plugin.summary.attention runs eagerly: call it outside "
