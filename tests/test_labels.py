@@ -205,3 +205,11 @@ def test_what_cannot_be_tokens_is_refused_at_construction_naming_the_fix(tokens,
     with pytest.raises(ValueError, match=says) as raised:
         AttentionCallback("unused", ids, tokens=tokens)
     assert "pass" in str(raised.value) or "give" in str(raised.value)
+
+
+def test_a_suffix_for_layers_alike_in_their_whole_nesting_is_never_another_layers_path():
+    from tb_attention_plugin.writing.capture import numbered_in_run_order
+
+    # three "att" layers in one list of block "b", and a real layer whose path is "b/att_2"
+    tags = numbered_in_run_order(["b/att", "b/att", "b/att", "other"], taken={"b/att_2", "other"})
+    assert tags == ["b/att", "b/att_3", "b/att_4", "other"]

@@ -157,9 +157,10 @@ def readable_tags(model, layers):
     `attention` layer), the path as the model nests it, from the shortest
     enclosing scope that tells them apart (`encoder_layer_1/attention`).
     Only layers whose whole nesting is alike get a suffix (`_2`, `_3`, ...,
-    one that is no layer's name or path). Paths are compared among all the
+    one that is no layer's name or path, numbered in the order the model
+    runs them: numbered_in_run_order). Paths are compared among all the
     model's layers, so a layer's tag does not depend on which are captured.
-    Returns a list, as `layers`."""
+    Returns a list, as `layers`, with such layers' tags still alike."""
     nesting = _nesting(model)
     everyone = all_layers(model)
     ids = {id(layer): i for i, layer in enumerate(everyone)}
@@ -181,6 +182,7 @@ def _tags_of(layers, nesting):
             continue
         full = [_nested_scopes(nesting.get(id(layers[i]), []), base) for i in members]
         longest = max(len(f) for f in full)
+        candidates = [base] * len(members)  # no scope tells them apart
         for depth in range(1, longest + 1):
             candidates = ["/".join(f[-depth:] + [base]) for f in full]
             if len(set(candidates)) == len(candidates) and not taken & set(candidates):
@@ -188,16 +190,28 @@ def _tags_of(layers, nesting):
         for i, tag in zip(members, candidates):
             tags[i] = tag
         taken.update(candidates)
-    every_name = set(bases) | {l.name for l in layers}
-    seen = {}
-    for i, tag in enumerate(tags):  # only a whole nesting alike is left
+    return tags  # alike only where the whole nesting is: numbered_in_run_order
+
+
+def numbered_in_run_order(tags, taken):
+    """Tags made unique where layers share their whole nesting (a list of
+    layers named alike in one block): `_2`, `_3`, ... in the order given
+    (the order the model runs them), each suffix one that is not in `taken`
+    (every layer's name and path) nor another tag."""
+    out, seen = [], {}
+    used = set(tags) | set(taken)
+    for tag in tags:
         seen[tag] = seen.get(tag, 0) + 1
-        if seen[tag] > 1:
-            n = seen[tag]
-            while "%s_%d" % (tag, n) in every_name | set(tags):
-                n += 1
-            tags[i] = "%s_%d" % (tag, n)
-    return tags
+        if seen[tag] == 1:
+            out.append(tag)
+            continue
+        n = seen[tag]
+        while "%s_%d" % (tag, n) in used:
+            n += 1
+        seen[tag] = n
+        used.add("%s_%d" % (tag, n))
+        out.append("%s_%d" % (tag, n))
+    return out
 
 
 def _nesting(model):
@@ -591,6 +605,7 @@ class ProbeFunction:
     def __init__(self, model, layers, required, probe, names=None):
         self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
         names = names or readable_tags(model, layers)
+        self._taken = {layer_path(l) for l in all_layers(model)} | {l.name for l in all_layers(model)}
         recorder = _Recorder()
         self.skipped = []  # layers found by class name that computed no softmax
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
@@ -630,12 +645,15 @@ class ProbeFunction:
         keys sorting in the order the model ran the calls."""
         counts, out, meta = {}, {}, {}
         ran = set()
+        first_calls = list({id(call.layer): call for call in reversed(calls)}.values())[::-1]
+        tags = dict(zip((id(call.layer) for call in first_calls),
+                        numbered_in_run_order([call.name for call in first_calls], self._taken)))
         for call in calls:
             chosen = self._choose(call, required_by_layer[id(call.layer)])
             if chosen is None:
                 continue
             scores, mask, convention, source = chosen
-            tag = call.name
+            tag = tags[id(call.layer)]
             counts[tag] = counts.get(tag, 0) + 1
             name = tag if counts[tag] == 1 else "%s/call_%d" % (tag, counts[tag])
             ran.add(call.name)
