@@ -40,7 +40,7 @@ import {
 } from './host.js';
 import { MapsCache } from './maps_cache.js';
 import {
-  DEFAULTS, isEmptyExample, layersInModelOrder, loadState, pickedKey, resolve, saveState, zoomKey,
+  DEFAULTS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
 } from './state.js';
 import { StatusLine } from './status.js';
 import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
@@ -116,7 +116,7 @@ class AttentionTab {
     });
     this.importance.csv.addEventListener('click', () => exportImportanceCsv(this.state));
     this.stats = new StatsView({ status: this.status });
-    this.text = new TextView();
+    this.text = new TextView({ onChoice: (choice) => { Object.assign(this.state, choice); this.save(); } });
     this.model = new ModelView({
       status: this.status,
       mapsOf: (layer, step) => {
@@ -124,6 +124,7 @@ class AttentionTab {
         return this.cache.get(this.state.run, layer.tag, this.state.example, step, layer.num_heads * ex.query_length * ex.key_length);
       },
       onOpen: (tag, head) => this.select({ tag, head }),
+      onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
     });
     this.rollout = new RolloutView({ status: this.status });
     this.heads = new HeadsView({
@@ -131,7 +132,11 @@ class AttentionTab {
       onOpen: (tag, head, step) => this.select(step === undefined ? { tag, head } : { tag, head, step }),
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
     });
-    this.image = new ImageView({ status: this.status, metrics: this.heads.cache });
+    this.image = new ImageView({
+      status: this.status,
+      metrics: this.heads.cache,
+      onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
+    });
     this.compare = new CompareView({
       status: this.status,
       mapsOf: (run, layer, example, step) => {
@@ -268,7 +273,7 @@ class AttentionTab {
     const heads = this.heads.show(run, state);
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom, layer);
-    this.text.setExample(example, layer);
+    this.text.setExample(example, layer, state);
     const empty = isEmptyExample(example);
     for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
       panel.hidden = empty;
@@ -294,6 +299,7 @@ class AttentionTab {
 
   /** The model view of the run at the current example and step (not while hidden). */
   showModel() {
+    this.model.setOpen(this.state.modelOpen);
     this.modelShown = this.model.element.hidden ? Promise.resolve()
       : this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag);
     return this.modelShown;
@@ -492,8 +498,11 @@ class AttentionTab {
 
   applyUrlData(data) {
     const state = { ...DEFAULTS, compare: [], diff: null, enlarged: true, ...decodeUrlState(data) };
+    if (!Number.isInteger(state.example)) state.example = 0; // what resolve() picks: a link's tokens and patch are in it
     state.zoomFor = zoomKey(state); // a zoom or tokens in a link are for the map it names
     state.pickedFor = pickedKey(state);
+    state.pinnedFor = pinnedKey(state);
+    state.patchFor = patchKey(state);
     if (!Array.isArray(state.picked)) state.picked = [];
     this.state = state;
   }

@@ -1,13 +1,15 @@
 // What the user chose (run, layer, example, step, head, importance mode,
 // colour scale, zoom, followed tokens, the heads view's metric, ranking and
-// whether it is open), kept in localStorage so that a reload shows the same
+// whether it is open, whether the model view is open, the text view's
+// direction and pinned token, the image view's patch and opacity), kept in localStorage so that a reload shows the same
 // view, and fixed up against the index when the data changes.
 // Pure functions apart from the storage passed in: unit-tested with node.
 
 export const STORAGE_KEY = 'tb-attention-state';
 export const DEFAULTS = Object.freeze({ head: 'mean', mode: 'received', scale: 'fixed' });
 const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor',
-  'metric', 'rank', 'headsOpen'];
+  'metric', 'rank', 'headsOpen', 'modelOpen', 'direction', 'pinned', 'pinnedFor', 'patch', 'patchFor', 'opacity'];
+export const DEFAULT_OPACITY = 60; // percent: the image view's heatmap over the image
 
 export function loadState(storage) {
   try {
@@ -41,6 +43,10 @@ export const isEmptyExample = (ex) => !(ex.query_length > 0 && ex.key_length > 0
 export const zoomKey = (s) => JSON.stringify([s.run, s.tag, s.example]);
 /** Key of what followed tokens are positions in (they index the mode's tokens). */
 export const pickedKey = (s) => JSON.stringify([s.run, s.tag, s.example, s.mode]);
+/** Key of what the text view's pinned token is a position in (the layer's query or key tokens). */
+export const pinnedKey = (s) => JSON.stringify([s.run, s.tag, s.example]);
+/** Key of what the image view's picked patch belongs to (the probe image; every layer over it shares it). */
+export const patchKey = (s) => JSON.stringify([s.run, s.example]);
 
 /**
  * Fixes state in place against the index's runs: an unknown run, layer,
@@ -64,6 +70,21 @@ export function resolve(state, runs) {
   if (state.pickedFor !== pickedKey(state) || !Array.isArray(state.picked)) {
     state.picked = [];
     state.pickedFor = pickedKey(state);
+  }
+  if (state.direction !== 'gives' && state.direction !== 'receives') state.direction = 'gives';
+  if (typeof state.modelOpen !== 'boolean') state.modelOpen = true;
+  if (!(Number.isInteger(state.opacity) && state.opacity >= 0 && state.opacity <= 100)) state.opacity = DEFAULT_OPACITY;
+  // A pinned token or picked patch is a position in one example: dropped when another is shown.
+  const ex = layer.examples[state.example];
+  const p = state.pinned;
+  const pinLength = p && (p.side === 'query' ? ex.query_length : p.side === 'key' ? ex.key_length : 0);
+  if (state.pinnedFor !== pinnedKey(state) || !(p && Number.isInteger(p.index) && p.index >= 0 && p.index < pinLength)) {
+    state.pinned = null;
+    state.pinnedFor = pinnedKey(state);
+  }
+  if (state.patchFor !== patchKey(state) || !(Number.isInteger(state.patch) && state.patch >= 0)) {
+    state.patch = null; // the image view's default: the class token, or the centre patch
+    state.patchFor = patchKey(state);
   }
   return { run, layer, example: layer.examples[state.example] };
 }

@@ -25,10 +25,17 @@ const FIELDS = [
   ['metric', 'metric', 'string'],
   ['rank', 'rank', 'string'],
   ['heads', 'headsOpen', 'bool'],
+  ['model', 'modelOpen', 'bool'],
+  ['direction', 'direction', 'string'],
+  ['pin', 'pinned', 'token'],
+  ['patch', 'patch', 'int'],
+  ['opacity', 'opacity', 'int'],
 ];
 
 const isInt = (v) => Number.isInteger(v);
 const STRICT_INT = /^-?(0|[1-9][0-9]*)$/;
+const TOKEN = /^([qk])(0|[1-9][0-9]*)$/; // a pinned token of the text view: 'q3' (query 3), 'k0' (key 0)
+const SIDES = { q: 'query', k: 'key' };
 
 function encodeValue(kind, v) {
   switch (kind) {
@@ -39,6 +46,7 @@ function encodeValue(kind, v) {
     case 'bool': return typeof v === 'boolean' ? (v ? '1' : '0') : undefined;
     case 'ints': return Array.isArray(v) && v.length && v.every(isInt) ? v.join(',') : undefined;
     case 'pair': return v && typeof v.run === 'string' && isInt(v.step) ? JSON.stringify([v.run, v.step]) : undefined;
+    case 'token': return v && (v.side === 'query' || v.side === 'key') && isInt(v.index) && v.index >= 0 ? `${v.side[0]}${v.index}` : undefined;
     default: return undefined;
   }
 }
@@ -61,6 +69,10 @@ function decodeValue(kind, s) {
       case 'pair': {
         const v = JSON.parse(s);
         return Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && isInt(v[1]) ? { run: v[0], step: v[1] } : undefined;
+      }
+      case 'token': {
+        const m = TOKEN.exec(s);
+        return m ? { side: SIDES[m[1]], index: Number(m[2]) } : undefined;
       }
       default: return undefined;
     }

@@ -16,10 +16,9 @@ import { download } from './export.js';
 import { headMeanSeries } from './head_metrics.js';
 import { paintLegend } from './heatmap.js';
 import { defaultQuery, gridFits, patchAt, patchToken, splitRow, tokenPatch } from './image_grid.js';
-import { layersInModelOrder } from './state.js';
+import { DEFAULT_OPACITY, layersInModelOrder } from './state.js';
 
 const FIGURE_PX = 168; // longest side of one image
-const DEFAULT_OPACITY = 60; // percent
 const INK = '#212121';
 
 /** Whether a layer of a run gets the image view (for probe example `example`). */
@@ -75,9 +74,12 @@ export function paintDots(canvas, names, columns, colors, yLabel, { width = 460,
 }
 
 export class ImageView {
-  /** metrics: the HeadMetricsCache of the heads view (mean_distance is shared). */
-  constructor({ status, metrics }) {
-    Object.assign(this, { status, metrics });
+  /**
+   * metrics: the HeadMetricsCache of the heads view (mean_distance is
+   * shared); onChoice({patch | opacity}) keeps the picked query and the opacity.
+   */
+  constructor({ status, metrics, onChoice = () => {} }) {
+    Object.assign(this, { status, metrics, onChoice });
     this.queryLabel = el('span', { id: 'image-query', className: 'info' });
     this.reset = el('button', { id: 'image-query-reset', text: 'class token', title: 'pick the first token (the class token) as the query' });
     this.opacity = el('input', { id: 'image-opacity', type: 'range', min: 0, max: 100, value: DEFAULT_OPACITY, title: 'opacity of the heatmap' });
@@ -109,7 +111,10 @@ export class ImageView {
       this.chartTitle,
       el('div', { className: 'chart-wrap' }, [this.chart, this.marker]), this.chartLegend, this.chartNote,
     ]);
-    this.opacity.addEventListener('input', () => this.applyOpacity());
+    this.opacity.addEventListener('input', () => {
+      this.applyOpacity();
+      this.onChoice({ opacity: Number(this.opacity.value) });
+    });
     this.reset.addEventListener('click', () => this.pick(0));
     this.png.addEventListener('click', () => this.exportPng());
     paintLegend(this.legend, 1);
@@ -132,11 +137,10 @@ export class ImageView {
     }
     this.element.hidden = false;
     const grid = layer.grid;
-    const where = JSON.stringify([run.run, state.example, grid.rows, grid.cols, grid.prefix]);
-    if (this.where !== where || !(this.query >= 0 && this.query < layer.examples[state.example].query_length)) {
-      this.query = defaultQuery(grid);
-    }
-    this.where = where;
+    // The query picked for this image (state.patch, a link's), else the default.
+    const patch = state.patch;
+    this.query = Number.isInteger(patch) && patch >= 0 && patch < layer.examples[state.example].query_length ? patch : defaultQuery(grid);
+    if (Number.isInteger(state.opacity) && state.opacity >= 0 && state.opacity <= 100) this.opacity.value = String(state.opacity);
     this.shown = { run, layer, example: layer.examples[state.example], exampleIndex: state.example, grid, step: state.step };
     this.maps = null;
     this.reset.hidden = grid.prefix === 0;
@@ -191,10 +195,11 @@ export class ImageView {
     for (const { overlay } of this.figureOf.values()) overlay.style.opacity = String(alpha);
   }
 
-  /** Picks query token `token` and repaints the heads' heatmaps. */
+  /** Picks query token `token` (a user's click: kept in the tab's state) and repaints the heads' heatmaps. */
   pick(token) {
     if (!this.shown) return;
     this.query = token;
+    this.onChoice({ patch: token });
     this.showQuery();
     this.paintHeads();
   }

@@ -12,9 +12,9 @@ import { exampleRanges } from './visibility.js';
 const THUMB_PX = 64;
 
 export class ModelView {
-  /** mapsOf(layer, step) -> Promise of maps; onOpen(tag, head). */
-  constructor({ status, mapsOf, onOpen }) {
-    Object.assign(this, { status, mapsOf, onOpen });
+  /** mapsOf(layer, step) -> Promise of maps; onOpen(tag, head); onChoice({modelOpen}) to keep the panel open or closed. */
+  constructor({ status, mapsOf, onOpen, onChoice = () => {} }) {
+    Object.assign(this, { status, mapsOf, onOpen, onChoice });
     this.rows = el('div', { id: 'model-grid', className: 'model-grid' });
     this.caption = el('span', { id: 'model-caption', className: 'info' });
     this.hiddenKey = notVisibleKey('model-hidden');
@@ -22,8 +22,24 @@ export class ModelView {
       el('summary', {}, [el('h3', { text: 'Model view: every layer x every head ' }), this.caption]),
       this.hiddenKey, this.rows,
     ]);
-    this.details.addEventListener('toggle', () => { if (this.details.open && this.args) this.show(...this.args); });
+    this.details.addEventListener('toggle', () => {
+      if (this.details.open === this.openShown) return; // setOpen's own change
+      this.openShown = this.details.open;
+      this.onChoice({ modelOpen: this.details.open });
+      if (this.details.open && this.args) this.show(...this.args);
+    });
+    this.openShown = true; // the openness last applied (a link's, or the user's toggle)
     this.element = this.details;
+  }
+
+  /**
+   * Opens or closes the panel for a changed choice (a link, back/forward)
+   * only: a click on its summary says so in a later task ('toggle'), which a
+   * redraw in between must not undo (as the heads view).
+   */
+  setOpen(open) {
+    if (open !== false && open !== true) return;
+    if (open !== this.openShown) this.details.open = this.openShown = open;
   }
 
   /** Shows run's layers for example index `example` at `step` on `scale`. */

@@ -11,13 +11,19 @@ import { cellName, cellValue, tokenName } from './naming.js';
 import { hiddenReason, hidesCells, visibilityFacts } from './visibility.js';
 
 export class TextView {
-  constructor() {
+  /** onChoice({direction, pinned}) keeps the direction and the pinned token ({side, index} or null). */
+  constructor({ onChoice = () => {} } = {}) {
+    this.onChoice = onChoice;
     this.direction = el('select', { id: 'text-direction', title: 'what the tint shows' });
     fillSelect(this.direction, [
       { value: 'gives', label: 'attention the token gives (its query row)' },
       { value: 'receives', label: 'attention the token receives (its key column)' },
     ]);
-    this.direction.addEventListener('change', () => { this.pinned = null; this.focusOn(null); });
+    this.direction.addEventListener('change', () => {
+      this.pinned = null;
+      this.onChoice({ direction: this.direction.value, pinned: null });
+      this.focusOn(null);
+    });
     this.help = el('span', { className: 'info', id: 'text-help' });
     this.queries = el('p', { className: 'tokens', id: 'text-queries' });
     this.keys = el('p', { className: 'tokens', id: 'text-keys' });
@@ -30,13 +36,20 @@ export class TextView {
     this.tinted = []; // spans the last render coloured
   }
 
-  /** Token spans for an example (of `layer`: which keys its queries see); one line when queries and keys are the same tokens. */
-  setExample(example, layer = null) {
+  /**
+   * Token spans for an example (of `layer`: which keys its queries see); one
+   * line when queries and keys are the same tokens. `choice` {direction,
+   * pinned} as kept in the tab's state (a link's).
+   */
+  setExample(example, layer = null, choice = {}) {
     this.example = example;
     const facts = layer ? visibilityFacts(layer, example) : null;
     this.facts = facts && hidesCells(facts) ? facts : null;
     this.tinted = [];
-    this.pinned = null;
+    this.direction.value = choice.direction === 'receives' ? 'receives' : 'gives';
+    const p = choice.pinned;
+    const length = p ? (p.side === 'key' ? example.key_tokens.length : example.query_tokens.length) : 0;
+    this.pinned = p && Number.isInteger(p.index) && p.index >= 0 && p.index < length ? { side: p.side, index: p.index } : null;
     this.hovered = null;
     this.same = example.query_tokens.length === example.key_tokens.length &&
       example.query_tokens.every((t, i) => t === example.key_tokens[i]);
@@ -47,6 +60,7 @@ export class TextView {
       span.addEventListener('click', () => {
         const same = this.pinned && this.pinned.side === side && this.pinned.index === i;
         this.pinned = same ? null : { side, index: i };
+        this.onChoice({ pinned: this.pinned });
         this.render();
       });
       return span;

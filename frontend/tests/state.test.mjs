@@ -76,3 +76,20 @@ test('the layer line says when the callback stored fewer examples than the probe
   assert.equal(storedExamplesText({ examples, probe_examples: 0 }), ''); // all stored: the writer leaves it 0
   assert.equal(storedExamplesText({ examples }), ''); // an older server sends nothing
 });
+
+test('a pinned token and a picked patch are kept for their example only, and checked against its length', () => {
+  const runs = [{ run: 'r', layers: [layer('a', 0), layer('b', 1)] }];
+  const state = { run: 'r', tag: 'a', example: 0, step: 0, head: 0, mode: 'received' };
+  resolve(state, runs);
+  assert.deepEqual([state.direction, state.opacity, state.modelOpen, state.pinned, state.patch], ['gives', 60, true, null, null]);
+  Object.assign(state, { pinned: { side: 'key', index: 2 }, patch: 2, opacity: 35, direction: 'receives' });
+  resolve(state, runs);
+  assert.deepEqual([state.pinned, state.patch, state.opacity, state.direction], [{ side: 'key', index: 2 }, 2, 35, 'receives']);
+  state.tag = 'b'; // another layer over the same image: the patch stays, the token (its tokens) goes
+  resolve(state, runs);
+  assert.deepEqual([state.pinned, state.patch], [null, 2]);
+  state.pinned = { side: 'query', index: 3 }; // example 0 has 3 tokens
+  state.opacity = 101;
+  resolve(state, runs);
+  assert.deepEqual([state.pinned, state.opacity], [null, 60]);
+});

@@ -9,6 +9,7 @@ const FULL = {
   run: 'a&b=c', compare: ['runs/seed 1', '100%', 'x#y?z'], tag: 'enc/layer_0/mha', example: 2, step: 40,
   head: 3, enlarged: false, diff: { run: 'naïve/ünï', step: 0 }, zoom: 12, picked: [0, 5, 7],
   mode: 'given', scale: 'stretch', metric: 'induction', rank: 'jump', headsOpen: true,
+  modelOpen: false, direction: 'receives', pinned: { side: 'key', index: 4 }, patch: 27, opacity: 35,
 };
 
 /** What TensorBoard does: parse the hash with tf_storage's rules, take the prefix off. */
@@ -44,6 +45,14 @@ test('an empty hash gets the tab name', () => {
 test('bad values are left out, not guessed', () => {
   const got = decodeUrlState({ example: '01', step: '1e3', head: 'avg', zoom: ' 4', picked: '1,x', compare: '{"a":1}', diff: '["r"]', enlarged: 'yes' });
   assert.deepEqual(got, { diff: null });
+});
+
+test('the image view\'s patch and opacity, the text view\'s direction and pinned token are in the address bar', () => {
+  const data = encodeUrlState({ patch: 27, opacity: 35, direction: 'receives', pinned: { side: 'query', index: 0 }, modelOpen: true });
+  assert.deepEqual(data, { model: '1', direction: 'receives', pin: 'q0', patch: '27', opacity: '35' });
+  assert.deepEqual(decodeUrlState({ pin: 'k12' }).pinned, { side: 'key', index: 12 });
+  for (const bad of ['x3', 'q', 'q01', 'k-1', 'q1.5']) assert.equal(decodeUrlState({ pin: bad }).pinned, undefined, bad);
+  assert.equal(encodeUrlState({ pinned: { side: 'query', index: -1 } }).pin, undefined);
 });
 
 test('a malformed escape in the hash is ignored', () => {
