@@ -13,6 +13,29 @@ export const BOUNDED_METRICS = new Set([
 
 export const DEFAULT_METRIC = 'entropy';
 
+/**
+ * Metrics that mean nothing for a kind of layer, with why. Cross attention's
+ * rows are decoder positions and its columns encoder positions: a distance
+ * |query - key| between them, or a patch distance, mixes two sequences.
+ */
+export const MEANINGLESS = {
+  cross: {
+    names: new Set(['mean_distance', 'patch_distance']),
+    why: 'means nothing for cross attention: its rows are decoder positions, its columns encoder positions',
+  },
+};
+
+/** Why `metric` means nothing for `layer` (its kind), or '' where it does. */
+export function meaninglessWhy(layer, metric) {
+  const rule = MEANINGLESS[layer.kind];
+  return rule && rule.names.has(metric) ? rule.why : '';
+}
+
+/** The head metrics a layer stores that mean something for its kind (/index's metric_names, in order). */
+export function offeredMetrics(layer) {
+  return (layer.metric_names || []).filter((name) => !meaninglessWhy(layer, name));
+}
+
 /** Units of the unbounded metrics, for legends and axis titles. */
 export const METRIC_UNITS = {
   entropy: 'nats', mean_distance: 'token positions', change: 'mean |difference| per cell', patch_distance: 'patch widths',

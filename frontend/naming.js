@@ -28,3 +28,15 @@ export function cellName(row, col, queryTokens, keyTokens) {
 export function cellValue(weight, hidden, digits = 4) {
   return hidden ? `not visible: ${hidden}` : weight.toFixed(digits);
 }
+
+/**
+ * What a map's rows and columns are, for the line over it. Cross attention's
+ * rows are the decoder's input tokens as fed to it (the target shifted right
+ * by a start token in teacher forcing), its columns the encoder's tokens.
+ */
+export function axesText(kind) {
+  return kind === 'cross'
+    ? "rows: the decoder's input tokens ↓ (as fed to the decoder: the target shifted right, row i predicts the token after it) · " +
+      "columns: the encoder's tokens →"
+    : 'rows: query tokens ↓ · columns: key tokens →';
+}

@@ -6,7 +6,7 @@ import { cellWeight } from './decode.js';
 import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt, cutMidItem, inView } from './layout.js';
-import { cellName, cellValue, tokenName } from './naming.js';
+import { axesText, cellName, cellValue, tokenName } from './naming.js';
 import { exampleRanges, hiddenReason, visibilityFacts } from './visibility.js';
 
 export const MIN_ZOOM = 1;
@@ -192,7 +192,7 @@ export class FocusMap {
     this.canvas.style.height = `${ex.query_length * cell}px`;
     this.showLabels(cell >= LABELS_FROM_PX);
     if (this.labelled) this.fitLabels(cell);
-    this.axisTitles.textContent = `rows: query tokens ↓ · columns: key tokens → · ${this.labelled
+    this.axisTitles.textContent = `${axesText(this.facts && this.facts.kind)} · ${this.labelled
       ? 'labels stay in view while the map scrolls' : `token labels from ${LABELS_FROM_PX} px cells; hover a cell for its tokens`}`;
     this.placeMinimapView();
     this.showExtentSoon();

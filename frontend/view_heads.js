@@ -12,7 +12,7 @@ import { colorOf } from './colors.js';
 import { el, fillSelect } from './dom.js';
 import {
   BOUNDED_METRICS, DEFAULT_METRIC, HeadMetricsCache, METRIC_UNITS, RANKINGS, changeOverTraining, colourRange,
-  headSeries, largestJump, rangePosition, rangeText, rankCells, servedAt, shortLayerNames,
+  headSeries, largestJump, meaninglessWhy, offeredMetrics, rangePosition, rangeText, rankCells, servedAt, shortLayerNames,
 } from './head_metrics.js';
 import { paintLegend } from './heatmap.js';
 import { layersInModelOrder } from './state.js';
@@ -86,7 +86,7 @@ export class HeadsView {
     if (Boolean(state.headsOpen) !== this.openShown) this.details.open = this.openShown = Boolean(state.headsOpen);
     this.rank.value = RANKINGS.some((r) => r.value === state.rank) ? state.rank : 'model';
     const layers = layersInModelOrder(run.layers);
-    const names = [...new Set(layers.flatMap((l) => l.metric_names || []))];
+    const names = [...new Set(layers.flatMap((l) => offeredMetrics(l)))];
     fillSelect(this.metric, names.map((n) => ({ value: n, label: n })), HeadsView.pickMetric(names, state.metric));
     if (!this.details.open) return;
     if (!names.length) {
@@ -105,6 +105,7 @@ export class HeadsView {
     }
     this.loading = key;
     const replies = await Promise.all(layers.map(async (layer) => {
+      if (meaninglessWhy(layer, metric)) return { missing: `${metric} ${meaninglessWhy(layer, metric)}` };
       if (!(layer.metric_names || []).includes(metric)) return { missing: layer.metric_names && layer.metric_names.length ? `no ${metric} for this layer` : 'no head metrics stored' };
       if (!layer.examples[example]) return { missing: `no example ${example}` };
       try {

@@ -13,7 +13,7 @@ import { LUT, colorIndex } from './colors.js';
 import { headMap } from './decode.js';
 import { el, legendItem } from './dom.js';
 import { download } from './export.js';
-import { headMeanSeries } from './head_metrics.js';
+import { headMeanSeries, offeredMetrics } from './head_metrics.js';
 import { paintLegend } from './heatmap.js';
 import { defaultQuery, gridFits, patchAt, patchToken, splitRow, tokenPatch } from './image_grid.js';
 import { DEFAULT_OPACITY, layersInModelOrder } from './state.js';
@@ -304,8 +304,8 @@ export class ImageView {
     this.distanceKey = key;
     this.distance = null;
     const ordered = layersInModelOrder(run.layers).filter((l) => l.examples[exampleIndex]);
-    const metric = ordered.some((l) => (l.metric_names || []).includes('patch_distance')) ? 'patch_distance' : 'mean_distance';
-    const layers = ordered.filter((l) => (l.metric_names || []).includes(metric));
+    const metric = ordered.some((l) => offeredMetrics(l).includes('patch_distance')) ? 'patch_distance' : 'mean_distance';
+    const layers = ordered.filter((l) => offeredMetrics(l).includes(metric)); // no cross layer: its distances mix two sequences
     let replies;
     try {
       replies = await Promise.all(layers.map((l) => this.metrics.get(run.run, l, exampleIndex, metric)));

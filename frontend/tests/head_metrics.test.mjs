@@ -108,3 +108,15 @@ test('ranked cells name their layer by the path parts that differ', () => {
   assert.deepEqual(shortLayerNames(['a/mha']), ['a/mha']);
   assert.deepEqual(shortLayerNames(['x/y', 'x/y/z']), ['y', 'y/z']);
 });
+
+test('distances are not offered for cross attention, whose rows and columns are two sequences', async () => {
+  const { offeredMetrics, meaninglessWhy } = await import('../head_metrics.js');
+  const { chartsFor } = await import('../view_stats.js');
+  const names = ['entropy', 'mean_distance', 'monotone_alignment', 'patch_distance', 'change'];
+  assert.deepEqual(offeredMetrics({ kind: 'cross', metric_names: names }), ['entropy', 'monotone_alignment', 'change']);
+  assert.deepEqual(offeredMetrics({ kind: 'self', metric_names: names }), names);
+  assert.deepEqual(offeredMetrics({ kind: 'causal' }), []);
+  assert.match(meaninglessWhy({ kind: 'cross' }, 'mean_distance'), /decoder positions.*encoder positions/);
+  assert.deepEqual(chartsFor({ kind: 'cross' }).map((c) => c.key), ['entropy', 'max_weight']);
+  assert.deepEqual(chartsFor({ kind: 'causal' }).map((c) => c.key), ['entropy', 'max_weight', 'mean_distance']);
+});

@@ -22,3 +22,9 @@ test('a cell the query cannot see says why, never a number', () => {
   assert.equal(cellValue(0.125, ''), '0.1250');
   assert.equal(cellValue(0.125, '', 3), '0.125');
 });
+
+test('a cross layer\'s map says its rows are the decoder\'s inputs, shifted right, and its columns the encoder\'s tokens', async () => {
+  const { axesText } = await import('../naming.js');
+  assert.equal(axesText('self'), 'rows: query tokens ↓ · columns: key tokens →');
+  assert.match(axesText('cross'), /^rows: the decoder's input tokens ↓ \(as fed to the decoder: the target shifted right.*columns: the encoder's tokens →$/);
+});
