@@ -105,18 +105,33 @@ const DIVERGING_ANCHORS = [
   [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31],
 ];
 
-export const DIVERGING_LUT = (() => {
+// The same scale for the dark theme: 0 is the dark grey of a dark page and
+// a larger |change| is brighter (light blue lower, light red higher), so an
+// unchanged map is not a white square on a dark page.
+export const DARK_ZERO = [48, 48, 48];
+const DARK_DIVERGING_ANCHORS = [
+  [146, 197, 222], [67, 147, 195], [33, 102, 172], [30, 68, 112], [38, 52, 70], DARK_ZERO,
+  [72, 42, 40], [120, 36, 40], [178, 24, 43], [214, 96, 77], [244, 165, 130],
+];
+
+function divergingLut(anchors) {
   const lut = new Uint8ClampedArray(257 * 3);
-  const last = DIVERGING_ANCHORS.length - 1;
+  const last = anchors.length - 1;
   for (let i = 0; i <= 256; i++) {
     const t = (i / 256) * last;
     const lo = Math.min(Math.floor(t), last);
     const hi = Math.min(lo + 1, last);
     const f = t - lo;
-    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(DIVERGING_ANCHORS[lo][c] * (1 - f) + DIVERGING_ANCHORS[hi][c] * f);
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(anchors[lo][c] * (1 - f) + anchors[hi][c] * f);
   }
   return lut;
-})();
+}
+
+export const DIVERGING_LUT = divergingLut(DIVERGING_ANCHORS);
+export const DARK_DIVERGING_LUT = divergingLut(DARK_DIVERGING_ANCHORS);
+
+/** The diverging table of a theme. */
+export const divergingLutFor = (dark) => (dark ? DARK_DIVERGING_LUT : DIVERGING_LUT);
 
 /** Index into DIVERGING_LUT of d on a -m..m scale: 128 is 0 (also when m is 0). */
 export function divergingIndex(d, m) {
@@ -125,10 +140,11 @@ export function divergingIndex(d, m) {
   return Math.round(128 + t * 128);
 }
 
-/** [r, g, b] of d on a -m..m scale. */
-export function divergingColor(d, m) {
+/** [r, g, b] of d on a -m..m scale (in the dark theme's table when `dark`). */
+export function divergingColor(d, m, dark = false) {
+  const lut = divergingLutFor(dark);
   const i = divergingIndex(d, m) * 3;
-  return [DIVERGING_LUT[i], DIVERGING_LUT[i + 1], DIVERGING_LUT[i + 2]];
+  return [lut[i], lut[i + 1], lut[i + 2]];
 }
 
 /** The captured step of `steps` (ascending) nearest to `step`, the earlier on a tie; undefined for none. */

@@ -31,9 +31,24 @@ export function meaninglessWhy(layer, metric) {
   return rule && rule.names.has(metric) ? rule.why : '';
 }
 
-/** The head metrics a layer stores that mean something for its kind (/index's metric_names, in order). */
+/**
+ * Why `metric` is missing (NaN) for every head of `layer` at every step by
+ * its definition (docs/HEAD_METRICS.md), or '' where it can have values:
+ * monotone_alignment is measured for cross attention only, patch_distance
+ * over an image's patch grid only.
+ */
+export function alwaysMissingWhy(layer, metric) {
+  if (metric === 'monotone_alignment' && layer.kind !== 'cross') return 'is measured for cross attention only';
+  if (metric === 'patch_distance' && !layer.grid) return "is measured over an image's patch grid only";
+  return '';
+}
+
+/** Why a metric is not offered for a layer (it means nothing there, or is always missing), or ''. */
+export const notOfferedWhy = (layer, metric) => meaninglessWhy(layer, metric) || alwaysMissingWhy(layer, metric);
+
+/** The head metrics a layer stores that mean something for it and can have values (/index's metric_names, in order). */
 export function offeredMetrics(layer) {
-  return (layer.metric_names || []).filter((name) => !meaninglessWhy(layer, name));
+  return (layer.metric_names || []).filter((name) => !notOfferedWhy(layer, name));
 }
 
 /** Units of the unbounded metrics, for legends and axis titles. */

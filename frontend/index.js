@@ -84,6 +84,17 @@ export function storedExamplesText(layer) {
   return probe > stored ? `${stored} of ${probe} probe examples stored (max_cells)` : '';
 }
 
+/**
+ * An example's line in the Example list: its first tokens, or for a layer
+ * over an image's patches (/index's grid) 'image 2 (8 x 8 patches)' rather
+ * than 'CLS 0,0 0,1 …', which read the same for every image.
+ */
+export function exampleLabel(layer, ex, i) {
+  if (isEmptyExample(ex)) return `${i}: (all padding)`;
+  if (layer.grid) return `${i}: image ${i} (${layer.grid.rows} x ${layer.grid.cols} patches)`;
+  return `${i}: ${ex.key_tokens.slice(0, 6).join(' ')}${ex.key_tokens.length > 6 ? ' …' : ''}`;
+}
+
 class AttentionTab {
   constructor(root) {
     this.root = root;
@@ -250,11 +261,7 @@ class AttentionTab {
       value: l.tag,
       label: `${l.layer} (${l.kind}${l.sliding_window ? `, window ${l.sliding_window}` : ''}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})`,
     })), state.tag);
-    fillSelect(c.example, layer.examples.map((ex, i) => ({
-      value: i,
-      label: isEmptyExample(ex) ? `${i}: (all padding)`
-        : `${i}: ${ex.key_tokens.slice(0, 6).join(' ')}${ex.key_tokens.length > 6 ? ' …' : ''}`,
-    })), state.example);
+    fillSelect(c.example, layer.examples.map((ex, i) => ({ value: i, label: exampleLabel(layer, ex, i) })), state.example);
     c.step.max = String(layer.steps.length - 1);
     this.info.textContent = [
       layer.layer_class, `${layer.kind} attention`, `${layer.num_heads} head(s)`,
@@ -431,7 +438,7 @@ class AttentionTab {
     this.heads.draw();
     this.image.draw();
     if (this.importance.data) this.importance.renderLines();
-    if (this.visible.length) this.refreshRuns(); // the palette's dark colours
+    if (this.visible.length) this.refreshRuns(); // the palette's dark colours, the difference's scale
   }
 
   togglePlay() {

@@ -4,7 +4,7 @@
 // heads that changed most. The numbers come from compare.js.
 
 import {
-  DIVERGING_LUT, diffMap, divergingIndex, maxAbs, nearestStep, rankHeadChanges, sameTokens, topChanges,
+  diffMap, divergingIndex, divergingLutFor, maxAbs, nearestStep, rankHeadChanges, sameTokens, topChanges,
 } from './compare.js';
 import { headMap, headMeanMax } from './decode.js';
 import { el, fillSelect, legendItem, notVisibleKey, showNotVisibleKey } from './dom.js';
@@ -68,7 +68,8 @@ class LabelledMap {
  * cells outside `ranges` (visibility.js; null: none) stay transparent, the
  * canvas's not-visible hatch (heatmap.js paintMap).
  */
-function paintDiff(canvas, diff, q, k, m, ranges = null) {
+function paintDiff(canvas, diff, q, k, m, ranges = null, dark = false) {
+  const lut = divergingLutFor(dark);
   canvas.width = Math.max(k, 1);
   canvas.height = Math.max(q, 1);
   const ctx = canvas.getContext('2d');
@@ -80,21 +81,22 @@ function paintDiff(canvas, diff, q, k, m, ranges = null) {
       if (col < ranges[2 * row] || col > ranges[2 * row + 1]) continue; // left transparent
     }
     const c = divergingIndex(diff[i], m) * 3;
-    image.data[i * 4] = DIVERGING_LUT[c];
-    image.data[i * 4 + 1] = DIVERGING_LUT[c + 1];
-    image.data[i * 4 + 2] = DIVERGING_LUT[c + 2];
+    image.data[i * 4] = lut[c];
+    image.data[i * 4 + 1] = lut[c + 1];
+    image.data[i * 4 + 2] = lut[c + 2];
     image.data[i * 4 + 3] = 255;
   }
   ctx.putImageData(image, 0, 0);
   canvas.dataset.vmax = String(m);
 }
 
-function paintDivergingLegend(canvas) {
+function paintDivergingLegend(canvas, dark = false) {
+  const lut = divergingLutFor(dark);
   canvas.width = 257;
   canvas.height = 1;
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(257, 1);
-  for (let i = 0; i <= 256; i++) image.data.set([DIVERGING_LUT[i * 3], DIVERGING_LUT[i * 3 + 1], DIVERGING_LUT[i * 3 + 2], 255], i * 4);
+  for (let i = 0; i <= 256; i++) image.data.set([lut[i * 3], lut[i * 3 + 1], lut[i * 3 + 2], 255], i * 4);
   ctx.putImageData(image, 0, 0);
 }
 
@@ -140,7 +142,7 @@ export class CompareView {
     this.diffBody = el('div', { id: 'diff-body', hidden: true }, [
       el('div', { className: 'panel-head' }, [this.diffA, el('span', { text: '−  B: run' }), this.diffRun, el('span', { text: 'step' }), this.diffStep]),
       el('div', { className: 'panel-head' }, [this.diffLegendMin, this.diffLegend, this.diffLegendMax,
-        el('span', { className: 'info', text: 'A − B: blue where A is lower, red where A is higher, white unchanged; stretched to the largest |change|' })]),
+        (this.diffLegendText = el('span', { id: 'diff-legend-text', className: 'info', text: 'A − B: blue where A is lower, red where A is higher, white unchanged; stretched to the largest |change|' }))]),
       this.diffSummary, this.diffHiddenKey,
       el('div', { className: 'cmp-diff' }, [
         el('div', {}, [this.diffMap.element, this.diffHover]),
@@ -342,7 +344,13 @@ export class CompareView {
     showNotVisibleKey(this.diffHiddenKey, diffRanges ? notVisibleText(facts) : '');
     const longest = Math.max(q, k, 1);
     this.diffMap.layout(example, Math.max(2, Math.min(24, Math.floor(480 / longest))));
-    paintDiff(this.diffMap.canvas, diff, q, k, m, diffRanges);
+    // The theme's scale (0 white on a light page, dark grey on a dark one); a theme switch repaints (index.js repaintCharts).
+    const dark = Boolean(this.diffElement.closest('.dark'));
+    paintDiff(this.diffMap.canvas, diff, q, k, m, diffRanges, dark);
+    paintDivergingLegend(this.diffLegend, dark);
+    this.diffMap.canvas.dataset.theme = dark ? 'dark' : 'light';
+    this.diffLegendText.textContent = `A − B: blue where A is lower, red where A is higher, ${dark ? 'dark grey' : 'white'} unchanged; ` +
+      'stretched to the largest |change|';
     this.diffLegendMin.textContent = m > 0 ? (-m).toFixed(3) : '0';
     this.diffLegendMax.textContent = m > 0 ? `+${m.toFixed(3)}` : '0';
     this.diffSummary.textContent = m === 0

@@ -25,6 +25,9 @@ export class HeadGrid {
     this.legend = el('canvas', { id: 'legend', className: 'legend' });
     this.legendMax = el('span', { id: 'legend-max' });
     this.legendText = el('span', { id: 'legend-scale', className: 'info' });
+    // Its own line, whose height is kept while it is hidden: a step whose
+    // largest weight drops under FAINT_BELOW while playing does not move the page.
+    this.faint = el('div', { id: 'legend-faint', className: 'info reserved', text: ' ' });
     this.hiddenKey = notVisibleKey('legend-hidden');
     this.grid = el('div', { id: 'head-grid', className: 'grid' });
     this.note = el('div', { id: 'maps-note', className: 'note', hidden: true });
@@ -32,7 +35,7 @@ export class HeadGrid {
     this.element = el('section', { className: 'panel' }, [
       el('h3', { text: 'Heads (click one to enlarge)' }),
       el('div', { className: 'legend-row' }, [this.scale, el('span', { text: '0' }), this.legend, this.legendMax, this.legendText]),
-      this.hiddenKey,
+      this.faint, this.hiddenKey,
       this.note, this.grid,
     ]);
   }
@@ -90,14 +93,18 @@ export class HeadGrid {
       const painted = paintMapAt(canvas, values, q, k, vmax, width, height, ratio, levels, ranges);
       if (name !== 'mean') heads.push({ ...painted, levels });
     }
+    let faint = false;
     if (scale !== 'stretch') {
       // The step's largest weight, from the thumbnails (max pooling keeps it).
       const largest = Math.max(...heads.map((h) => maxOf(h.values) / (h.levels || 1)));
       if (largest < FAINT_BELOW) {
-        this.legendText.textContent += `; the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
+        faint = true;
+        this.faint.textContent = `the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
           `(every map is dark); "stretch to this step's max" shows any pattern within it`;
       }
     }
+    // Hidden, the line keeps its last text (or one space): its height stays.
+    this.faint.classList.toggle('invisible', !faint);
     const max = this.canvases.get('max');
     if (!max) return;
     // The max of the heads' pooled thumbnails is the pooled max over heads

@@ -12,12 +12,14 @@ import { colorOf } from './colors.js';
 import { el, fillSelect } from './dom.js';
 import {
   BOUNDED_METRICS, DEFAULT_METRIC, HeadMetricsCache, METRIC_UNITS, RANKINGS, changeOverTraining, colourRange,
-  headSeries, largestJump, meaninglessWhy, offeredMetrics, rangePosition, rangeText, rankCells, servedAt, shortLayerNames,
+  headSeries, largestJump, notOfferedWhy, offeredMetrics, rangePosition, rangeText, rankCells, servedAt, shortLayerNames,
 } from './head_metrics.js';
 import { paintLegend } from './heatmap.js';
 import { layersInModelOrder } from './state.js';
 
-const SPARK_W = 64; // CSS px of a cell's sparkline
+// CSS px of a cell's sparkline: the width of its cell (style.css .hm-cell,
+// .hm-ranked .hm-cell), in model order and ranked.
+export const SPARK_W = { model: 64, ranked: 104 };
 const SPARK_H = 24;
 const SPARK_PAD = 3;
 
@@ -62,6 +64,7 @@ export class HeadsView {
       this.onChoice({ headsOpen: this.details.open });
       if (this.details.open) this.reshow();
     });
+    this.sparkW = SPARK_W.model;
     this.openShown = false; // the headsOpen last applied to the panel (a link's, or the user's toggle)
     this.data = null;
   }
@@ -105,7 +108,7 @@ export class HeadsView {
     }
     this.loading = key;
     const replies = await Promise.all(layers.map(async (layer) => {
-      if (meaninglessWhy(layer, metric)) return { missing: `${metric} ${meaninglessWhy(layer, metric)}` };
+      if (notOfferedWhy(layer, metric)) return { missing: `${metric} ${notOfferedWhy(layer, metric)}` };
       if (!(layer.metric_names || []).includes(metric)) return { missing: layer.metric_names && layer.metric_names.length ? `no ${metric} for this layer` : 'no head metrics stored' };
       if (!layer.examples[example]) return { missing: `no example ${example}` };
       try {
@@ -159,8 +162,10 @@ export class HeadsView {
     const short = shortLayerNames(layers.map((l) => l.layer));
     for (const cell of cells) this.buildCell(cell, short[cell.row]);
     this.caption.textContent = `(${run.run}, example ${this.args[1].example}; ${layers.length} layers, ${cells.length} heads)`;
+    this.drawn = false;
     this.arrange();
     this.drawSparklines(); // in the document: the canvases take the theme's text colour
+    this.drawn = true;
   }
 
   buildCell(cell, shortName) {
@@ -192,7 +197,7 @@ export class HeadsView {
     const first = steps[0];
     const span = steps[steps.length - 1] - first || 1;
     const { min, max } = this.data.ySpan;
-    const x = SPARK_PAD + ((steps[t] - first) / span) * (SPARK_W - 2 * SPARK_PAD);
+    const x = SPARK_PAD + ((steps[t] - first) / span) * (this.sparkW - 2 * SPARK_PAD);
     const y = SPARK_H - SPARK_PAD - ((v - min) / (max - min || 1)) * (SPARK_H - 2 * SPARK_PAD);
     return [x, y];
   }
@@ -202,7 +207,7 @@ export class HeadsView {
     if (!this.data) return;
     for (const cell of this.data.cells) {
       const { canvas, series } = cell;
-      const ctx = hiDpiContext(canvas, SPARK_W, SPARK_H);
+      const ctx = hiDpiContext(canvas, this.sparkW, SPARK_H);
       ctx.strokeStyle = getComputedStyle(canvas).color || '#000';
       ctx.lineWidth = 1.25;
       ctx.beginPath();
@@ -225,7 +230,17 @@ export class HeadsView {
         cell.mark.style.left = `${x}px`;
         cell.mark.style.top = `${y}px`;
       }
+      this.placeNow(cell);
     }
+  }
+
+  /** The dashed line of the current step in a cell's sparkline (hidden where the value is missing). */
+  placeNow(cell) {
+    const shown = Boolean(cell.reply.steps && cell.reply.steps.length) && this.step !== undefined && !isMissing(cell.value);
+    cell.now.hidden = !shown;
+    if (!shown) return;
+    const { index } = servedAt(cell.reply, this.step);
+    cell.now.style.left = `${this.sparkXY(cell, index, cell.value)[0]}px`;
   }
 
   /** Marks the shown layer and head. */
@@ -279,14 +294,7 @@ export class HeadsView {
         box.style.color = inkOn(rgb);
       }
       box.title = `${metric} of ${cell.layer.layer} head ${cell.head} at step ${step}: ${missing ? 'missing (does not apply)' : `${cell.value}${unit}`}`;
-      if (cell.reply.steps && cell.reply.steps.length && !missing) {
-        const { index } = servedAt(cell.reply, step);
-        const [x] = this.sparkXY(cell, index, cell.value);
-        cell.now.hidden = false;
-        cell.now.style.left = `${x}px`;
-      } else {
-        cell.now.hidden = true;
-      }
+      this.placeNow(cell);
     }
     if (this.rank.value === 'value') this.arrange();
     this.matrix.dataset.paintedStep = String(step);
@@ -302,7 +310,7 @@ export class HeadsView {
     const { cells, layers, maxHeads } = this.data;
     if (ranking === 'model') {
       this.matrix.className = 'hm-matrix';
-      this.matrix.style.gridTemplateColumns = `fit-content(22em) repeat(${maxHeads}, ${SPARK_W + 6}px)`;
+      this.matrix.style.gridTemplateColumns = `fit-content(22em) repeat(${maxHeads}, ${SPARK_W.model + 6}px)`;
       const children = [el('div'), ...this.headLabels];
       layers.forEach((layer, li) => {
         const row = cells.filter((c) => c.row === li);
@@ -319,6 +327,12 @@ export class HeadsView {
       this.matrix.replaceChildren(...ranked.map((c) => c.element));
     }
     this.matrix.dataset.ranking = ranking;
+    // Each sparkline as wide as its cell: redrawn when the cells change width.
+    const width = ranking === 'model' ? SPARK_W.model : SPARK_W.ranked;
+    if (width !== this.sparkW) {
+      this.sparkW = width;
+      if (this.drawn) this.drawSparklines();
+    }
   }
 
   /** After a theme switch: sparklines take the new text colour. */

@@ -226,7 +226,7 @@ def test_uniform_attention_at_step_0_is_faint_and_keeps_its_colour_when_the_step
     # the step's largest weight over every head, from the stored bytes.
     largest = np.rint(untrained.maps[0][0] * 255).max() / 255
     assert largest < 0.2
-    assert ("the largest weight at this step is %.3f: attention is spread thin (every map is dark)" % largest) in tab.inner_text("#legend-scale")
+    assert ("the largest weight at this step is %.3f: attention is spread thin (every map is dark)" % largest) in tab.inner_text("#legend-faint")
     # A cell whose stored weight is the same at the last step keeps its colour.
     same = np.argwhere(np.isclose(first, last, atol=1e-6))
     assert len(same), "training changed every cell; the test needs one unchanged weight"
@@ -235,6 +235,39 @@ def test_uniform_attention_at_step_0_is_faint_and_keeps_its_colour_when_the_step
     set_step(tab, len(steps) - 1)
     wait_painted(tab, steps[-1])
     assert pixel(tab, '#head-grid canvas[data-head="0"]', col, row) == before == lut_color(last[row, col])
+
+
+def test_the_faint_step_note_keeps_its_line_so_the_page_does_not_jump_while_playing(page, untrained):
+    """Issue 32 item 13: the note under the legend for a step whose largest
+    weight is under 0.2 has its own line, kept (invisible) at other steps."""
+    tab = page.tab
+
+    def maps_top():
+        return tab.evaluate("""() => document.querySelector('#head-grid').getBoundingClientRect().top -
+            document.querySelector('#scale-select').getBoundingClientRect().top""")
+
+    steps = [int(s) for s in untrained.steps]
+    show(tab, run=UNTRAINED, step=steps[0], head=0)
+    wait_painted(tab, steps[0])
+    assert "attention is spread thin" in tab.inner_text("#legend-faint")
+    faint = maps_top()
+    tab.select_option("#scale-select", "stretch")  # not faint: said nowhere, its line kept
+    tab.wait_for_selector("#legend[data-scale='stretch']", state="attached")
+    assert tab.inner_text("#legend-faint") == ""
+    assert maps_top() == faint
+    assert tab.evaluate("() => document.querySelector('#scale-select').parentElement.getBoundingClientRect().height") < 40  # one line
+
+
+def test_the_layer_list_shows_a_layers_kind_and_heads_in_full(page, captured):
+    """Issue 32 item 13: "(causal, 4 heads)" was cut at the list's 22em."""
+    tab = page.tab
+    tab.evaluate("""() => { const o = document.querySelector('#layer-select option');
+        o.textContent = 'transformer_block/multi_head_attention_with_a_long_name (causal, 4 heads)'; }""")
+    fits = tab.evaluate("""() => { const s = document.querySelector('#layer-select');
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = getComputedStyle(s).font;
+        return [ctx.measureText(s.options[s.selectedIndex].textContent).width, s.clientWidth]; }""")
+    assert fits[0] + 24 <= fits[1], fits  # the text and the list's arrow
 
 
 def test_maps_sent_compressed_decode_to_the_stored_bytes_at_every_step(browser, server, untrained):
@@ -316,7 +349,7 @@ def test_stretching_the_colour_scale_to_the_steps_max_is_stated_in_the_legend(pa
     vmax = float(tab.get_attribute('#head-grid canvas[data-head="0"]', "data-vmax"))
     np.testing.assert_allclose(vmax, untrained.maps[0][0].max(), atol=1e-6)
     assert "stretched to this step's max" in tab.inner_text("#legend-scale")
-    assert "every map is dark" not in tab.inner_text("#legend-scale")  # stretched, they are not
+    assert "every map is dark" not in tab.inner_text("#legend-faint")  # stretched, they are not
     assert tab.inner_text("#legend-max") == "%.3f" % vmax
     # uniform 1/8 stretched to its own max is the top of the scale
     assert pixel(tab, '#head-grid canvas[data-head="0"]', 3, 2) == lut_color(untrained.maps[0][0][0, 2, 3], vmax)

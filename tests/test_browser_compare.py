@@ -24,6 +24,7 @@ OTHER_PROBE = "other probe"
 VOCAB = ["<pad>"] + ["w%d" % i for i in range(1, 30)]
 UINT8_DIFF_TOLERANCE = 1 / 255 + 1e-6  # each stored uint8 weight is within 1/510: a difference within 1/255
 WHITE = [247, 247, 247]  # the diverging scale's 0 (compare.js)
+DARK_ZERO = [48, 48, 48]  # its 0 in the dark theme (compare.js DARK_ZERO)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,23 @@ def test_the_difference_of_a_step_with_itself_is_zero_everywhere(opened, logs):
     for col, row in [(0, 0), (3, 4), (7, 7)]:
         assert pixel(tab, "#diff-map", col, row) == WHITE
     assert tab.inner_text("#diff-top") == "no cell changed"
+
+
+def test_an_unchanged_difference_is_dark_grey_in_the_dark_theme_not_a_white_square(opened, logs):
+    """Issue 32 item 13: on a dark page 0 is the page's grey; the legend follows a theme switch."""
+    page = opened()
+    tab = page.tab
+    last = int(logs[SEEDS[0]]["mha"].steps[-1])
+    select(tab, run=SEEDS[0], step=last, head="mean", diff={"run": SEEDS[0], "step": last})
+    assert pixel(tab, "#diff-map", 3, 4) == WHITE and pixel(tab, "#diff-legend", 128, 0) == WHITE
+    page.evaluate("() => document.body.classList.add('dark-mode')")
+    tab.wait_for_selector("#diff-map[data-theme='dark']", state="attached", timeout=10000)
+    compared(tab)
+    for col, row in [(0, 0), (3, 4), (7, 7)]:
+        assert pixel(tab, "#diff-map", col, row) == DARK_ZERO
+    assert pixel(tab, "#diff-legend", 128, 0) == DARK_ZERO
+    assert pixel(tab, "#diff-legend", 0, 0) != [5, 48, 97]  # the dark table's ends, light blue
+    assert "dark grey unchanged" in tab.inner_text("#diff-legend-text")
 
 
 def test_a_difference_cell_is_map_a_minus_map_b_as_read_attention_reads_them(opened, logs):

@@ -171,13 +171,11 @@ def test_a_bounded_metric_is_on_a_fixed_0_to_1_scale_and_missing_values_are_hatc
         assert abs(value - metrics[(tag, head, step, "previous_token")]) <= VALUE_TOLERANCE
         want = lut_color(metrics[(tag, head, step, "previous_token")])
         assert max(abs(a - b) for a, b in zip(rgb, want)) <= COLOUR_TOLERANCE
-    # monotone_alignment is for cross attention: NaN for these causal layers, never drawn as 0
-    tab.select_option("#heads-metric", "monotone_alignment")
-    tab.wait_for_function("() => document.querySelector('#heads-scale').textContent.startsWith('monotone_alignment')")
-    cells = _cells(tab)
-    assert not any(key[3] == "monotone_alignment" for key in metrics)
-    assert all(value is None and "missing" in cls for _, _, value, _, cls in cells)
-    assert set(tab.eval_on_selector_all("#heads-matrix .hm-value", "vs => vs.map(v => v.textContent)")) == {"missing"}
+    # monotone_alignment (cross attention) and patch_distance (patch grids) are NaN for every head of
+    # these causal text layers by definition: not offered (issue 32 item 13)
+    assert not any(key[3] in ("monotone_alignment", "patch_distance") for key in metrics)
+    offered = tab.eval_on_selector_all("#heads-metric option", "os => os.map(o => o.value)")
+    assert "monotone_alignment" not in offered and "patch_distance" not in offered and "entropy" in offered
     # change has no value at the first capture (nothing before it)
     tab.select_option("#heads-metric", "change")
     tab.evaluate("async s => { await window.attentionTab.select(s); }", {"step": steps[0]})
@@ -233,6 +231,26 @@ def test_clicking_a_cell_opens_that_head_and_its_jump_mark_opens_it_at_the_large
     assert page.console_errors == []
 
 
+def test_each_sparkline_is_as_wide_as_its_cell_in_model_order_and_ranked(opened, steps):
+    """Issue 32 item 13: ranked cells are 104 px wide, their sparklines were 64."""
+    tab = opened().tab
+    _open_heads_view(tab, FIT, steps[-1], metric="entropy")
+
+    def widths():
+        return tab.eval_on_selector_all("#heads-matrix .hm-cell", """cs => cs.map(c => [
+            c.querySelector('canvas.hm-spark').getBoundingClientRect().width, c.clientWidth,
+            c.querySelector('canvas.hm-spark').width])""")
+
+    for ranking in ["model", "jump", "model"]:
+        tab.select_option("#heads-rank", ranking)
+        got = widths()
+        assert got and all(abs(spark - cell) <= 1 for spark, cell, _ in got), (ranking, got)
+        assert got[0][1] == (64 if ranking == "model" else 104)
+    # the dashed line of the current (last) step sits at the sparkline's right end
+    right = tab.eval_on_selector("#heads-matrix .hm-cell:not(.missing) .hm-now", "n => parseFloat(n.style.left)")
+    assert right == pytest.approx(64 - 3, abs=0.5)
+
+
 @pytest.mark.parametrize("scale", [1, 2])
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_of_2_by_4_and_12_by_12_heads_in_light_and_dark(opened, steps, theme, scale):
@@ -243,8 +261,9 @@ def test_screenshots_of_2_by_4_and_12_by_12_heads_in_light_and_dark(opened, step
         tab.wait_for_selector("#attention-root.dark", state="attached", timeout=5000)
     _open_heads_view(tab, FIT, steps[-1], metric="previous_token")
     tab.locator("#heads-view").screenshot(path=_artifact("heads-2x4-%s-dpr%d.png" % (theme, scale)))
-    tab.select_option("#heads-metric", "monotone_alignment")  # cross attention only: every cell missing
-    tab.wait_for_function("() => document.querySelector('#heads-scale').textContent.startsWith('monotone_alignment')")
+    tab.select_option("#heads-metric", "change")  # nothing before the first capture: every cell missing
+    tab.evaluate("async s => { await window.attentionTab.select(s); }", {"step": steps[0]})
+    tab.wait_for_selector("#heads-matrix[data-painted-step='%d']" % steps[0], state="attached")
     tab.locator("#heads-view").screenshot(path=_artifact("heads-2x4-missing-%s-dpr%d.png" % (theme, scale)))
     _open_heads_view(tab, BIG, 50, metric="entropy")
     assert tab.eval_on_selector_all("#heads-matrix .hm-cell", "c => c.length") == 144

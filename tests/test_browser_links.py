@@ -134,6 +134,13 @@ def _params(url):
     return {urllib.parse.unquote(k): urllib.parse.unquote(v) for k, v in items.items()}
 
 
+def test_the_example_list_names_images_not_their_patch_tokens(opened):
+    """Issue 32 item 13: ViT's examples read 'CLS 0,0 0,1 ...', the same for every image."""
+    tab = opened().tab
+    labels = tab.eval_on_selector_all("#example-select option", "os => os.map(o => o.textContent)")
+    assert labels == ["0: image 0 (8 x 8 patches)", "1: image 1 (8 x 8 patches)"]
+
+
 def test_a_copied_link_restores_every_control_of_the_tab(opened, browser, layers):  # noqa: F811
     page = opened()
     want = _set_every_control(page, layers)

@@ -67,3 +67,16 @@ test('nearest step and same probe', () => {
   assert.ok(sameTokens(ex, { query_tokens: ['a', 'b'], key_tokens: ['a', 'b'] }));
   assert.ok(!sameTokens(ex, { query_tokens: ['a', 'c'], key_tokens: ['a', 'b'] }));
 });
+
+test('in the dark theme 0 is the page\'s dark grey and a larger |change| is brighter', async () => {
+  const { DARK_ZERO } = await import('../compare.js');
+  assert.deepEqual(divergingColor(0, 1, true), DARK_ZERO);
+  assert.notDeepEqual(divergingColor(0, 1, true), [247, 247, 247]);
+  const light = (rgb) => 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+  for (const sign of [-1, 1]) {
+    const ramp = [0, 0.25, 0.5, 0.75, 1].map((t) => light(divergingColor(sign * t, 1, true)));
+    for (let i = 1; i < ramp.length; i++) assert.ok(ramp[i] > ramp[i - 1], `${sign}: ${ramp}`);
+  }
+  assert.ok(divergingColor(-1, 1, true)[2] > divergingColor(-1, 1, true)[0]); // blue lower
+  assert.ok(divergingColor(1, 1, true)[0] > divergingColor(1, 1, true)[2]); // red higher
+});

@@ -114,9 +114,20 @@ test('distances are not offered for cross attention, whose rows and columns are 
   const { chartsFor } = await import('../view_stats.js');
   const names = ['entropy', 'mean_distance', 'monotone_alignment', 'patch_distance', 'change'];
   assert.deepEqual(offeredMetrics({ kind: 'cross', metric_names: names }), ['entropy', 'monotone_alignment', 'change']);
-  assert.deepEqual(offeredMetrics({ kind: 'self', metric_names: names }), names);
+  assert.deepEqual(offeredMetrics({ kind: 'self', grid: { rows: 2, cols: 2, prefix: 1 }, metric_names: names }),
+    ['entropy', 'mean_distance', 'patch_distance', 'change']);
   assert.deepEqual(offeredMetrics({ kind: 'causal' }), []);
   assert.match(meaninglessWhy({ kind: 'cross' }, 'mean_distance'), /decoder positions.*encoder positions/);
   assert.deepEqual(chartsFor({ kind: 'cross' }).map((c) => c.key), ['entropy', 'max_weight']);
   assert.deepEqual(chartsFor({ kind: 'causal' }).map((c) => c.key), ['entropy', 'max_weight', 'mean_distance']);
+});
+
+test('metrics missing for every head by their definition are not offered for a layer', async () => {
+  const { offeredMetrics, alwaysMissingWhy } = await import('../head_metrics.js');
+  const names = ['entropy', 'monotone_alignment', 'patch_distance', 'induction'];
+  assert.deepEqual(offeredMetrics({ kind: 'causal', metric_names: names }), ['entropy', 'induction']);
+  assert.deepEqual(offeredMetrics({ kind: 'self', grid: { rows: 8, cols: 8, prefix: 1 }, metric_names: names }),
+    ['entropy', 'patch_distance', 'induction']);
+  assert.deepEqual(offeredMetrics({ kind: 'cross', metric_names: names }), ['entropy', 'monotone_alignment', 'induction']);
+  assert.equal(alwaysMissingWhy({ kind: 'self' }, 'monotone_alignment'), 'is measured for cross attention only');
 });

@@ -93,3 +93,12 @@ test('a pinned token and a picked patch are kept for their example only, and che
   resolve(state, runs);
   assert.deepEqual([state.pinned, state.opacity], [null, 60]);
 });
+
+test('the Example list names an image by its index, a text by its first tokens', async () => {
+  const { exampleLabel } = await import('../index.js');
+  const tokens = ['CLS', '0,0', '0,1', '0,2', '1,0', '1,1', '1,2', '2,0'];
+  const ex = { query_length: 8, key_length: 8, query_tokens: tokens, key_tokens: tokens };
+  assert.equal(exampleLabel({ grid: { rows: 8, cols: 8, prefix: 1 } }, ex, 1), '1: image 1 (8 x 8 patches)');
+  assert.equal(exampleLabel({}, ex, 0), '0: CLS 0,0 0,1 0,2 1,0 1,1 …');
+  assert.equal(exampleLabel({}, { ...ex, query_length: 0, key_length: 0 }, 2), '2: (all padding)');
+});
