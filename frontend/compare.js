@@ -154,6 +154,37 @@ export function nearestStep(steps, step) {
   return best;
 }
 
+/**
+ * Why run `other` has no map comparable with `layer`'s example `example`
+ * (index), or '' when it has one: a layer of the same tag, of the same kind
+ * (self, causal, cross) and with that example of the same shape (query x key
+ * tokens). Runs that share only a layer's name (a seq2seq's cross
+ * 'attention' and a classifier's self 'attention') are not compared.
+ */
+export function comparableWhy(layer, example, other) {
+  const o = other.layers.find((l) => l.tag === layer.tag);
+  if (!o) return `no layer ${layer.tag}`;
+  if (o.kind !== layer.kind) return `its ${layer.tag} is ${o.kind} attention, this one ${layer.kind}`;
+  const ex = o.examples[example];
+  const a = layer.examples[example];
+  if (!ex || !a) return `no example ${example}`;
+  if (ex.query_length !== a.query_length || ex.key_length !== a.key_length) {
+    return `its example ${example} is ${ex.query_length} x ${ex.key_length} tokens, this one ${a.query_length} x ${a.key_length}`;
+  }
+  return '';
+}
+
+/**
+ * Cells of `px` CSS px for labels: a font of `cell - 2` px, at most 11,
+ * from MIN_LABEL_FONT_PX up (under it no labels: the tooltip names the
+ * tokens); returns the font size, or 0 for no labels.
+ */
+export const MIN_LABEL_FONT_PX = 9;
+export function labelFontPx(cell) {
+  const font = Math.min(11, Math.floor(cell) - 2);
+  return font >= MIN_LABEL_FONT_PX ? font : 0;
+}
+
 /** Whether two examples hold the same tokens (then runs were given the same probe). */
 export function sameTokens(a, b) {
   const eq = (x, y) => x.length === y.length && x.every((t, i) => t === y[i]);

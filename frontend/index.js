@@ -34,7 +34,7 @@ import * as api from './api.js';
 import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
 import { el, fillSelect } from './dom.js';
 import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
-import { visibleRuns } from './compare.js';
+import { comparableWhy, visibleRuns } from './compare.js';
 import {
   Host, followTheme, hostHash, onHostHistory, readRunsTable, writeHostHash,
 } from './host.js';
@@ -156,6 +156,7 @@ class AttentionTab {
       },
       onChoice: (change) => this.select(change),
       onOpen: (tag, head) => this.select({ tag, head, enlarged: true }),
+      onZoom: (cell) => { this.state.compareZoom = cell; this.save(); },
     });
     this.stats.onStep = this.importance.onStep = (step) => this.goToStep(step);
     this.build();
@@ -468,10 +469,16 @@ class AttentionTab {
   resolveCompare() {
     const s = this.state;
     const shown = new Set(this.visible.map((r) => r.run));
-    s.compare = Array.isArray(s.compare) ? [...new Set(s.compare)].filter((r) => r !== s.run && shown.has(r)) : [];
+    // Compared: shown runs whose layer of this name is of the same kind and shape (compare.js comparableWhy).
+    const comparable = (name) => {
+      const run = this.index.runs.find((r) => r.run === name);
+      return Boolean(run) && !comparableWhy(this.layer, s.example, run);
+    };
+    s.compare = Array.isArray(s.compare) ? [...new Set(s.compare)].filter((r) => r !== s.run && shown.has(r) && comparable(r)) : [];
+    if (!(Number.isInteger(s.compareZoom) && s.compareZoom >= 2 && s.compareZoom <= 32)) s.compareZoom = undefined;
     if (typeof s.enlarged !== 'boolean') s.enlarged = true;
     if (s.diff) {
-      const run = this.index.runs.find((r) => r.run === s.diff.run && shown.has(r.run)) || this.run;
+      const run = this.index.runs.find((r) => r.run === s.diff.run && shown.has(r.run) && (r.run === s.run || comparable(r.run))) || this.run;
       const layer = run.layers.find((l) => l.tag === s.tag);
       const steps = layer ? layer.steps : [];
       const step = steps.includes(s.diff.step) ? s.diff.step

@@ -8,7 +8,7 @@
 export const STORAGE_KEY = 'tb-attention-state';
 export const DEFAULTS = Object.freeze({ head: 'mean', mode: 'received', scale: 'fixed' });
 const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor',
-  'metric', 'rank', 'headsOpen', 'modelOpen', 'direction', 'pinned', 'pinnedFor', 'patch', 'patchFor', 'opacity'];
+  'metric', 'rank', 'headsOpen', 'modelOpen', 'direction', 'pinned', 'pinnedFor', 'patch', 'patchFor', 'opacity', 'compareZoom'];
 export const DEFAULT_OPACITY = 60; // percent: the image view's heatmap over the image
 
 export function loadState(storage) {

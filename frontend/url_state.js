@@ -30,6 +30,7 @@ const FIELDS = [
   ['pin', 'pinned', 'token'],
   ['patch', 'patch', 'int'],
   ['opacity', 'opacity', 'int'],
+  ['czoom', 'compareZoom', 'int'],
 ];
 
 const isInt = (v) => Number.isInteger(v);

@@ -4,7 +4,8 @@
 // heads that changed most. The numbers come from compare.js.
 
 import {
-  diffMap, divergingIndex, divergingLutFor, maxAbs, nearestStep, rankHeadChanges, sameTokens, topChanges,
+  comparableWhy, diffMap, divergingIndex, divergingLutFor, labelFontPx, maxAbs, nearestStep, rankHeadChanges, sameTokens,
+  topChanges,
 } from './compare.js';
 import { headMap, headMeanMax } from './decode.js';
 import { el, fillSelect, legendItem, notVisibleKey, showNotVisibleKey } from './dom.js';
@@ -16,7 +17,15 @@ import {
 } from './visibility.js';
 
 const LABELS_UP_TO = 64; // tokens: longer maps are drawn without token labels
-const COLUMN_PX = 360; // a run's column is about this wide
+const COLUMN_PX = 360; // a run's column is about this wide (before zoom)
+export const ZOOM_MIN = 2; // cell px of the side-by-side maps' zoom
+export const ZOOM_MAX = 32;
+
+/** The side-by-side maps' cell px: the chosen zoom, else what fits COLUMN_PX for the longest side. */
+export function compareCell(zoom, longest) {
+  if (Number.isInteger(zoom) && zoom >= ZOOM_MIN && zoom <= ZOOM_MAX) return zoom;
+  return Math.max(ZOOM_MIN, Math.min(24, Math.floor(COLUMN_PX / Math.max(longest, 1))));
+}
 const TOP_CHANGES = 10;
 const TOP_HEADS = 10;
 
@@ -38,14 +47,20 @@ class LabelledMap {
     this.element = el('div', { className: 'cmp-map' }, [el('div'), this.cols, this.rows, this.canvas]);
   }
 
-  /** Sizes the canvas for q x k cells of `cell` px and writes the labels (none above LABELS_UP_TO). */
+  /**
+   * Sizes the canvas for q x k cells of `cell` px and writes the labels:
+   * none above LABELS_UP_TO tokens or where the font would be under
+   * MIN_LABEL_FONT_PX (compare.js labelFontPx; the hover line names the cell's tokens).
+   */
   layout(example, cell) {
     const q = example.query_length;
     const k = example.key_length;
     this.canvas.style.width = `${k * cell}px`;
     this.canvas.style.height = `${q * cell}px`;
-    const labels = q <= LABELS_UP_TO && k <= LABELS_UP_TO && cell >= 6;
-    const font = `${Math.min(11, Math.max(6, cell - 2))}px`;
+    const fontPx = labelFontPx(cell);
+    const labels = q <= LABELS_UP_TO && k <= LABELS_UP_TO && fontPx > 0;
+    const font = `${fontPx}px`;
+    this.canvas.dataset.labelFont = String(labels ? fontPx : 0);
     const label = (side, size) => (text, i) => {
       const span = el('span', { text, title: tokenName(side, i, text) });
       span.style[size] = `${cell}px`;
@@ -105,22 +120,35 @@ const fmt = (v) => (v >= 0 ? '+' : '') + v.toFixed(3);
 export class CompareView {
   /**
    * mapsOf(run, layer, example, step) -> Promise of decoded maps;
-   * onChoice(change) applies a state change; onOpen(tag, head) opens a head.
+   * onChoice(change) applies a state change; onOpen(tag, head) opens a head;
+   * onZoom(cell px) keeps the side-by-side maps' zoom (no reload: they are redrawn here).
    */
-  constructor({ status, mapsOf, onChoice, onOpen }) {
-    Object.assign(this, { status, mapsOf, onChoice, onOpen });
+  constructor({ status, mapsOf, onChoice, onOpen, onZoom = () => {} }) {
+    Object.assign(this, { status, mapsOf, onChoice, onOpen, onZoom });
     this.runBoxes = el('span', { id: 'compare-runs' });
+    this.notComparable = el('div', { id: 'compare-not', className: 'info', hidden: true });
+    this.zoom = el('input', { id: 'compare-zoom', type: 'range', min: ZOOM_MIN, max: ZOOM_MAX, value: 8, title: 'cell size of the maps side by side (px)' });
+    this.zoomLabel = el('span', { id: 'compare-zoom-label', className: 'info' });
+    this.zoom.addEventListener('input', () => {
+      const cell = Number(this.zoom.value);
+      this.onZoom(cell);
+      if (this.ctx) {
+        this.ctx.state.compareZoom = cell;
+        this.showRuns(this.ctx, this.token);
+      }
+    });
     this.note = el('div', { id: 'compare-note', className: 'note', hidden: true });
     this.columns = el('div', { id: 'compare-columns', className: 'cmp-columns' });
     this.legend = el('canvas', { id: 'compare-legend', className: 'legend' });
     this.legendText = el('span', { id: 'compare-scale', className: 'info' });
-    this.hover = el('div', { id: 'compare-hover', className: 'info', text: ' ' });
+    this.hover = el('div', { id: 'compare-hover', className: 'info', text: 'hover a cell for its tokens and weight' });
     this.hiddenKey = notVisibleKey('compare-hidden');
     this.element = el('section', { className: 'panel', id: 'compare-panel', hidden: true }, [
       el('div', { className: 'panel-head' }, [el('h3', { text: 'Runs side by side' }),
         el('span', { className: 'info', text: 'compare with:' }), this.runBoxes]),
-      this.note,
-      (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [el('span', { text: '0' }), this.legend, this.legendText])),
+      this.notComparable, this.note,
+      (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [el('span', { text: '0' }), this.legend, this.legendText,
+        el('label', { text: 'zoom ', htmlFor: 'compare-zoom' }), this.zoom, this.zoomLabel])),
       this.hiddenKey, this.columns, this.hover,
     ]);
 
@@ -201,8 +229,19 @@ export class CompareView {
 
   async showRuns(ctx, token) {
     const { state, visible } = ctx;
-    const others = visible.filter((r) => r.run !== state.run);
-    this.element.hidden = others.length === 0;
+    const all = visible.filter((r) => r.run !== state.run);
+    // Only runs whose layer of this name is of the same kind and shape are offered; the others are named with why.
+    const why = new Map(all.map((r) => {
+      const run = ctx.runs.find((x) => x.run === r.run);
+      return [r.run, run ? comparableWhy(ctx.layer, state.example, run) : 'not in the index'];
+    }));
+    const others = all.filter((r) => !why.get(r.run));
+    const refused = all.filter((r) => why.get(r.run));
+    this.element.hidden = all.length === 0;
+    this.notComparable.hidden = refused.length === 0;
+    this.notComparable.textContent = refused.length
+      ? `Not comparable with ${state.tag}, example ${state.example} of this run: ${refused.map((r) => `${r.run} (${why.get(r.run)})`).join('; ')}`
+      : '';
     this.runBoxes.replaceChildren(...others.map((r) => {
       const box = el('input', { type: 'checkbox', checked: state.compare.includes(r.run), dataset: { run: r.run } });
       box.addEventListener('change', () => {
@@ -211,11 +250,11 @@ export class CompareView {
       });
       return el('label', { className: 'cmp-run' }, [box, legendItem(r.color, r.run)]);
     }));
-    const runs = [state.run, ...state.compare];
-    this.element.dataset.runs = JSON.stringify(state.compare.length ? runs : []);
+    const runs = [state.run, ...state.compare.filter((r) => others.some((o) => o.run === r))];
+    this.element.dataset.runs = JSON.stringify(runs.length > 1 ? runs : []);
     // The scale's legend only beside maps: alone it read as a stray "0".
-    this.legendRow.hidden = !state.compare.length;
-    if (!state.compare.length) {
+    this.legendRow.hidden = runs.length < 2;
+    if (runs.length < 2) {
       showNotVisibleKey(this.hiddenKey, '');
       this.columns.replaceChildren();
       this.note.hidden = true;
@@ -254,7 +293,9 @@ export class CompareView {
     this.legendText.textContent = `${vmax === 1 ? '1' : vmax.toFixed(3)} · one scale for every run: ` +
       (state.scale === 'stretch' ? "stretched to the largest weight of these runs' maps" : 'fixed 0 to 1');
     const longest = Math.max(...columns.filter((c) => c.example).map((c) => Math.max(c.example.query_length, c.example.key_length)), 1);
-    const cell = Math.max(2, Math.min(24, Math.floor(COLUMN_PX / longest)));
+    const cell = compareCell(state.compareZoom, longest);
+    this.zoom.value = String(cell);
+    this.zoomLabel.textContent = `${cell} px`;
     // Each run's map hides the cells its own layer and example hide.
     this.columnsShown = columns.map((c, i) => ({
       ...c, values: values[i],
@@ -302,7 +343,12 @@ export class CompareView {
     this.diffValues = null;
     if (!on) return;
     const { run: runB, step: stepB } = state.diff;
-    fillSelect(this.diffRun, visible.map((r) => ({ value: r.run, label: r.run })), runB);
+    // Run B: the run itself or a run whose layer of this name is of the same kind and shape.
+    const comparable = visible.filter((r) => {
+      const run = runs.find((x) => x.run === r.run);
+      return r.run === state.run || r.run === runB || (run && !comparableWhy(layer, state.example, run));
+    });
+    fillSelect(this.diffRun, comparable.map((r) => ({ value: r.run, label: r.run })), runB);
     const runObjB = runs.find((r) => r.run === runB);
     const layerB = runObjB && runObjB.layers.find((l) => l.tag === state.tag);
     fillSelect(this.diffStep, (layerB ? layerB.steps : []).map((s) => ({ value: s, label: String(s) })), stepB);

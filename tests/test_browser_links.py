@@ -73,6 +73,7 @@ def _set_every_control(page, layers):
     tab.click('#importance-bars .bar-row[data-index="7"]')
     tab.check("#compare-runs input[data-run='%s']" % RUNS[0])
     _settled(tab)
+    _input(tab, "#compare-zoom", 12)
     tab.check("#diff-toggle")
     _settled(tab)
     _input(tab, "#diff-run", RUNS[0], "change")
@@ -96,7 +97,7 @@ def _set_every_control(page, layers):
     page.wait_for_timeout(500)  # the last choices written (within 400 ms they share an entry)
     return {
         "run": RUNS[1], "tag": "block1", "example": "1", "step": str(steps[1]), "head": "2", "enlarged": True,
-        "scale": "stretch", "zoom": "14", "given": True, "picked": ["3", "7"], "compare": [RUNS[0]],
+        "scale": "stretch", "zoom": "14", "given": True, "picked": ["3", "7"], "compare": [RUNS[0]], "compareZoom": "12",
         "diff": True, "diffRun": RUNS[0], "diffStep": str(steps[0]),
         "headsOpen": True, "metric": "patch_distance", "rank": "value", "modelOpen": False,
         "direction": "receives", "pinned": ["query", "5"], "patch": str(1 + 2 * vit.GRID + 5), "opacity": "35",
@@ -118,6 +119,7 @@ def _read_every_control(tab):
           scale: q('#scale-select').value, zoom: q('#zoom').value, given: q('#given-toggle').checked,
           picked: [...document.querySelectorAll('#importance-bars .bar-row.picked')].map((r) => r.dataset.index),
           compare: [...document.querySelectorAll('#compare-runs input:checked')].map((b) => b.dataset.run),
+          compareZoom: q('#compare-zoom').value,
           diff: q('#diff-toggle').checked, diffRun: q('#diff-run').value, diffStep: q('#diff-step').value,
           headsOpen: q('#heads-view').open, metric: q('#heads-metric').value, rank: q('#heads-rank').value,
           modelOpen: q('#model-view').open,

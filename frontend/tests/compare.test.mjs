@@ -80,3 +80,25 @@ test('in the dark theme 0 is the page\'s dark grey and a larger |change| is brig
   assert.ok(divergingColor(-1, 1, true)[2] > divergingColor(-1, 1, true)[0]); // blue lower
   assert.ok(divergingColor(1, 1, true)[0] > divergingColor(1, 1, true)[2]); // red higher
 });
+
+test('runs are compared only where their layer of that name is of the same kind and shape', async () => {
+  const { comparableWhy } = await import('../compare.js');
+  const ex = (q, k) => ({ query_length: q, key_length: k, query_tokens: [], key_tokens: [] });
+  const imdb = { tag: 'attention', kind: 'self', examples: [ex(40, 40)] };
+  const run = (layers) => ({ layers });
+  assert.equal(comparableWhy(imdb, 0, run([{ tag: 'attention', kind: 'self', examples: [ex(40, 40)] }])), '');
+  assert.equal(comparableWhy(imdb, 0, run([{ tag: 'attention', kind: 'cross', examples: [ex(9, 8)] }])),
+    'its attention is cross attention, this one self');
+  assert.equal(comparableWhy(imdb, 0, run([{ tag: 'attention', kind: 'self', examples: [ex(30, 30)] }])),
+    'its example 0 is 30 x 30 tokens, this one 40 x 40');
+  assert.equal(comparableWhy(imdb, 0, run([{ tag: 'other', kind: 'self', examples: [ex(40, 40)] }])), 'no layer attention');
+  assert.equal(comparableWhy(imdb, 1, run([{ tag: 'attention', kind: 'self', examples: [ex(40, 40)] }])), 'no example 1');
+});
+
+test('side-by-side labels are at least 9 px or not drawn', async () => {
+  const { labelFontPx } = await import('../compare.js');
+  assert.equal(labelFontPx(7), 0); // was a 6 px font (5 px as drawn)
+  assert.equal(labelFontPx(10), 0);
+  assert.equal(labelFontPx(11), 9);
+  assert.equal(labelFontPx(24), 11);
+});

@@ -9,7 +9,7 @@ const FULL = {
   run: 'a&b=c', compare: ['runs/seed 1', '100%', 'x#y?z'], tag: 'enc/layer_0/mha', example: 2, step: 40,
   head: 3, enlarged: false, diff: { run: 'naïve/ünï', step: 0 }, zoom: 12, picked: [0, 5, 7],
   mode: 'given', scale: 'stretch', metric: 'induction', rank: 'jump', headsOpen: true,
-  modelOpen: false, direction: 'receives', pinned: { side: 'key', index: 4 }, patch: 27, opacity: 35,
+  modelOpen: false, direction: 'receives', pinned: { side: 'key', index: 4 }, patch: 27, opacity: 35, compareZoom: 14,
 };
 
 /** What TensorBoard does: parse the hash with tf_storage's rules, take the prefix off. */
