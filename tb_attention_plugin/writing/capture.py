@@ -99,7 +99,8 @@ def holders_left_out(model, chosen):
 
 
 def select_layers(model, names):
-    """Layers chosen by `layers=`: each name matches a layer's name or path.
+    """Layers chosen by `layers=`: each name matches a layer's name, its
+    Keras path, or its path as the model nests it (a tag, readable_tags).
 
     Returns:
       (layers, required): `required` is False for layers found only by their
