@@ -669,7 +669,9 @@ class AttentionCallback(keras.callbacks.Callback):
         transpose = _softmax_over_axis_1(scores) if captured.source == "output" else False
         if transpose:
             scores = np.swapaxes(scores, 1, 2)
-        _check_probabilities(captured, scores)
+        # The dtype the layer computed in, before as_head_first casts to float32.
+        row_tolerance = numerics.row_sum_tolerance(np.asarray(scores).dtype, np.shape(scores)[-1])
+        _check_probabilities(captured, scores, row_tolerance)
         scores = summary.as_head_first(scores)
         batch, heads, q, k = scores.shape
         if batch != self._batch:
@@ -769,7 +771,7 @@ class AttentionCallback(keras.callbacks.Callback):
             query_from=query_from,
             key_from=key_from,
             cropped_by=cropped_by,
-            row_tolerance=numerics.row_sum_tolerance(np.asarray(captured.scores).dtype, k),
+            row_tolerance=row_tolerance,
         )
 
     def _grid_for(self, inputs, length):
@@ -951,11 +953,11 @@ def _softmax_over_axis_1(scores):
     )
 
 
-def _check_probabilities(captured, scores):
+def _check_probabilities(captured, scores, tolerance):
     """Refuses, before training, to store as attention what is not a
-    distribution over keys (a layer's output, T5's position bias). `scores`
-    in the dtype the layer computed them in."""
-    tolerance = numerics.row_sum_tolerance(np.asarray(scores).dtype, np.shape(scores)[-1])
+    distribution over keys (a layer's output, T5's position bias). Rows
+    must sum to 1 within `tolerance` (numerics.row_sum_tolerance of the
+    dtype the layer computed in)."""
     scores = np.asarray(scores, dtype=np.float64)
     problem = None
     if scores.ndim not in (3, 4):

@@ -606,7 +606,8 @@ class ProbeFunction:
     def __init__(self, model, layers, required, probe, names=None):
         self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
         names = names or readable_tags(model, layers)
-        self._taken = {layer_path(l) for l in all_layers(model)} | {l.name for l in all_layers(model)}
+        everyone = all_layers(model)
+        self._taken = {layer_path(l) for l in everyone} | {l.name for l in everyone}
         recorder = _Recorder()
         self.skipped = []  # layers found by class name that computed no softmax
         required_by_layer = {id(l): r for l, r in zip(layers, required)}

@@ -143,9 +143,5 @@ def _as_tuple(value):
 
 
 def _to_numpy(structure):
-    """Tensors of any backend (and tf.RaggedTensor-free dicts) to numpy."""
-    if isinstance(structure, dict):
-        return {k: _to_numpy(v) for k, v in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(_to_numpy(v) for v in structure)
-    return keras.ops.convert_to_numpy(structure) if not isinstance(structure, np.ndarray) else structure
+    """Tensors of any backend to numpy, in the same structure."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, structure)
