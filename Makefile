@@ -19,6 +19,9 @@ DEMOS := imdb transformer lstm_attention gru_seq2seq induction vit
 # from config are in setup.py's test extra. It needs Python >= 3.11; on 3.10
 # the zoo tests are skipped.
 KERAS_HUB := keras-hub==0.32.0
+# Tests that run a second time with KERAS_BACKEND=jax (tests/test_backends.py
+# says why these): capture on every backend, the keras_hub zoo, LLM habits.
+JAX_TESTS := tests/test_backends.py tests/test_zoo_keras_hub.py tests/test_llm_finetuning.py
 
 .PHONY: install test demo demo-train bench clean
 
@@ -32,7 +35,7 @@ $(VENV)/.installed: setup.py Makefile
 	@$(PIP) install --upgrade pip
 	@# setuptools' notice on editable installs ("be careful with folders ...
 	@# named like your package") asks nothing of a user: not shown.
-	@PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -e ".[cpu,test]"
+	@PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -e ".[cpu,test,jax]"
 	@if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  $(PIP) install --no-deps "$(KERAS_HUB)"; \
 	else echo "    Python < 3.11: keras-hub not installed, the zoo tests will be skipped"; fi
@@ -46,6 +49,9 @@ test: install
 	@# core.py, "__array__ implementation doesn't accept a copy keyword") is
 	@# nothing this project or its user can change: left out of the summary.
 	@$(PY) -m pytest tests -W "ignore:__array__ implementation:DeprecationWarning"
+	@echo "==> Running the backend tests again on JAX (KERAS_BACKEND=jax, two host devices)"
+	@KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+	  $(PY) -m pytest $(JAX_TESTS) -W "ignore:__array__ implementation:DeprecationWarning"
 	@if command -v node >/dev/null; then echo "==> Running the tab's unit tests (node --test)"; node --test frontend/tests/; \
 	else echo "==> node not found: the tab's unit tests are skipped (apt-get install nodejs)"; fi
 

@@ -56,6 +56,9 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow>=2.16"],
+        # Keras on JAX (KERAS_BACKEND=jax): no TensorFlow needed. jax[cuda12]
+        # instead of this for a GPU, as JAX's install guide says.
+        "jax": ["jax>=0.4.34"],
         # keras-hub itself is installed by the Makefile with --no-deps (see
         # KERAS_HUB there): its tensorflow-text dependency pulls the full
         # `tensorflow` beside `tensorflow-cpu`. These are the imports it needs

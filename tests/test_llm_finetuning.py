@@ -14,7 +14,7 @@ the layer's Softmax sublayer in a traced graph instead.
 import numpy as np
 import pytest
 
-from conftest import GRAPH_VS_EAGER
+from conftest import GRAPH_VS_EAGER, explicit_attention
 from tb_attention_plugin import AttentionCallback, read_attention
 
 keras_hub = pytest.importorskip(
@@ -77,7 +77,8 @@ def _probabilities_consumed(model, probe, equation):
 
     keras.ops.einsum = einsum
     try:
-        model(probe, training=False)
+        with explicit_attention():
+            model(probe, training=False)
     finally:
         keras.ops.einsum = original
     return seen
@@ -212,6 +213,9 @@ def _mha_model():
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_alike_and_stores_the_layers_own_probabilities(tmp_path, policy):
+    if policy == "mixed_float16" and keras.config.backend() == "jax":
+        pytest.skip("JAX cannot train float16 on the CPU, callback or not: XLA's dot_general "
+                    "refuses F16_F16_F32 there")
     ids = _text()["token_ids"]
 
     def run(with_callback):

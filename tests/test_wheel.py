@@ -1,11 +1,13 @@
 """The wheel a user would build (`python -m build`), installed into a clean
-virtual environment next to TensorFlow: a real fit writes attention, and
+virtual environment with one Keras backend: TensorFlow, or JAX without
+TensorFlow at all. A real fit writes attention, the reader reads it, and
 `tensorboard --logdir` with no other flag shows the Attention tab.
 
 The clean environment is a new venv from the base interpreter (no
---system-site-packages): only the wheel, its dependencies and tensorflow-cpu,
-pinned to the version this suite runs under so pip's cache serves it after
-`make install` (a first download is about 250 MB).
+--system-site-packages): only the wheel, its dependencies and the backend
+(tensorflow-cpu or jax), pinned to the version this suite runs under so
+pip's cache serves it after `make install` (a first download of
+tensorflow-cpu is about 250 MB, of jax about 90 MB).
 """
 
 import contextlib
@@ -40,14 +42,24 @@ model.compile("adam", "mse")
 x = np.random.default_rng(0).integers(1, 20, (16, 6))
 model.fit(x, np.zeros((16, 1)), batch_size=4, epochs=1, verbose=0,
           callbacks=[AttentionCallback(sys.argv[1], x[:2], update_freq=2)])
+stored = tb_attention_plugin.read_attention(sys.argv[1])["."]["mha"]
+print("backend", keras.config.backend(), "steps", list(stored.steps), "shape", stored.maps[0].shape)
+print("tensorflow imported", any(m.split(".")[0] == "tensorflow" for m in sys.modules))
 """
 
 
-def _tensorflow_requirement():
-    for dist in ("tensorflow-cpu", "tensorflow"):
+def _requirement(*dists):
+    """The first of `dists` installed here, pinned to this suite's version."""
+    for dist in dists:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return "%s==%s" % (dist, importlib.metadata.version(dist))
-    return "tensorflow-cpu"
+    return dists[0]
+
+
+BACKENDS = {  # KERAS_BACKEND -> what the clean venv installs beside the wheel
+    "tensorflow": lambda: [_requirement("tensorflow-cpu", "tensorflow")],
+    "jax": lambda: [_requirement("jax"), _requirement("jaxlib")],
+}
 
 
 def _run(args, **kwargs):
@@ -61,7 +73,8 @@ def _get(url):
         return reply.read()
 
 
-def test_built_wheel_in_a_clean_venv_shows_the_attention_tab(tmp_path):
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_built_wheel_in_a_clean_venv_shows_the_attention_tab(tmp_path, backend):
     # Build from a copy, so the build's own build/ and *.egg-info never touch
     # the checkout (other runs may be building there).
     source = tmp_path / "source"
@@ -75,11 +88,19 @@ def test_built_wheel_in_a_clean_venv_shows_the_attention_tab(tmp_path):
     _run([sys.executable, "-m", "venv", str(venv)])
     bin_dir = venv / "bin"
     _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-          str(wheel), _tensorflow_requirement()])
+          str(wheel)] + BACKENDS[backend]())
 
     logdir = tmp_path / "logs"
-    fit = _run([str(bin_dir / "python"), "-c", FIT, str(logdir / "run1")], cwd=str(tmp_path))
+    fit = _run([str(bin_dir / "python"), "-c", FIT, str(logdir / "run1")], cwd=str(tmp_path),
+               env=dict(os.environ, KERAS_BACKEND=backend))
     assert str(venv) in fit.stdout  # the installed wheel, not this checkout
+    # captures at steps 0, 2 and 4 (the end) of 4 steps; 2 heads over 6 tokens
+    assert "backend %s steps [0, 2, 4] shape (3, 2, 6, 6)" % backend in fit.stdout
+    if backend == "jax":
+        assert "tensorflow imported False" in fit.stdout
+        tensorflow_there = subprocess.run([str(bin_dir / "python"), "-c", "import tensorflow"],
+                                          capture_output=True)
+        assert tensorflow_there.returncode != 0  # not installed at all
 
     # Exactly the README's command: no --port, no plugin flags. TensorBoard
     # takes the first free port from 6006 and says which on stderr.

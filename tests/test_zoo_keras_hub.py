@@ -14,7 +14,7 @@ eager call.
 import numpy as np
 import pytest
 
-from conftest import GRAPH_VS_EAGER
+from conftest import GRAPH_VS_EAGER, explicit_attention
 from tb_attention_plugin import AttentionCallback, read_attention
 
 keras_hub = pytest.importorskip(
@@ -78,7 +78,8 @@ def _own_probabilities(model, probe, layers):
         else:  # T5MultiHeadAttention: its dropout gets the probabilities
             record(layer.path, layer.dropout_layer, "call", lambda a, k, o: a[0])
     try:
-        model(probe, training=False)
+        with explicit_attention():
+            model(probe, training=False)
     finally:
         for owner, attr in restore:
             object.__delattr__(owner, attr)

@@ -22,6 +22,7 @@ from tensorboard.util import tensor_util
 
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.format import metadata
+from tb_attention_plugin.format import png
 
 PluginData = metadata.PluginData
 
@@ -225,14 +226,12 @@ def _importance(tags, info, example, steps):
 def read_probe_images(logdir):
     """{run: [uint8 (H, W, C) image per probe example]} of the runs whose
     probe was images (the first stored copy)."""
-    import tensorflow as tf
-
     images = {}
     for run, paths in event_files(logdir).items():
         entry = _read_run(paths).get(metadata.PROBE_IMAGES_TAG)
         if entry is not None and entry[1]:
             first = entry[1][min(entry[1])]
-            images[run] = [tf.io.decode_png(bytes(png)).numpy() for png in first]
+            images[run] = [png.decode_png(data) for data in first]
     return images
 
 

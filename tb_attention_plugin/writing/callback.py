@@ -10,9 +10,10 @@ import weakref
 
 import keras
 import numpy as np
-import tensorflow as tf
+from tensorboard.compat import tf as tf_or_stub  # TensorFlow's gfile where installed
 
 from tb_attention_plugin.writing import background
+from tb_attention_plugin.writing import backends
 from tb_attention_plugin.writing import event_writer
 from tb_attention_plugin.writing import capture
 from tb_attention_plugin.format import encoding as encoding_lib
@@ -188,7 +189,7 @@ class AttentionCallback(keras.callbacks.Callback):
         """The probe's arrays and everything read from them; wrong token
         counts fail here, before training. Raw text (for a model's
         preprocessor) is read once the model is known."""
-        self._probe = tf.nest.map_structure(np.asarray, probe)
+        self._probe = keras.tree.map_structure(np.asarray, probe)
         self._given_batch = None  # the probe's size as given, once max_cells kept fewer
         with messages.setup_errors():
             self._batch = tokens_lib.probe_batch_size(self._probe)
@@ -198,7 +199,7 @@ class AttentionCallback(keras.callbacks.Callback):
         # Probe inputs that are images ((N, H, W, C)): their patches label
         # ViT maps, and they are stored once per run (_probe_images).
         self._image_inputs = [
-            i for i, leaf in enumerate(tf.nest.flatten(self._probe)) if image_grid_lib.is_image_batch(leaf)
+            i for i, leaf in enumerate(keras.tree.flatten(self._probe)) if image_grid_lib.is_image_batch(leaf)
         ]
 
     def _take_probe_for(self, model):
@@ -252,14 +253,7 @@ class AttentionCallback(keras.callbacks.Callback):
         """Everything set_model checks and fixes about `model` but the log
         directory: the probe as the model takes it, the layers to capture."""
         super().set_model(model)
-        if keras.config.backend() != "tensorflow":
-            raise ValueError(
-                "AttentionCallback captures attention with TensorFlow graphs, and "
-                "Keras runs on the %s backend here. Train with "
-                "KERAS_BACKEND=tensorflow (keras_hub models work the same), or "
-                "write attention from your own loop with "
-                "tb_attention_plugin.summary.attention(...)." % keras.config.backend()
-            )
+        backends.current()  # refuses a backend capture does not run on
         if self._traced_model is not model:
             self._take_probe_for(model)
         _check_probe_keys(model, self._probe)
@@ -277,11 +271,7 @@ class AttentionCallback(keras.callbacks.Callback):
             self._batches_begun = 0
 
     def _is_chief(self):
-        strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
-        try:
-            return bool(strategy.extended.should_save_summary)
-        except (AttributeError, NotImplementedError):  # strategies that do not say
-            return True
+        return backends.current().is_chief(self.model)
 
     def _log_dir_key(self):
         return self.log_dir if "://" in self.log_dir else os.path.abspath(self.log_dir)
@@ -324,8 +314,8 @@ class AttentionCallback(keras.callbacks.Callback):
 
     def _check_writable(self):
         try:
-            tf.io.gfile.makedirs(self.log_dir)
-        except (tf.errors.OpError, OSError) as e:
+            tf_or_stub.io.gfile.makedirs(self.log_dir)
+        except (tf_or_stub.errors.OpError, OSError) as e:
             raise ValueError(
                 "AttentionCallback cannot write to log_dir %s (%s). Pass a "
                 "directory you can write to." % (self.log_dir, messages.error_text(e))
@@ -578,7 +568,7 @@ class AttentionCallback(keras.callbacks.Callback):
                 self._writer = event_writer.EventWriter(self._run_dir)
             new_images = self._image_inputs and self._run_dir not in self._images_written
             if new_images:
-                images = tf.nest.flatten(self._probe)[self._image_inputs[0]]
+                images = keras.tree.flatten(self._probe)[self._image_inputs[0]]
                 serialized = serialized + [summary.probe_images(images)]
             # One Event per capture (event_writer): written whole or not at
             # all, and never dropped by Keras's TensorBoard(update_freq=N),
@@ -615,7 +605,7 @@ class AttentionCallback(keras.callbacks.Callback):
     def _shrink_probe(self, count):
         """Keeps the first `count` probe examples (and their tokens)."""
         self._given_batch = self._given_batch or self._batch
-        self._probe = tf.nest.map_structure(lambda array: array[:count], self._probe)
+        self._probe = keras.tree.map_structure(lambda array: array[:count], self._probe)
         self._batch = count
         for source in self._sources:
             source.ids, source.tokens = source.ids[:count], source.tokens[:count]
@@ -780,7 +770,7 @@ class AttentionCallback(keras.callbacks.Callback):
         images = [i for i in self._image_inputs if inputs is None or i in inputs]
         if not images:
             return None
-        shape = np.shape(tf.nest.flatten(self._probe)[images[0]])[1:3]
+        shape = np.shape(keras.tree.flatten(self._probe)[images[0]])[1:3]
         return image_grid_lib.find_grid(shape, length, self._patch_size, self._image_grid)
 
     def _add_rollout(self, records):
@@ -900,8 +890,7 @@ def _running_loss(model):
     """The loss Keras has averaged over the epoch so far, or None. Not read
     under a distribution strategy: a synced metric's value is an all-reduce,
     and the chief alone starting one stalls or aborts the other workers."""
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and strategy is not tf.distribute.get_strategy():
+    if not backends.current().reads_metrics(model):
         return None
     for metric in getattr(model, "metrics", []):
         if metric.name == "loss":

@@ -28,8 +28,8 @@ branches gives two maps), in the order the model runs them.
 import inspect
 
 import keras
-import tensorflow as tf
 
+from tb_attention_plugin.writing import backends
 from tb_attention_plugin.writing import layouts
 from tb_attention_plugin.writing import masks
 
@@ -37,17 +37,16 @@ MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention
 DOT_ATTENTION_CLASSES = (keras.layers.Attention, keras.layers.AdditiveAttention)
 KNOWN_CLASSES = MHA_CLASSES + DOT_ATTENTION_CLASSES
 
-# Every public name a layer may compute a softmax through. The Keras ones all
-# resolve to `keras.src.ops.nn.softmax`, which on TensorFlow calls
-# `tf.nn.softmax`; the hooks pass nested calls through, so one softmax is
-# recorded once.
-_SOFTMAX_FUNCTIONS = (
+# Every public name a layer may compute a softmax through: Keras's, and the
+# backend's own (backends.*.SOFTMAX_FUNCTIONS, e.g. `tf.nn.softmax`). The
+# Keras ones all resolve to `keras.src.ops.nn.softmax`, which calls the
+# backend's; the hooks pass nested calls through, so one softmax is recorded
+# once.
+_KERAS_SOFTMAX_FUNCTIONS = (
     (keras.src.ops, "softmax"),
     (keras.src.ops.nn, "softmax"),
     (keras.ops, "softmax"),
     (keras.ops.nn, "softmax"),
-    (tf.nn, "softmax"),
-    (tf.math, "softmax"),
 )
 
 
@@ -244,6 +243,7 @@ class _Call:
     def __init__(self, name, layer):
         self.name = name
         self.layer = layer
+        self.links = None  # (query, key, outputs): positions in the trace's links
         self.scores = None
         self.mask = None
         self.convention = None  # masks.KEEP when the layer's semantics say so
@@ -260,18 +260,18 @@ class _Recorder:
     """The state of one trace: which captured layer is running, what it did."""
 
     def __init__(self):
-        self.reset()
+        self.reset(lambda tensor: False)
 
-    def reset(self):
-        self.graph = tf.compat.v1.get_default_graph()
+    def reset(self, live):
+        self._live = live
         self.calls = []  # _Call, in the order the model ran them
         self.stack = []  # the captured calls running now, innermost last
         self.in_softmax = False
 
     def live(self, tensor):
-        """True for tensors of the probe's own graph (Keras also calls layers
-        in scratch graphs to infer shapes)."""
-        return getattr(tensor, "graph", None) is self.graph
+        """True for tensors of the probe's own trace (Keras also calls layers
+        in scratch graphs to infer shapes); the backend tells."""
+        return self._live(tensor)
 
     def begin(self, name, layer):
         call = _Call(name, layer)
@@ -289,8 +289,11 @@ class _Recorder:
         return None
 
 
+_is_tensor = keras.ops.is_tensor
+
+
 def _first_tensor(values):
-    return next((v for v in tf.nest.flatten(values) if tf.is_tensor(v)), None)
+    return next((v for v in keras.tree.flatten(values) if _is_tensor(v)), None)
 
 
 def _same_values(query, *others):
@@ -299,10 +302,10 @@ def _same_values(query, *others):
     tensors with the same contents."""
     others = [o for o in others if o is not None and o is not query]
     if any(tuple(o.shape) != tuple(query.shape) for o in others):
-        return tf.constant(False)
+        return keras.ops.convert_to_tensor(False)
     if not others:
-        return tf.constant(True)
-    return tf.reduce_all([tf.reduce_all(tf.equal(o, query)) for o in others])
+        return keras.ops.convert_to_tensor(True)
+    return keras.ops.all(keras.ops.stack([keras.ops.all(keras.ops.equal(o, query)) for o in others]))
 
 
 def _patch_mha(layer, name, recorder):
@@ -324,13 +327,13 @@ def _patch_mha(layer, name, recorder):
         record.causal = bool(bound.arguments.get("use_causal_mask", False))
         record.query = query
         record.key = next(
-            (bound.arguments.get(k) for k in ("key", "value") if tf.is_tensor(bound.arguments.get(k))), query
+            (bound.arguments.get(k) for k in ("key", "value") if _is_tensor(bound.arguments.get(k))), query
         )
         try:
             outputs = original_call(*args, **kwargs)
         finally:
             recorder.end()
-        record.outputs = tuple(tf.nest.flatten(outputs))
+        record.outputs = tuple(keras.tree.flatten(outputs))
         return outputs
 
     def compute_attention(*args, **kwargs):
@@ -382,14 +385,15 @@ def _mask_from_pair(mask, scores):
     """[query_mask, value_mask] of keras.layers.Attention -> (batch, q, k)."""
     if mask is None or all(m is None for m in mask):
         return None
-    shape = tf.shape(scores)
-    query = tf.ones(shape[:2], tf.bool) if mask[0] is None else tf.cast(mask[0], tf.bool)
+    ops = keras.ops
+    shape = ops.shape(scores)
+    query = ops.ones(shape[:2], "bool") if mask[0] is None else ops.cast(mask[0], "bool")
     value = (
-        tf.ones(tf.stack([shape[0], shape[2]]), tf.bool)
+        ops.ones((shape[0], shape[2]), "bool")
         if len(mask) < 2 or mask[1] is None
-        else tf.cast(mask[1], tf.bool)
+        else ops.cast(mask[1], "bool")
     )
-    return tf.logical_and(query[:, :, None], value[:, None, :])
+    return ops.logical_and(query[:, :, None], value[:, None, :])
 
 
 # Layers that only rearrange what another layer computed.
@@ -429,14 +433,14 @@ def _patch_other(layer, name, recorder):
         record = recorder.begin(name, layer)
         arguments = _bind(signature, args, kwargs)
         record.mask = next(
-            (v for k, v in arguments.items() if "mask" in k.lower() and tf.is_tensor(v)), None
+            (v for k, v in arguments.items() if "mask" in k.lower() and _is_tensor(v)), None
         )
         try:
             outputs = original_call(*args, **kwargs)
         finally:
             recorder.end()
         record.output = outputs[1] if isinstance(outputs, (tuple, list)) and len(outputs) > 1 else outputs
-        record.outputs = tuple(tf.nest.flatten(outputs))
+        record.outputs = tuple(keras.tree.flatten(outputs))
         # Decided after the call: the probabilities' shape says which
         # arguments can be the query and key sequences.
         shape = tuple(record.softmaxes[0][0].shape) if len(record.softmaxes) == 1 else None
@@ -483,7 +487,7 @@ def pick_sequences(arguments, probabilities_shape):
 
     sequences = [
         (name, value) for name, value in arguments.items()
-        if tf.is_tensor(value) and value.shape.rank == 3 and value.dtype.is_floating
+        if _is_tensor(value) and len(value.shape) == 3 and _is_float(value)
         and not any(word in name.lower() for word in _NOT_A_SEQUENCE) and fits(value)
     ]
     if not sequences:
@@ -493,6 +497,10 @@ def pick_sequences(arguments, probabilities_shape):
     named_key = [v for n, v in rest if any(word in n.lower() for word in _KEY_WORDS)]
     key = named_key[0] if named_key else rest[0][1] if rest else query
     return query, key
+
+
+def _is_float(tensor):
+    return "float" in keras.backend.standardize_dtype(tensor.dtype)
 
 
 def _bind(signature, args, kwargs):
@@ -530,7 +538,7 @@ def _patch_softmax_layer(softmax_layer, recorder):
             outputs = original_call(inputs, mask)
         finally:
             recorder.in_softmax = False
-        if recorder.live(outputs) and outputs.shape.rank >= 3:
+        if recorder.live(outputs) and len(outputs.shape) >= 3:
             record.softmaxes.append((outputs, mask, masks.KEEP))
         return outputs
 
@@ -547,11 +555,38 @@ def _softmax_hook(original, recorder):
             outputs = original(x, *args, **kwargs)
         finally:
             recorder.in_softmax = False
-        if recorder.live(outputs) and outputs.shape.rank >= 3:
+        if recorder.live(outputs) and len(outputs.shape) >= 3:
             record.softmaxes.append((outputs, None, None))
         return outputs
 
     return softmax
+
+
+# keras_hub's attention layers (Llama, Gemma, Mistral, ...) compute their
+# attention with a fused `ops.dot_product_attention` where the backend has one
+# (JAX, torch), which never forms the probabilities. While the probe is
+# traced they are told it is missing, so they take their own explicit path
+# (scores, their masked softmax, the product with the values): the same
+# function of the same weights, whose probabilities the hooks then see. The
+# training step, traced by Keras apart from the probe, keeps the fused op.
+_FUSED_SWITCH = "fused_attention_op_available"  # a function each such module imports
+_FUSED_METHOD = "_use_fused_attention_op"  # Gemma's per-layer switch
+
+
+def _no_fused_attention(*args, **kwargs):
+    return False
+
+
+def _explicit_path_patches(layers):
+    """[(module, attribute)] of the fused-attention switches the modules of
+    the layers' classes (and their bases) hold."""
+    modules = {}
+    for layer in layers:
+        for cls in type(layer).__mro__:
+            module = inspect.getmodule(cls)
+            if module is not None and callable(getattr(module, _FUSED_SWITCH, None)):
+                modules[id(module)] = module
+    return [(module, _FUSED_SWITCH) for module in modules.values()]
 
 
 def _patches_for(layer, name, recorder):
@@ -562,6 +597,8 @@ def _patches_for(layer, name, recorder):
         patches = _patch_dot_attention(layer, name, recorder)
     else:
         patches = _patch_other(layer, name, recorder)
+        if callable(getattr(layer, _FUSED_METHOD, None)):
+            yield (layer, _FUSED_METHOD), _no_fused_attention
         for inner in layer._flatten_layers(include_self=False, recursive=True):
             if isinstance(inner, keras.layers.Softmax):
                 for attr, fn in _patch_softmax_layer(inner, recorder).items():
@@ -586,7 +623,7 @@ class Captured:
         self.same_sequence = same_sequence  # True / False, or None: unknown
         self.causal = causal  # the layer was told to mask causally
         self.source = source  # "scores", "softmax" or "output": how it was found
-        # Positions in tf.nest.flatten(probe) of the inputs whose sequence
+        # Positions in keras.tree.flatten(probe) of the inputs whose sequence
         # the queries (keys) are (see stream_sources); None: not known.
         self.query_inputs = query_inputs
         self.key_inputs = key_inputs
@@ -594,9 +631,10 @@ class Captured:
 
 class ProbeFunction:
     """The model's forward pass on the probe, returning every layer's
-    attention. Traced once (with the hooks installed) when built; calling it
-    runs the graph and returns a list of `Captured`, in the order the model
-    ran the layers.
+    attention. Traced once (with the hooks installed) when built, by the
+    backend Keras runs on (backends/); calling it runs the traced function
+    with the model's weights as they are then and returns a list of
+    `Captured`, in the order the model ran the layers.
 
     Raises (when built):
       CaptureError: a required layer recorded nothing, or a layer computed
@@ -604,7 +642,7 @@ class ProbeFunction:
     """
 
     def __init__(self, model, layers, required, probe, names=None):
-        self._probe = tf.nest.map_structure(tf.convert_to_tensor, probe)
+        backend = backends.current()
         names = names or readable_tags(model, layers)
         everyone = all_layers(model)
         self._taken = {layer_path(l) for l in everyone} | {l.name for l in everyone}
@@ -612,17 +650,11 @@ class ProbeFunction:
         self.skipped = []  # layers found by class name that computed no softmax
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
 
-        def forward(x):
-            # tf.function traces twice when the first call creates variables
-            # (an unbuilt model): start every trace afresh.
-            recorder.reset()
-            model(x, training=False)
-            # Walking the recorded calls and the graph is plain Python, with
-            # no tensor-dependent branch: left unconverted, as autograph's
-            # conversion of its loops was half of the trace (about 100 of
-            # 200 ms on the IMDB demo).
-            self._sources = _unconverted(stream_sources)(recorder.calls, tf.nest.flatten(x))
-            return _unconverted(self._plan)(recorder.calls, names, required, required_by_layer)
+        def forward(x, call_model, live):
+            recorder.reset(live)
+            call_model(x)
+            out = self._plan(recorder.calls, names, required, required_by_layer)
+            return out, _links(recorder.calls)
 
         installed = []
         try:
@@ -630,17 +662,24 @@ class ProbeFunction:
                 for (owner, attr), fn in _patches_for(layer, name, recorder):
                     object.__setattr__(owner, attr, fn)
                     installed.append((owner, attr, None))
-            for module, attr in _SOFTMAX_FUNCTIONS:
+            for module, attr in _KERAS_SOFTMAX_FUNCTIONS + tuple(backend.SOFTMAX_FUNCTIONS):
                 original = getattr(module, attr)
                 setattr(module, attr, _softmax_hook(original, recorder))
                 installed.append((module, attr, original))
-            self._concrete = tf.function(forward).get_concrete_function(self._probe)
+            for module, attr in _explicit_path_patches(layers):
+                installed.append((module, attr, getattr(module, attr)))
+                setattr(module, attr, _no_fused_attention)
+            self._traced = backend.trace(model, probe, forward)
         finally:
             for owner, attr, original in reversed(installed):
                 if original is None:
                     object.__delattr__(owner, attr)
                 else:
                     setattr(owner, attr, original)
+        sources = stream_sources(recorder.calls, self._traced)
+        for key, (name, layer, has_mask, convention, causal, source, call, query_length) in self._meta.items():
+            self._meta[key] = (name, layer, has_mask, convention, causal, source,
+                               sources.get(id(call), (None, None)), query_length)
 
     def _plan(self, calls, names, required, required_by_layer):
         """Picks what to return for every recorded call: {key: tensors}, the
@@ -662,12 +701,12 @@ class ProbeFunction:
             key = "c%03d" % len(out)
             out[key] = {
                 "scores": scores,
-                "mask": mask if mask is not None else tf.zeros([0]),
-                "same_sequence": tf.constant(-1) if call.same_sequence is None
-                else tf.cast(call.same_sequence, tf.int32),
+                "mask": mask if mask is not None else keras.ops.zeros([0]),
+                "same_sequence": keras.ops.convert_to_tensor(-1, "int32") if call.same_sequence is None
+                else keras.ops.cast(call.same_sequence, "int32"),
             }
             meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
-                         self._sources.get(id(call), (None, None)), _static_length(call.query))
+                         call, _static_length(call.query))
         missing = [n for n, r in zip(names, required) if r and n not in ran]
         if missing:
             raise CaptureError(
@@ -705,15 +744,15 @@ class ProbeFunction:
         return None
 
     def __call__(self):
-        result = self._concrete(self._probe)
+        result = self._traced.run()
         captured = []
         for key in sorted(result):
             (name, layer, has_mask, convention, causal, source, (query_inputs, key_inputs),
              query_length) = self._meta[key]
             values = result[key]
             same = int(values["same_sequence"])
-            scores = values["scores"].numpy()
-            mask = values["mask"].numpy() if has_mask else None
+            scores = values["scores"]
+            mask = values["mask"] if has_mask else None
             kv_heads = None
             if source != "output":  # a picked layer's output is checked as it is
                 scores, mask, kv_heads = layouts.query_heads(scores, mask, query_length)
@@ -733,21 +772,34 @@ class ProbeFunction:
         return captured
 
 
-_unconverted = tf.autograph.experimental.do_not_convert
-
-
 def _static_length(sequence):
     """The length (axis 1) of a recorded query sequence, when known."""
     shape = getattr(sequence, "shape", None)
-    if shape is None or shape.rank is None or shape.rank < 2:
+    if shape is None or len(shape) < 2:
         return None
     return shape[1]
 
 
-def stream_sources(calls, inputs):
+def _links(calls):
+    """The tensors whose history stream_sources asks, as a flat list; each
+    call with a known query notes where its own are (`call.links`)."""
+    links = []
+    for call in calls:
+        if call.query is None or not _is_tensor(call.query):
+            continue
+        outputs = [o for o in call.outputs if _is_tensor(o)]
+        start = len(links)
+        links.extend([call.query, call.key if _is_tensor(call.key) else call.query] + outputs)
+        call.links = (start, start + 1, range(start + 2, start + 2 + len(outputs)))
+    return links
+
+
+def stream_sources(calls, traced):
     """{id(call): (query inputs, key inputs)}: which of the probe's inputs
-    (positions in `inputs`) each recorded call's query and key sequences
-    come from, by walking the traced graph back from those tensors.
+    (positions in keras.tree.flatten(probe)) each recorded call's query and
+    key sequences come from, by walking the traced function's history back
+    from those tensors (`traced`: a backend's Traced, whose nodes are graph
+    tensors on TensorFlow and jaxpr variables on JAX).
 
     An attention call mixes sequences: its output rows are its query
     positions, with keys and values from anywhere (the encoder, in cross
@@ -758,44 +810,40 @@ def stream_sources(calls, inputs):
     whatever the lengths, and BERT's to token_ids and segment_ids (the
     caller drops inputs that carry no tokens).
     """
-    index = {_graph_key(t): i for i, t in enumerate(inputs) if tf.is_tensor(t)}
+    key, links = traced.key, traced.links
+    index = {key(node): i for i, node in enumerate(traced.inputs) if traced.is_node(node)}
     jump = {}
     for call in calls:  # outer calls first: their query is the stream
-        if call.query is None:
+        if call.links is None:
             continue
-        for output in call.outputs:
-            if tf.is_tensor(output):
-                jump.setdefault(_graph_key(output), call.query)
+        for position in call.links[2]:
+            if traced.is_node(links[position]):
+                jump.setdefault(key(links[position]), links[call.links[0]])
     memo = {}
 
-    def sources(tensor):
-        stack = [tensor]
+    def sources(node):
+        if not traced.is_node(node):  # a constant
+            return frozenset()
+        stack = [node]
         while stack:
             current = stack[-1]
-            key = _graph_key(current)
-            if key in memo:
+            name = key(current)
+            if name in memo:
                 stack.pop()
                 continue
-            if key in index:
-                memo[key] = frozenset([index[key]])
+            if name in index:
+                memo[name] = frozenset([index[name]])
                 stack.pop()
                 continue
-            before = [jump[key]] if key in jump else list(current.op.inputs)
-            pending = [t for t in before if _graph_key(t) not in memo]
+            before = [jump[name]] if name in jump else traced.parents(current)
+            before = [t for t in before if traced.is_node(t)]
+            pending = [t for t in before if key(t) not in memo]
             if pending:
                 stack.extend(pending)
                 continue
-            memo[key] = frozenset().union(*(memo[_graph_key(t)] for t in before))
+            memo[name] = frozenset().union(*(memo[key(t)] for t in before))
             stack.pop()
-        return memo[_graph_key(tensor)]
+        return memo[key(node)]
 
-    out = {}
-    for call in calls:
-        if call.query is not None and hasattr(call.query, "op"):
-            out[id(call)] = (sources(call.query), sources(call.key))
-    return out
-
-
-def _graph_key(tensor):
-    """A hashable name of a symbolic tensor (graph tensors are unhashable)."""
-    return (tensor.op.name, tensor.value_index)
+    return {id(call): (sources(links[call.links[0]]), sources(links[call.links[1]]))
+            for call in calls if call.links is not None}

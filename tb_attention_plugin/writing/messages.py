@@ -26,7 +26,7 @@ def error_text(error):
     """What an exception says, for a user. Our own errors (ValueError) and
     the file system's (OSError, TensorFlow's OpError, without its op-name
     preamble) say what happened; anything else is a bug of ours, said so."""
-    import tensorflow as tf  # only here: masks.py uses this module without TensorFlow
+    from tensorboard.compat import tf  # TensorFlow's errors where installed, else TensorBoard's stub
 
     if isinstance(error, tf.errors.OpError):
         text = error.message.strip().splitlines()[0] if error.message else ""

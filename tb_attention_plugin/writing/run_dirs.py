@@ -10,7 +10,9 @@ its own, inside every `--logdir` that shows LOG_DIR. The first candidate that
 is empty or holds the same facts is taken, so re-running a changed script
 twice appends to the same `rerun_N`.
 
-Everything goes through `tf.io.gfile`, so log dirs on GCS, S3 or HDFS work.
+Everything goes through TensorBoard's `tf.io.gfile` (TensorFlow's where it is
+installed, so log dirs on GCS, S3 or HDFS work; else TensorBoard's stub:
+local paths, and `s3://` with boto3).
 """
 
 import dataclasses
@@ -18,7 +20,8 @@ import hashlib
 import posixpath
 
 import numpy as np
-import tensorflow as tf
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat import tf as tf_or_stub
 from tensorboard.compat.proto import event_pb2
 
 from tb_attention_plugin.format import metadata
@@ -85,8 +88,9 @@ def read_run(run_dir):
     newest = {}  # layer -> (step, LayerFacts)
     last_step = -1
     infos = {}  # tag -> AttentionPluginData of its metadata
-    for path in sorted(tf.io.gfile.glob(posixpath.join(_glob_escape(run_dir), "*tfevents*"))):
-        if tf.io.gfile.isdir(path):
+    gfile = tf_or_stub.io.gfile
+    for path in sorted(gfile.glob(posixpath.join(_glob_escape(run_dir), "*tfevents*"))):
+        if gfile.isdir(path):
             continue
         for event in _events(path):
             for value in event.summary.value:
@@ -155,13 +159,14 @@ def difference(stored, new):
 
 def _events(path):
     """Events of one file, stopping quietly at a damaged or truncated record
-    (a file being written, or one a full disk cut short)."""
+    (a file being written, or one a full disk cut short): TensorBoard's own
+    loader, which reads what TensorBoard will show."""
     try:
-        for record in tf.data.TFRecordDataset(path):
-            event = _parse_event(record.numpy())
+        for record in event_file_loader.RawEventFileLoader(path).Load():
+            event = _parse_event(record)
             if event is not None and event.HasField("summary"):
                 yield event
-    except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError):
+    except (tf_or_stub.errors.OpError, OSError):  # gone, or unreadable
         return
 
 
@@ -195,5 +200,5 @@ def _step_facts(info, value):
 
 
 def _glob_escape(path):
-    """`path` with glob characters escaped, for tf.io.gfile.glob."""
+    """`path` with glob characters escaped, for gfile.glob."""
     return "".join("[%s]" % c if c in "*?[" else c for c in path)

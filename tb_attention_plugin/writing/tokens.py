@@ -19,7 +19,7 @@ Inputs of a dict probe whose key says they carry no tokens (`padding_mask`,
 """
 
 import numpy as np
-import tensorflow as tf
+import keras
 
 
 class TokenSource:
@@ -27,7 +27,7 @@ class TokenSource:
 
     def __init__(self, name, ids, tokens, pad_id, labelled=True, index=0):
         self.name = name
-        self.index = index  # position in tf.nest.flatten(probe)
+        self.index = index  # position in keras.tree.flatten(probe)
         self.ids = ids
         self.length = ids.shape[1]
         self.tokens = tokens  # list per example of list of str (length each)
@@ -37,7 +37,7 @@ class TokenSource:
 
 def probe_batch_size(probe):
     """Number of examples of a probe structure; ValueError if inconsistent."""
-    leaves = tf.nest.flatten(probe)
+    leaves = keras.tree.flatten(probe)
     if not leaves:
         raise ValueError("probe is empty: pass a batch of inputs, e.g. probe=x_val[:8]")
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
@@ -60,7 +60,7 @@ def token_sources(probe, tokens, pad_id):
     Raises:
       ValueError: tokens whose structure or counts do not match the probe.
     """
-    flat_probe = tf.nest.flatten(probe)
+    flat_probe = keras.tree.flatten(probe)
     names = _input_names(probe)
     specs = [_as_spec(spec) for spec in _spec_per_input(probe, tokens, len(flat_probe))]
     named_per_input = isinstance(probe, dict) and isinstance(tokens, dict) and set(tokens) <= set(probe)
@@ -108,8 +108,8 @@ def _carries_no_tokens(name):
 
 def _input_names(probe):
     if isinstance(probe, dict):
-        return [str(k) for k in sorted(probe)]  # tf.nest flattens dicts sorted by key
-    flat = tf.nest.flatten(probe)
+        return [str(k) for k in sorted(probe)]  # keras.tree flattens dicts sorted by key
+    flat = keras.tree.flatten(probe)
     return ["input"] if len(flat) == 1 else ["input %d" % i for i in range(len(flat))]
 
 
@@ -245,7 +245,7 @@ def _strings(spec, ids, name):
 def feeding(sources, inputs, length, prefer_last=False):
     """The token source of the probe input a layer's sequence comes from.
 
-    `inputs`: positions in tf.nest.flatten(probe) that the sequence was
+    `inputs`: positions in keras.tree.flatten(probe) that the sequence was
     traced back to (capture.stream_sources), or None when unknown. Among
     those of the right length, inputs given tokens of their own come first;
     when the graph says nothing, the length decides (`match`).

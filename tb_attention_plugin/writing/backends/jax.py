@@ -1,0 +1,101 @@
+"""Capture on Keras's JAX backend: the probe's forward pass is a stateless
+call of the model (its variables passed in, so every capture sees the
+weights of that step) traced once with `jax.jit(...).trace`, with capture's
+hooks active. Its jaxpr is then both the history of every tensor (which
+equation made a variable from which) and, replayed without the history's
+extra outputs, the one compiled function every capture runs.
+
+The weights are read where the JAX trainer keeps them during `fit`
+(`model._jax_state`, between Keras's syncs), so a capture never forces a
+sync of the model's variables (`Callback.model` does one on every read)."""
+
+import jax
+import keras
+import numpy as np
+from jax.extend import core as jax_core
+
+SOFTMAX_FUNCTIONS = ((jax.nn, "softmax"),)
+
+
+def _state(model):
+    """(trainable, non-trainable) values of the model's variables now."""
+    state = getattr(model, "_jax_state", None)
+    if state and not getattr(model, "_jax_state_synced", True):
+        trainable = state.get("trainable_variables")
+        non_trainable = state.get("non_trainable_variables")
+        if trainable is not None and non_trainable is not None:
+            return list(trainable), list(non_trainable)
+    return ([v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables])
+
+
+class Traced:
+    def __init__(self, model, probe, forward):
+        self._model = model
+        self._probe = keras.tree.map_structure(jax.numpy.asarray, probe)
+        if not model.built:  # its variables exist only once it has run
+            model(self._probe, training=False)
+        shapes = {}
+
+        def traced(trainable, non_trainable, x):
+            marker = getattr(keras.tree.flatten(x)[0], "_trace", None)
+
+            def call_model(inputs):
+                outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+                return outputs
+
+            def live(tensor):  # a tensor of this trace (not of a shape inference)
+                return isinstance(tensor, jax.core.Tracer) and tensor._trace is marker
+
+            out, links = forward(x, call_model, live)
+            shapes["out"] = jax.tree_util.tree_structure(out)
+            return out, list(links)
+
+        trainable, non_trainable = _state(model)
+        closed = jax.jit(traced).trace(trainable, non_trainable, self._probe).jaxpr
+        jaxpr = closed.jaxpr
+        out_count = shapes["out"].num_leaves
+        self.links = list(jaxpr.outvars[out_count:])
+        self.inputs = list(jaxpr.invars[len(trainable) + len(non_trainable):])
+        self._producers = {
+            id(var): equation for equation in jaxpr.eqns for var in equation.outvars}
+        replay = jax_core.jaxpr_as_fun(closed)
+        treedef = shapes["out"]
+
+        def run(*args):  # the history's extra outputs are dropped (and not computed)
+            return jax.tree_util.tree_unflatten(treedef, replay(*jax.tree_util.tree_leaves(args))[:out_count])
+
+        self._run = jax.jit(run)
+
+    def run(self):
+        out = self._run(*_state(self._model), self._probe)
+        return jax.tree_util.tree_map(np.asarray, out)
+
+    @staticmethod
+    def key(node):
+        return id(node)
+
+    def parents(self, node):
+        equation = self._producers.get(id(node))
+        if equation is None:  # an input, a weight or a constant
+            return []
+        return [var for var in equation.invars if isinstance(var, jax_core.Var)]
+
+    @staticmethod
+    def is_node(value):
+        return isinstance(value, jax_core.Var)
+
+
+def trace(model, probe, forward):
+    return Traced(model, probe, forward)
+
+
+def is_chief(model):
+    """Only process 0 writes (one process per host in multi-host JAX)."""
+    return jax.process_index() == 0
+
+
+def reads_metrics(model):
+    """The running loss is read on every process alike (JAX's metrics are
+    plain arrays, synced by `Callback.model`): no collective to stall."""
+    return True
