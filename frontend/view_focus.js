@@ -14,7 +14,6 @@ export const MAX_ZOOM = 64; // px per cell: labels are readable from 12 px at an
 const FIT_PX = 640; // a new map starts about this wide
 export const MINIMAP_FROM = 512; // tokens: longer maps get a minimap
 const MINIMAP_PX = 160;
-const MINIMAP_MARGIN_PX = 32; // style.css .minimap: its frame, padding and distance from the right edge, and a gap
 // Cells narrower than this get no token labels: their font would be under
 // 5 px, and 2 x 512 spans nobody can read cost a 512-token map's first paint
 // ~40 ms of layout (docs/PERFORMANCE.md change 19). The tooltip names the
@@ -135,13 +134,14 @@ export class FocusMap {
     this.paintMinimap();
   }
 
-  /** The whole map, small, for maps of MINIMAP_FROM tokens or more. */
+  /**
+   * The whole map, small, for maps of MINIMAP_FROM tokens or more. It stands
+   * beside the map's scroll box (style.css .focus-wrap), never over it: no
+   * cell or label lies under it at any scroll position (issue 32 item 7).
+   */
   paintMinimap() {
     const { values, levels, q, k, vmax, ranges } = this;
     this.minimap.hidden = Math.max(q, k) < MINIMAP_FROM;
-    // The minimap floats over the map's top right corner: room beside the
-    // map as wide as the minimap lets every cell be scrolled out from under it.
-    this.scroll.style.paddingRight = this.minimap.hidden ? '' : `${MINIMAP_PX + MINIMAP_MARGIN_PX}px`;
     if (this.minimap.hidden) return;
     const size = MINIMAP_PX / Math.max(q, k);
     paintMapAt(this.minimapCanvas, values, q, k, vmax, Math.round(k * size), Math.round(q * size), window.devicePixelRatio || 1, levels, ranges);
