@@ -48,6 +48,56 @@ export function visibleRuns(runs, hostRuns, table, dark = false) {
   return out;
 }
 
+/** A CSS colour as 'r,g,b' ('#12b5cb', 'rgb(18, 181, 203)' -> '18,181,203'); other forms as written, lower case. */
+export function colorKey(color) {
+  const c = String(color || '').trim().toLowerCase();
+  let m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/.exec(c);
+  if (m) {
+    const hex = m[1].length === 3 ? [...m[1]].map((x) => x + x).join('') : m[1];
+    return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(',');
+  }
+  m = /^rgba?\(\s*(\d+)[,\s]+(\d+)[,\s]+(\d+)\s*(?:[,/]\s*([\d.]+%?)\s*)?\)$/.exec(c);
+  if (m) return [m[1], m[2], m[3]].map(Number).join(',');
+  return c;
+}
+
+// How runs of one colour are told apart, in their order (the first keeps the
+// plain colour): a pattern in the swatch and a border style in the columns
+// of runs side by side. More runs of one colour than patterns: the letter
+// (A, B, ...) in the swatch tells them apart too.
+export const RUN_PATTERNS = ['solid', 'stripes', 'dots', 'checks', 'rings'];
+export const RUN_BORDERS = ['solid', 'dashed', 'dotted', 'double', 'groove'];
+
+/**
+ * How each shown run is marked: TensorBoard's colour, and where runs share a
+ * colour (its palette cycles over every run it knows, so 'imdb' and
+ * 'imdb_1epoch' may get one) a distinct pattern, border and letter.
+ * visible: [{run, color}] -> Map run -> {color, pattern, border, letter,
+ * shared: the other runs of that colour ([] where the colour is its own)}.
+ */
+export function runMarks(visible) {
+  const groups = new Map();
+  for (const r of visible) {
+    const key = colorKey(r.color);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r.run);
+  }
+  const out = new Map();
+  for (const r of visible) {
+    const group = groups.get(colorKey(r.color));
+    const i = group.indexOf(r.run);
+    const shared = group.filter((x) => x !== r.run);
+    out.set(r.run, {
+      color: r.color,
+      pattern: shared.length ? RUN_PATTERNS[i % RUN_PATTERNS.length] : 'solid',
+      border: shared.length ? RUN_BORDERS[i % RUN_BORDERS.length] : 'solid',
+      letter: shared.length ? String.fromCharCode(65 + (i % 26)) : '',
+      shared,
+    });
+  }
+  return out;
+}
+
 /** a - b cell by cell (Float32Array); both of one length. */
 export function diffMap(a, b) {
   if (a.length !== b.length) throw new Error(`maps of ${a.length} and ${b.length} cells`);

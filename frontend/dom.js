@@ -33,6 +33,36 @@ export function legendItem(color, name) {
 }
 
 /**
+ * Marks a run's swatch (compare.js runMarks): its colour, and where shown
+ * runs share that colour, a pattern (style.css .swatch.pattern-*) and a title
+ * naming the others. Returns the swatch.
+ */
+export function markSwatch(swatch, mark, run) {
+  swatch.style.background = mark ? mark.color : 'transparent';
+  swatch.className = `swatch${mark && mark.shared.length ? ` marked pattern-${mark.pattern}` : ''}`;
+  swatch.dataset.pattern = mark && mark.shared.length ? mark.pattern : 'solid';
+  swatch.title = mark && mark.shared.length
+    ? `${run}: TensorBoard's colour, shared with ${mark.shared.join(', ')}; told apart by its ${mark.pattern} and the letter ${mark.letter}`
+    : `${run}: its colour in TensorBoard`;
+  return swatch;
+}
+
+/** The letter of a run whose colour another shown run shares (compare.js runMarks), in a box of that colour; null otherwise. */
+export function runLetter(mark) {
+  if (!mark || !mark.shared.length) return null;
+  const letter = el('span', { className: 'run-letter', text: mark.letter });
+  letter.style.borderColor = mark.color;
+  return letter;
+}
+
+/** A run's swatch, letter (where its colour is shared) and name, for lists of runs. */
+export function runLegendItem(mark, run) {
+  return el('span', { className: 'legend-item', dataset: { run } }, [
+    markSwatch(el('span'), mark, run), ...[runLetter(mark)].filter(Boolean), el('span', { text: run }),
+  ]);
+}
+
+/**
  * The key of map cells a query cannot see: a hatched swatch (style.css
  * .not-visible-swatch, the maps' own background) and its words; hidden
  * until showNotVisibleKey gives it words.

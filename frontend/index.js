@@ -32,9 +32,9 @@ import './visibility.js';
 
 import * as api from './api.js';
 import { headCells, headMap, headMeanMax, mapsMax } from './decode.js';
-import { el, fillSelect } from './dom.js';
+import { el, fillSelect, markSwatch, runLetter } from './dom.js';
 import { exportImportanceCsv, exportMapCsv, exportMapPng } from './export.js';
-import { comparableWhy, visibleRuns } from './compare.js';
+import { comparableWhy, runMarks, visibleRuns } from './compare.js';
 import {
   Host, followTheme, hostHash, onHostHistory, readRunsTable, writeHostHash,
 } from './host.js';
@@ -166,6 +166,7 @@ class AttentionTab {
     const c = (this.controls = {
       run: el('select', { id: 'run-select', title: 'run (the runs TensorBoard\'s run selector shows)' }),
       runSwatch: el('span', { id: 'run-swatch', className: 'swatch', title: 'the run\'s colour in TensorBoard' }),
+      runLetter: el('span', { id: 'run-letter' }),
       layer: el('select', { id: 'layer-select', title: 'attention layer' }),
       example: el('select', { id: 'example-select', title: 'probe example' }),
       step: el('input', { id: 'step-slider', type: 'range', min: 0, max: 0, value: 0, step: 1 }),
@@ -176,7 +177,7 @@ class AttentionTab {
     this.otherShapes = el('div', { id: 'other-shapes', className: 'note', hidden: true });
     this.root.append(
       el('header', { className: 'toolbar' }, [
-        el('label', { text: 'Run ' }), c.runSwatch, c.run, el('label', { text: 'Layer ' }), c.layer,
+        el('label', { text: 'Run ' }), c.runSwatch, c.runLetter, c.run, el('label', { text: 'Layer ' }), c.layer,
         el('label', { text: 'Example ' }), c.example,
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
       ]),
@@ -256,7 +257,10 @@ class AttentionTab {
     this.save();
     const c = this.controls;
     fillSelect(c.run, this.visible.map((r) => ({ value: r.run, label: r.run })), state.run);
-    c.runSwatch.style.background = (this.visible.find((r) => r.run === state.run) || {}).color || 'transparent';
+    // The run's colour in TensorBoard, with a pattern and letter where another shown run shares it (compare.js runMarks).
+    const mark = runMarks(this.visible).get(state.run);
+    markSwatch(c.runSwatch, mark, state.run);
+    c.runLetter.replaceChildren(...[runLetter(mark)].filter(Boolean));
     this.root.dataset.runs = JSON.stringify(this.visible.map((r) => r.run));
     fillSelect(c.layer, layersInModelOrder(run.layers).map((l) => ({
       value: l.tag,

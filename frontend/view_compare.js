@@ -4,11 +4,13 @@
 // heads that changed most. The numbers come from compare.js.
 
 import {
-  comparableWhy, diffMap, divergingIndex, divergingLutFor, labelFontPx, maxAbs, nearestStep, rankHeadChanges, sameTokens,
+  comparableWhy, diffMap, divergingIndex, divergingLutFor, labelFontPx, maxAbs, nearestStep, rankHeadChanges, runMarks, sameTokens,
   topChanges,
 } from './compare.js';
 import { headMap, headMeanMax } from './decode.js';
-import { el, fillSelect, legendItem, notVisibleKey, showNotVisibleKey } from './dom.js';
+import {
+  el, fillSelect, markSwatch, notVisibleKey, runLegendItem, runLetter, showNotVisibleKey,
+} from './dom.js';
 import { paintMap, paintLegend } from './heatmap.js';
 import { cellAt } from './layout.js';
 import { cellName, cellValue, tokenName } from './naming.js';
@@ -229,6 +231,8 @@ export class CompareView {
 
   async showRuns(ctx, token) {
     const { state, visible } = ctx;
+    // TensorBoard's colours, and a pattern, letter and border style where shown runs share one.
+    const marks = runMarks(visible);
     const all = visible.filter((r) => r.run !== state.run);
     // Only runs whose layer of this name is of the same kind and shape are offered; the others are named with why.
     const why = new Map(all.map((r) => {
@@ -248,7 +252,7 @@ export class CompareView {
         const chosen = others.filter((o) => (o.run === r.run ? box.checked : state.compare.includes(o.run))).map((o) => o.run);
         this.onChoice({ compare: chosen });
       });
-      return el('label', { className: 'cmp-run' }, [box, legendItem(r.color, r.run)]);
+      return el('label', { className: 'cmp-run' }, [box, runLegendItem(marks.get(r.run), r.run)]);
     }));
     const runs = [state.run, ...state.compare.filter((r) => others.some((o) => o.run === r))];
     this.element.dataset.runs = JSON.stringify(runs.length > 1 ? runs : []);
@@ -305,12 +309,14 @@ export class CompareView {
     const hiding = this.columnsShown.find((c) => c.values && c.ranges);
     showNotVisibleKey(this.hiddenKey, hiding ? notVisibleText(hiding.facts) : '');
     this.columns.replaceChildren(...this.columnsShown.map((c) => {
-      const swatch = el('span', { className: 'swatch' });
-      swatch.style.background = this.colorOf(c.name);
+      const mark = marks.get(c.name);
+      const swatch = markSwatch(el('span'), mark, c.name);
       const stepText = !c.layer ? '' : c.step === state.step ? `step ${c.step}` : `step ${c.step} (nearest captured to ${state.step})`;
-      const head = el('div', { className: 'cmp-col-head' }, [swatch, el('b', { text: c.name }), el('span', { className: 'info', text: ` ${stepText}` })]);
+      const head = el('div', { className: 'cmp-col-head' }, [
+        swatch, ...[runLetter(mark)].filter(Boolean), el('b', { text: c.name }), el('span', { className: 'info', text: ` ${stepText}` })]);
       const col = el('div', { className: 'cmp-col', dataset: { run: c.name } }, [head]);
       col.style.borderTopColor = this.colorOf(c.name);
+      col.style.borderTopStyle = mark ? mark.border : 'solid';
       if (!c.layer || !c.values) {
         col.append(el('div', { className: 'info cmp-why', text: c.why }));
         return col;

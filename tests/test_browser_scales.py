@@ -127,6 +127,41 @@ def _shot(tab, selector, name, theme, scale):
 # -- item 2: runs that share a colour are told apart -----------------------------
 
 
+def test_runs_that_share_tensorboards_colour_are_told_apart_by_pattern_letter_and_border(opened):
+    page = opened()
+    tab = page.tab
+    _show(tab, run=RUNS[0], tag="att", step=1)
+    visible = tab.evaluate("() => window.attentionTab.visible")
+    by_color = {}
+    for r in visible:
+        by_color.setdefault(r["color"], []).append(r["run"])
+    pairs = [[run for run in runs if run in RUNS] for runs in by_color.values()]
+    a, b = next(p for p in pairs if len(p) >= 2)[:2]  # 8 runs and more, 7 colours: two share one
+    _show(tab, run=a, compare=[b])
+    cols = {c["run"]: c for c in tab.eval_on_selector_all("#compare-columns .cmp-col", """cs => cs.map(c => ({
+        run: c.dataset.run, border: getComputedStyle(c).borderTopStyle, color: getComputedStyle(c).borderTopColor,
+        pattern: c.querySelector('.swatch').dataset.pattern,
+        image: getComputedStyle(c.querySelector('.swatch')).backgroundImage,
+        letter: c.querySelector('.run-letter')?.textContent }))""")}
+    # TensorBoard's colour is kept in both ...
+    assert cols[a]["color"] == cols[b]["color"]
+    # ... and more than it tells them apart: the border's style, the swatch's pattern, a letter.
+    assert cols[a]["border"] != cols[b]["border"]
+    assert cols[a]["pattern"] != cols[b]["pattern"] and cols[a]["image"] != cols[b]["image"]
+    assert {cols[a]["letter"], cols[b]["letter"]} == {"A", "B"}
+    # The checkboxes and the toolbar's swatch say it too; a run whose colour is its own stays plain.
+    boxes = {i["run"]: i for i in tab.eval_on_selector_all("#compare-runs .legend-item", """ls => ls.map(l => ({
+        run: l.dataset.run, pattern: l.querySelector('.swatch').dataset.pattern,
+        letter: l.querySelector('.run-letter')?.textContent || '', title: l.querySelector('.swatch').title }))""")}
+    assert boxes[b]["letter"] and a in boxes[b]["title"]
+    own = [runs[0] for runs in by_color.values() if len(runs) == 1 and runs[0] in RUNS]
+    for run in own:
+        assert boxes[run]["pattern"] == "solid" and boxes[run]["letter"] == ""
+    assert tab.inner_text("#run-letter") == cols[a]["letter"]
+    assert tab.get_attribute("#run-swatch", "data-pattern") == cols[a]["pattern"]
+    assert page.console_errors == []
+
+
 # -- item 4: charts carry their reference ----------------------------------------
 
 
