@@ -192,21 +192,70 @@ export function drawFrame(canvas, ctx, { width, height, ymin, ymax, xLabel = '',
 }
 
 /**
+ * The top of a chart's y axis over values from ymin to `top`: 5% above, never
+ * above the most the statistic can be (`ceiling`: 1 for a softmax weight, log
+ * K for an entropy) where the data stay under it; with a reference line
+ * (`reference`: what uniform attention gives), 15% above the higher of the two,
+ * so that lines near the reference do not sit on the frame's top edge.
+ */
+export function axisTop(ymin, top, { ceiling, reference } = {}) {
+  if (Number.isFinite(reference)) {
+    const high = Math.max(top, reference);
+    return high + 0.15 * (high - ymin);
+  }
+  const headroom = top + 0.05 * (top - ymin);
+  return ceiling >= top ? Math.min(headroom, ceiling) : headroom;
+}
+
+/**
+ * Where head h of `heads` sits in its layer's slot: heads side by side,
+ * 0 on the left, at most `step` px apart and within 70% of the slot, so
+ * that heads of equal value are told apart (x offset from the slot's middle, CSS px).
+ */
+export function headOffset(h, heads, slot, step = 8) {
+  if (!(heads > 1)) return 0;
+  const dx = Math.min(step, (0.7 * slot) / (heads - 1));
+  return (h - (heads - 1) / 2) * dx;
+}
+
+/**
+ * A dashed horizontal line at y = value across the plot, in the muted text
+ * colour, named at its right end ('uniform attention 2.25'): a chart's
+ * reference (what uniform attention over the keys each query sees gives).
+ */
+export function drawReference(canvas, ctx, { y, left, right, label }) {
+  ctx.save();
+  ctx.strokeStyle = ctx.fillStyle = getComputedStyle(canvas).color || '#000';
+  ctx.globalAlpha = 0.75;
+  ctx.setLineDash([2, 3]);
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(left, Math.round(y) + 0.5);
+  ctx.lineTo(right, Math.round(y) + 0.5);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  ctx.globalAlpha = 1;
+  ctx.font = '10px sans-serif';
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'bottom';
+  ctx.fillText(label, right - 2, Math.round(y) - 1);
+  ctx.restore();
+}
+
+/**
  * Line chart: xs (steps), series: [{name, values}], drawn on a canvas, with
- * axis titles. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
+ * axis titles; `reference` {value, label}: a dashed line (drawReference) the
+ * axis makes room for. canvas.plot = {x(step) -> CSS px, top, bottom} places a marker
  * over it (moving a marker then costs no redraw).
  */
-export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '', ceiling } = {}) {
+export function renderLines(canvas, xs, series, { width = 380, height = 170, xLabel = '', yLabel = '', ceiling, reference } = {}) {
   const ctx = hiDpiContext(canvas, width, height);
   const pad = CHART_PAD;
   const all = finite(series.flatMap((s) => Array.from(s.values)));
   const ymin = Math.min(0, ...all);
   const top = Math.max(...all, 1e-9);
-  // Headroom: a line at the maximum stays off the frame, but the axis never
-  // reads above the most the statistic can be (`ceiling`: 1 for a softmax
-  // weight, log K for an entropy), where the data stay under it.
-  const headroom = top + 0.05 * (top - ymin);
-  const ymax = ceiling >= top ? Math.min(headroom, ceiling) : headroom;
+  const ref = reference && Number.isFinite(reference.value) ? reference : null;
+  const ymax = axisTop(ymin, top, { ceiling, reference: ref ? ref.value : undefined });
   const xmin = xs[0] ?? 0;
   const xmax = xs[xs.length - 1] ?? 1;
   const sx = (x) => pad.l + ((x - xmin) / (xmax - xmin || 1)) * (width - pad.l - pad.r);
@@ -216,6 +265,8 @@ export function renderLines(canvas, xs, series, { width = 380, height = 170, xLa
   ctx.fillText(String(xmin), pad.l, height - pad.b + 12);
   ctx.textAlign = 'right';
   ctx.fillText(String(xmax), width - pad.r, height - pad.b + 12);
+  if (ref) drawReference(canvas, ctx, { y: sy(ref.value), left: pad.l + 1, right: width - pad.r, label: ref.label });
+  canvas.dataset.reference = ref ? String(ref.value) : '';
   series.forEach((s, i) => {
     ctx.strokeStyle = LINE_COLORS[i % LINE_COLORS.length];
     ctx.beginPath();

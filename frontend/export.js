@@ -6,6 +6,7 @@ import { LUT, colorIndex } from './colors.js';
 import { importanceCsv, mapCsv } from './csv.js';
 import { el } from './dom.js';
 import { paintMap } from './heatmap.js';
+import { RATIO } from './scales.js';
 
 const fileName = (text) => text.replace(/[^\w.-]+/g, '_');
 const MAX_PX = 4096; // longest side of the map in a PNG
@@ -67,7 +68,9 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
   const top = 28 + Math.ceil(widest(keyTokens)) + 8;
   ctx.font = TITLE_FONT;
   const titleWidth = Math.ceil(ctx.measureText(title).width);
-  canvas.width = Math.max(left + k * cell + 12, titleWidth + 16, 420); // resets the context's state
+  ctx.font = FONT;
+  const scaleWidth = 250 + Math.ceil(ctx.measureText(`${vmax === RATIO ? '≥ 4' : vmax.toFixed(3)}  ${scaleText}`).width);
+  canvas.width = Math.max(left + k * cell + 12, titleWidth + 16, scaleWidth, 420); // resets the context's state
   canvas.height = top + q * cell + (ranges ? 64 : 44);
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -100,14 +103,15 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
   const y = top + q * cell + 14;
   ctx.textAlign = 'left';
   ctx.fillStyle = INK;
-  ctx.fillText('0', 8, y + 5);
+  // vmax RATIO: values are ratios to uniform on the log scale from 1/4 to 4 (scales.js).
+  ctx.fillText(vmax === RATIO ? '≤ ¼' : '0', 8, y + 5);
   for (let x = 0; x < 200; x++) {
     const c = colorIndex(x / 199, 1) * 3;
     ctx.fillStyle = `rgb(${LUT[c]}, ${LUT[c + 1]}, ${LUT[c + 2]})`;
-    ctx.fillRect(22 + x, y, 1, 10);
+    ctx.fillRect(36 + x, y, 1, 10);
   }
   ctx.fillStyle = INK;
-  ctx.fillText(`${vmax.toFixed(3)}  ${scaleText}`, 228, y + 5);
+  ctx.fillText(`${vmax === RATIO ? '≥ 4' : vmax.toFixed(3)}  ${scaleText}`, 242, y + 5);
   if (ranges) {
     ctx.fillStyle = hatchPattern(ctx);
     ctx.fillRect(8, y + 18, 18, 10);

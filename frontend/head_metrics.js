@@ -4,6 +4,7 @@
 // fetch: unit-tested with node.
 
 import { isMissing, servedIndex } from './charts.js';
+import { visibleRange } from './visibility.js';
 
 /** Metrics that lie in [0, 1] by definition: one fixed colour scale for every step. */
 export const BOUNDED_METRICS = new Set([
@@ -219,4 +220,52 @@ export function shortLayerNames(names) {
   let tail = 0;
   while (names.length > 1 && head + tail < shortest - 1 && same((p) => p.length - 1 - tail)) tail += 1;
   return parts.map((p) => p.slice(head, p.length - tail).join('/') || p[p.length - 1]);
+}
+
+/**
+ * What mean_distance (docs/HEAD_METRICS.md: mean over rows of sum_j P[i,j]
+ * |i - j|, positions in the map) is for uniform attention over the keys each
+ * query sees (visibility.js facts; causal, sliding window): the chart's
+ * reference. A row that sees no key adds 0, as it does to the metric.
+ * E.g. causal 10 x 10: row i gives i / 2, the mean 2.25; self 3 x 3: 8 / 9.
+ */
+export function uniformMeanDistance(facts, q, k) {
+  if (!(q > 0 && k > 0)) return NaN;
+  let sum = 0;
+  for (let i = 0; i < q; i++) {
+    const [first, last] = visibleRange(i, { ...facts, keys: k });
+    const a = Math.max(first, 0);
+    const b = Math.min(last, k - 1);
+    if (a > b) continue;
+    let d = 0;
+    for (let j = a; j <= b; j++) d += Math.abs(i - j);
+    sum += d / (b - a + 1);
+  }
+  return sum / q;
+}
+
+/**
+ * What patch_distance (the ViT paper's mean attention distance, in patch
+ * widths) is for uniform attention over the patches each patch query sees:
+ * over the patch rows that see a patch, the mean Euclidean distance to
+ * them. grid {rows, cols, prefix}; facts as for visibility (null: every key).
+ */
+export function uniformPatchDistance(grid, facts = null) {
+  const n = grid.rows * grid.cols;
+  if (!(n > 0)) return NaN;
+  let sum = 0;
+  let counted = 0;
+  for (let i = 0; i < n; i++) {
+    const token = grid.prefix + i;
+    const [first, last] = facts ? visibleRange(token, { ...facts, keys: grid.prefix + n }) : [0, grid.prefix + n - 1];
+    const a = Math.max(first, grid.prefix) - grid.prefix;
+    const b = Math.min(last, grid.prefix + n - 1) - grid.prefix;
+    if (a > b) continue;
+    const [ri, ci] = [Math.floor(i / grid.cols), i % grid.cols];
+    let d = 0;
+    for (let j = a; j <= b; j++) d += Math.hypot(ri - Math.floor(j / grid.cols), ci - (j % grid.cols));
+    sum += d / (b - a + 1);
+    counted += 1;
+  }
+  return counted ? sum / counted : NaN;
 }

@@ -3,6 +3,7 @@
 // lookups and no DOM per cell.
 
 import { LUT, colorIndex } from './colors.js';
+import { RATIO, ratioIndex } from './scales.js';
 import { poolRanges } from './visibility.js';
 
 // The table packed as one 32-bit RGBA word per entry, in the byte order of
@@ -45,7 +46,8 @@ const NOT_VISIBLE = 0;
 /**
  * Paints values (rows*cols) on a 0..vmax scale: weights (Float32Array) when
  * levels is 0, else integers meaning value / levels (uint8 bytes: levels
- * 255), painted through colorTable. `ranges` (visibility.js visibleRanges,
+ * 255), painted through colorTable; vmax RATIO (scales.js): values are
+ * ratios to uniform (scales.js ratioValues), painted on its log scale. `ranges` (visibility.js visibleRanges,
  * or null: every cell visible) gives each row's visible columns; the others
  * are painted NOT_VISIBLE. The canvas and its ImageData are reused
  * while the size stays the same: resizing a canvas reallocates it, which was
@@ -64,7 +66,8 @@ export function paintMap(canvas, values, rows, cols, vmax, levels = 0, ranges = 
   const px = new Uint32Array(image.data.buffer);
   const n = rows * cols;
   if (ranges && ranges.length !== 2 * rows) ranges = null; // made for another shape: nothing to hide by
-  const span = levels > 0 ? tableSpan(colorTable(levels, vmax)) : floatSpan(vmax > 0 ? 255 / vmax : 0);
+  const span = vmax === RATIO ? ratioSpan
+    : levels > 0 ? tableSpan(colorTable(levels, vmax)) : floatSpan(vmax > 0 ? 255 / vmax : 0);
   if (!ranges) {
     span(px, values, 0, n);
   } else {
@@ -102,6 +105,11 @@ const floatSpan = (scale) => (px, values, from, to) => {
     else if (!(c > 0)) c = 0;
     px[i] = PACKED[c];
   }
+};
+
+/** Paints px[from..to) from ratios to uniform on the ratio scale's log scale. */
+const ratioSpan = (px, values, from, to) => {
+  for (let i = from; i < to; i++) px[i] = PACKED[ratioIndex(values[i])];
 };
 
 /** A horizontal legend strip from 0 to vmax. */

@@ -28,6 +28,7 @@ import './heatmap.js';
 import './image_grid.js';
 import './layout.js';
 import './naming.js';
+import './scales.js';
 import './visibility.js';
 
 import * as api from './api.js';
@@ -42,6 +43,7 @@ import { MapsCache } from './maps_cache.js';
 import {
   DEFAULTS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
 } from './state.js';
+import { RATIO, ratioValues } from './scales.js';
 import { StatusLine } from './status.js';
 import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
 import { CompareView } from './view_compare.js';
@@ -112,7 +114,7 @@ class AttentionTab {
     this.status = new StatusLine();
     this.grid = new HeadGrid({
       onPickHead: (head) => this.pickHead(head),
-      onScale: (scale) => { this.state.scale = scale; this.save(); this.paintMaps(); this.showModel(); this.showCompare(); },
+      onScale: (scale) => this.setScale(scale),
     });
     this.focus = new FocusMap({
       onZoom: (cell) => { this.state.zoom = cell; this.state.zoomFor = zoomKey(this.state); this.save(); },
@@ -136,6 +138,7 @@ class AttentionTab {
       },
       onOpen: (tag, head) => this.select({ tag, head }),
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
+      onScale: (scale) => this.setScale(scale),
     });
     this.rollout = new RolloutView({ status: this.status });
     this.heads = new HeadsView({
@@ -147,6 +150,7 @@ class AttentionTab {
       status: this.status,
       metrics: this.heads.cache,
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
+      onScale: (scale) => this.setScale(scale),
     });
     this.compare = new CompareView({
       status: this.status,
@@ -157,6 +161,7 @@ class AttentionTab {
       onChoice: (change) => this.select(change),
       onOpen: (tag, head) => this.select({ tag, head, enlarged: true }),
       onZoom: (cell) => { this.state.compareZoom = cell; this.save(); },
+      onScale: (scale) => this.setScale(scale),
     });
     this.stats.onStep = this.importance.onStep = (step) => this.goToStep(step);
     this.build();
@@ -309,6 +314,15 @@ class AttentionTab {
     await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state, layer, example), this.rollout.load(state, layer), model, heads, image, compared]);
   }
 
+  /** A colour scale chosen (in any view that offers the choice): every map is repainted on it. */
+  setScale(scale) {
+    this.state.scale = scale;
+    this.save();
+    this.paintMaps();
+    this.showModel();
+    this.showCompare();
+  }
+
   /** The model view of the run at the current example and step (not while hidden). */
   showModel() {
     this.model.setOpen(this.state.modelOpen);
@@ -404,15 +418,17 @@ class AttentionTab {
   /**
    * The colour scale: fixed 0 to 1 by default, so a weight has the same
    * colour at every step (uniform attention at step 0 looks faint); or
-   * stretched to the largest weight of this step's maps, which the legend says.
+   * stretched to the largest weight of this step's maps, which the legend
+   * says; or the ratio to uniform (scales.js: vmax RATIO).
    */
   paintMaps() {
     if (!this.maps) return;
-    this.vmax = this.state.scale === 'stretch' ? mapsMax(this.maps) : 1;
+    const scale = this.state.scale;
+    this.vmax = scale === 'stretch' ? mapsMax(this.maps) : scale === 'ratio' ? RATIO : 1;
     this.grid.paint((name) => this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, this.state.scale,
       exampleRanges(this.layer, this.example), visibilityFacts(this.layer, this.example));
     this.paintFocus();
-    this.image.paint(this.maps, this.derived);
+    this.image.paint(this.maps, this.derived, this.state.scale);
   }
 
   paintFocus() {
@@ -430,9 +446,12 @@ class AttentionTab {
       exportMapCsv(this.state, this.cellsOf(String(this.state.head)), this.example);
       return;
     }
-    const values = this.mapOf(String(this.state.head));
-    const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max" : 'fixed scale 0 to 1';
+    const weights = this.mapOf(String(this.state.head));
     const ranges = exampleRanges(this.layer, this.example);
+    const ratio = this.state.scale === 'ratio';
+    const values = ratio ? ratioValues(weights, 0, this.maps.q, this.maps.k, ranges) : weights;
+    const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max"
+      : ratio ? 'ratio to uniform (weight × visible keys; 1 = uniform)' : 'fixed scale 0 to 1';
     const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText, ranges }, this.example);
     Object.assign(this.focus.canvas.dataset, { exportCell: placed.cell, exportLeft: placed.left, exportTop: placed.top });
   }

@@ -66,7 +66,7 @@ export function resolve(state, runs) {
   if (layer.num_heads === 1) state.head = 0;
   else if (!(h === 'mean' || h === 'max' || (Number.isInteger(h) && h >= 0 && h < layer.num_heads))) state.head = 'mean';
   if (state.mode !== 'received' && state.mode !== 'given') state.mode = 'received';
-  if (state.scale !== 'fixed' && state.scale !== 'stretch') state.scale = 'fixed';
+  if (state.scale !== 'fixed' && state.scale !== 'stretch' && state.scale !== 'ratio') state.scale = 'fixed';
   if (state.pickedFor !== pickedKey(state) || !Array.isArray(state.picked)) {
     state.picked = [];
     state.pickedFor = pickedKey(state);

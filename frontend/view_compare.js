@@ -11,6 +11,7 @@ import { headMap, headMeanMax } from './decode.js';
 import {
   el, fillSelect, markSwatch, notVisibleKey, runLegendItem, runLetter, showNotVisibleKey,
 } from './dom.js';
+import { RATIO, SCALES, ratioText, ratioValues, rowCount, scaleLegend } from './scales.js';
 import { paintMap, paintLegend } from './heatmap.js';
 import { cellAt } from './layout.js';
 import { cellName, cellValue, tokenName } from './naming.js';
@@ -125,8 +126,12 @@ export class CompareView {
    * onChoice(change) applies a state change; onOpen(tag, head) opens a head;
    * onZoom(cell px) keeps the side-by-side maps' zoom (no reload: they are redrawn here).
    */
-  constructor({ status, mapsOf, onChoice, onOpen, onZoom = () => {} }) {
+  constructor({ status, mapsOf, onChoice, onOpen, onZoom = () => {}, onScale = () => {} }) {
     Object.assign(this, { status, mapsOf, onChoice, onOpen, onZoom });
+    this.scale = el('select', { id: 'compare-scale-select', title: 'colour scale of every map of the tab' });
+    fillSelect(this.scale, SCALES);
+    this.scale.addEventListener('change', () => onScale(this.scale.value));
+    this.legendMin = el('span', { id: 'compare-legend-min', text: '0' });
     this.runBoxes = el('span', { id: 'compare-runs' });
     this.notComparable = el('div', { id: 'compare-not', className: 'info', hidden: true });
     this.zoom = el('input', { id: 'compare-zoom', type: 'range', min: ZOOM_MIN, max: ZOOM_MAX, value: 8, title: 'cell size of the maps side by side (px)' });
@@ -149,7 +154,7 @@ export class CompareView {
       el('div', { className: 'panel-head' }, [el('h3', { text: 'Runs side by side' }),
         el('span', { className: 'info', text: 'compare with:' }), this.runBoxes]),
       this.notComparable, this.note,
-      (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [el('span', { text: '0' }), this.legend, this.legendText,
+      (this.legendRow = el('div', { className: 'panel-head', id: 'compare-legend-row', hidden: true }, [this.scale, this.legendMin, this.legend, this.legendText,
         el('label', { text: 'zoom ', htmlFor: 'compare-zoom' }), this.zoom, this.zoomLabel])),
       this.hiddenKey, this.columns, this.hover,
     ]);
@@ -292,10 +297,16 @@ export class CompareView {
     }
     if (token !== this.token) return;
     const values = loaded.map((maps) => (maps ? headFloats(maps, state.head) : null));
-    const vmax = state.scale === 'stretch' ? Math.max(1e-12, ...values.filter(Boolean).map((v) => v.reduce((a, b) => Math.max(a, b), 0))) : 1;
+    const ratio = state.scale === 'ratio';
+    const vmax = state.scale === 'stretch' ? Math.max(1e-12, ...values.filter(Boolean).map((v) => v.reduce((a, b) => Math.max(a, b), 0)))
+      : ratio ? RATIO : 1;
+    this.scale.value = state.scale;
     this.legend.dataset.vmax = String(vmax);
-    this.legendText.textContent = `${vmax === 1 ? '1' : vmax.toFixed(3)} · one scale for every run: ` +
-      (state.scale === 'stretch' ? "stretched to the largest weight of these runs' maps" : 'fixed 0 to 1');
+    this.legend.dataset.scale = state.scale;
+    const legend = scaleLegend(state.scale, ratio ? 1 : vmax, "the largest weight of these runs' maps");
+    this.legendMin.textContent = legend.min;
+    this.legendText.textContent = `${state.scale === 'fixed' ? '1' : legend.max} · one scale for every run: ${ratio ? '1 = uniform (the middle colour), log scale'
+      : state.scale === 'stretch' ? "stretched to the largest weight of these runs' maps" : 'fixed 0 to 1'}`;
     const longest = Math.max(...columns.filter((c) => c.example).map((c) => Math.max(c.example.query_length, c.example.key_length)), 1);
     const cell = compareCell(state.compareZoom, longest);
     this.zoom.value = String(cell);
@@ -325,14 +336,16 @@ export class CompareView {
       const map = new LabelledMap('cmp');
       map.canvas.dataset.run = c.name;
       map.layout(c.example, cell);
-      paintMap(map.canvas, c.values, c.example.query_length, c.example.key_length, vmax, 0, c.ranges);
+      const [q, k] = [c.example.query_length, c.example.key_length];
+      paintMap(map.canvas, ratio ? ratioValues(c.values, 0, q, k, c.ranges) : c.values, q, k, vmax, 0, c.ranges);
       map.canvas.addEventListener('mousemove', (e) => {
         const hit = map.cellUnder(e, c.example.query_length, c.example.key_length);
         if (!hit) return;
         const w = c.values[hit.row * c.example.key_length + hit.col];
         const hidden = c.ranges ? hiddenReason(hit.row, hit.col, c.facts) : '';
+        const times = ratio && !hidden ? ` (${ratioText(w * rowCount(hit.row, c.ranges ? c.facts : null, k))})` : '';
         this.hover.textContent = `${c.name} · step ${c.step} · ${headName(state.head)} · ` +
-          `${cellName(hit.row, hit.col, c.example.query_tokens, c.example.key_tokens)}: ${cellValue(w, hidden, 3)}`;
+          `${cellName(hit.row, hit.col, c.example.query_tokens, c.example.key_tokens)}: ${cellValue(w, hidden, 3)}${times}`;
       });
       col.append(map.element);
       return col;

@@ -7,6 +7,7 @@ import { el } from './dom.js';
 import { paintMap, paintMapAt } from './heatmap.js';
 import { cellAt, cutMidItem, inView } from './layout.js';
 import { axesText, cellName, cellValue, tokenName } from './naming.js';
+import { RATIO, ratioIndex, ratioText, ratioValues, rowCount } from './scales.js';
 import { exampleRanges, hiddenReason, visibilityFacts } from './visibility.js';
 
 export const MIN_ZOOM = 1;
@@ -125,8 +126,13 @@ export class FocusMap {
     if (shown && !this.fonts) this.fonts = labelFont(this.cols, keys);
   }
 
-  /** Shows one map, cells {values, levels} of q*k (decode.js headCells), on a 0..vmax scale. */
+  /**
+   * Shows one map, cells {values, levels} of q*k (decode.js headCells), on a
+   * 0..vmax scale, or as ratios to uniform when vmax is RATIO (scales.js).
+   */
   paint(cells, q, k, vmax, title) {
+    this.weights = cells; // the tooltip's weights
+    if (vmax === RATIO) cells = { values: ratioValues(cells.values, cells.levels, q, k, this.ranges), levels: 0 };
     Object.assign(this, { values: cells.values, levels: cells.levels, q, k, vmax });
     this.title.textContent = title;
     this.repaint();
@@ -265,15 +271,16 @@ export class FocusMap {
     }
     // A cell the query cannot see has no weight to show: it says why instead.
     const hidden = this.ranges ? hiddenReason(cell.row, cell.col, this.facts) : '';
-    const weight = cellWeight(this, cell.row * k + cell.col);
+    const weight = cellWeight(this.weights, cell.row * k + cell.col);
+    const ratio = this.vmax === RATIO ? weight * rowCount(cell.row, this.ranges ? this.facts : null, k) : null;
     // Both tokens with their positions (`q 2 "last" → k 3 "last"`): a
     // token's text alone does not say which of its occurrences it is.
     this.tooltip.replaceChildren(
       el('div', { className: 'tip-cell', text: cellName(cell.row, cell.col, this.example.query_tokens, this.example.key_tokens) }),
       hidden ? el('div', { className: 'tip-hidden', text: cellValue(weight, hidden) })
-        : el('div', { className: 'tip-weight', text: `weight: ${cellValue(weight, '')}` }),
+        : el('div', { className: 'tip-weight', text: `weight: ${cellValue(weight, '')}${ratio === null ? '' : ` (${ratioText(ratio)})`}` }),
     );
-    this.tooltip.style.borderColor = hidden ? '' : cssColor(weight, this.vmax);
+    this.tooltip.style.borderColor = hidden ? '' : ratio === null ? cssColor(weight, this.vmax) : cssColor(ratioIndex(ratio), 255);
     this.tooltip.classList.toggle('not-visible', Boolean(hidden));
     // The tooltip is placed in the wrapper, which also holds the labels.
     const wrap = this.tooltip.parentElement.getBoundingClientRect();

@@ -4,6 +4,7 @@
 import { el, fillSelect, notVisibleKey, showNotVisibleKey } from './dom.js';
 import { maxOf, maxOfArrays } from './decode.js';
 import { paintLegend, paintMapAt, paintPixels } from './heatmap.js';
+import { RATIO, SCALES, ratioValues, scaleLegend } from './scales.js';
 import { notVisibleText } from './visibility.js';
 
 const THUMB_PX = 160; // longest side of a thumbnail, CSS px
@@ -13,15 +14,13 @@ const THUMB_PX = 160; // longest side of a thumbnail, CSS px
 const FAINT_BELOW = 0.2;
 
 export class HeadGrid {
-  /** onPickHead(name), onScale('fixed' | 'stretch') */
+  /** onPickHead(name), onScale('fixed' | 'stretch' | 'ratio') */
   constructor({ onPickHead, onScale }) {
     this.onPickHead = onPickHead;
-    this.scale = el('select', { id: 'scale-select', title: 'colour scale' });
-    fillSelect(this.scale, [
-      { value: 'fixed', label: 'fixed scale 0 to 1' },
-      { value: 'stretch', label: "stretch to this step's max" },
-    ]);
+    this.scale = el('select', { id: 'scale-select', title: 'colour scale of every map of the tab' });
+    fillSelect(this.scale, SCALES);
     this.scale.addEventListener('change', () => onScale(this.scale.value));
+    this.legendMin = el('span', { id: 'legend-min', text: '0' });
     this.legend = el('canvas', { id: 'legend', className: 'legend' });
     this.legendMax = el('span', { id: 'legend-max' });
     this.legendText = el('span', { id: 'legend-scale', className: 'info' });
@@ -34,7 +33,7 @@ export class HeadGrid {
     this.canvases = new Map();
     this.element = el('section', { className: 'panel' }, [
       el('h3', { text: 'Heads (click one to enlarge)' }),
-      el('div', { className: 'legend-row' }, [this.scale, el('span', { text: '0' }), this.legend, this.legendMax, this.legendText]),
+      el('div', { className: 'legend-row' }, [this.scale, this.legendMin, this.legend, this.legendMax, this.legendText]),
       this.faint, this.hiddenKey,
       this.note, this.grid,
     ]);
@@ -69,7 +68,8 @@ export class HeadGrid {
 
   /**
    * cellsOf(name) -> {values, levels} of q*k cells (decode.js headCells);
-   * scale is 'fixed' or 'stretch'; ranges: each row's visible columns
+   * scale is 'fixed', 'stretch' or 'ratio' (scales.js; vmax is then RATIO and
+   * the cells are painted as ratios to uniform); ranges: each row's visible columns
    * (visibility.js), null when every cell is visible; facts: the layer's
    * visibility facts, for the legend.
    */
@@ -77,10 +77,19 @@ export class HeadGrid {
     this.scale.value = scale;
     paintLegend(this.legend, vmax);
     this.legend.dataset.scale = scale;
-    this.legendMax.textContent = vmax.toFixed(3);
-    this.legendText.textContent = scale === 'stretch'
-      ? `stretched to this step's max (${vmax.toFixed(3)}): colours differ between steps`
-      : 'fixed scale 0 to 1: the same weight has the same colour at every step';
+    const legend = scaleLegend(scale, vmax);
+    this.legendMin.textContent = legend.min;
+    this.legendMax.textContent = legend.max;
+    this.legendText.textContent = legend.text;
+    if (scale === 'ratio') {
+      // Ratios to uniform (weight x the row's visible keys), as floats.
+      const weights = cellsOf;
+      cellsOf = (name) => {
+        const { values, levels } = weights(name);
+        return { values: ratioValues(values, levels, q, k, ranges), levels: 0 };
+      };
+      vmax = RATIO;
+    }
     showNotVisibleKey(this.hiddenKey, ranges && facts ? notVisibleText(facts) : '');
     const size = THUMB_PX / Math.max(q, k, 1);
     const ratio = window.devicePixelRatio || 1;
@@ -94,13 +103,13 @@ export class HeadGrid {
       if (name !== 'mean') heads.push({ ...painted, levels });
     }
     let faint = false;
-    if (scale !== 'stretch') {
+    if (scale === 'fixed') {
       // The step's largest weight, from the thumbnails (max pooling keeps it).
       const largest = Math.max(...heads.map((h) => maxOf(h.values) / (h.levels || 1)));
       if (largest < FAINT_BELOW) {
         faint = true;
         this.faint.textContent = `the largest weight at this step is ${largest.toFixed(3)}: attention is spread thin ` +
-          `(every map is dark); "stretch to this step's max" shows any pattern within it`;
+          `(every map is dark); "stretch to this step's max" or "ratio to uniform" shows any pattern within it`;
       }
     }
     // Hidden, the line keeps its last text (or one space): its height stays.

@@ -7,16 +7,18 @@
 
 import * as api from './api.js';
 import {
-  CHART_PAD, drawFrame, hiDpiContext, isMissing, renderLines, servedIndex, valueText,
+  CHART_PAD, axisTop, drawFrame, drawReference, headOffset, hiDpiContext, isMissing, renderLines, servedIndex, valueText,
 } from './charts.js';
 import { LUT, colorIndex } from './colors.js';
 import { headMap } from './decode.js';
-import { el, legendItem } from './dom.js';
+import { el, fillSelect, legendItem } from './dom.js';
 import { download } from './export.js';
-import { headMeanSeries, offeredMetrics } from './head_metrics.js';
+import { headMeanSeries, offeredMetrics, uniformMeanDistance, uniformPatchDistance } from './head_metrics.js';
 import { paintLegend } from './heatmap.js';
 import { defaultQuery, gridFits, patchAt, patchToken, splitRow, tokenPatch } from './image_grid.js';
+import { SCALES, ratioIndex, ratioText, rowCount, scaleLegend } from './scales.js';
 import { DEFAULT_OPACITY, layersInModelOrder } from './state.js';
+import { hidesCells, visibilityFacts } from './visibility.js';
 
 const FIGURE_PX = 168; // longest side of one image
 const INK = '#212121';
@@ -28,33 +30,51 @@ export function showsImage(run, layer, example) {
     Boolean(ex) && gridFits(layer.grid, ex.query_length) && gridFits(layer.grid, ex.key_length);
 }
 
-/** Patch values (rows x cols, row by row) painted as RGBA cells on 0..vmax, one canvas pixel per patch. */
-function paintOverlay(canvas, patches, rows, cols, vmax) {
+/**
+ * Patch weights (rows x cols, row by row) painted as RGBA cells, one canvas
+ * pixel per patch: on 0..vmax, or with vmax 'ratio' as ratios to uniform,
+ * weight x `count` (the keys the query row sees; scales.js).
+ */
+function paintOverlay(canvas, patches, rows, cols, vmax, count = 0) {
   canvas.width = cols;
   canvas.height = rows;
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(cols, rows);
   for (let i = 0; i < rows * cols; i++) {
-    const c = colorIndex(patches[i], vmax) * 3;
+    const c = (vmax === 'ratio' ? ratioIndex(patches[i] * count) : colorIndex(patches[i], vmax)) * 3;
     image.data.set([LUT[c], LUT[c + 1], LUT[c + 2], 255], i * 4);
   }
   ctx.putImageData(image, 0, 0);
   canvas.overlayValues = patches; // what was painted, for the browser tests
   canvas.dataset.vmax = String(vmax);
+  canvas.dataset.count = String(count);
+}
+
+/** The image view's legend: the ends of its strip and what its scale is (scales.js kinds). */
+export function imageScaleLegend(kind) {
+  if (kind === 'stretch') {
+    return { min: '0', max: 'max', text: 'each heatmap stretched to its own largest patch weight (written under it): colours differ between heads' };
+  }
+  const legend = scaleLegend(kind);
+  return { ...legend, max: kind === 'ratio' ? legend.max : '1', text: kind === 'ratio' ? `${legend.text} (the query row's keys: class/register tokens and patches)` : legend.text };
 }
 
 /**
  * A dot chart: x = the layers in order, one dot per head (the value of
- * columns[layer][head]; NaN is left out), in the layer's colour.
+ * columns[layer][head]; NaN is left out), in the layer's colour, heads side
+ * by side in their layer's slot (headOffset) and ringed in the page's colour
+ * so that dots which overlap stay apart; `reference` {value, label}: a
+ * dotted line (what uniform attention gives) the axis makes room for.
  */
-export function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170 } = {}) {
+export function paintDots(canvas, names, columns, colors, yLabel, { width = 460, height = 170, reference = null } = {}) {
   const ctx = hiDpiContext(canvas, width, height);
   const pad = CHART_PAD;
   const values = columns.flat().filter(Number.isFinite);
-  const ymax = Math.max(...values, 1e-9) * 1.05; // headroom: a dot at the maximum stays off the frame
+  const ref = reference && Number.isFinite(reference.value) ? reference : null;
+  const ymax = axisTop(0, Math.max(...values, 1e-9), { reference: ref ? ref.value : undefined }); // a dot at the maximum stays off the frame
   const sx = (i) => pad.l + ((i + 0.5) / Math.max(names.length, 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - (y / ymax) * (height - pad.t - pad.b);
-  drawFrame(canvas, ctx, { width, height, ymin: 0, ymax, xLabel: 'layer (model order; colours as in the chart below)', yLabel });
+  drawFrame(canvas, ctx, { width, height, ymin: 0, ymax, xLabel: 'layer (model order; colours as in the chart below); heads 0, 1, … left to right', yLabel });
   // The layers' names under their dots where every one fits its slot (a
   // number read as a layer index where names are 0-based, e.g. "block0",
   // was one off); else their place in model order, 1 for the first.
@@ -62,15 +82,25 @@ export function paintDots(canvas, names, columns, colors, yLabel, { width = 460,
   const ticks = names.every((name) => ctx.measureText(name).width <= slot - 4) ? names : names.map((_, i) => String(i + 1));
   ticks.forEach((tick, i) => ctx.fillText(tick, sx(i), height - pad.b + 12));
   canvas.dataset.ticks = JSON.stringify(ticks);
+  if (ref) drawReference(canvas, ctx, { y: sy(ref.value), left: pad.l + 1, right: width - pad.r, label: ref.label });
+  canvas.dataset.reference = ref ? String(ref.value) : '';
+  const ring = getComputedStyle(canvas).backgroundColor;
+  ctx.strokeStyle = ring && ring !== 'rgba(0, 0, 0, 0)' ? ring : (canvas.closest && canvas.closest('.dark') ? '#303030' : '#fff');
+  ctx.lineWidth = 1;
+  const dots = [];
   columns.forEach((column, i) => {
     ctx.fillStyle = colors[i % colors.length];
-    for (const v of column) {
-      if (!Number.isFinite(v)) continue;
+    column.forEach((v, h) => {
+      if (!Number.isFinite(v)) return;
+      const x = sx(i) + headOffset(h, column.length, slot);
       ctx.beginPath();
-      ctx.arc(sx(i), sy(v), 3, 0, 2 * Math.PI);
+      ctx.arc(x, sy(v), 3, 0, 2 * Math.PI);
       ctx.fill();
-    }
+      ctx.stroke();
+      dots.push({ layer: i, head: h, x, y: sy(v), value: v });
+    });
   });
+  canvas.dots = dots; // what was drawn where, for the browser tests
 }
 
 export class ImageView {
@@ -78,8 +108,15 @@ export class ImageView {
    * metrics: the HeadMetricsCache of the heads view (mean_distance is
    * shared); onChoice({patch | opacity}) keeps the picked query and the opacity.
    */
-  constructor({ status, metrics, onChoice = () => {} }) {
+  constructor({ status, metrics, onChoice = () => {}, onScale = () => {} }) {
     Object.assign(this, { status, metrics, onChoice });
+    this.scaleKind = 'fixed';
+    this.scale = el('select', { id: 'image-scale', title: 'colour scale of every map of the tab' });
+    fillSelect(this.scale, SCALES);
+    this.scale.addEventListener('change', () => onScale(this.scale.value));
+    this.legendMin = el('span', { id: 'image-legend-min', text: '0' });
+    this.legendMax = el('span', { id: 'image-legend-max', text: '1' });
+    this.legendText = el('span', { id: 'image-scale-text', className: 'info' });
     this.queryLabel = el('span', { id: 'image-query', className: 'info' });
     this.reset = el('button', { id: 'image-query-reset', text: 'class token', title: 'pick the first token (the class token) as the query' });
     this.opacity = el('input', { id: 'image-opacity', type: 'range', min: 0, max: 100, value: DEFAULT_OPACITY, title: 'opacity of the heatmap' });
@@ -102,10 +139,9 @@ export class ImageView {
       ]),
       el('div', { className: 'legend-row' }, [
         this.queryLabel, this.reset, el('label', { text: 'opacity ', htmlFor: 'image-opacity' }), this.opacity,
-        el('span', { text: '0' }), this.legend, el('span', { text: 'max' }),
-        el('span', { className: 'info', text: "each heatmap stretched to its own largest patch weight (written under it); " +
-          'the class/register tokens are not patches: their share is the number under each image' }),
       ]),
+      el('div', { className: 'legend-row', id: 'image-legend-row' }, [this.scale, this.legendMin, this.legend, this.legendMax, this.legendText]),
+      el('div', { className: 'info', text: 'the class/register tokens are not patches: their share is the number under each image' }),
       this.note, this.figures,
       this.headsTitle, this.heads,
       this.chartTitle,
@@ -142,6 +178,7 @@ export class ImageView {
     this.query = Number.isInteger(patch) && patch >= 0 && patch < layer.examples[state.example].query_length ? patch : defaultQuery(grid);
     if (Number.isInteger(state.opacity) && state.opacity >= 0 && state.opacity <= 100) this.opacity.value = String(state.opacity);
     this.shown = { run, layer, example: layer.examples[state.example], exampleIndex: state.example, grid, step: state.step };
+    this.showScale(state.scale || 'fixed');
     this.maps = null;
     this.reset.hidden = grid.prefix === 0;
     this.build();
@@ -183,6 +220,7 @@ export class ImageView {
       const caption = el('figcaption', { className: 'image-caption' });
       const title = name === 'rollout' ? 'rollout (mean over queries)' : `head ${name}`;
       const figure = el('figure', { className: 'image-figure', dataset: { head: String(name) } }, [stack, el('div', { className: 'image-title', text: title }), caption]);
+      figure.style.width = `${this.size.width}px`; // a long caption wraps under its image: the figures stay in a regular grid
       this.figureOf.set(String(name), { figure, image, overlay, box, caption });
       return figure;
     }));
@@ -221,33 +259,53 @@ export class ImageView {
     }
   }
 
-  /** The current step's maps of the shown layer and example (the controller's, decoded once). */
-  paint(maps, derived) {
+  /** The current step's maps of the shown layer and example (the controller's, decoded once), on the tab's scale. */
+  paint(maps, derived, scale = this.scaleKind) {
     if (!this.shown) return;
     this.maps = maps;
     this.derived = derived;
+    const changed = scale !== this.scaleKind;
+    this.showScale(scale);
     this.paintHeads();
+    if (changed) this.paintRollout();
+  }
+
+  /** The scale's choice and legend (scales.js kinds). */
+  showScale(scale) {
+    this.scaleKind = scale;
+    this.scale.value = scale;
+    const legend = imageScaleLegend(scale);
+    this.legendMin.textContent = legend.min;
+    this.legendMax.textContent = legend.max;
+    this.legendText.textContent = legend.text;
+    this.legend.dataset.scale = scale;
   }
 
   paintHeads() {
     if (!this.shown || !this.maps) return;
-    const { grid } = this.shown;
+    const { grid, layer, example } = this.shown;
     const k = this.maps.k;
     const q = this.query;
+    const facts = visibilityFacts(layer, example);
+    const count = rowCount(q, hidesCells(facts) ? facts : null, k); // the keys query q sees: ratios to uniform
     for (const [name, parts] of this.figureOf) {
       if (name === 'rollout') continue;
       const values = name === 'mean' ? this.derived.mean : headMap(this.maps, Number(name));
-      this.paintFigure(parts, splitRow(grid, values.subarray(q * k, (q + 1) * k)));
+      this.paintFigure(parts, splitRow(grid, values.subarray(q * k, (q + 1) * k)), count);
     }
     this.figures.dataset.paintedQuery = String(q);
     this.figures.dataset.paintedStep = String(this.shown.step);
   }
 
-  paintFigure(parts, split) {
+  /** A figure's heatmap on the tab's scale: fixed 0 to 1, its own max, or weight x `count` (the keys its row sees). */
+  paintFigure(parts, split, count) {
     const { grid } = this.shown;
-    paintOverlay(parts.overlay, split.patches, grid.rows, grid.cols, split.max);
+    const kind = this.scaleKind;
+    const vmax = kind === 'stretch' ? split.max : kind === 'ratio' ? 'ratio' : 1;
+    paintOverlay(parts.overlay, split.patches, grid.rows, grid.cols, vmax, count);
     const names = this.shown.example.key_tokens.slice(0, grid.prefix).join('+');
-    parts.caption.textContent = `${grid.prefix ? `${names} ${valueText(split.prefix)} · ` : ''}max ${valueText(split.max)}`;
+    parts.caption.textContent = `${grid.prefix ? `${names} ${valueText(split.prefix)} · ` : ''}max ${valueText(split.max)}` +
+      (kind === 'ratio' ? ` (${ratioText(split.max * count)})` : '');
     parts.overlay.dataset.prefix = String(split.prefix);
   }
 
@@ -284,7 +342,8 @@ export class ImageView {
     if (!parts || !rollout || !rollout.steps.length) return;
     const values = rollout.values[servedIndex(rollout.steps, this.shown.step)];
     if (!gridFits(this.shown.grid, values.length)) return;
-    this.paintFigure(parts, splitRow(this.shown.grid, values.map((v) => (isMissing(v) ? 0 : v))));
+    // Rollout's row is a distribution over every token: uniform is 1 / their number.
+    this.paintFigure(parts, splitRow(this.shown.grid, values.map((v) => (isMissing(v) ? 0 : v))), values.length);
     parts.overlay.dataset.step = String(rollout.steps[servedIndex(rollout.steps, this.shown.step)]);
   }
 
@@ -321,7 +380,14 @@ export class ImageView {
       const at = new Map(replies[i].steps.map((s, t) => [s, means[t]]));
       return { name: layer.layer, values: steps.map((s) => (at.has(s) ? at.get(s) : NaN)) };
     });
-    this.distance = { metric, steps, series, replies, layers };
+    // What uniform attention over the keys each query sees gives, per layer (in patch widths or positions).
+    const references = layers.map((l) => {
+      const ex = l.examples[exampleIndex];
+      const facts = visibilityFacts(l, ex);
+      return metric === 'patch_distance' ? uniformPatchDistance(l.grid, hidesCells(facts) ? facts : null)
+        : uniformMeanDistance(facts, ex.query_length, ex.key_length);
+    });
+    this.distance = { metric, steps, series, replies, layers, references };
     this.draw();
   }
 
@@ -351,12 +417,24 @@ export class ImageView {
         (unit.pixels ? `; one patch is ${unit.perPatch.toFixed(0)} px` : '')
       : 'in token positions of the sequence (patches row by row: one patch row down is ' +
         `${this.shown.grid.cols}; this log has no patch_distance)`;
-    this.chartTitle.textContent = `Mean attention distance by layer over training (head mean), ${how}; the dashed line is this step`;
+    this.chartTitle.textContent = `Mean attention distance by layer over training (head mean), ${how}; the dashed line is this step, ` +
+      'the dotted line what uniform attention gives';
     const series = d.series.map((s) => ({ name: s.name, values: s.values.map((v) => v * unit.scale) }));
-    const colors = renderLines(this.chart, d.steps, series, { width: 460, xLabel: 'step', yLabel: unit.label });
+    const colors = renderLines(this.chart, d.steps, series, { width: 460, xLabel: 'step', yLabel: unit.label, reference: this.reference(unit) });
     this.chartLegend.replaceChildren(...d.series.map((s, i) => legendItem(colors[i % colors.length], s.name)));
     this.placeMarker();
     this.drawHeads(unit, colors);
+  }
+
+  /**
+   * The reference line of both charts: what uniform attention gives, in the
+   * chart's unit, when every layer's is the same (one grid, one kind); else none.
+   */
+  reference(unit) {
+    const refs = this.distance.references.filter(Number.isFinite);
+    if (!refs.length || refs.some((r) => Math.abs(r - refs[0]) > 1e-9)) return null;
+    const value = refs[0] * unit.scale;
+    return { value, label: `uniform attention ${value.toFixed(2)}` };
   }
 
   /** The ViT paper's figure at this step: x = layer (model order), one dot per head. */
@@ -372,7 +450,7 @@ export class ImageView {
     this.heads.hidden = this.headsTitle.hidden = false;
     this.headsTitle.textContent = `Mean attention distance of every head at step ${step}, by layer ` +
       '(as in Dosovitskiy et al. 2021, Fig. 7, where a trained ViT\'s early layers mix near and far heads and later ones look far)';
-    paintDots(this.heads, d.layers.map((l) => l.layer), columns, colors, unit.label);
+    paintDots(this.heads, d.layers.map((l) => l.layer), columns, colors, unit.label, { reference: this.reference(unit) });
     this.heads.dataset.step = String(step);
     this.heads.values = columns; // what was drawn, for the browser tests
   }
@@ -403,7 +481,13 @@ export class ImageView {
     const title = `${run.run} · ${layer.layer} · step ${step} · example ${exampleIndex} · ${this.queryLabel.textContent}`;
     const ctx = into.getContext('2d');
     ctx.font = 'bold 14px sans-serif';
-    into.width = Math.max(columns * (width + gap) + gap, Math.ceil(ctx.measureText(title).width) + 2 * gap, 420);
+    const legend = imageScaleLegend(this.scaleKind);
+    const alpha = Number(this.opacity.value) / 100;
+    const legendLine = `${legend.max}: ${legend.text} · opacity ${Math.round(alpha * 100)}%`;
+    const titleWidth = Math.ceil(ctx.measureText(title).width);
+    ctx.font = '12px sans-serif';
+    const legendWidth = 240 + Math.ceil(ctx.measureText(legendLine).width);
+    into.width = Math.max(columns * (width + gap) + gap, titleWidth + 2 * gap, legendWidth + gap, 420);
     into.height = 36 + rows * boxH + 40;
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, into.width, into.height);
@@ -412,7 +496,6 @@ export class ImageView {
     ctx.textBaseline = 'middle';
     ctx.fillText(title, gap, 18);
     ctx.imageSmoothingEnabled = false;
-    const alpha = Number(this.opacity.value) / 100;
     const patch = tokenPatch(this.shown.grid, this.query);
     figures.forEach(([name, parts], i) => {
       const x = gap + (i % columns) * (width + gap);
@@ -434,14 +517,14 @@ export class ImageView {
       ctx.fillText(parts.caption.textContent, x, y + height + 26);
     });
     const y = into.height - 24;
-    ctx.fillText('0', gap, y + 5);
     for (let i = 0; i < 200; i++) {
       const c = colorIndex(i / 199, 1) * 3;
       ctx.fillStyle = `rgb(${LUT[c]}, ${LUT[c + 1]}, ${LUT[c + 2]})`;
-      ctx.fillRect(gap + 14 + i, y, 1, 10);
+      ctx.fillRect(gap + 34 + i, y, 1, 10);
     }
     ctx.fillStyle = INK;
-    ctx.fillText(`max: each heatmap stretched to its largest patch weight · opacity ${Math.round(alpha * 100)}%`, gap + 220, y + 5);
+    ctx.fillText(legend.min, gap, y + 5);
+    ctx.fillText(legendLine, gap + 240, y + 5);
     download(`image-view-${run.run}-${layer.tag}-step${step}-example${exampleIndex}-query${this.query}.png`, into.toDataURL('image/png'));
     Object.assign(this.png.dataset, { exportWidth: into.width, exportHeight: into.height, exportImageWidth: width, exportTop: 36, exportLeft: gap });
     return into;

@@ -4,22 +4,36 @@
 // from the same cache as the main view, so only while it is open.
 
 import { headCells, headMeanCells, mapsMax } from './decode.js';
-import { el, notVisibleKey, showNotVisibleKey } from './dom.js';
-import { paintMapAt } from './heatmap.js';
+import { el, fillSelect, notVisibleKey, showNotVisibleKey } from './dom.js';
+import { paintLegend, paintMapAt } from './heatmap.js';
+import { RATIO, SCALES, ratioValues, scaleLegend } from './scales.js';
 import { isEmptyExample, layersInModelOrder } from './state.js';
 import { exampleRanges } from './visibility.js';
 
 const THUMB_PX = 64;
 
 export class ModelView {
-  /** mapsOf(layer, step) -> Promise of maps; onOpen(tag, head); onChoice({modelOpen}) to keep the panel open or closed. */
-  constructor({ status, mapsOf, onOpen, onChoice = () => {} }) {
+  /**
+   * mapsOf(layer, step) -> Promise of maps; onOpen(tag, head); onChoice({modelOpen}) to keep the panel open or closed;
+   * onScale(scale) changes the tab's colour scale.
+   */
+  constructor({ status, mapsOf, onOpen, onChoice = () => {}, onScale = () => {} }) {
     Object.assign(this, { status, mapsOf, onOpen, onChoice });
     this.rows = el('div', { id: 'model-grid', className: 'model-grid' });
     this.caption = el('span', { id: 'model-caption', className: 'info' });
     this.hiddenKey = notVisibleKey('model-hidden');
+    // The tab's colour scale, offered here too, with its legend.
+    this.scale = el('select', { id: 'model-scale', title: 'colour scale of every map of the tab' });
+    fillSelect(this.scale, SCALES);
+    this.scale.addEventListener('change', () => onScale(this.scale.value));
+    this.legendMin = el('span', { id: 'model-legend-min' });
+    this.legend = el('canvas', { id: 'model-legend', className: 'legend' });
+    this.legendMax = el('span', { id: 'model-legend-max' });
+    this.legendText = el('span', { id: 'model-legend-text', className: 'info' });
+    paintLegend(this.legend, 1);
     this.details = el('details', { id: 'model-view', className: 'panel', open: true }, [
       el('summary', {}, [el('h3', { text: 'Model view: every layer x every head ' }), this.caption]),
+      el('div', { className: 'legend-row', id: 'model-legend-row' }, [this.scale, this.legendMin, this.legend, this.legendMax, this.legendText]),
       this.hiddenKey, this.rows,
     ]);
     this.details.addEventListener('toggle', () => {
@@ -49,7 +63,15 @@ export class ModelView {
     const key = JSON.stringify([run.run, example, step, scale]);
     this.loading = key;
     const layers = layersInModelOrder(run.layers);
-    this.caption.textContent = `(example ${example}, step ${step}, ${scale === 'stretch' ? "each layer stretched to its step's max" : 'fixed scale 0 to 1'}; per layer the head mean, then heads 0 to H-1; click a map to open it)`;
+    const scaleName = scale === 'stretch' ? "each layer stretched to its step's max" : scale === 'ratio' ? 'ratio to uniform' : 'fixed scale 0 to 1';
+    this.caption.textContent = `(example ${example}, step ${step}, ${scaleName}; per layer the head mean, then heads 0 to H-1; click a map to open it)`;
+    this.scale.value = scale;
+    const legend = scaleLegend(scale, 1, "each layer's max at this step");
+    this.legendMin.textContent = legend.min;
+    this.legendMax.textContent = scale === 'stretch' ? 'max' : legend.max;
+    this.legendText.textContent = scale === 'stretch' ? "stretched to each layer's largest weight at this step: colours differ between layers and steps"
+      : legend.text;
+    this.legend.dataset.scale = scale;
     if (this.built !== run) this.build(run, layers);
     const hides = layers.some((l) => l.examples[example] && exampleRanges(l, l.examples[example]));
     showNotVisibleKey(this.hiddenKey, hides ? 'not visible: keys a query cannot see (after it in a causal layer, outside a sliding window); ' +
@@ -79,7 +101,7 @@ export class ModelView {
       }
       if (this.loading !== key) return;
       this.status.loaded(`the model view (${layer.layer})`);
-      const vmax = scale === 'stretch' ? mapsMax(maps) : 1;
+      const vmax = scale === 'stretch' ? mapsMax(maps) : scale === 'ratio' ? RATIO : 1;
       const size = THUMB_PX / Math.max(maps.q, maps.k, 1);
       const width = Math.max(1, Math.round(maps.k * size));
       const height = Math.max(1, Math.round(maps.q * size));
@@ -87,7 +109,8 @@ export class ModelView {
       row.canvases.forEach((canvas, i) => {
         canvas.hidden = false;
         const { values, levels } = i === 0 ? headMeanCells(maps) : headCells(maps, i - 1);
-        paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio, levels, ranges);
+        if (vmax === RATIO) paintMapAt(canvas, ratioValues(values, levels, maps.q, maps.k, ranges), maps.q, maps.k, vmax, width, height, ratio, 0, ranges);
+        else paintMapAt(canvas, values, maps.q, maps.k, vmax, width, height, ratio, levels, ranges);
       });
       row.element.dataset.paintedStep = String(step);
     }));

@@ -4,7 +4,8 @@
 import * as api from './api.js';
 import { attachChart, renderLines } from './charts.js';
 import { el, legendItem } from './dom.js';
-import { meaninglessWhy } from './head_metrics.js';
+import { meaninglessWhy, uniformMeanDistance } from './head_metrics.js';
+import { visibilityFacts } from './visibility.js';
 
 // ceiling({keys, normalized}), where there is one: the most the statistic can be
 // (keys: the example's key tokens; normalized: the layer's rows sum to 1).
@@ -13,7 +14,12 @@ export const CHARTS = [
     ceiling: ({ keys, normalized }) => (normalized && keys > 0 ? Math.log(keys) : undefined) },
   { key: 'max_weight', id: 'maxweight-chart', title: 'largest weight', yLabel: 'max weight',
     ceiling: ({ normalized }) => (normalized ? 1 : undefined) },
-  { key: 'mean_distance', id: 'distance-chart', title: 'mean distance |query - key|', yLabel: 'distance (tokens)' },
+  // reference({facts, queries, keys}): what uniform attention over the keys each query sees gives.
+  { key: 'mean_distance', id: 'distance-chart', title: 'mean distance |query - key|', yLabel: 'distance (tokens)',
+    reference: ({ facts, queries, keys }) => {
+      const value = uniformMeanDistance(facts, queries, keys);
+      return { value, label: `uniform attention ${value.toFixed(2)}` };
+    } },
 ];
 
 /** The charts offered for a layer: none whose statistic means nothing for its kind (distance for cross attention). */
@@ -44,7 +50,8 @@ export class StatsView {
 
   showTitle(distance) {
     this.title.textContent = 'Head statistics over training: row entropy (0 = one key, log K = uniform), largest weight' +
-      (distance ? ', mean distance between query and key positions under the weights' : '') + '; the dashed line is the current step';
+      (distance ? ', mean distance between query and key positions under the weights (dotted: what uniform attention gives)' : '') +
+      '; the dashed line is the current step';
   }
 
   clear() {
@@ -56,7 +63,10 @@ export class StatsView {
   /** The statistics of state's run, layer and example; layer and example (the index's) bound the axes. */
   async load(state, layer, exampleInfo) {
     const { run, tag, example } = state;
-    this.bounds = { keys: exampleInfo.key_length, normalized: Boolean(layer.rows_normalized) };
+    this.bounds = {
+      keys: exampleInfo.key_length, queries: exampleInfo.query_length, normalized: Boolean(layer.rows_normalized),
+      facts: visibilityFacts(layer, exampleInfo),
+    };
     const offered = chartsFor(layer);
     this.offered = new Set(offered.map((c) => c.key));
     CHARTS.forEach((c, i) => { this.wraps[i].hidden = !this.offered.has(c.key); });
@@ -91,7 +101,9 @@ export class StatsView {
       if (this.offered && !this.offered.has(chart.key)) return;
       const rows = stats[chart.key] || [];
       const series = names.map((name, h) => ({ name, values: rows.map((row) => row[h]) }));
-      colors = renderLines(this.canvases[i], stats.steps, series, { xLabel: 'step', yLabel: chart.yLabel, ceiling: chart.ceiling?.(this.bounds) });
+      colors = renderLines(this.canvases[i], stats.steps, series, {
+        xLabel: 'step', yLabel: chart.yLabel, ceiling: chart.ceiling?.(this.bounds), reference: chart.reference?.(this.bounds),
+      });
     });
     this.legend.replaceChildren(...names.map((name, h) => legendItem(colors[h % colors.length], name)));
     if (this.step !== undefined) this.showStep(this.step);

@@ -8,6 +8,7 @@
 import { cssColor } from './colors.js';
 import { el, fillSelect } from './dom.js';
 import { cellName, cellValue, tokenName } from './naming.js';
+import { RATIO, ratioIndex, ratioText, rowCount } from './scales.js';
 import { hiddenReason, hidesCells, visibilityFacts } from './visibility.js';
 
 export class TextView {
@@ -132,8 +133,11 @@ export class TextView {
         span.dataset.hidden = hidden;
         return;
       }
-      span.style.background = cssColor(w, vmax);
-      span.style.color = w / (vmax || 1) > 0.6 ? '#000' : '#fff';
+      // On the ratio scale (scales.js), the colour of weight x the keys the query sees.
+      const t = vmax === RATIO ? ratioIndex(w * rowCount(row, this.facts, k)) / 255 : w / (vmax || 1);
+      if (vmax === RATIO) span.title += ` (${ratioText(w * rowCount(row, this.facts, k))})`;
+      span.style.background = cssColor(t, 1);
+      span.style.color = t > 0.6 ? '#000' : '#fff';
       span.dataset.weight = String(w);
     });
   }

@@ -121,7 +121,112 @@ def _shot(tab, selector, name, theme, scale):
 # -- item 3: the image view is on the fixed scale by default -------------------
 
 
+def test_the_image_view_is_fixed_0_to_1_by_default_and_the_stretched_scale_stays_labelled(opened, layers):
+    page = opened()
+    tab = page.tab
+    layer = layers[VIT]["block2"]
+    step = int(layer.steps[-1])
+    _show_image(tab, step, tag="block2")
+    row = layer.maps[0][-1][1][0]  # head 1, the class token's row
+    values, vmax, _ = _overlay(tab, 1)
+    np.testing.assert_allclose(values, row[1:], atol=0, rtol=0)
+    assert vmax == "1"  # not stretched to the heatmap's own max
+    for r, c in [(0, 0), (3, 5), (7, 7)]:
+        assert pixel(tab, "#image-heads canvas.overlay[data-head='1']", c, r) == lut_color(row[1 + r * COLS + c])
+    assert tab.inner_text("#image-scale-text").startswith("fixed scale 0 to 1")
+    assert tab.eval_on_selector("#image-scale", "s => s.value") == "fixed"
+    # Stretched, chosen in the image view: each heatmap to its own max, and said so; the tab follows.
+    tab.select_option("#image-scale", "stretch")
+    tab.wait_for_function("() => document.querySelector(\"#image-heads canvas.overlay[data-head='1']\").dataset.vmax !== '1'")
+    values, vmax, _ = _overlay(tab, 1)
+    assert float(vmax) == pytest.approx(row[1:].max(), abs=1e-7)
+    assert pixel(tab, "#image-heads canvas.overlay[data-head='1']", 5, 3) == lut_color(row[1 + 3 * COLS + 5], float(vmax))
+    assert tab.inner_text("#image-scale-text").startswith("each heatmap stretched to its own largest patch weight")
+    assert tab.inner_text("#image-legend-max") == "max"
+    assert tab.eval_on_selector("#scale-select", "s => s.value") == "stretch"
+    assert page.console_errors == []
+
+
 # -- item 5: ratio to uniform, everywhere maps are drawn -------------------------
+
+
+def test_ratio_to_uniform_is_weight_times_the_keys_each_query_sees_in_every_view(opened, layers):
+    page = opened()
+    tab = page.tab
+    maps = layers[RUNS[0]]["att"].maps[0][-1]  # (2, 10, 10): padding cropped
+    assert maps.shape == (2, REAL, REAL)
+    _show(tab, run=RUNS[0], tag="att", step=1, head=1, compare=[RUNS[1]])
+    wait_painted(tab, 1)
+    _choose_scale(tab, "#scale-select", "ratio")
+    assert [tab.inner_text("#legend-min"), tab.inner_text("#legend-max")] == ["≤ ¼", "≥ 4"]
+    assert "1 = uniform" in tab.inner_text("#legend-scale")
+    # Head 0 is uniform over the keys each query sees (causal: row i sees i + 1): the middle colour everywhere.
+    middle = ratio_color(1.0)
+    assert middle == lut_color(128 / 255)
+    for r, c in [(0, 0), (4, 2), (9, 9), (9, 0)]:
+        assert pixel(tab, '#head-grid canvas[data-head="0"]', c, r) == middle, (r, c)
+    # Head 1: key 3 is 1.6x the others, a little over uniform; the fixed scale shows no such thing.
+    for r, c in [(5, 3), (5, 0), (9, 3), (3, 3)]:
+        assert pixel(tab, '#head-grid canvas[data-head="1"]', c, r) == ratio_color(maps[1, r, c] * (r + 1)), (r, c)
+    assert pixel(tab, '#head-grid canvas[data-head="1"]', 3, 5) != pixel(tab, '#head-grid canvas[data-head="1"]', 0, 5)
+    assert pixel(tab, "#focus-map", 3, 9) == ratio_color(maps[1, 9, 3] * 10)
+    # the enlarged map's tooltip gives the weight and its ratio
+    box = tab.locator("#focus-map").bounding_box()
+    tab.locator("#focus-map").hover(position={"x": 3.5 * box["width"] / REAL, "y": 9.5 * box["height"] / REAL})
+    assert tab.inner_text("#tooltip .tip-weight") == "weight: %.4f (%.2g× uniform)" % (maps[1, 9, 3], maps[1, 9, 3] * 10)
+    # runs side by side, the text view (the model view: the image test below; one layer has none)
+    side = "#compare-columns canvas.cmp[data-run='%s']" % RUNS[0]
+    assert tab.get_attribute(side, "data-vmax") == "ratio"
+    assert pixel(tab, side, 3, 9) == ratio_color(maps[1, 9, 3] * 10)
+    other = layers[RUNS[1]]["att"].maps[0][-1]
+    assert pixel(tab, "#compare-columns canvas.cmp[data-run='%s']" % RUNS[1], 3, 9) == ratio_color(other[1, 9, 3] * 10)
+    assert tab.eval_on_selector("#compare-scale-select", "s => s.value") == "ratio"
+    assert tab.inner_text("#compare-legend-min") == "≤ ¼"
+    tab.hover("#text-queries .token[data-index='6']")  # query 6 sees 7 keys
+    tint = tab.eval_on_selector("#text-queries .token[data-index='3']", "s => [getComputedStyle(s).backgroundColor, s.title]")
+    assert tint[0] == "rgb(%d, %d, %d)" % tuple(ratio_color(maps[1, 6, 3] * 7))
+    assert tint[1].endswith("(%.2g× uniform)" % (maps[1, 6, 3] * 7))
+    # Kept in the address bar like the other controls: a reload opens on it.
+    page.wait_for_timeout(500)
+    assert "p.attention.scale=ratio" in urllib.parse.unquote(urllib.parse.urlsplit(page.url).fragment)
+    page.reload()
+    tab = tab_frame(page)
+    wait_painted(tab, 1)
+    tab.wait_for_selector("#legend[data-scale='ratio']", state="attached")
+    assert tab.get_attribute('#head-grid canvas[data-head="1"]', "data-vmax") == "ratio"
+    assert pixel(tab, '#head-grid canvas[data-head="1"]', 3, 5) == ratio_color(maps[1, 5, 3] * 6)
+    assert page.console_errors == []
+
+
+def test_ratio_to_uniform_in_the_image_and_model_views_counts_every_token_the_query_sees(opened, layers):
+    page = opened(scale=2)  # the model view's 64 px thumbnails of 65 tokens: one device pixel per cell
+    tab = page.tab
+    layer = layers[VIT]["block2"]
+    step = int(layer.steps[-1])
+    _show_image(tab, step, tag="block2")
+    tab.select_option("#image-scale", "ratio")
+    tab.wait_for_selector("#legend[data-scale='ratio']", state="attached")
+    tab.wait_for_function("() => document.querySelector(\"#image-heads canvas.overlay[data-head='2']\").dataset.vmax === 'ratio'")
+    row = layer.maps[0][-1][2][0]  # head 2, the class token's row over 65 tokens
+    _, vmax, count = _overlay(tab, 2)
+    assert count == 1 + ROWS * COLS
+    for r, c in [(0, 0), (3, 5), (7, 7)]:
+        got = pixel(tab, "#image-heads canvas.overlay[data-head='2']", c, r)
+        assert got == ratio_color(row[1 + r * COLS + c] * 65), (r, c)
+    assert "1 = uniform" in tab.inner_text("#image-scale-text")
+    assert [tab.inner_text("#image-legend-min"), tab.inner_text("#image-legend-max")] == ["≤ ¼", "≥ 4"]
+    caption = tab.inner_text("#image-heads figure[data-head='2'] .image-caption")
+    assert caption.endswith("(%.2g× uniform)" % (row[1:].max() * 65))
+    # the model view, on the same scale with its own choice and legend
+    tab.wait_for_selector("#model-grid[data-painted-step='%d']" % step, state="attached")
+    assert tab.eval_on_selector("#model-scale", "s => s.value") == "ratio"
+    assert tab.inner_text("#model-legend-min") == "≤ ¼" and "1 = uniform" in tab.inner_text("#model-legend-text")
+    model = "#model-grid .model-row[data-tag='block1'] canvas[data-head='3']"
+    assert tab.get_attribute(model, "data-vmax") == "ratio" and tab.get_attribute(model, "data-pooled") == "false"
+    cells = layers[VIT]["block1"].maps[0][-1][3]
+    for r, c in [(0, 0), (10, 33), (64, 2)]:
+        assert pixel(tab, model, c, r) == ratio_color(cells[r, c] * 65), (r, c)
+    assert page.console_errors == []
 
 
 # -- item 2: runs that share a colour are told apart -----------------------------
@@ -170,6 +275,40 @@ def uniform_patch_distance(rows, cols):
     return np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :]).mean()
 
 
+def test_distance_charts_draw_what_uniform_attention_gives_with_room_and_heads_apart(opened, layers):
+    page = opened()
+    tab = page.tab
+    step = int(layers[VIT]["block0"].steps[-1])
+    _show_image(tab, step, tag="block0")
+    tab.wait_for_function("() => [...document.querySelectorAll('#image-heads img')].every(i => i.complete && i.naturalWidth)")
+    tab.wait_for_selector("#image-distance-chart[data-y-label='distance (pixels)']", state="attached")
+    tab.wait_for_selector("#image-distance-heads[data-step='%d']" % step, state="attached")
+    uniform = 6 * uniform_patch_distance(ROWS, COLS)  # a patch is 6 px: ~25.0 px
+    for chart in ("#image-distance-chart", "#image-distance-heads"):
+        assert float(tab.get_attribute(chart, "data-reference")) == pytest.approx(uniform, rel=1e-9)
+        # room above the higher of the data and the reference: 15%
+        drawn = tab.eval_on_selector("#image-distance-heads", "c => c.values").copy()
+        ymax = float(tab.get_attribute(chart, "data-ymax"))
+        top = max(max(v for col in drawn for v in col), uniform)
+        if chart == "#image-distance-heads":
+            assert ymax == pytest.approx(1.15 * top, rel=1e-9)
+        else:
+            assert ymax >= 1.15 * uniform - 1e-9
+    assert "uniform attention" in tab.inner_text("#image-distance-title")
+    # The heads of a layer are side by side: as many x positions as heads, 0 on the left.
+    dots = tab.eval_on_selector("#image-distance-heads", "c => c.dots")
+    for layer in range(3):
+        xs = [d["x"] for d in sorted((d for d in dots if d["layer"] == layer), key=lambda d: d["head"])]
+        assert len(xs) == 4 and all(b - a >= 5 for a, b in zip(xs, xs[1:])), xs
+    # The text view's distance chart: causal over 10 keys, uniform gives mean_i i / 2 = 2.25 positions.
+    _show(tab, run=RUNS[0], tag="att", step=1)
+    wait_painted(tab, 1)
+    tab.wait_for_selector("#distance-chart[data-reference='2.25']", state="attached")
+    assert float(tab.get_attribute("#distance-chart", "data-ymax")) >= 1.15 * 2.25 - 1e-9
+    assert "uniform attention" in tab.inner_text("#stats-title")
+    assert page.console_errors == []
+
+
 # -- item 7: the minimap hides nothing --------------------------------------------
 
 
@@ -202,3 +341,40 @@ def test_the_minimap_of_a_2048_token_map_covers_no_cell_or_label_at_any_scroll_p
 # -- what a person sees -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_of_scales_marks_charts_and_the_minimap(opened, layers, theme, scale):
+    page = opened(scale=scale, height=1100)
+    tab = page.tab
+    _theme(page, theme)
+    step = int(layers[VIT]["block2"].steps[-1])
+    _show_image(tab, step, tag="block2")
+    tab.wait_for_function("() => [...document.querySelectorAll('#image-heads img')].every(i => i.complete && i.naturalWidth)")
+    tab.wait_for_selector("#image-distance-heads[data-step='%d']" % step, state="attached")
+    _shot(tab, "#image-view", "image-fixed", theme, scale)
+    tab.select_option("#image-scale", "ratio")
+    tab.wait_for_selector("#legend[data-scale='ratio']", state="attached")
+    tab.wait_for_function("() => document.querySelector(\"#image-heads canvas.overlay[data-head='0']\").dataset.vmax === 'ratio'")
+    _shot(tab, "#image-view", "image-ratio", theme, scale)
+    tab.wait_for_selector("#model-grid[data-painted-step='%d']" % step, state="attached")
+    _shot(tab, "#model-view", "model-ratio", theme, scale)
+    tab.select_option("#image-scale", "stretch")
+    tab.wait_for_selector("#legend[data-scale='stretch']", state="attached")
+    _shot(tab, "#image-view", "image-stretch", theme, scale)
+    # ratio to uniform on a causal layer, runs that share a colour side by side
+    visible = tab.evaluate("() => window.attentionTab.visible")
+    by_color = {}
+    for r in visible:
+        if r["run"] in RUNS:
+            by_color.setdefault(r["color"], []).append(r["run"])
+    a, b = next(runs for runs in by_color.values() if len(runs) >= 2)[:2]
+    _show(tab, run=a, tag="att", step=1, head=1, compare=[b], scale="ratio")
+    wait_painted(tab, 1)
+    _shot(tab, "#head-grid >> xpath=..", "grid-ratio", theme, scale)
+    _shot(tab, "#compare-panel", "side-by-side-ratio", theme, scale)
+    _shot(tab, "#stats-panel", "stats", theme, scale)
+    _show(tab, run=HUGE_RUN, scale="fixed")
+    wait_painted(tab, 0)
+    tab.fill("#zoom", "12")
+    _shot(tab, "#focus-panel", "minimap", theme, scale)
+    assert page.console_errors == []
