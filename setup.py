@@ -28,6 +28,7 @@ setuptools.setup(
     packages=[
         "tb_attention_plugin",
         "tb_attention_plugin.writing",
+        "tb_attention_plugin.writing.backends",
         "tb_attention_plugin.format",
         "tb_attention_plugin.math",
         "tb_attention_plugin.serving",

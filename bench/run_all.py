@@ -7,7 +7,7 @@ import datetime
 import os
 import platform
 
-from bench import (backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
+from bench import (backend_capture, backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
                    head_metrics_cost, scaling, scaling_table, storage_over_training, writer_cost, zoo_capture)
 
 
@@ -38,6 +38,10 @@ def main():
         "## Writing a capture (`python -m bench.writer_cost`)",
         "",
         writer_cost.report(writer_cost.run()),
+        "",
+        "## One capture on each Keras backend (`python -m bench.backend_capture`)",
+        "",
+        backend_capture.report(),
         "",
         "## Backend routes and memory (`python -m bench.backend_latency`)",
         "",

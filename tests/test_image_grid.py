@@ -34,3 +34,23 @@ def test_images_become_uint8_by_their_own_range():
     assert to_uint8(np.full((2, 2, 3), 7.0)).tolist() == np.full((2, 2, 3), 128).tolist()
     raw = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
     assert to_uint8(raw) is raw
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png_decoder_reads_our_pngs_and_libpngs_filtered_ones(channels):
+    # Probe images are read back without TensorFlow (format/png.py): ours
+    # are unfiltered; logs of earlier versions hold tf.io.encode_png's,
+    # whose libpng filters rows (sub, up, average, Paeth) on smooth images.
+    tf = pytest.importorskip("tensorflow")
+    from tb_attention_plugin.format.png import decode_png
+    from tb_attention_plugin.writing.image_grid import encode_png
+
+    rows, cols = np.indices((9, 7))
+    image = np.stack([(rows * 20 + cols * 3 + 11 * c) % 256 for c in range(channels)], -1).astype(np.uint8)
+    image[4, 3] = 255  # one sharp pixel among smooth gradients
+    np.testing.assert_array_equal(decode_png(encode_png(image)), image)
+    filtered = tf.io.encode_png(image).numpy()
+    assert decode_png(filtered).shape == (9, 7, channels)
+    np.testing.assert_array_equal(decode_png(filtered), image)
+    with pytest.raises(ValueError, match="not a PNG"):
+        decode_png(b"GIF89a")

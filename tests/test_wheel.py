@@ -43,7 +43,7 @@ x = np.random.default_rng(0).integers(1, 20, (16, 6))
 model.fit(x, np.zeros((16, 1)), batch_size=4, epochs=1, verbose=0,
           callbacks=[AttentionCallback(sys.argv[1], x[:2], update_freq=2)])
 stored = tb_attention_plugin.read_attention(sys.argv[1])["."]["mha"]
-print("backend", keras.config.backend(), "steps", list(stored.steps), "shape", stored.maps[0].shape)
+print("backend", keras.config.backend(), "steps", [int(s) for s in stored.steps], "shape", stored.maps[0].shape)
 print("tensorflow imported", any(m.split(".")[0] == "tensorflow" for m in sys.modules))
 """
 
