@@ -19,9 +19,15 @@ DEMOS := imdb transformer lstm_attention gru_seq2seq induction vit
 # from config are in setup.py's test extra. It needs Python >= 3.11; on 3.10
 # the zoo tests are skipped.
 KERAS_HUB := keras-hub==0.32.0
-# Tests that run a second time with KERAS_BACKEND=jax (tests/test_backends.py
-# says why these): capture on every backend, the keras_hub zoo, LLM habits.
-JAX_TESTS := tests/test_backends.py tests/test_zoo_keras_hub.py tests/test_llm_finetuning.py
+# PyTorch for the torch backend's tests, pinned: 2.13.0 is a CPU build (754 MB
+# installed, 32 s from the local wheel cache); an unpinned `torch` from PyPI
+# is a CUDA build of several GB.
+TORCH := torch==2.13.0
+# Tests that run again with KERAS_BACKEND=jax and =torch (tests/test_backends.py
+# says why these): capture on every backend, Keras's attention layers in every
+# model style, every mask form, shared layers, faults, the keras_hub zoo, LLM habits.
+BACKEND_TESTS := tests/test_backends.py tests/test_callback_capture.py tests/test_capture_any_model.py tests/test_probe_habits.py \
+  tests/test_zoo_keras_hub.py tests/test_llm_finetuning.py
 
 .PHONY: install test demo demo-train bench clean
 
@@ -30,12 +36,12 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 # Re-installs when setup.py changes; the package is installed editable.
 $(VENV)/.installed: setup.py Makefile
-	@echo "==> Installing tb-attention with TensorFlow (CPU) and the test tools into $(VENV) (first time: a few minutes)"
+	@echo "==> Installing tb-attention with TensorFlow (CPU), JAX, PyTorch (CPU) and the test tools into $(VENV) (first time: a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install --upgrade pip
 	@# setuptools' notice on editable installs ("be careful with folders ...
 	@# named like your package") asks nothing of a user: not shown.
-	@PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -e ".[cpu,test,jax]"
+	@PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -e ".[cpu,test,jax]" "$(TORCH)"
 	@if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
 	  $(PIP) install --no-deps "$(KERAS_HUB)"; \
 	else echo "    Python < 3.11: keras-hub not installed, the zoo tests will be skipped"; fi
@@ -51,7 +57,9 @@ test: install
 	@$(PY) -m pytest tests -W "ignore:__array__ implementation:DeprecationWarning"
 	@echo "==> Running the backend tests again on JAX (KERAS_BACKEND=jax, two host devices)"
 	@KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-	  $(PY) -m pytest $(JAX_TESTS) -W "ignore:__array__ implementation:DeprecationWarning"
+	  $(PY) -m pytest $(BACKEND_TESTS) -W "ignore:__array__ implementation:DeprecationWarning"
+	@echo "==> Running the backend tests again on PyTorch (KERAS_BACKEND=torch)"
+	@KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS) -W "ignore:__array__ implementation:DeprecationWarning"
 	@if command -v node >/dev/null; then echo "==> Running the tab's unit tests (node --test)"; node --test frontend/tests/; \
 	else echo "==> node not found: the tab's unit tests are skipped (apt-get install nodejs)"; fi
 

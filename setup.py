@@ -60,6 +60,9 @@ setuptools.setup(
         # Keras on JAX (KERAS_BACKEND=jax): no TensorFlow needed. jax[cuda12]
         # instead of this for a GPU, as JAX's install guide says.
         "jax": ["jax>=0.4.34"],
+        # Keras on PyTorch (KERAS_BACKEND=torch). 2.13.0 is the CPU build make
+        # install takes (a newer one from the index is a CUDA build of GBs).
+        "torch": ["torch>=2.1"],
         # keras-hub itself is installed by the Makefile with --no-deps (see
         # KERAS_HUB there): its tensorflow-text dependency pulls the full
         # `tensorflow` beside `tensorflow-cpu`. These are the imports it needs

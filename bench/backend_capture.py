@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = ("BERT", "GPT-2", "Llama (GQA 4/2)")
 
 

@@ -1,9 +1,11 @@
-"""Capture on every Keras backend (issue 31). This file, the model zoo and
-the LLM fine-tuning tests run once per backend: `make test` runs them under
-TensorFlow with the rest of the suite, then again with KERAS_BACKEND=jax
+"""Capture on every Keras backend (issue 31). This file and the others in
+the Makefile's BACKEND_TESTS (Keras's attention layers, every mask form,
+shared layers, the model zoo, the LLM fine-tuning habits) run once per
+backend: `make test` runs them under TensorFlow with the rest of the suite,
+then again with KERAS_BACKEND=jax
 (and two host devices, XLA_FLAGS=--xla_force_host_platform_device_count=2,
-for the DataParallel test). Tests that only mean something on one backend
-say so when skipped.
+for the DataParallel test) and with KERAS_BACKEND=torch. Tests that only
+mean something on some backends say so when skipped.
 
 References are the probabilities the layer computes in an eager call, read
 by a different hook than the capture's (a wrapper around `keras.ops.softmax`
@@ -19,6 +21,8 @@ from tb_attention_plugin import AttentionCallback, read_attention
 
 BACKEND = keras.config.backend()
 on_jax = pytest.mark.skipif(BACKEND != "jax", reason="a JAX-only path (run with KERAS_BACKEND=jax)")
+with_fused_attention = pytest.mark.skipif(
+    BACKEND not in ("jax", "torch"), reason="keras_hub has a fused attention path on JAX and torch only")
 V, T, PAD, N, B = 30, 8, 3, 16, 3  # vocabulary, length, padded tail, examples, probe examples
 
 
@@ -125,10 +129,10 @@ def test_captures_see_the_weights_of_their_step_not_those_of_the_trace(tmp_path)
                                atol=GRAPH_VS_EAGER, rtol=0)
 
 
-@on_jax
+@with_fused_attention
 @pytest.mark.parametrize("family", ["llama", "gemma"])
 def test_keras_hub_fused_attention_and_the_explicit_path_the_probe_takes_agree(family):
-    # On JAX keras_hub's layers train through a fused dot_product_attention
+    # On JAX and torch keras_hub's layers train through a fused dot_product_attention
     # that never forms the probabilities; the probe takes their explicit
     # path (capture._explicit_path_patches). Same layer, same weights: the
     # outputs agree to float32 rounding, so the probabilities shown are
@@ -174,11 +178,20 @@ def test_data_parallel_on_two_devices_captures_once_and_faithfully(tmp_path):
                                    atol=GRAPH_VS_EAGER, rtol=0)
 
 
-@on_jax
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="tf.distribute's chief: tests/test_reliability.py::test_multi_worker_mirrored_strategy_only_the_chief_writes")
 def test_only_process_zero_writes(tmp_path, monkeypatch):
-    import jax
+    # as on the second process of two: JAX's process index, torch.distributed's rank
+    if BACKEND == "jax":
+        import jax
 
-    monkeypatch.setattr(jax, "process_index", lambda: 1)  # as on the second host of two
+        monkeypatch.setattr(jax, "process_index", lambda: 1)
+    else:  # what the callback asks of torch.distributed (Keras asks it more: not patched)
+        import types
+
+        from tb_attention_plugin.writing.backends import torch as torch_backend
+
+        monkeypatch.setattr(torch_backend, "_distributed", types.SimpleNamespace(
+            is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda: 1))
     model = _mha_model()
     ids = _ids()
     callback = AttentionCallback(tmp_path / "run", ids[:B], update_freq=2)

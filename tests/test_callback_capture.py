@@ -50,7 +50,7 @@ def test_functional_mha_with_padding_mask_matches_eager_call(tmp_path):
     e = emb(probe)
     _, reference = mha(e, e, attention_mask=_pad_mask(probe), return_attention_scores=True)
     mask = probe != 0
-    assert_maps_equal([m[-1] for m in layer.maps], reference.numpy(), _spans(mask, mask), atol=GRAPH_VS_EAGER)
+    assert_maps_equal([m[-1] for m in layer.maps], keras.ops.convert_to_numpy(reference), _spans(mask, mask), atol=GRAPH_VS_EAGER)
     assert list(layer.steps) == [0, 2, 4, 6]
     assert layer.kind == "self" and layer.num_heads == 3 and layer.has_head_axis
     assert layer.key_tokens[0] == [vocab[i] for i in probe[0, 3:]]
@@ -120,10 +120,10 @@ def test_subclassed_encoder_decoder_captures_self_causal_and_cross(tmp_path):
     _, ref_cross = dec.cross_attention(x, encoded, return_attention_scores=True)
 
     full = lambda n, l: [((0, l), (0, l))] * n
-    assert_maps_equal([m[-1] for m in by_kind["self"].maps], ref_self.numpy(), full(3, 7), UINT8_BOUND)
-    assert_maps_equal([m[-1] for m in by_kind["causal"].maps], ref_causal.numpy(), full(3, 5), UINT8_BOUND)
+    assert_maps_equal([m[-1] for m in by_kind["self"].maps], keras.ops.convert_to_numpy(ref_self), full(3, 7), UINT8_BOUND)
+    assert_maps_equal([m[-1] for m in by_kind["causal"].maps], keras.ops.convert_to_numpy(ref_causal), full(3, 5), UINT8_BOUND)
     cross_spans = [((0, 5), (0, 7))] * 3
-    assert_maps_equal([m[-1] for m in by_kind["cross"].maps], ref_cross.numpy(), cross_spans, UINT8_BOUND)
+    assert_maps_equal([m[-1] for m in by_kind["cross"].maps], keras.ops.convert_to_numpy(ref_cross), cross_spans, UINT8_BOUND)
     # cross attention: queries are decoder tokens, keys encoder tokens
     assert by_kind["cross"].query_tokens[0] == ["t%d" % i for i in probe[1][0]]
     assert by_kind["cross"].key_tokens[0] == ["t%d" % i for i in probe[0][0]]
@@ -148,7 +148,7 @@ def test_group_query_attention_in_sequential_wrapper_matches(tmp_path):
     (layer,) = read_attention(str(tmp_path))["."].values()
     _, reference = block.gqa(x[:2], x[:2], return_attention_scores=True)
     assert layer.num_heads == 4 and layer.layer_class == "GroupedQueryAttention"
-    assert_maps_equal([m[-1] for m in layer.maps], reference.numpy(), [((0, 6), (0, 6))] * 2, UINT8_BOUND)
+    assert_maps_equal([m[-1] for m in layer.maps], keras.ops.convert_to_numpy(reference), [((0, 6), (0, 6))] * 2, UINT8_BOUND)
     assert list(layer.steps) == [0, 3]
 
 
@@ -165,7 +165,7 @@ def test_keras_attention_layer_without_heads_is_one_head_cross(tmp_path):
     layer = only_layer(tmp_path, "dot_attention")
     _, reference = att([xq[:2], xv[:2]], return_attention_scores=True)
     assert layer.num_heads == 1 and layer.kind == "cross" and not layer.has_head_axis
-    assert_maps_equal([m[-1] for m in layer.maps], reference.numpy()[:, None], [((0, 4), (0, 6))] * 2, GRAPH_VS_EAGER)
+    assert_maps_equal([m[-1] for m in layer.maps], keras.ops.convert_to_numpy(reference)[:, None], [((0, 4), (0, 6))] * 2, GRAPH_VS_EAGER)
 
 
 def test_dense_softmax_attention_vec_is_captured_by_name_as_features_by_time(tmp_path):
@@ -181,7 +181,7 @@ def test_dense_softmax_attention_vec_is_captured_by_name_as_features_by_time(tmp
     cb = AttentionCallback(tmp_path, x[:3], layers=["attention_vec"], encoding="float32")
     _fit(model, x, np.zeros((16, 1)), cb, steps=2)
     layer = only_layer(tmp_path, "attention_vec")
-    reference = keras.Model(inp, probs)(x[:3]).numpy()  # (batch, time, features)
+    reference = keras.ops.convert_to_numpy(keras.Model(inp, probs)(x[:3]))  # (batch, time, features)
     stored = np.stack([m[-1, 0] for m in layer.maps])  # (batch, features, time)
     np.testing.assert_allclose(stored, reference.transpose(0, 2, 1), atol=1e-6)
     assert layer.key_tokens[0] == [str(t) for t in range(steps)]
@@ -228,4 +228,4 @@ def test_custom_layer_returning_output_and_weights_is_captured_by_name(tmp_path)
     layer = only_layer(tmp_path, "sdpa")
     _, reference = sdpa(xd[:2], xe[:2])
     assert layer.kind == "cross" and layer.num_heads == 1
-    assert_maps_equal([m[-1] for m in layer.maps], reference.numpy()[:, None], [((0, 3), (0, 5))] * 2, 1e-6)
+    assert_maps_equal([m[-1] for m in layer.maps], keras.ops.convert_to_numpy(reference)[:, None], [((0, 3), (0, 5))] * 2, 1e-6)

@@ -121,6 +121,7 @@ def test_raw_text_for_a_model_without_a_preprocessor_is_refused_before_training(
         callback.set_model(tiny_mha_classifier())
 
 
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the README's custom loop is TensorFlow code (tf.GradientTape)")
 def test_the_readme_custom_loop_writes_on_a_model_that_was_never_compiled(tmp_path, caplog):
     inp = keras.Input((LEN,), dtype="int32")
     h = keras.layers.Embedding(30, 8, mask_zero=True)(inp)
@@ -220,6 +221,7 @@ def _seed_003_transformer():
     return model
 
 
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="seed 003 is TensorFlow code (tf.matmul, tf.nn.softmax)")
 def test_seed_003_sub_models_layers_are_tagged_by_the_sub_model_that_holds_them(tmp_path):
     model = _seed_003_transformer()
     rng = np.random.default_rng(0)

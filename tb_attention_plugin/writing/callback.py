@@ -50,7 +50,8 @@ class AttentionCallback(keras.callbacks.Callback):
     Attention tab of `tensorboard --logdir`.
 
     Args:
-      log_dir: directory (any `tf.io.gfile` path) to write event files to;
+      log_dir: directory (any path TensorBoard's `tf.io.gfile` takes: README,
+        Install) to write event files to;
         it becomes one TensorBoard run. Give it the same directory as
         `keras.callbacks.TensorBoard` to see both side by side. Training the
         same model on the same probe again appends to it (steps never go
@@ -340,8 +341,9 @@ class AttentionCallback(keras.callbacks.Callback):
         except capture.CaptureError as e:
             raise ValueError("AttentionCallback: %s" % messages.sentence(str(e))) from None
         except Exception as e:
-            # tf.function wraps the cause in a traceback; its last line says
-            # it, after the exception's class name. Quoted as the model said it.
+            # A backend may wrap the cause in a traceback (tf.function does);
+            # its last line says it, after the exception's class name. Quoted
+            # as the model said it.
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             said = re.sub(r"^\w+(Error|Exception): ", "", lines[-1]) if lines else messages.error_text(e)
             raise ValueError(

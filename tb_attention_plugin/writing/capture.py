@@ -25,6 +25,7 @@ Every call of a captured layer on the probe is recorded (a layer shared by two
 branches gives two maps), in the order the model runs them.
 """
 
+import contextlib
 import inspect
 
 import keras
@@ -656,30 +657,37 @@ class ProbeFunction:
             out = self._plan(recorder.calls, names, required, required_by_layer)
             return out, _links(recorder.calls)
 
-        installed = []
-        try:
-            for layer, name in zip(layers, names):
-                for (owner, attr), fn in _patches_for(layer, name, recorder):
-                    object.__setattr__(owner, attr, fn)
-                    installed.append((owner, attr, None))
-            for module, attr in _KERAS_SOFTMAX_FUNCTIONS + tuple(backend.SOFTMAX_FUNCTIONS):
-                original = getattr(module, attr)
-                setattr(module, attr, _softmax_hook(original, recorder))
-                installed.append((module, attr, original))
-            for module, attr in _explicit_path_patches(layers):
-                installed.append((module, attr, getattr(module, attr)))
-                setattr(module, attr, _no_fused_attention)
-            self._traced = backend.trace(model, probe, forward)
-        finally:
-            for owner, attr, original in reversed(installed):
-                if original is None:
-                    object.__delattr__(owner, attr)
-                else:
-                    setattr(owner, attr, original)
+        @contextlib.contextmanager
+        def hooked():
+            """The hooks, installed for the block only (a trace, or on an
+            eager backend every run of the probe)."""
+            installed = []
+            try:
+                for layer, name in zip(layers, names):
+                    for (owner, attr), fn in _patches_for(layer, name, recorder):
+                        object.__setattr__(owner, attr, fn)
+                        installed.append((owner, attr, None))
+                for module, attr in _KERAS_SOFTMAX_FUNCTIONS + tuple(backend.SOFTMAX_FUNCTIONS):
+                    original = getattr(module, attr)
+                    setattr(module, attr, _softmax_hook(original, recorder))
+                    installed.append((module, attr, original))
+                for module, attr in _explicit_path_patches(layers):
+                    installed.append((module, attr, getattr(module, attr)))
+                    setattr(module, attr, _no_fused_attention)
+                yield
+            finally:
+                for owner, attr, original in reversed(installed):
+                    if original is None:
+                        object.__delattr__(owner, attr)
+                    else:
+                        setattr(owner, attr, original)
+
+        self._traced = backend.trace(model, probe, forward, hooked)
         sources = stream_sources(recorder.calls, self._traced)
-        for key, (name, layer, has_mask, convention, causal, source, call, query_length) in self._meta.items():
-            self._meta[key] = (name, layer, has_mask, convention, causal, source,
-                               sources.get(id(call), (None, None)), query_length)
+        self._traced.forget_history()
+        # {key: (query inputs, key inputs)}; found once, as the calls of every
+        # run are the same (an eager backend records them anew each run)
+        self._streams = {key: sources.get(id(meta[6]), (None, None)) for key, meta in self._meta.items()}
 
     def _plan(self, calls, names, required, required_by_layer):
         """Picks what to return for every recorded call: {key: tensors}, the
@@ -747,8 +755,8 @@ class ProbeFunction:
         result = self._traced.run()
         captured = []
         for key in sorted(result):
-            (name, layer, has_mask, convention, causal, source, (query_inputs, key_inputs),
-             query_length) = self._meta[key]
+            name, layer, has_mask, convention, causal, source, _, query_length = self._meta[key]
+            query_inputs, key_inputs = self._streams[key]
             values = result[key]
             same = int(values["same_sequence"])
             scores = values["scores"]

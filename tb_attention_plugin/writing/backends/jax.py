@@ -40,8 +40,9 @@ class Traced:
         def traced(trainable, non_trainable, x):
             marker = getattr(keras.tree.flatten(x)[0], "_trace", None)
 
-            def call_model(inputs):
-                outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+            def call_model(inputs):  # as Keras's JAX predict step calls it
+                kwargs = {"training": False} if getattr(model, "_call_has_training_arg", True) else {}
+                outputs, _ = model.stateless_call(trainable, non_trainable, inputs, **kwargs)
                 return outputs
 
             def live(tensor):  # a tensor of this trace (not of a shape inference)
@@ -85,9 +86,14 @@ class Traced:
     def is_node(value):
         return isinstance(value, jax_core.Var)
 
+    def forget_history(self):
+        self.links = self.inputs = None
+        self._producers = {}
 
-def trace(model, probe, forward):
-    return Traced(model, probe, forward)
+
+def trace(model, probe, forward, hooked):
+    with hooked():
+        return Traced(model, probe, forward)
 
 
 def is_chief(model):

@@ -49,9 +49,13 @@ class Traced:
     def is_node(value):
         return tf.is_tensor(value) and hasattr(value, "op")
 
+    def forget_history(self):
+        self.links = self.inputs = None  # the graph itself stays: the function runs it
 
-def trace(model, probe, forward):
-    return Traced(model, probe, forward)
+
+def trace(model, probe, forward, hooked):
+    with hooked():
+        return Traced(model, probe, forward)
 
 
 def is_chief(model):
