@@ -59,10 +59,16 @@ def test_make_test_runs_pytest_then_the_tabs_unit_tests():
     assert [s.split(" into")[0].strip() for s in stages] == [
         "Installing tb-attention with TensorFlow",
         "Running the Python tests",
+        "Running the backend tests again on JAX",
+        "Running the backend tests again on PyTorch",
         "Running the tab's unit tests",
         "node not found: the tab's unit tests are skipped",
     ]
     assert "-m pytest tests" in out and "node --test frontend/tests/" in out
+    # the backend reruns: each with its backend, on the same files
+    assert "KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2" in out
+    assert "KERAS_BACKEND=torch" in out
+    assert out.count("tests/test_backends.py tests/test_callback_capture.py") == 2
 
 
 def _run_make_demo(cwd, logdir, port, timeout=900, **make_vars):
