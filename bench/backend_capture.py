@@ -10,7 +10,13 @@ of 10 after a fit that traced everything: one training step
 capture's forward pass alone (`ProbeFunction()`, numpy out), one whole capture
 (forward pass, crop, statistics, encode, write, flush) and the overhead at
 the default cadence, one capture every 100 steps: 1 + capture / (100 x step).
-The target: the forward pass costs at most 2x the backend's predict.
+The target: the forward pass costs at most 2x the backend's own predict.
+
+Then the measured fit overhead at the default cadence (update_freq=100) on
+BERT: a fit of FIT_STEPS optimizer steps with the callback (its trace and its
+captures at steps 0, 100, 200, ... and the end included) against the same fit
+without, both after a warm-up fit that traced Keras's own train step,
+interleaved, median ratio of FIT_REPS pairs with its spread.
 """
 
 import json
@@ -23,6 +29,7 @@ import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = ("BERT", "GPT-2", "Llama (GQA 4/2)")
+FIT_STEPS, FIT_REPS = 300, 3
 
 
 def _median_time(fn, reps):
@@ -58,7 +65,35 @@ def _child(reps=10):
         capture = _median_time(
             lambda: callback._write(callback._serialize(callback._probe_fn()), next(count)), reps)
         out[name] = dict(step=step, predict=predict, forward=forward, capture=capture)
+    out["fit"] = _fit_overhead(zoo)
     print("RESULT " + json.dumps(out))
+
+
+def _fit_overhead(zoo):
+    """[(seconds without, seconds with the callback)] of FIT_REPS interleaved
+    fits of FIT_STEPS steps on BERT, each on a fresh model and log dir."""
+    import numpy as np
+
+    from tb_attention_plugin import AttentionCallback
+
+    build, inputs = zoo._architectures()["BERT"]
+    x = inputs(np.random.default_rng(0))
+    x = {k: np.concatenate([v] * FIT_STEPS) for k, v in x.items()}  # FIT_STEPS batches
+    y = np.zeros((len(x["token_ids"]), 1), "float32")
+    probe = {k: v[:zoo.PROBE] for k, v in x.items()}
+
+    def fit(with_callback):
+        model = zoo._model(build())
+        model.fit({k: v[:zoo.BATCH] for k, v in x.items()}, y[:zoo.BATCH], batch_size=zoo.BATCH,
+                  verbose=0)  # Keras's own step traced before the clock starts
+        callbacks = [AttentionCallback(tempfile.mkdtemp(prefix="tba-fit-"), probe)] if with_callback else []
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=zoo.BATCH, epochs=1, verbose=0, callbacks=callbacks)
+        if callbacks:
+            callbacks[0].flush()
+        return time.perf_counter() - start
+
+    return [(fit(False), fit(True)) for _ in range(FIT_REPS)]
 
 
 def run():
@@ -88,6 +123,15 @@ def report(results=None):
             lines.append("| %s | %s | %.1f ms | %.1f ms | %.1f ms | %.2fx | %.1f ms | %.4fx |" % (
                 model, backend, r["step"] * 1e3, r["predict"] * 1e3, r["forward"] * 1e3,
                 r["forward"] / r["predict"], r["capture"] * 1e3, 1 + r["capture"] / (100 * r["step"])))
+    lines += ["", "Fit overhead measured on BERT, %d steps, update_freq=100 (default), %d interleaved pairs:" % (
+        FIT_STEPS, FIT_REPS), "",
+        "| backend | fit without | fit with the callback | median ratio (spread) |", "|---|---|---|---|"]
+    for backend in BACKENDS:
+        pairs = results[backend]["fit"]
+        ratios = sorted(w / wo for wo, w in pairs)
+        lines.append("| %s | %.1f s | %.1f s | %.3fx (%.3f-%.3f) |" % (
+            backend, statistics.median(wo for wo, _ in pairs), statistics.median(w for _, w in pairs),
+            statistics.median(ratios), ratios[0], ratios[-1]))
     return "\n".join(lines)
 
 
