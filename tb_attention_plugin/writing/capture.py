@@ -685,9 +685,10 @@ class ProbeFunction:
         self._traced = backend.trace(model, probe, forward, hooked)
         sources = stream_sources(recorder.calls, self._traced)
         self._traced.forget_history()
+        recorder.reset(lambda tensor: False)  # drops the traced tensors: needed no more
         # {key: (query inputs, key inputs)}; found once, as the calls of every
         # run are the same (an eager backend records them anew each run)
-        self._streams = {key: sources.get(id(meta[6]), (None, None)) for key, meta in self._meta.items()}
+        self._streams = {key: sources.get(meta[6], (None, None)) for key, meta in self._meta.items()}
 
     def _plan(self, calls, names, required, required_by_layer):
         """Picks what to return for every recorded call: {key: tensors}, the
@@ -714,7 +715,7 @@ class ProbeFunction:
                 else keras.ops.cast(call.same_sequence, "int32"),
             }
             meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
-                         call, _static_length(call.query))
+                         id(call), _static_length(call.query))
         missing = [n for n, r in zip(names, required) if r and n not in ran]
         if missing:
             raise CaptureError(
