@@ -28,11 +28,47 @@ def test_given_attention_of_softmax_rows_is_one_for_every_query():
     np.testing.assert_allclose(numerics.given_attention(A), [[1.0, 1.0, 1.0]])
 
 
+# Each p log p is computed in float32, the scores' own precision (unit
+# roundoff 6e-8; the log adds a few ulps), and summed in float64.
+FLOAT32_ELEMENTWISE = 1e-6
+
+
 def test_row_entropy_is_log_k_for_uniform_rows_and_zero_for_one_hot():
     uniform = np.full((1, 2, 4), 0.25)
     one_hot = np.array([[[0.0, 1.0], [1.0, 0.0]]])
-    assert math.isclose(numerics.row_entropy(uniform)[0], math.log(4))
+    assert math.isclose(numerics.row_entropy(uniform)[0], math.log(4), rel_tol=FLOAT32_ELEMENTWISE)
     assert numerics.row_entropy(one_hot)[0] == 0.0
+
+
+def _float64_statistics(maps):
+    """The head statistics' definitions written out in float64, row by row."""
+    heads, q, k = maps.shape
+    out = np.zeros((heads, 3))
+    for h in range(heads):
+        entropies, distances = [], []
+        for i in range(q):
+            row = maps[h, i].astype(np.float64)
+            entropies.append(-sum(p * math.log(p) for p in row if p > 0))
+            distances.append(sum(p * abs(i - j) for j, p in enumerate(row)))
+        out[h] = [np.mean(entropies), maps[h].max(), np.mean(distances)]
+    return out
+
+
+def test_head_statistics_from_shared_row_facts_equal_the_float64_definitions():
+    rng = np.random.default_rng(3)
+    logits = 3 * rng.normal(size=(2, 5, 7))
+    maps = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    maps[1, :, 4:] = 0.0  # keys no query looks at (0 log 0 = 0)
+    maps[1] /= maps[1].sum(-1, keepdims=True)
+    rows = numerics.row_facts(maps)
+    expected = _float64_statistics(maps)
+    np.testing.assert_allclose(numerics.head_statistics(maps), expected, rtol=FLOAT32_ELEMENTWISE)
+    np.testing.assert_array_equal(numerics.head_statistics(maps, rows), numerics.head_statistics(maps))
+    np.testing.assert_allclose(rows.sums, numerics.given_attention(maps), rtol=1e-12)
+    assert numerics.rows_sum_to_one(maps, sums=rows.sums) and not numerics.rows_sum_to_one(maps, sums=rows.sums * 1.01)
+    # A map without keys or queries has no statistics.
+    assert np.isnan(numerics.head_statistics(np.zeros((2, 3, 0)))).all()
+    assert numerics.row_facts(np.zeros((2, 3, 0))).sums.shape == (2, 3)
 
 
 def test_max_weight_and_mean_distance_by_hand():

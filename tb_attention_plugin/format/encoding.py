@@ -42,7 +42,12 @@ def parse_encoding(name):
 def encode_raw(maps, encoding):
     """An array of weights -> uncompressed bytes (C order, shape kept elsewhere)."""
     if encoding == UINT8:
-        scaled = np.rint(np.clip(np.asarray(maps, np.float64), 0.0, 1.0) * 255.0)
+        # In float64, where w * 255 is exact for a float32 w, so rounding
+        # keeps the 1/510 bound; one copy, then in place.
+        scaled = np.array(maps, dtype=np.float64)
+        np.clip(scaled, 0.0, 1.0, out=scaled)
+        scaled *= 255.0
+        np.rint(scaled, out=scaled)
         return scaled.astype(np.uint8).tobytes()
     if encoding == FLOAT32:
         return np.asarray(maps, dtype="<f4").tobytes()

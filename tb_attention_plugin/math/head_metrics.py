@@ -8,7 +8,11 @@ qualifies). Definitions, with the papers they come from, are in
 docs/HEAD_METRICS.md; each function's docstring is its formula.
 """
 
+import functools
+
 import numpy as np
+
+from tb_attention_plugin.math import numerics
 
 # Tokens that mark a sequence's start, end or separation in the tokenizers
 # users have (BERT, RoBERTa/BART, GPT-2, Llama, T5): "sink" candidates.
@@ -24,11 +28,6 @@ def _float(maps):
     return np.asarray(maps, dtype=np.float32)
 
 
-def _row_entropies(p):
-    """(heads, q) Shannon entropy of each row, in nats (0 log 0 = 0)."""
-    return -(p * np.log(np.maximum(p, np.float32(1e-30)))).sum(axis=2, dtype=np.float64)
-
-
 def _nan(maps):
     return np.full(np.shape(maps)[0], np.nan)
 
@@ -37,7 +36,7 @@ def entropy(maps):
     """Mean over query rows of each row's Shannon entropy, in nats."""
     if 0 in np.shape(maps)[1:]:
         return _nan(maps)
-    return _row_entropies(_float(maps)).mean(axis=1)
+    return numerics.row_entropy(maps)
 
 
 def visible_keys(q, k, causal=False, window=0, offset=0):
@@ -67,17 +66,19 @@ def normalized_entropy(maps, causal=False, row_entropies=None, window=0, offset=
     if not rows.any():
         return _nan(maps)
     if row_entropies is None:
-        row_entropies = _row_entropies(_float(maps))
+        row_entropies = numerics.row_entropies(maps)
     per_row = row_entropies / np.log(np.where(rows, allowed, 2))
     return per_row[:, rows].mean(axis=1)
 
 
-def confidence(maps):
-    """Mean over rows of the row's largest weight (Voita et al. 2019)."""
-    p = _float(maps)
-    if p.shape[1] == 0 or p.shape[2] == 0:
+def confidence(maps, row_maxima=None):
+    """Mean over rows of the row's largest weight (Voita et al. 2019).
+    `row_maxima`: (heads, q), when already computed (numerics.RowFacts)."""
+    if 0 in np.shape(maps)[1:]:
         return _nan(maps)
-    return p.max(axis=2).mean(axis=1, dtype=np.float64)
+    if row_maxima is None:
+        row_maxima = _float(maps).max(axis=2)
+    return row_maxima.mean(axis=1, dtype=np.float64)
 
 
 def first_key_mass(maps):
@@ -120,14 +121,15 @@ def same_position_score(maps):
     return p[:, rows, rows].sum(axis=1, dtype=np.float64) / p.shape[1]
 
 
-def mean_distance(maps):
-    """Mean over rows of the expected |i - j| under the row's weights."""
-    p = _float(maps)
-    if 0 in p.shape[1:]:
+def mean_distance(maps, row_distances=None):
+    """Mean over rows of the expected |i - j| under the row's weights
+    (numerics.mean_distance). `row_distances`: (heads, q), when already
+    computed."""
+    if 0 in np.shape(maps)[1:]:
         return _nan(maps)
-    q, k = p.shape[1:]
-    distance = np.abs(np.arange(q, dtype=np.float32)[:, None] - np.arange(k, dtype=np.float32)[None, :])
-    return (p * distance).sum(axis=2, dtype=np.float64).mean(axis=1)
+    if row_distances is None:
+        row_distances = numerics.row_distances(maps)
+    return row_distances.mean(axis=1)
 
 
 def induction_targets(tokens):
@@ -147,19 +149,33 @@ def induction_score(maps, tokens):
     strings), one per row; self attention."""
     p = _float(maps)
     q, k = p.shape[1:]
-    tokens = np.asarray(list(tokens)[:q])
+    found = _induction_mask(tuple(np.asarray(list(tokens)[:q]).tolist()), k)
+    if found is None:
+        return _nan(maps)
+    rows, targets = found
+    weight = (p[:, rows, :] * targets).sum(axis=2, dtype=np.float64)
+    return weight.mean(axis=1)
+
+
+@functools.lru_cache(maxsize=256)
+def _induction_mask(tokens, k):
+    """(row indices, targets (rows, k) bool) of induction_score for the
+    query `tokens` (a tuple) over `k` keys, or None when no row has a
+    target. A probe's tokens are the same at every capture: computed once."""
+    tokens = np.asarray(tokens)
     n = min(len(tokens), k + 1)
     if n < 3:
-        return _nan(maps)
+        return None
     # targets[i, j + 1]: token j equals token i, j + 1 < i (induction_targets)
     same = tokens[:n, None] == tokens[None, :n]
     targets = np.zeros((n, k), dtype=bool)
     targets[:, 1:n] = np.tril(same, k=-2)[:, : n - 1]
-    rows = targets.any(axis=1)
-    if not rows.any():
-        return _nan(maps)
-    weight = (p[:, :n, :] * targets).sum(axis=2, dtype=np.float64)
-    return weight[:, rows].mean(axis=1)
+    rows = np.flatnonzero(targets.any(axis=1))
+    if rows.size == 0:
+        return None
+    targets = targets[rows]
+    rows.flags.writeable = targets.flags.writeable = False
+    return rows, targets
 
 
 def change(maps, previous):
@@ -229,57 +245,62 @@ METRIC_NAMES = (
 )
 
 
-def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None, window=0, offset=0):
+def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None, window=0, offset=0, rows=None):
     """(heads, len(METRIC_NAMES)) of one example: `key_tokens` its key token
     strings (special tokens are looked up there), `kind` 'self', 'causal' or
     'cross', `previous` its maps at the previous capture or None, `ids` its
     token ids (self attention: induction compares them; the strings when
     None), `grid` (rows, cols, prefix) when its tokens are image patches,
-    `window` the layer's sliding window (0: none) and `offset` the first
-    query's position minus the first key's (visible_keys)."""
+    `window` the layer's sliding window (0: none), `offset` the first
+    query's position minus the first key's (visible_keys) and `rows` the
+    maps' numerics.RowFacts when already computed."""
     if kind == "cross":
-        values = cross_attention_metrics(maps, key_tokens, previous)
+        values = cross_attention_metrics(maps, key_tokens, previous, rows=rows)
     else:
         values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids,
-                                        window=window, offset=offset)
+                                        window=window, offset=offset, rows=rows)
         values["patch_distance"] = patch_distance(maps, grid)
     heads = np.shape(maps)[0]
     return np.stack([values.get(name, np.full(heads, np.nan)) for name in METRIC_NAMES], axis=1)
 
 
-def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None, window=0, offset=0):
+def _row_based_metrics(p, key_tokens, previous, rows, causal=False, window=0, offset=0):
+    """The metrics every kind of attention has, several of them means of the
+    per-row facts (numerics.RowFacts, computed here when `rows` is None)."""
+    if 0 in p.shape[1:]:
+        return {name: _nan(p) for name in ("entropy", "normalized_entropy", "confidence", "first_key_mass",
+                                           "special_token_mass", "mean_distance", "change")}
+    rows = numerics.row_facts(p) if rows is None else rows
+    return {
+        "entropy": rows.entropies.mean(axis=1),
+        "normalized_entropy": normalized_entropy(p, causal, rows.entropies, window, offset),
+        "confidence": confidence(p, rows.maxima),
+        "first_key_mass": first_key_mass(p),
+        "special_token_mass": special_token_mass(p, key_tokens),
+        "mean_distance": mean_distance(p, rows.distances),
+        "change": change(p, previous),
+    }
+
+
+def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None, window=0, offset=0, rows=None):
     """{metric name: (heads,)} of one self-attention example; `tokens` are
     its (query = key) token strings, `ids` its token ids if known (what
     induction compares: two words may print alike); `window`, `offset` as
-    for visible_keys."""
+    for visible_keys; `rows` as for all_metrics."""
     p = _float(maps)
-    rows = _row_entropies(p) if 0 not in p.shape[1:] else None
-    return {
-        "entropy": _nan(maps) if rows is None else rows.mean(axis=1),
-        "normalized_entropy": normalized_entropy(p, causal, rows, window, offset),
-        "confidence": confidence(maps),
-        "first_key_mass": first_key_mass(maps),
-        "special_token_mass": special_token_mass(maps, tokens),
-        "previous_token": previous_token_score(maps),
-        "same_position": same_position_score(maps),
-        "mean_distance": mean_distance(maps),
-        "induction": induction_score(maps, tokens if ids is None else ids),
-        "change": change(maps, previous),
-    }
+    values = _row_based_metrics(p, tokens, previous, rows, causal, window, offset)
+    values.update({
+        "previous_token": previous_token_score(p),
+        "same_position": same_position_score(p),
+        "induction": induction_score(p, tokens if ids is None else ids),
+    })
+    return values
 
 
-def cross_attention_metrics(maps, key_tokens, previous=None):
+def cross_attention_metrics(maps, key_tokens, previous=None, rows=None):
     """{metric name: (heads,)} of one cross-attention example (special
-    tokens looked up among its keys)."""
+    tokens looked up among its keys); `rows` as for all_metrics."""
     p = _float(maps)
-    rows = _row_entropies(p) if 0 not in p.shape[1:] else None
-    return {
-        "entropy": _nan(maps) if rows is None else rows.mean(axis=1),
-        "normalized_entropy": normalized_entropy(p, row_entropies=rows),
-        "confidence": confidence(maps),
-        "first_key_mass": first_key_mass(maps),
-        "special_token_mass": special_token_mass(maps, key_tokens),
-        "mean_distance": mean_distance(maps),
-        "monotone_alignment": monotone_alignment(maps),
-        "change": change(maps, previous),
-    }
+    values = _row_based_metrics(p, key_tokens, previous, rows)
+    values["monotone_alignment"] = monotone_alignment(p)
+    return values

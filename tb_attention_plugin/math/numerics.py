@@ -6,6 +6,9 @@ checked by hand against these definitions. Shapes are given per example:
 each row a distribution over keys (a softmax) for ordinary attention.
 """
 
+import dataclasses
+import functools
+
 import numpy as np
 
 
@@ -19,7 +22,7 @@ def received_attention(maps):
       (heads, k): `out[h, j] = sum_i maps[h, i, j]`. Over all keys it sums to
       the number of query rows (each row is a distribution).
     """
-    return np.asarray(maps, dtype=np.float64).sum(axis=1)
+    return np.asarray(maps).sum(axis=1, dtype=np.float64)
 
 
 def given_attention(maps):
@@ -32,7 +35,37 @@ def given_attention(maps):
     Returns:
       (heads, q).
     """
-    return np.asarray(maps, dtype=np.float64).sum(axis=2)
+    return np.asarray(maps).sum(axis=2, dtype=np.float64)
+
+
+def row_entropies(maps):
+    """(heads, q) Shannon entropy of each row, in nats (0 log 0 = 0).
+
+    Each p log p is computed in float32, the precision of the scores
+    themselves (relative error about 1e-7), and summed in float64: a float64
+    copy of every map cost more than the rest of a capture's statistics.
+    """
+    p = np.asarray(maps, dtype=np.float32)
+    return -(p * np.log(np.maximum(p, np.float32(1e-30)))).sum(axis=2, dtype=np.float64)
+
+
+def row_distances(maps):
+    """(heads, q) expected |i - j| under each row's weights.
+
+    Positions are counted within the cropped map, so for cross attention it
+    compares positions in two different sequences.
+    """
+    p = np.asarray(maps, dtype=np.float32)
+    q, k = p.shape[1:]
+    return (p * _distance_matrix(q, k)).sum(axis=2, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _distance_matrix(q, k):
+    """float32 (q, k) of |i - j|, read-only (shared between calls)."""
+    distance = np.abs(np.arange(q, dtype=np.float32)[:, None] - np.arange(k, dtype=np.float32)[None, :])
+    distance.flags.writeable = False
+    return distance
 
 
 def row_entropy(maps):
@@ -43,33 +76,56 @@ def row_entropy(maps):
     Returns:
       (heads,).
     """
-    p = np.asarray(maps, dtype=np.float64)
-    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return -plogp.sum(axis=2).mean(axis=1)
+    return row_entropies(maps).mean(axis=1)
 
 
 def max_weight(maps):
     """Largest single weight of each head. Returns (heads,)."""
-    return np.asarray(maps, dtype=np.float64).max(axis=(1, 2))
+    return np.asarray(maps).max(axis=(1, 2)).astype(np.float64)
 
 
 def mean_distance(maps):
-    """Mean over query rows of the expected |i - j| under each row's weights.
-
-    Positions are counted within the cropped map, so for cross attention it
-    compares positions in two different sequences.
+    """Mean over query rows of the expected |i - j| under each row's weights
+    (row_distances).
 
     Returns:
       (heads,).
     """
-    p = np.asarray(maps, dtype=np.float64)
-    q, k = p.shape[1:]
-    distance = np.abs(np.arange(q)[:, None] - np.arange(k)[None, :])
-    return (p * distance).sum(axis=2).mean(axis=1)
+    return row_distances(maps).mean(axis=1)
 
 
-def head_statistics(maps):
+@dataclasses.dataclass(frozen=True)
+class RowFacts:
+    """What every per-head number of one example is made of, per query row:
+    each a (heads, q) float64 array of its (heads, q, k) maps. Computed once
+    per example and capture (`row_facts`) and shared by the head statistics,
+    the head metrics, given attention and the rows-sum-to-one check, which
+    each made these passes over the maps on their own before."""
+
+    sums: np.ndarray  # sum over keys: given attention; 1 for a softmax row
+    entropies: np.ndarray  # row_entropies
+    maxima: np.ndarray  # the row's largest weight
+    distances: np.ndarray  # row_distances
+
+
+def row_facts(maps):
+    """RowFacts of one example's (heads, q, k) maps (q or k may be 0)."""
+    p = np.asarray(maps, dtype=np.float32)
+    heads, q, k = p.shape
+    if k == 0:
+        zeros = np.zeros((heads, q))
+        return RowFacts(sums=zeros, entropies=zeros, maxima=np.full((heads, q), np.nan), distances=zeros)
+    return RowFacts(
+        sums=p.sum(axis=2, dtype=np.float64),
+        entropies=row_entropies(p),
+        maxima=p.max(axis=2).astype(np.float64),
+        distances=row_distances(p),
+    )
+
+
+def head_statistics(maps, rows=None):
     """(heads, 3): row entropy, max weight and mean distance, in that order.
+    `rows`: the maps' RowFacts, when already computed.
 
     A map without cells (an example that is all padding: q or k is 0) has
     no statistics: every value is NaN.
@@ -77,8 +133,9 @@ def head_statistics(maps):
     heads, q, k = np.shape(maps)
     if q == 0 or k == 0:
         return np.full((heads, 3), np.nan)
+    rows = row_facts(maps) if rows is None else rows
     return np.stack(
-        [row_entropy(maps), max_weight(maps), mean_distance(maps)], axis=1
+        [rows.entropies.mean(axis=1), rows.maxima.max(axis=1), rows.distances.mean(axis=1)], axis=1
     )
 
 
@@ -181,7 +238,9 @@ def _finfo(dtype):
         return ml_dtypes.finfo(dtype)
 
 
-def rows_sum_to_one(maps, atol=ROW_SUM_TOLERANCE):
-    """True when every row of (..., q, k) sums to 1 within atol."""
-    sums = np.asarray(maps, dtype=np.float64).sum(axis=-1)
+def rows_sum_to_one(maps, atol=ROW_SUM_TOLERANCE, sums=None):
+    """True when every row of (..., q, k) sums to 1 within atol. `sums`:
+    the rows' sums (RowFacts.sums), when already computed."""
+    if sums is None:
+        sums = np.asarray(maps).sum(axis=-1, dtype=np.float64)
     return bool(np.all(np.abs(sums - 1.0) <= atol))

@@ -176,12 +176,13 @@ def prepare(
     )
 
 
-def maps_facts(record):
+def maps_facts(record, rows=None):
     """The facts of one LayerStep's maps (an AttentionPluginData, role MAPS,
     current version): what a reader needs to decode and show them. The MAPS
     tag's metadata and the step's facts blob are both this, so they cannot
-    differ."""
+    differ. `rows`: each example's numerics.RowFacts, when computed."""
     maps = record.maps
+    rows = rows or [None] * len(maps)
     facts = PluginData(
         version=metadata.PROTO_VERSION,
         role=PluginData.MAPS,
@@ -191,7 +192,8 @@ def maps_facts(record):
         has_head_axis=record.has_head_axis,
         layer_class=record.layer_class,
         encoding=encoding_lib.parse_encoding(record.encoding),
-        rows_normalized=all(numerics.rows_sum_to_one(m, record.row_tolerance) for m in maps if m.size),
+        rows_normalized=all(numerics.rows_sum_to_one(m, record.row_tolerance, None if r is None else r.sums)
+                            for m, r in zip(maps, rows) if m.size),
         layer_index=record.layer_index,
         rollout_stack=record.rollout_stack,
         probe_digest=record.probe_digest,
@@ -218,9 +220,13 @@ def serialize(record):
     a list of (tag, numpy array, SummaryMetadata): float32 arrays, and
     object arrays of bytes for blob sequences (DT_STRING once written). Encoding, importance and head
     statistics happen here, from the float32 maps. The maps tag's blobs are
-    one per example, then the step's facts (docs/FORMAT.md)."""
+    one per example, then the step's facts (docs/FORMAT.md).
+
+    Each example's per-row facts (sums, entropies, maxima, distances) are
+    computed once and shared by everything made of them."""
     maps = record.maps
-    facts = maps_facts(record)
+    rows = [numerics.row_facts(m) for m in maps]
+    facts = maps_facts(record, rows)
     blobs = [encoding_lib.encode(m, facts.encoding) for m in maps]
     blobs.append(facts.SerializeToString())
     out = [(
@@ -229,11 +235,11 @@ def serialize(record):
         metadata.create_summary_metadata(facts, record.description),
     )]
     # (role, example of a per-example tag or None, float32 array)
-    derived = [(PluginData.IMPORTANCE, example, _importance_tensor(m)) for example, m in enumerate(maps)]
-    derived.append((PluginData.HEAD_STATS, None, np.stack([numerics.head_statistics(m) for m in maps])))
+    derived = [(PluginData.IMPORTANCE, example, _importance_tensor(m, r)) for example, (m, r) in enumerate(zip(maps, rows))]
+    derived.append((PluginData.HEAD_STATS, None, np.stack([numerics.head_statistics(m, r) for m, r in zip(maps, rows)])))
     if record.rollout is not None:
         derived.append((PluginData.ROLLOUT, None, _pad_rows(record.rollout, record.spans)))
-    derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record)))
+    derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record, rows)))
     for role, example, array in derived:
         info = PluginData(role=role, layer=record.name)
         if role == PluginData.HEAD_METRICS:
@@ -260,17 +266,17 @@ def probe_images(images):
     )
 
 
-def _head_metrics_tensor(record):
+def _head_metrics_tensor(record, rows):
     """(examples, heads, len(METRIC_NAMES)): head_metrics.all_metrics of
-    each example, from the float32 maps."""
+    each example, from the float32 maps and their RowFacts `rows`."""
     previous = record.previous_maps or [None] * len(record.maps)
     ids = record.query_ids or [None] * len(record.maps)
     grid = None if record.grid is None else (record.grid.rows, record.grid.cols, record.grid.prefix)
     return np.stack([
         head_metrics.all_metrics(m, keys, record.kind, before, example_ids, grid,
-                                 window=record.sliding_window, offset=qo - ko)
-        for m, keys, before, example_ids, ((qo, _), (ko, _)) in zip(
-            record.maps, record.key_tokens, previous, ids, record.spans)
+                                 window=record.sliding_window, offset=qo - ko, rows=r)
+        for m, keys, before, example_ids, ((qo, _), (ko, _)), r in zip(
+            record.maps, record.key_tokens, previous, ids, record.spans, rows)
     ])
 
 
@@ -377,14 +383,15 @@ def attention(
     return write(serialize(record), int(step))
 
 
-def _importance_tensor(maps):
+def _importance_tensor(maps, rows):
     """One example's (heads, q, k) maps -> (2, heads + 1, max(q, k)):
     metadata.IMPORTANCE_MODES (received, given) x [heads..., mean], zero
-    beyond each mode's length (metadata.derived_shape)."""
+    beyond each mode's length (metadata.derived_shape). Given attention is
+    the rows' sums, already in `rows` (numerics.RowFacts)."""
     heads, q, k = maps.shape
-    modes = {"received": numerics.received_attention, "given": numerics.given_attention}
+    modes = {"received": lambda: numerics.received_attention(maps), "given": lambda: rows.sums}
     out = np.zeros((len(metadata.IMPORTANCE_MODES), heads + 1, max(q, k)), dtype=np.float32)
-    for row, values in enumerate(modes[mode](maps) for mode in metadata.IMPORTANCE_MODES):
+    for row, values in enumerate(modes[mode]() for mode in metadata.IMPORTANCE_MODES):
         out[row, :heads, : values.shape[1]] = values
         out[row, heads, : values.shape[1]] = values.mean(axis=0)
     return out
