@@ -1,13 +1,17 @@
 """Training overhead of AttentionCallback and the size/error of what it stores.
 
-    python -m bench.fit_overhead [--reps 3] [--epochs 2]
+    python -m bench.fit_overhead [--reps 3] [--steps 1000]
 
-On the IMDB demo model (default preset, generated corpus), fits are run
-interleaved (none, default cadence, every step, none, ...) on fresh copies of
-the same initial weights; the figure is the ratio of median fit times to the
-no-callback fit. Separately: the one-time probe trace, the cost of one
-capture, and the stored bytes per attention cell with the max abs error of
-the uint8 maps against a float32 capture of the same steps.
+On the IMDB demo model (default preset, generated corpus), fits of at least
+`--steps` optimizer steps (whole epochs of 94 steps) are run interleaved
+(none, default cadence, every step, none, ...) on fresh copies of the same
+initial weights; the figure is the ratio of median fit times to the
+no-callback fit, with the spread (min and max ratio of the repetitions,
+each callback fit against the no-callback fit of its own round). The
+probe's one-time trace is timed inside each fit; the steady-state ratio
+leaves it out ((fit - trace) / no-callback fit). Separately: the cost of
+one capture, and the stored bytes per attention cell with the max abs
+error of the uint8 maps against a float32 capture of the same steps.
 """
 
 import argparse
@@ -39,7 +43,7 @@ def _timed(callback):
     the hooks Keras calls on the training thread (on_train_begin traces
     the probe), "writer": seconds of the background
     writer's work}, accumulated over the fits it runs in."""
-    spent = {"training thread": 0.0, "writer": 0.0}
+    spent = {"training thread": 0.0, "writer": 0.0, "trace": 0.0}
 
     def wrap(name, bucket):
         method = getattr(callback, name)
@@ -56,6 +60,7 @@ def _timed(callback):
     for name in ("set_model", "on_train_begin", "on_train_batch_begin", "on_epoch_end", "on_train_end"):
         wrap(name, "training thread")
     wrap("_write_capture", "writer")
+    wrap("_build_probe_fn", "trace")  # inside on_train_begin: also in "training thread"
     callback.spent = spent
     return callback
 
@@ -68,11 +73,13 @@ def _fit_seconds(preset, weights, x, y, epochs, callbacks):
     return time.perf_counter() - start, model
 
 
-def run(reps=3, epochs=2):
+def run(reps=3, min_steps=1000):
     preset, x, y, probe, vocab = _data()
     keras.utils.set_random_seed(0)
     weights = imdb.build_model(preset["num_words"], preset["maxlen"]).get_weights()
-    steps = epochs * int(np.ceil(len(x) / 32))
+    per_epoch = int(np.ceil(len(x) / 32))
+    epochs = int(np.ceil(min_steps / per_epoch))
+    steps = epochs * per_epoch
     tmp = tempfile.mkdtemp()
     spent = {}  # configuration -> [callback.spent of each repetition]
 
@@ -95,7 +102,16 @@ def run(reps=3, epochs=2):
         for name, make in configs.items():
             times[name].append(_fit_seconds(preset, weights, x, y, epochs, make(i))[0])
     base = statistics.median(times["no callback"])
-    rows = [(name, statistics.median(t), min(t), max(t), statistics.median(t) / base) for name, t in times.items()]
+    rows = []
+    for name, t in times.items():
+        # Each repetition's fit against the no-callback fit of its round.
+        ratios = [fit / none for fit, none in zip(t, times["no callback"])]
+        traces = [s["trace"] for s in spent.get(name, [])]
+        steady = statistics.median((fit - trace) / none for fit, trace, none in zip(t, traces, times["no callback"])) \
+            if traces else None
+        rows.append(dict(name=name, median=statistics.median(t), ratio=statistics.median(t) / base,
+                         low=min(ratios), high=max(ratios), steady=steady,
+                         trace=statistics.median(traces) if traces else None))
     # Where the callback's time goes, per fit: on the training thread (what
     # training waits for) and on the background writer (overlapping training).
     hooks = {
@@ -125,7 +141,7 @@ def run(reps=3, epochs=2):
 
     # Storage: uint8 and float32 captures of the same fit.
     store = os.path.join(tmp, "store")
-    _fit_seconds(preset, weights, x, y, epochs, [
+    _fit_seconds(preset, weights, x, y, 2, [
         AttentionCallback(os.path.join(store, "uint8"), probe, tokens=vocab, update_freq=50),
         AttentionCallback(os.path.join(store, "float32"), probe, tokens=vocab, update_freq=50, encoding="float32"),
     ])
@@ -148,9 +164,13 @@ def run(reps=3, epochs=2):
 
 
 def report(result):
-    lines = ["| configuration | median fit (s) | min | max | ratio to no callback |", "|---|---|---|---|---|"]
-    for name, median, lo, hi, ratio in result["rows"]:
-        lines.append("| %s | %.2f | %.2f | %.2f | %.3f |" % (name, median, lo, hi, ratio))
+    lines = ["| configuration | median fit (s) | ratio to no callback (median) | spread of the ratio (min-max) "
+             "| steady state, trace left out | the probe's trace (ms) |", "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append("| %s | %.2f | %.3f | %.3f-%.3f | %s | %s |" % (
+            row["name"], row["median"], row["ratio"], row["low"], row["high"],
+            "" if row["steady"] is None else "%.3f" % row["steady"],
+            "" if row["trace"] is None else "%.0f" % (1000 * row["trace"])))
     s = result["storage"]
     capture_ms = 1000 * result["capture"]
     steady = 1 + result["forward"] / (100 * result["step_time"])
@@ -194,6 +214,6 @@ def report(result):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1000, help="at least this many optimizer steps per fit")
     args = parser.parse_args()
-    print(report(run(args.reps, args.epochs)))
+    print(report(run(args.reps, args.steps)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tb_attention_plugin.math import head_metrics as hm
+from tb_attention_plugin.math import numerics
 
 # Metrics run on float32 cells, as stored: 1/5 is 0.2 + 3e-9 there, and a
 # row of 6 such cells sums with an error below 1e-7.
@@ -155,3 +156,52 @@ def test_patch_distance_on_a_2_by_2_grid_with_a_class_token():
     assert hm.all_metrics(opposite, ["CLS", "0,0", "0,1", "1,0", "1,1"], "self", grid=grid)[0, column] == \
         pytest.approx(math.sqrt(2), abs=EXACT)
     assert np.isnan(hm.all_metrics(opposite, ["t"] * 5, "cross", grid=grid)[0, column])
+
+
+def _softmax(rng, heads, q, k, scale=3.0):
+    logits = scale * rng.normal(size=(heads, q, k))
+    return (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, window", [("self", 0), ("causal", 0), ("causal", 3), ("cross", 0)])
+def test_examples_of_different_lengths_together_give_each_examples_own_metrics(kind, window):
+    # What a capture does: every example of a layer in one padded array. An
+    # example's numbers must be those it has alone, whatever the others' lengths.
+    rng = np.random.default_rng(7)
+    shapes = [(6, 6), (3, 3), (0, 0), (5, 5), (1, 1)] if kind != "cross" else [(4, 6), (3, 2), (0, 5), (5, 5)]
+    maps, previous, tokens, offsets = [], [], [], []
+    for n, (q, k) in enumerate(shapes):
+        m = _softmax(rng, 2, q, k)
+        if kind == "causal":
+            m = np.tril(m)
+            m /= np.maximum(m.sum(-1, keepdims=True), 1e-30)
+        maps.append(m)
+        previous.append(None if n == 1 else _softmax(rng, 2, q, k))  # one example without a previous capture
+        # Repeats (induction) and a special token, in some examples only.
+        tokens.append((["[CLS]"] if n % 2 == 0 else []) + ["a", "b", "c", "a", "b", "c"][: k - (n % 2 == 0)])
+        offsets.append(n % 2)
+    together = hm.metrics_of(numerics.Examples(maps), tokens, kind, previous, [None] * len(maps),
+                             window=window, offsets=offsets)
+    assert together.shape == (len(maps), 2, len(hm.METRIC_NAMES))
+    for i, m in enumerate(maps):
+        alone = hm.all_metrics(m, tokens[i], kind, previous[i], window=window, offset=offsets[i])
+        # Padding adds zero cells, which change no sum; float64 sums of the
+        # same float32 terms in another grouping differ in the last bits.
+        np.testing.assert_allclose(together[i], alone, rtol=1e-12, atol=1e-15, equal_nan=True)
+    assert np.isnan(together[2]).all()  # all padding: nothing to measure
+
+
+def test_a_short_example_beside_a_long_one_by_hand():
+    # 3 x 3 uniform beside a 5 x 5 one-hot diagonal: the short one's numbers
+    # are those of uniform attention over 3 keys, whatever the padding.
+    short, long = uniform(3).astype(np.float32), np.eye(5, dtype=np.float32)[None]
+    both = hm.metrics_of(numerics.Examples([short, long]), [list("abc"), list("abcde")], "self",
+                         [None, None], [None, None])
+    names = list(hm.METRIC_NAMES)
+    value = lambda example, name: both[example, 0, names.index(name)]
+    assert math.isclose(value(0, "entropy"), math.log(3), rel_tol=1e-6)
+    assert math.isclose(value(0, "confidence"), 1 / 3, rel_tol=1e-6)
+    assert math.isclose(value(0, "previous_token"), 1 / 3, rel_tol=1e-6)  # rows 1, 2 each 1/3 on key i - 1
+    assert math.isclose(value(0, "same_position"), 1 / 3, rel_tol=1e-6)
+    assert math.isclose(value(0, "mean_distance"), (1 + 2 + 1 + 1 + 2 + 1) / 9, rel_tol=1e-6)
+    assert value(1, "entropy") == 0 and value(1, "same_position") == 1 and value(1, "mean_distance") == 0

@@ -54,21 +54,32 @@ def _float64_statistics(maps):
     return out
 
 
-def test_head_statistics_from_shared_row_facts_equal_the_float64_definitions():
+def _softmax_maps(rng, heads, q, k):
+    logits = 3 * rng.normal(size=(heads, q, k))
+    return (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+
+
+def test_head_statistics_of_examples_of_any_length_together_equal_the_float64_definitions():
     rng = np.random.default_rng(3)
-    logits = 3 * rng.normal(size=(2, 5, 7))
-    maps = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
-    maps[1, :, 4:] = 0.0  # keys no query looks at (0 log 0 = 0)
-    maps[1] /= maps[1].sum(-1, keepdims=True)
-    rows = numerics.row_facts(maps)
-    expected = _float64_statistics(maps)
-    np.testing.assert_allclose(numerics.head_statistics(maps), expected, rtol=FLOAT32_ELEMENTWISE)
-    np.testing.assert_array_equal(numerics.head_statistics(maps, rows), numerics.head_statistics(maps))
-    np.testing.assert_allclose(rows.sums, numerics.given_attention(maps), rtol=1e-12)
-    assert numerics.rows_sum_to_one(maps, sums=rows.sums) and not numerics.rows_sum_to_one(maps, sums=rows.sums * 1.01)
-    # A map without keys or queries has no statistics.
-    assert np.isnan(numerics.head_statistics(np.zeros((2, 3, 0)))).all()
-    assert numerics.row_facts(np.zeros((2, 3, 0))).sums.shape == (2, 3)
+    sparse = _softmax_maps(rng, 2, 5, 7)
+    sparse[:, :, 4:] = 0.0  # keys no query looks at (0 log 0 = 0)
+    sparse /= sparse.sum(-1, keepdims=True)
+    maps = [_softmax_maps(rng, 2, 5, 7), _softmax_maps(rng, 2, 3, 4), np.zeros((2, 0, 4), np.float32),
+            np.zeros((2, 3, 0), np.float32), sparse, _softmax_maps(rng, 2, 6, 2)]
+    examples = numerics.Examples(maps)
+    assert examples.maps.shape == (6, 2, 6, 7)
+    together = numerics.head_statistics_of(examples)
+    for i, m in enumerate(maps):
+        if m.size == 0:  # an example that is all padding has no statistics
+            assert np.isnan(together[i]).all() and np.isnan(numerics.head_statistics(m)).all()
+            continue
+        np.testing.assert_allclose(together[i], _float64_statistics(m), rtol=FLOAT32_ELEMENTWISE)
+        # The padding is zeros, which add nothing to any row's numbers.
+        np.testing.assert_allclose(together[i], numerics.head_statistics(m), rtol=1e-12)
+        np.testing.assert_allclose(examples.rows.sums[i, :, : m.shape[1]], numerics.given_attention(m), rtol=1e-12)
+        np.testing.assert_array_equal(examples.example(i), m)
+        assert numerics.rows_sum_to_one(m, sums=examples.rows.sums[i, :, : m.shape[1]])
+    assert not numerics.rows_sum_to_one(maps[0], sums=examples.rows.sums[0] * 1.01)
 
 
 def test_max_weight_and_mean_distance_by_hand():

@@ -1,11 +1,15 @@
 """What kind of head is this, and is it forming? Per-head metrics of one
-example's attention at one capture, for the head-dynamics view.
+layer's examples at one capture, for the head-dynamics view.
 
-Pure numpy, like `numerics`: `maps` is (heads, q, k), cropped to the
-example's real tokens, rows distributions over keys. Every function returns
-(heads,) float64; NaN where the metric has nothing to measure (no row that
-qualifies). Definitions, with the papers they come from, are in
-docs/HEAD_METRICS.md; each function's docstring is its formula.
+Pure numpy, like `numerics`. Each metric is written once, over a
+numerics.Examples (every example of a layer in one zero-padded array,
+cropped to its real tokens, rows distributions over keys) and returns
+(examples, heads) float64: one pass over all examples instead of a dozen
+small ones per example. The function of the same name without the leading
+underscore takes one example's (heads, q, k) maps and returns (heads,).
+NaN where the metric has nothing to measure (no row that qualifies).
+Definitions, with the papers they come from, are in docs/HEAD_METRICS.md;
+each function's docstring is its formula.
 """
 
 import functools
@@ -32,18 +36,31 @@ def _nan(maps):
     return np.full(np.shape(maps)[0], np.nan)
 
 
+def _one(maps):
+    """numerics.Examples of one example's (heads, q, k) maps."""
+    return numerics.Examples([_float(maps)])
+
+
+def _nans(examples):
+    return np.full((len(examples), examples.heads), np.nan)
+
+
 def entropy(maps):
     """Mean over query rows of each row's Shannon entropy, in nats."""
-    if 0 in np.shape(maps)[1:]:
-        return _nan(maps)
-    return numerics.row_entropy(maps)
+    return _entropy(_one(maps))[0]
 
 
+def _entropy(examples):
+    return examples.row_mean(examples.rows.entropies)
+
+
+@functools.lru_cache(maxsize=256)
 def visible_keys(q, k, causal=False, window=0, offset=0):
     """(q,) how many keys row i of a (q, k) map could see: all k; with
     `causal`, keys j <= i; with a sliding `window`, keys |i - j| < window.
     `offset`: the first query's position minus the first key's (cropped
-    maps of self attention start at the same position: 0)."""
+    maps of self attention start at the same position: 0). Read-only (the
+    same every capture: computed once)."""
     rows = np.arange(q)[:, None] + offset
     cols = np.arange(k)[None, :]
     visible = np.ones((q, k), dtype=bool)
@@ -51,85 +68,106 @@ def visible_keys(q, k, causal=False, window=0, offset=0):
         visible &= cols <= rows
     if window:
         visible &= np.abs(rows - cols) < window
-    return visible.sum(axis=1)
+    counts = visible.sum(axis=1)
+    counts.flags.writeable = False
+    return counts
 
 
-def normalized_entropy(maps, causal=False, row_entropies=None, window=0, offset=0):
+def normalized_entropy(maps, causal=False, window=0, offset=0):
     """Mean over rows of H(row) / log(n), n the keys the row can see
     (visible_keys: k; i + 1 for row i of causal attention; fewer within a
     sliding window): 1 for uniform attention over what the row could see, 0
-    for one key, comparable across lengths. Rows with n = 1 are left out.
-    `row_entropies`: (heads, q), when already computed."""
-    heads, q, k = np.shape(maps)
-    allowed = visible_keys(q, k, causal, window, offset)
+    for one key, comparable across lengths. Rows with n = 1 are left out."""
+    return _normalized_entropy(_one(maps), causal, window, [offset])[0]
+
+
+def _normalized_entropy(examples, causal, window, offsets):
+    allowed = np.zeros(examples.real_rows.shape, dtype=np.int64)
+    for i, (q, k, offset) in enumerate(zip(examples.q, examples.k, offsets)):
+        allowed[i, :q] = visible_keys(int(q), int(k), causal, window, int(offset))
     rows = allowed > 1
-    if not rows.any():
-        return _nan(maps)
-    if row_entropies is None:
-        row_entropies = numerics.row_entropies(maps)
-    per_row = row_entropies / np.log(np.where(rows, allowed, 2))
-    return per_row[:, rows].mean(axis=1)
+    per_row = examples.rows.entropies / np.log(np.where(rows, allowed, 2))[:, None, :]
+    return examples.row_mean(per_row, rows)
 
 
-def confidence(maps, row_maxima=None):
-    """Mean over rows of the row's largest weight (Voita et al. 2019).
-    `row_maxima`: (heads, q), when already computed (numerics.RowFacts)."""
-    if 0 in np.shape(maps)[1:]:
-        return _nan(maps)
-    if row_maxima is None:
-        row_maxima = _float(maps).max(axis=2)
-    return row_maxima.mean(axis=1, dtype=np.float64)
+def confidence(maps):
+    """Mean over rows of the row's largest weight (Voita et al. 2019)."""
+    return _confidence(_one(maps))[0]
+
+
+def _confidence(examples):
+    return examples.row_mean(examples.rows.maxima)
 
 
 def first_key_mass(maps):
     """Mean over rows of the weight on the first key: an attention sink
     (Xiao et al. 2023)."""
-    p = _float(maps)
-    if p.shape[1] == 0 or p.shape[2] == 0:
-        return _nan(maps)
-    return p[:, :, 0].mean(axis=1, dtype=np.float64)
+    return _first_key_mass(_one(maps))[0]
+
+
+def _first_key_mass(examples):
+    if examples.maps.shape[3] == 0:
+        return _nans(examples)
+    return examples.row_mean(examples.maps[:, :, :, 0])
 
 
 def special_token_mass(maps, key_tokens):
     """Mean over rows of the weight on keys whose token is special ([CLS],
     [SEP], <s>, BOS, ...: SPECIAL_TOKENS), the "no-op" target of Clark et
     al. 2019. NaN when no key is special."""
-    p = _float(maps)
-    special = np.array([t in SPECIAL_TOKENS for t in key_tokens], dtype=bool)
-    if p.shape[1] == 0 or not special.any():
-        return _nan(maps)
-    return p[:, :, special].sum(axis=2, dtype=np.float64).mean(axis=1)
+    return _special_token_mass(_one(maps), [key_tokens])[0]
+
+
+def _special_token_mass(examples, key_tokens):
+    out = _nans(examples)
+    for i, tokens in enumerate(key_tokens):
+        special = [j for j, t in enumerate(list(tokens)[: examples.k[i]]) if t in SPECIAL_TOKENS]
+        if special and examples.q[i]:
+            mass = examples.example(i)[:, :, special].sum(axis=2, dtype=np.float64)
+            out[i] = mass.mean(axis=1)
+    return out
 
 
 def previous_token_score(maps):
     """Mean over rows i >= 1 of the weight on key i - 1 (self attention)."""
-    p = _float(maps)
-    q, k = p.shape[1:]
-    rows = np.arange(1, min(q, k + 1))
-    if rows.size == 0:
-        return _nan(maps)
-    return p[:, rows, rows - 1].mean(axis=1, dtype=np.float64)
+    return _previous_token_score(_one(maps))[0]
+
+
+def _previous_token_score(examples):
+    # diagonal t is P[t + 1, t]: row t + 1 of an example counts while
+    # t + 1 < min(q, k + 1).
+    return _diagonal_mean(examples, -1, np.minimum(examples.q, examples.k + 1) - 1, examples.q - 1)
 
 
 def same_position_score(maps):
     """Mean over rows i of the weight on key i (self attention)."""
-    p = _float(maps)
-    n = min(p.shape[1], p.shape[2])
-    if n == 0:
-        return _nan(maps)
-    rows = np.arange(n)
-    return p[:, rows, rows].sum(axis=1, dtype=np.float64) / p.shape[1]
+    return _same_position_score(_one(maps))[0]
 
 
-def mean_distance(maps, row_distances=None):
+def _same_position_score(examples):
+    # rows beyond the keys have no key i: they count as 0 weight (sum / q)
+    return _diagonal_mean(examples, 0, np.minimum(examples.q, examples.k), examples.q)
+
+
+def _diagonal_mean(examples, offset, lengths, divisors):
+    """(examples, heads): the sum of the first lengths[i] weights of the
+    diagonal `offset` (0: P[t, t]; -1: P[t + 1, t]) of each example, over
+    divisors[i]; NaN where lengths[i] <= 0."""
+    diagonal = np.diagonal(examples.maps, offset=offset, axis1=2, axis2=3)
+    kept = np.arange(diagonal.shape[2])[None, :] < lengths[:, None]
+    total = np.where(kept[:, None, :], diagonal, 0.0).sum(axis=2, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((lengths > 0)[:, None], total / np.maximum(divisors, 1)[:, None], np.nan)
+
+
+def mean_distance(maps):
     """Mean over rows of the expected |i - j| under the row's weights
-    (numerics.mean_distance). `row_distances`: (heads, q), when already
-    computed."""
-    if 0 in np.shape(maps)[1:]:
-        return _nan(maps)
-    if row_distances is None:
-        row_distances = numerics.row_distances(maps)
-    return row_distances.mean(axis=1)
+    (numerics.mean_distance)."""
+    return _mean_distance(_one(maps))[0]
+
+
+def _mean_distance(examples):
+    return examples.row_mean(examples.rows.distances)
 
 
 def induction_targets(tokens):
@@ -147,14 +185,19 @@ def induction_score(maps, tokens):
     before the row), of the weight on those successors. NaN when the
     example repeats no token. `tokens`: the example's query tokens (ids or
     strings), one per row; self attention."""
-    p = _float(maps)
-    q, k = p.shape[1:]
-    found = _induction_mask(tuple(np.asarray(list(tokens)[:q]).tolist()), k)
-    if found is None:
-        return _nan(maps)
-    rows, targets = found
-    weight = (p[:, rows, :] * targets).sum(axis=2, dtype=np.float64)
-    return weight.mean(axis=1)
+    return _induction_score(_one(maps), [tokens])[0]
+
+
+def _induction_score(examples, tokens):
+    out = _nans(examples)
+    for i, example_tokens in enumerate(tokens):
+        q, k = int(examples.q[i]), int(examples.k[i])
+        found = _induction_mask(tuple(np.asarray(list(example_tokens)[:q]).tolist()), k)
+        if found is not None:
+            rows, targets = found
+            weight = (examples.example(i)[:, rows, :] * targets).sum(axis=2, dtype=np.float64)
+            out[i] = weight.mean(axis=1)
+    return out
 
 
 @functools.lru_cache(maxsize=256)
@@ -181,9 +224,16 @@ def _induction_mask(tokens, k):
 def change(maps, previous):
     """Mean absolute change of every weight since the previous capture; NaN
     without one or when the shapes differ (the probe changed)."""
-    if previous is None or np.shape(previous) != np.shape(maps) or np.size(maps) == 0:
-        return _nan(maps)
-    return np.abs(_float(maps) - _float(previous)).mean(axis=(1, 2), dtype=np.float64)
+    return _change(_one(maps), [previous])[0]
+
+
+def _change(examples, previous):
+    out = _nans(examples)
+    for i, before in enumerate(previous):
+        now = examples.example(i)
+        if before is not None and np.shape(before) == now.shape and now.size:
+            out[i] = np.abs(now - _float(before)).mean(axis=(1, 2), dtype=np.float64)
+    return out
 
 
 def patch_distance(maps, grid):
@@ -245,62 +295,62 @@ METRIC_NAMES = (
 )
 
 
-def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None, window=0, offset=0, rows=None):
+def all_metrics(maps, key_tokens, kind, previous=None, ids=None, grid=None, window=0, offset=0):
     """(heads, len(METRIC_NAMES)) of one example: `key_tokens` its key token
     strings (special tokens are looked up there), `kind` 'self', 'causal' or
     'cross', `previous` its maps at the previous capture or None, `ids` its
     token ids (self attention: induction compares them; the strings when
     None), `grid` (rows, cols, prefix) when its tokens are image patches,
-    `window` the layer's sliding window (0: none), `offset` the first
-    query's position minus the first key's (visible_keys) and `rows` the
-    maps' numerics.RowFacts when already computed."""
-    if kind == "cross":
-        values = cross_attention_metrics(maps, key_tokens, previous, rows=rows)
-    else:
-        values = self_attention_metrics(maps, key_tokens, previous, causal=kind == "causal", ids=ids,
-                                        window=window, offset=offset, rows=rows)
-        values["patch_distance"] = patch_distance(maps, grid)
-    heads = np.shape(maps)[0]
-    return np.stack([values.get(name, np.full(heads, np.nan)) for name in METRIC_NAMES], axis=1)
+    `window` the layer's sliding window (0: none) and `offset` the first
+    query's position minus the first key's (visible_keys)."""
+    return metrics_of(_one(maps), [key_tokens], kind, [previous], [ids], grid, window, [offset])[0]
 
 
-def _row_based_metrics(p, key_tokens, previous, rows, causal=False, window=0, offset=0):
-    """The metrics every kind of attention has, several of them means of the
-    per-row facts (numerics.RowFacts, computed here when `rows` is None)."""
-    if 0 in p.shape[1:]:
-        return {name: _nan(p) for name in ("entropy", "normalized_entropy", "confidence", "first_key_mass",
-                                           "special_token_mass", "mean_distance", "change")}
-    rows = numerics.row_facts(p) if rows is None else rows
-    return {
-        "entropy": rows.entropies.mean(axis=1),
-        "normalized_entropy": normalized_entropy(p, causal, rows.entropies, window, offset),
-        "confidence": confidence(p, rows.maxima),
-        "first_key_mass": first_key_mass(p),
-        "special_token_mass": special_token_mass(p, key_tokens),
-        "mean_distance": mean_distance(p, rows.distances),
-        "change": change(p, previous),
+def metrics_of(examples, key_tokens, kind, previous, ids, grid=None, window=0, offsets=None):
+    """(examples, heads, len(METRIC_NAMES)) of a numerics.Examples: the
+    arguments of all_metrics, one per example in lists (`grid` and `window`
+    are the layer's)."""
+    count = len(examples)
+    offsets = offsets if offsets is not None else [0] * count
+    causal = kind == "causal"
+    values = {
+        "entropy": _entropy(examples),
+        "normalized_entropy": _normalized_entropy(examples, causal, 0 if kind == "cross" else window,
+                                                  [0] * count if kind == "cross" else offsets),
+        "confidence": _confidence(examples),
+        "first_key_mass": _first_key_mass(examples),
+        "special_token_mass": _special_token_mass(examples, key_tokens),
+        "mean_distance": _mean_distance(examples),
+        "change": _change(examples, previous),
     }
+    if kind == "cross":
+        values["monotone_alignment"] = np.stack(
+            [monotone_alignment(examples.example(i)) for i in range(count)]) if count else _nans(examples)
+    else:
+        values["previous_token"] = _previous_token_score(examples)
+        values["same_position"] = _same_position_score(examples)
+        values["induction"] = _induction_score(
+            examples, [keys if example_ids is None else example_ids for keys, example_ids in zip(key_tokens, ids)])
+        values["patch_distance"] = np.stack(
+            [patch_distance(examples.example(i), grid) for i in range(count)]) if count else _nans(examples)
+    missing = _nans(examples)
+    return np.stack([values.get(name, missing) for name in METRIC_NAMES], axis=2)
 
 
-def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None, window=0, offset=0, rows=None):
+def self_attention_metrics(maps, tokens, previous=None, causal=False, ids=None, window=0, offset=0):
     """{metric name: (heads,)} of one self-attention example; `tokens` are
     its (query = key) token strings, `ids` its token ids if known (what
     induction compares: two words may print alike); `window`, `offset` as
-    for visible_keys; `rows` as for all_metrics."""
-    p = _float(maps)
-    values = _row_based_metrics(p, tokens, previous, rows, causal, window, offset)
-    values.update({
-        "previous_token": previous_token_score(p),
-        "same_position": same_position_score(p),
-        "induction": induction_score(p, tokens if ids is None else ids),
-    })
-    return values
+    for visible_keys. The metrics that do not apply are left out."""
+    values = all_metrics(maps, tokens, "causal" if causal else "self", previous, ids, None, window, offset)
+    return {name: values[:, i] for i, name in enumerate(METRIC_NAMES)
+            if name not in ("monotone_alignment", "patch_distance")}
 
 
-def cross_attention_metrics(maps, key_tokens, previous=None, rows=None):
+def cross_attention_metrics(maps, key_tokens, previous=None):
     """{metric name: (heads,)} of one cross-attention example (special
-    tokens looked up among its keys); `rows` as for all_metrics."""
-    p = _float(maps)
-    values = _row_based_metrics(p, key_tokens, previous, rows)
-    values["monotone_alignment"] = monotone_alignment(p)
-    return values
+    tokens looked up among its keys). The metrics that do not apply are
+    left out."""
+    values = all_metrics(maps, key_tokens, "cross", previous)
+    return {name: values[:, i] for i, name in enumerate(METRIC_NAMES)
+            if name not in ("previous_token", "same_position", "induction", "patch_distance")}

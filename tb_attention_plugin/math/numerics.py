@@ -39,25 +39,26 @@ def given_attention(maps):
 
 
 def row_entropies(maps):
-    """(heads, q) Shannon entropy of each row, in nats (0 log 0 = 0).
+    """(..., heads, q) Shannon entropy of each row of (..., heads, q, k)
+    maps, in nats (0 log 0 = 0).
 
     Each p log p is computed in float32, the precision of the scores
     themselves (relative error about 1e-7), and summed in float64: a float64
     copy of every map cost more than the rest of a capture's statistics.
     """
     p = np.asarray(maps, dtype=np.float32)
-    return -(p * np.log(np.maximum(p, np.float32(1e-30)))).sum(axis=2, dtype=np.float64)
+    return -(p * np.log(np.maximum(p, np.float32(1e-30)))).sum(axis=-1, dtype=np.float64)
 
 
 def row_distances(maps):
-    """(heads, q) expected |i - j| under each row's weights.
+    """(..., heads, q) expected |i - j| under each row's weights.
 
     Positions are counted within the cropped map, so for cross attention it
     compares positions in two different sequences.
     """
     p = np.asarray(maps, dtype=np.float32)
-    q, k = p.shape[1:]
-    return (p * _distance_matrix(q, k)).sum(axis=2, dtype=np.float64)
+    q, k = p.shape[-2:]
+    return (p * _distance_matrix(q, k)).sum(axis=-1, dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=16)
@@ -96,11 +97,11 @@ def mean_distance(maps):
 
 @dataclasses.dataclass(frozen=True)
 class RowFacts:
-    """What every per-head number of one example is made of, per query row:
-    each a (heads, q) float64 array of its (heads, q, k) maps. Computed once
-    per example and capture (`row_facts`) and shared by the head statistics,
-    the head metrics, given attention and the rows-sum-to-one check, which
-    each made these passes over the maps on their own before."""
+    """What every per-head number is made of, per query row: each a (...,
+    heads, q) float64 array of (..., heads, q, k) maps. Computed once per
+    capture (`row_facts`) and shared by the head statistics, the head
+    metrics, given attention and the rows-sum-to-one check, which each made
+    these passes over the maps on their own before."""
 
     sums: np.ndarray  # sum over keys: given attention; 1 for a softmax row
     entropies: np.ndarray  # row_entropies
@@ -109,33 +110,87 @@ class RowFacts:
 
 
 def row_facts(maps):
-    """RowFacts of one example's (heads, q, k) maps (q or k may be 0)."""
+    """RowFacts of (..., heads, q, k) maps; every fact is along the last
+    axis, so any leading axes (examples) are kept. A map without keys has
+    rows that sum to 0 and no maximum (NaN)."""
     p = np.asarray(maps, dtype=np.float32)
-    heads, q, k = p.shape
-    if k == 0:
-        zeros = np.zeros((heads, q))
-        return RowFacts(sums=zeros, entropies=zeros, maxima=np.full((heads, q), np.nan), distances=zeros)
+    if p.shape[-1] == 0:
+        zeros = np.zeros(p.shape[:-1])
+        return RowFacts(sums=zeros, entropies=zeros, maxima=np.full(p.shape[:-1], np.nan), distances=zeros)
     return RowFacts(
-        sums=p.sum(axis=2, dtype=np.float64),
+        sums=p.sum(axis=-1, dtype=np.float64),
         entropies=row_entropies(p),
-        maxima=p.max(axis=2).astype(np.float64),
+        maxima=p.max(axis=-1).astype(np.float64),
         distances=row_distances(p),
     )
 
 
-def head_statistics(maps, rows=None):
-    """(heads, 3): row entropy, max weight and mean distance, in that order.
-    `rows`: the maps' RowFacts, when already computed.
+class Examples:
+    """One layer's examples at one capture, for computing per-head numbers
+    of all of them at once: each example's cropped (heads, q_i, k_i) maps
+    at the top left of one zero-padded float32 (examples, heads, Q, K)
+    array, Q and K the longest. Positions are those of the cropped maps.
+
+    Zeros add nothing to a row's sum, entropy (0 log 0 = 0) or expected
+    distance, so the row facts of the padded array are each example's own;
+    means over rows take each example's real rows only (`row_mean`). One
+    pass over the padded array replaces a dozen small ones per example: a
+    capture's Python overhead, not its arithmetic, was most of its cost.
+    """
+
+    def __init__(self, maps):
+        maps = [np.asarray(m, dtype=np.float32) for m in maps]
+        self.heads = maps[0].shape[0] if maps else 0
+        self.q = np.array([m.shape[1] for m in maps], dtype=np.int64)
+        self.k = np.array([m.shape[2] for m in maps], dtype=np.int64)
+        shape = (len(maps), self.heads, int(self.q.max(initial=0)), int(self.k.max(initial=0)))
+        if all(m.shape == shape[1:] for m in maps):
+            self.maps = np.stack(maps) if maps else np.zeros(shape, np.float32)
+        else:
+            self.maps = np.zeros(shape, dtype=np.float32)
+            for i, m in enumerate(maps):
+                self.maps[i, :, : m.shape[1], : m.shape[2]] = m
+        self.rows = row_facts(self.maps)
+        # (examples, Q): the example's real rows
+        self.real_rows = np.arange(shape[2])[None, :] < self.q[:, None]
+
+    def __len__(self):
+        return len(self.q)
+
+    def example(self, i):
+        """Example i's cropped (heads, q_i, k_i) maps (a view)."""
+        return self.maps[i, :, : self.q[i], : self.k[i]]
+
+    def row_mean(self, values, rows=None):
+        """(examples, heads) mean of (examples, heads, Q) `values` over each
+        example's real rows (and among them `rows`, an (examples, Q) mask,
+        if given); NaN for an example without cells or without such rows."""
+        rows = self.real_rows if rows is None else rows & self.real_rows
+        counts = rows.sum(axis=1)
+        total = np.where(rows[:, None, :], values, 0.0).sum(axis=2, dtype=np.float64)
+        has = (counts > 0) & (self.q > 0) & (self.k > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(has[:, None], total / np.maximum(counts, 1)[:, None], np.nan)
+
+
+def head_statistics(maps):
+    """(heads, 3): row entropy, max weight and mean distance, in that order
+    (head_statistics_of one example).
 
     A map without cells (an example that is all padding: q or k is 0) has
     no statistics: every value is NaN.
     """
-    heads, q, k = np.shape(maps)
-    if q == 0 or k == 0:
-        return np.full((heads, 3), np.nan)
-    rows = row_facts(maps) if rows is None else rows
+    return head_statistics_of(Examples([maps]))[0]
+
+
+def head_statistics_of(examples):
+    """(examples, heads, 3) of an Examples: row entropy, max weight and mean
+    distance of each example."""
+    rows = examples.rows
+    maxima = np.where(examples.real_rows[:, None, :], rows.maxima, -np.inf).max(axis=2, initial=-np.inf)
+    maxima = np.where((examples.q > 0)[:, None] & (examples.k > 0)[:, None], maxima, np.nan)
     return np.stack(
-        [rows.entropies.mean(axis=1), rows.maxima.max(axis=1), rows.distances.mean(axis=1)], axis=1
+        [examples.row_mean(rows.entropies), maxima, examples.row_mean(rows.distances)], axis=2
     )
 
 
@@ -143,16 +198,18 @@ def rollout_step(previous, maps):
     """One layer of attention rollout (Abnar & Zuidema 2020).
 
     Args:
-      previous: (n, n) rollout up to the layer below, or None for the first.
-      maps: (heads, n, n) self-attention of this layer.
+      previous: (..., n, n) rollout up to the layer below, or None for the first.
+      maps: (..., heads, n, n) self-attention of this layer; leading axes
+        (examples) are kept. Zero padding (Examples.maps) stays apart: a
+        padded row becomes an identity row no real row draws on.
 
     Returns:
-      (n, n): `A_hat @ previous` with `A_hat` the head-mean map mixed half and
-      half with the identity (the residual path), rows renormalised.
+      (..., n, n): `A_hat @ previous` with `A_hat` the head-mean map mixed
+      half and half with the identity (the residual path), rows renormalised.
     """
-    mean = np.asarray(maps, dtype=np.float64).mean(axis=0)
-    mixed = 0.5 * mean + 0.5 * np.eye(mean.shape[0])
-    mixed /= mixed.sum(axis=1, keepdims=True)
+    mean = np.asarray(maps).mean(axis=-3, dtype=np.float64)
+    mixed = 0.5 * mean + 0.5 * np.eye(mean.shape[-1])
+    mixed /= mixed.sum(axis=-1, keepdims=True)
     return mixed if previous is None else mixed @ previous
 
 

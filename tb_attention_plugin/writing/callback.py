@@ -786,10 +786,11 @@ class AttentionCallback(keras.callbacks.Callback):
             key = (tuple(record.spans), _freeze(record.key_tokens))
             stacks.setdefault(key, []).append(record)
         for members in stacks.values():
-            rollouts = [None] * self._batch
+            rollout = None  # (examples, n, n): every example at once, zero-padded (numerics.Examples)
             for record in members:
-                rollouts = [numerics.rollout_step(r, m) for r, m in zip(rollouts, record.maps)]
-                record.rollout = [numerics.rollout_importance(r) for r in rollouts]
+                examples = record.examples
+                rollout = numerics.rollout_step(rollout, examples.maps)
+                record.rollout = [numerics.rollout_importance(rollout[i, :n, :n]) for i, n in enumerate(examples.q)]
                 record.rollout_stack = members[0].name
 
 

@@ -28,6 +28,7 @@ writing any, so a failure leaves no partial step.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
@@ -120,6 +121,12 @@ class LayerStep:
     # (masks.sliding_window); 0: none.
     sliding_window: int = 0
 
+    @functools.cached_property
+    def examples(self):
+        """The maps as one numerics.Examples (zero-padded, row facts
+        computed), made once and shared by rollout and `serialize`."""
+        return numerics.Examples(self.maps)
+
 
 def prepare(
     name,
@@ -176,13 +183,13 @@ def prepare(
     )
 
 
-def maps_facts(record, rows=None):
+def maps_facts(record):
     """The facts of one LayerStep's maps (an AttentionPluginData, role MAPS,
     current version): what a reader needs to decode and show them. The MAPS
     tag's metadata and the step's facts blob are both this, so they cannot
-    differ. `rows`: each example's numerics.RowFacts, when computed."""
+    differ."""
     maps = record.maps
-    rows = rows or [None] * len(maps)
+    examples = record.examples
     facts = PluginData(
         version=metadata.PROTO_VERSION,
         role=PluginData.MAPS,
@@ -192,8 +199,8 @@ def maps_facts(record, rows=None):
         has_head_axis=record.has_head_axis,
         layer_class=record.layer_class,
         encoding=encoding_lib.parse_encoding(record.encoding),
-        rows_normalized=all(numerics.rows_sum_to_one(m, record.row_tolerance, None if r is None else r.sums)
-                            for m, r in zip(maps, rows) if m.size),
+        rows_normalized=all(numerics.rows_sum_to_one(m, record.row_tolerance, examples.rows.sums[i, :, : m.shape[1]])
+                            for i, m in enumerate(maps) if m.size),
         layer_index=record.layer_index,
         rollout_stack=record.rollout_stack,
         probe_digest=record.probe_digest,
@@ -222,11 +229,12 @@ def serialize(record):
     statistics happen here, from the float32 maps. The maps tag's blobs are
     one per example, then the step's facts (docs/FORMAT.md).
 
-    Each example's per-row facts (sums, entropies, maxima, distances) are
-    computed once and shared by everything made of them."""
+    The examples' per-row facts (sums, entropies, maxima, distances) are
+    computed once, for all examples together (numerics.Examples), and
+    shared by everything made of them."""
     maps = record.maps
-    rows = [numerics.row_facts(m) for m in maps]
-    facts = maps_facts(record, rows)
+    examples = record.examples
+    facts = maps_facts(record)
     blobs = [encoding_lib.encode(m, facts.encoding) for m in maps]
     blobs.append(facts.SerializeToString())
     out = [(
@@ -235,11 +243,13 @@ def serialize(record):
         metadata.create_summary_metadata(facts, record.description),
     )]
     # (role, example of a per-example tag or None, float32 array)
-    derived = [(PluginData.IMPORTANCE, example, _importance_tensor(m, r)) for example, (m, r) in enumerate(zip(maps, rows))]
-    derived.append((PluginData.HEAD_STATS, None, np.stack([numerics.head_statistics(m, r) for m, r in zip(maps, rows)])))
+    received = examples.maps.sum(axis=2, dtype=np.float64)  # (examples, heads, K): numerics.received_attention
+    derived = [(PluginData.IMPORTANCE, i, _importance_tensor(received[i, :, : m.shape[2]], examples.rows.sums[i, :, : m.shape[1]]))
+               for i, m in enumerate(maps)]
+    derived.append((PluginData.HEAD_STATS, None, numerics.head_statistics_of(examples)))
     if record.rollout is not None:
         derived.append((PluginData.ROLLOUT, None, _pad_rows(record.rollout, record.spans)))
-    derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record, rows)))
+    derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record, examples)))
     for role, example, array in derived:
         info = PluginData(role=role, layer=record.name)
         if role == PluginData.HEAD_METRICS:
@@ -266,18 +276,15 @@ def probe_images(images):
     )
 
 
-def _head_metrics_tensor(record, rows):
+def _head_metrics_tensor(record, examples):
     """(examples, heads, len(METRIC_NAMES)): head_metrics.all_metrics of
-    each example, from the float32 maps and their RowFacts `rows`."""
-    previous = record.previous_maps or [None] * len(record.maps)
-    ids = record.query_ids or [None] * len(record.maps)
+    each example, from the float32 maps (`examples`: numerics.Examples)."""
+    count = len(record.maps)
     grid = None if record.grid is None else (record.grid.rows, record.grid.cols, record.grid.prefix)
-    return np.stack([
-        head_metrics.all_metrics(m, keys, record.kind, before, example_ids, grid,
-                                 window=record.sliding_window, offset=qo - ko, rows=r)
-        for m, keys, before, example_ids, ((qo, _), (ko, _)), r in zip(
-            record.maps, record.key_tokens, previous, ids, record.spans, rows)
-    ])
+    return head_metrics.metrics_of(
+        examples, record.key_tokens, record.kind, record.previous_maps or [None] * count,
+        record.query_ids or [None] * count, grid, window=record.sliding_window,
+        offsets=[qo - ko for (qo, _), (ko, _) in record.spans])
 
 
 def items_of_role(serialized, role):
@@ -383,15 +390,16 @@ def attention(
     return write(serialize(record), int(step))
 
 
-def _importance_tensor(maps, rows):
-    """One example's (heads, q, k) maps -> (2, heads + 1, max(q, k)):
-    metadata.IMPORTANCE_MODES (received, given) x [heads..., mean], zero
-    beyond each mode's length (metadata.derived_shape). Given attention is
-    the rows' sums, already in `rows` (numerics.RowFacts)."""
-    heads, q, k = maps.shape
-    modes = {"received": lambda: numerics.received_attention(maps), "given": lambda: rows.sums}
-    out = np.zeros((len(metadata.IMPORTANCE_MODES), heads + 1, max(q, k)), dtype=np.float32)
-    for row, values in enumerate(modes[mode]() for mode in metadata.IMPORTANCE_MODES):
+def _importance_tensor(received, given):
+    """One example's received (heads, k) and given (heads, q) attention
+    (numerics.received_attention, given_attention) -> (2, heads + 1,
+    max(q, k)): metadata.IMPORTANCE_MODES x [heads..., mean], zero beyond
+    each mode's length (metadata.derived_shape)."""
+    heads = received.shape[0]
+    modes = {"received": received, "given": given}
+    out = np.zeros((len(metadata.IMPORTANCE_MODES), heads + 1, max(received.shape[1], given.shape[1])),
+                   dtype=np.float32)
+    for row, values in enumerate(modes[mode] for mode in metadata.IMPORTANCE_MODES):
         out[row, :heads, : values.shape[1]] = values
         out[row, heads, : values.shape[1]] = values.mean(axis=0)
     return out
