@@ -33,6 +33,9 @@ def main():
         "",
         "## Training overhead and storage (`python -m bench.fit_overhead --reps 5`)",
         "",
+        "Issue 33 items 1 and 3: fits of at least 1,000 optimizer steps; targets <= 1.01x at the default "
+        "cadence with the trace included, <= 1.3x capturing every step in steady state.",
+        "",
         fit_overhead.report(fit_overhead.run(reps=5)),
         "",
         "## Writing a capture (`python -m bench.writer_cost`)",
@@ -49,6 +52,13 @@ def main():
         "request of each layer's importance series reads the whole series (see max).",
         "",
         backend_latency.report(backend_latency.run(1000, 4, 8, 8, 256, 200)),
+        "",
+        "### Memory for 100 BERT-base-shaped captures (`python -m bench.backend_latency --bert-base`)",
+        "",
+        "12 layers x 12 heads x 512 tokens, one probe example (what the default max_cells keeps), 100 "
+        "captures; TensorBoard's own memory measured on an empty log directory first (issue 33 item 4).",
+        "",
+        backend_latency.report(backend_latency.run(*backend_latency.BERT_BASE, 100)),
         "",
         "### Growth with captured steps (`python -m bench.backend_latency --steps-scaling "
         "100,1000,5000 --tokens 64`)",

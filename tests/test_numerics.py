@@ -1,6 +1,7 @@
 """Attention math checked against values computed by hand."""
 
 import math
+import zlib
 
 import numpy as np
 
@@ -130,3 +131,34 @@ def test_stored_blobs_are_compressed_only_when_smaller_and_decode_the_same():
     blob = encoding.encode(noisy, encoding.FLOAT32)
     assert len(blob) == noisy.size * 4  # incompressible: stored raw
     assert np.array_equal(encoding.decode(blob, encoding.FLOAT32, noisy.shape), noisy)
+
+
+def _refusal(fn):
+    try:
+        fn()
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def test_checking_a_blob_in_chunks_refuses_what_inflating_it_whole_refuses():
+    # A map bigger than one chunk (1 MB of uint8 cells), healthy and damaged
+    # every way a stored blob can be; both say the same, a healthy one nothing.
+    cells = 4 * encoding.CHECK_CHUNK_BYTES
+    raw = bytes(range(256)) * (cells // 256)
+    packed = zlib.compress(raw, 1)
+    blobs = {
+        "healthy compressed": packed,
+        "healthy raw": raw,
+        "not zlib": b"\x01" * 31,
+        "inflates to less": zlib.compress(raw[:-1]),
+        "inflates to more": zlib.compress(raw + b"\x00"),
+        "a bomb": zlib.compress(bytes(64 << 20), 9),
+        "truncated": packed[:-2],
+        "cut in the middle": packed[: len(packed) // 2],
+        "empty": b"",
+    }
+    for name, blob in blobs.items():
+        whole = _refusal(lambda: encoding.raw_bytes(blob, encoding.UINT8, cells))
+        assert _refusal(lambda: encoding.check(blob, encoding.UINT8, cells)) == whole, name
+        assert (whole is None) == name.startswith("healthy"), name

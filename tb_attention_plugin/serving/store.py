@@ -645,9 +645,10 @@ class Store:
                 "capture shorter sequences or fewer heads (layers=)"
                 % (example, layer.where(step), "x".join(map(str, shape)), size >> 20, MAX_MAP_BYTES >> 20),
             )
-        stored, data = self._map_blob(ctx, layer, step, keys[example], shape, size)
+        as_stored = compressed and head is None  # a compressed blob would go out as it is
+        stored, data = self._map_blob(ctx, layer, step, keys[example], shape, size, keep_raw=not as_stored)
         if encoding_lib.is_compressed(stored, info.encoding, shape[0] * shape[1] * shape[2]):
-            if compressed and head is None:
+            if as_stored:
                 return MapsReply(stored, shape, info.encoding, info, other, True)
             if data is None:  # a checked blob from the cache: inflate it again
                 with self._budget.hold(size):
@@ -671,7 +672,7 @@ class Store:
             return True
         return metadata.shape_key(facts) != metadata.shape_key(newest_facts)
 
-    def _map_blob(self, ctx, layer, step, blob_key, shape, size):
+    def _map_blob(self, ctx, layer, step, blob_key, shape, size, keep_raw=True):
         """(stored blob, its raw bytes or None) of one example's maps.
 
         A blob is checked when read (`encoding.raw_bytes`: a damaged or
@@ -679,21 +680,27 @@ class Store:
         store) and only a checked one is cached, as stored: compressed blobs
         are ~0.2 of their raw size, and the maps route sends them as they are
         to browsers. The raw bytes come back only when the check has just
-        made them, None on a cache hit."""
+        made them and `keep_raw`, None on a cache hit. Without `keep_raw`
+        (the blob goes out as stored) it is checked in chunks
+        (`encoding.check`), never inflated whole."""
         cache_key = ("blob", blob_key, shape, layer.info.encoding)
         stored = self._cache.get(cache_key)
         if stored is not None:
             return stored, None
         with self._budget.hold(size):
             stored = self._read_blob(ctx, layer, blob_key)
-            data = self._raw_bytes(layer, step, shape, stored)
+            data = self._raw_bytes(layer, step, shape, stored, keep=keep_raw)
         self._cache.put(cache_key, stored, len(stored))
         return stored, data
 
-    def _raw_bytes(self, layer, step, shape, stored):
-        """The raw bytes of a stored maps blob; StoredDataError if damaged."""
+    def _raw_bytes(self, layer, step, shape, stored, keep=True):
+        """The raw bytes of a stored maps blob (None without `keep`: only
+        checked); StoredDataError if damaged."""
+        cells = shape[0] * shape[1] * shape[2]
         try:
-            return encoding_lib.raw_bytes(stored, layer.info.encoding, shape[0] * shape[1] * shape[2])
+            if not keep:
+                return encoding_lib.check(stored, layer.info.encoding, cells)
+            return encoding_lib.raw_bytes(stored, layer.info.encoding, cells)
         except ValueError as e:
             raise StoredDataError(
                 "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
