@@ -205,3 +205,21 @@ def test_a_short_example_beside_a_long_one_by_hand():
     assert math.isclose(value(0, "same_position"), 1 / 3, rel_tol=1e-6)
     assert math.isclose(value(0, "mean_distance"), (1 + 2 + 1 + 1 + 2 + 1) / 9, rel_tol=1e-6)
     assert value(1, "entropy") == 0 and value(1, "same_position") == 1 and value(1, "mean_distance") == 0
+
+
+def test_position_scores_of_a_map_with_more_rows_than_keys_by_hand():
+    # 4 query rows over 2 keys (self attention whose keys were cropped
+    # shorter): previous_token counts rows 1..min(q, k + 1) - 1 = 1..2, each
+    # putting 0.7 on key i - 1; same_position sums key i over rows 0..1 and
+    # divides by all 4 rows.
+    maps = np.array([[[0.6, 0.4], [0.7, 0.3], [0.2, 0.7], [0.5, 0.5]]], dtype=np.float32)
+    np.testing.assert_allclose(hm.previous_token_score(maps), [(0.7 + 0.7) / 2], atol=EXACT)
+    np.testing.assert_allclose(hm.same_position_score(maps), [(0.6 + 0.3) / 4], atol=EXACT)
+
+
+def test_induction_of_a_map_with_more_rows_than_keys_by_hand():
+    # Tokens a b a b over 2 keys: row 2 (the second "a") has its target in
+    # key 1 (the "b" after the first "a"); row 3's target would be key 2,
+    # which is not a key. This shape raised a ValueError before.
+    maps = np.array([[[1.0, 0.0], [0.5, 0.5], [0.2, 0.8], [0.5, 0.5]]], dtype=np.float32)
+    np.testing.assert_allclose(hm.induction_score(maps, ["a", "b", "a", "b"]), [0.8], atol=EXACT)

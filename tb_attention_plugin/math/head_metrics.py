@@ -135,8 +135,9 @@ def previous_token_score(maps):
 
 def _previous_token_score(examples):
     # diagonal t is P[t + 1, t]: row t + 1 of an example counts while
-    # t + 1 < min(q, k + 1).
-    return _diagonal_mean(examples, -1, np.minimum(examples.q, examples.k + 1) - 1, examples.q - 1)
+    # t + 1 < min(q, k + 1); the mean is over those rows.
+    rows = np.minimum(examples.q, examples.k + 1) - 1
+    return _diagonal_mean(examples, -1, rows, rows)
 
 
 def same_position_score(maps):
@@ -212,7 +213,8 @@ def _induction_mask(tokens, k):
     # targets[i, j + 1]: token j equals token i, j + 1 < i (induction_targets)
     same = tokens[:n, None] == tokens[None, :n]
     targets = np.zeros((n, k), dtype=bool)
-    targets[:, 1:n] = np.tril(same, k=-2)[:, : n - 1]
+    width = min(n, k) - 1  # successors j + 1 that are keys (more rows than keys: fewer)
+    targets[:, 1 : 1 + width] = np.tril(same, k=-2)[:, :width]
     rows = np.flatnonzero(targets.any(axis=1))
     if rows.size == 0:
         return None
