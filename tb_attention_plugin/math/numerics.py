@@ -134,8 +134,8 @@ class Examples:
     Zeros add nothing to a row's sum, entropy (0 log 0 = 0) or expected
     distance, so the row facts of the padded array are each example's own;
     means over rows take each example's real rows only (`row_mean`). One
-    pass over the padded array replaces a dozen small ones per example: a
-    capture's Python overhead, not its arithmetic, was most of its cost.
+    pass over the padded array replaces a dozen small ones per example
+    (docs/PERFORMANCE.md change 22).
     """
 
     def __init__(self, maps):
