@@ -16,13 +16,14 @@ def received_attention(maps):
     """Attention each key token receives: the sum over the query axis.
 
     Args:
-      maps: (heads, q, k) attention weights of one example, cropped.
+      maps: (..., heads, q, k) attention weights, cropped (or zero-padded:
+        Examples.maps; leading axes are kept).
 
     Returns:
-      (heads, k): `out[h, j] = sum_i maps[h, i, j]`. Over all keys it sums to
+      (..., heads, k): `out[h, j] = sum_i maps[h, i, j]`. Over all keys it sums to
       the number of query rows (each row is a distribution).
     """
-    return np.asarray(maps).sum(axis=1, dtype=np.float64)
+    return np.asarray(maps).sum(axis=-2, dtype=np.float64)
 
 
 def given_attention(maps):

@@ -243,7 +243,7 @@ def serialize(record):
         metadata.create_summary_metadata(facts, record.description),
     )]
     # (role, example of a per-example tag or None, float32 array)
-    received = examples.maps.sum(axis=2, dtype=np.float64)  # (examples, heads, K): numerics.received_attention
+    received = numerics.received_attention(examples.maps)  # (examples, heads, K)
     derived = [(PluginData.IMPORTANCE, i, _importance_tensor(received[i, :, : m.shape[2]], examples.rows.sums[i, :, : m.shape[1]]))
                for i, m in enumerate(maps)]
     derived.append((PluginData.HEAD_STATS, None, numerics.head_statistics_of(examples)))
