@@ -84,17 +84,12 @@ def raw_bytes(blob, encoding, cells):
     try:
         raw = inflate.decompress(blob, expected)
     except zlib.error as e:
-        raise ValueError(
-            "blob of %d bytes is neither %d raw bytes nor zlib data (%s)" % (len(blob), expected, e)
-        ) from None
+        raise _refused(blob, "is neither %d raw bytes nor zlib data (%s)" % (expected, e)) from None
     if len(raw) < expected or inflate.unconsumed_tail:
         what = "less" if len(raw) < expected else "more"
-        raise ValueError(
-            "blob of %d bytes inflates to %s than the %d bytes its shape promises"
-            % (len(blob), what, expected)
-        )
+        raise _refused(blob, "inflates to %s than the %d bytes its shape promises" % (what, expected))
     if not inflate.eof:
-        raise ValueError("blob of %d bytes is a truncated zlib stream" % len(blob))
+        raise _refused(blob, "is a truncated zlib stream")
     return raw
 
 
@@ -125,17 +120,18 @@ def check(blob, encoding, cells):
             if not out and not pending:
                 break
     except zlib.error as e:
-        raise ValueError(
-            "blob of %d bytes is neither %d raw bytes nor zlib data (%s)" % (len(blob), expected, e)
-        ) from None
+        raise _refused(blob, "is neither %d raw bytes nor zlib data (%s)" % (expected, e)) from None
     if inflated != expected:
         what = "less" if inflated < expected else "more"
-        raise ValueError(
-            "blob of %d bytes inflates to %s than the %d bytes its shape promises"
-            % (len(blob), what, expected)
-        )
+        raise _refused(blob, "inflates to %s than the %d bytes its shape promises" % (what, expected))
     if not inflate.eof:
-        raise ValueError("blob of %d bytes is a truncated zlib stream" % len(blob))
+        raise _refused(blob, "is a truncated zlib stream")
+
+
+def _refused(blob, why):
+    """The ValueError of a stored blob that does not hold its shape (one
+    wording for raw_bytes and check)."""
+    return ValueError("blob of %d bytes %s" % (len(blob), why))
 
 
 def decode(data, encoding, shape):
