@@ -4,8 +4,9 @@
 
 keras_hub's BertBackbone built from config (12 layers, 12 heads, width 768,
 512 tokens; random weights, nothing downloaded), a probe of 8 examples,
-`AttentionCallback(log_dir, probe)` with defaults: max_cells (50 M) keeps
-the first example (12 x 12 x 512 x 512 = 38 M weights). Prints the setup,
+`AttentionCallback(log_dir, probe)` with defaults: full maps would be
+12 x 12 x 512 x 512 = 38 M weights per example, so max_cells (50 M) has the
+maps stored reduced (issue 34; before, it kept the first example in full). Prints the setup,
 a training step (batch 2), one capture and the bytes per capture on disk.
 """
 

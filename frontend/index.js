@@ -87,6 +87,24 @@ export function storedExamplesText(layer) {
 }
 
 /**
+ * For maps stored reduced (/index's storage, docs/FORMAT.md "Reduced maps"):
+ * what the map shown holds, e.g. 'reduced maps: each row's 8 largest
+ * weights exact, the rest from 16 x 16 block means (within the row's
+ * 8th weight)'; '' for full maps and older servers.
+ */
+export function storageText(layer) {
+  if (layer.storage !== 'reduced') return '';
+  const b = layer.block_size;
+  return `reduced maps: each row's ${layer.top_k} largest weights exact, the rest from ${b} x ${b} ` +
+    `block means (within the row's ${ordinal(layer.top_k)} weight)`;
+}
+
+function ordinal(n) {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' })[n % 10] || 'th'}`;
+}
+
+/**
  * An example's line in the Example list: its first tokens, or for a layer
  * over an image's patches (/index's grid) 'image 2 (8 x 8 patches)' rather
  * than 'CLS 0,0 0,1 …', which read the same for every image.
@@ -278,7 +296,7 @@ class AttentionTab {
       windowText(visibilityFacts(layer, example)),
       `${example.query_length} query x ${example.key_length} key tokens`, `${layer.steps.length} captured steps`,
       `stored as ${layer.encoding}`, layer.rows_normalized ? '' : 'rows do not sum to 1',
-      storedExamplesText(layer),
+      storedExamplesText(layer), storageText(layer),
     ].filter(Boolean).join(' · ');
     const other = otherShapesText(layer.other_shapes);
     this.otherShapes.hidden = !other;

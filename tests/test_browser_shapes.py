@@ -63,6 +63,10 @@ def logdir(tmp_path_factory):
         scores[0, 1] = 1.0 / LONG
         summary.attention("long", scores, step=0, kind="self")
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "reduced"))
+    with writer.as_default():  # the same map stored reduced (issue 34)
+        summary.attention("long", scores, step=0, kind="self", storage="reduced")
+    writer.close()
     writer = tf.summary.create_file_writer(str(root / "huge"))
     with writer.as_default():
         scores = np.zeros((1, 1, HUGE, HUGE), np.float32)
@@ -179,6 +183,35 @@ def test_thumbnails_of_a_long_map_show_every_peak_column(opened, scale):
     missing = [j for j in HOT if not bright[:, j * width // LONG: ((j + 1) * width - 1) // LONG + 1].any()]
     assert missing == [], "peak columns dropped from the thumbnail: %s" % missing
     screenshot(page, "long-map-dpr%d.png" % scale)
+
+
+def test_a_map_stored_reduced_shows_its_peaks_and_says_what_it_holds(opened, server):
+    # Head 0's rows are one-hot: each row's largest weights are kept exactly,
+    # so every peak column is there; head 1 is uniform (1/300 each), which
+    # the 3 x 3 block means give back within uint8's step.
+    layer = _index_layer(server, "reduced", "long")
+    assert (layer["storage"], layer["top_k"], layer["block_size"]) == ("reduced", 8, 3)
+    status, headers, body = server.get("/data/plugin/attention/maps?run=reduced&tag=long&step=0&example=0")
+    assert status == 200 and headers["X-Attention-Storage"] == "reduced"
+    assert float(headers["X-Attention-Max-Error"]) <= 2 / 255  # uint8 steps of the stored weights
+    maps = np.frombuffer(body, np.uint8).reshape(2, LONG, LONG) / 255
+    assert all(maps[0, i, HOT[i % len(HOT)]] == 1 for i in range(LONG))
+    page = opened()
+    tab = page.tab
+    _show(tab, run="reduced", tag="long", head=0)
+    wait_painted(tab, 0)
+    assert ("reduced maps: each row's 8 largest weights exact, the rest from 3 x 3 block means "
+            "(within the row's 8th weight)") in tab.inner_text("#layer-info")
+    png = Image.open(io.BytesIO(tab.locator('#head-grid canvas[data-head="0"]').screenshot())).convert("RGB")
+    pixels = np.asarray(png).astype(int)
+    bright = (pixels[..., 0] > 200) & (pixels[..., 1] > 180)
+    width = pixels.shape[1]
+    missing = [j for j in HOT if not bright[:, j * width // LONG: ((j + 1) * width - 1) // LONG + 1].any()]
+    assert missing == []
+    screenshot(page, "reduced-long-map.png")
+    _show(tab, run="long", tag="long", head=0)  # full maps: nothing said
+    wait_painted(tab, 0)
+    assert "reduced maps" not in tab.inner_text("#layer-info")
 
 
 def test_token_labels_stay_in_view_while_a_long_map_scrolls(opened):

@@ -143,6 +143,6 @@ def test_a_capture_over_the_storage_budget_keeps_the_first_examples_that_fit(tmp
     # Only when one example alone is over the budget is the fit refused.
     model = tiny_mha_classifier(heads=2)
     cb = AttentionCallback(tmp_path / "none", x[:3], max_cells=127)
-    with pytest.raises(ValueError, match=r"one probe example alone would store 128 attention weights \(largest layers: mha 128\).*max_cells=127"):
+    with pytest.raises(ValueError, match=r"one probe example alone would store 128 numbers \(largest layers: mha 128 \(full\)\).*max_cells=127, even with every layer reduced where that is smaller.*layers=\[...\]"):
         model.fit(x, y, batch_size=4, verbose=0, callbacks=[cb])
     assert int(model.optimizer.iterations) == 0

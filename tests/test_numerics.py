@@ -156,6 +156,7 @@ def test_checking_a_blob_in_chunks_refuses_what_inflating_it_whole_refuses():
         "a bomb": zlib.compress(bytes(64 << 20), 9),
         "truncated": packed[:-2],
         "cut in the middle": packed[: len(packed) // 2],
+        "bytes after the stream": packed + b"\x00" * 3,
         "empty": b"",
     }
     for name, blob in blobs.items():

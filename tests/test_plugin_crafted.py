@@ -154,7 +154,7 @@ def _strict(body):
     ("shape_bomb", "head_stats", dict(example=0),
      "head_stats of run 'shape_bomb' layer 'layer' at step 0 has shape (2, 2, 120000000); "
      "its metadata declares (2, 2, 3)"),
-    ("newer", "maps", dict(step=0, example=0), "version 3 is newer than this reader (2): upgrade tb-attention"),
+    ("newer", "maps", dict(step=0, example=0), "version 4 is newer than this reader (3): upgrade tb-attention"),
     ("newer", "head_stats", dict(example=0), "upgrade tb-attention"),
     ("bad_head_metrics", "head_metrics", dict(example=0, metric="entropy"),
      "head_metrics of run 'bad_head_metrics' layer 'layer' at step 0 has shape (2, 2, 90000000); "

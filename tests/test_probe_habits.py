@@ -161,10 +161,10 @@ def test_plan_shows_every_layer_before_training_and_writes_nothing(tmp_path):
     assert not logdir.exists()
     # one layer: 2 heads x 2 examples x 8 x 8 real tokens = 256 weights
     assert plan.weights_per_capture == 256
-    assert 'model "tiny": 1 layers, probe of 2 examples; 256 weights per capture (256 bytes as uint8' in text
+    assert 'model "tiny": 1 layers, probe of 2 examples; 256 numbers per capture (256 bytes as uint8' in text
     row = next(line for line in text.splitlines() if line.strip().startswith("mha"))
     assert row.split()[:4] == ["mha", "MultiHeadAttention", "self", "2"]
-    assert 'probe input "input"' in row and "the layer's mask" in row and row.endswith("256")
+    assert 'probe input "input"' in row and "the layer's mask" in row and row.split()[-2:] == ["full", "256"]
     # the fit after it reuses the plan and writes as usual
     model.fit(x, y, batch_size=4, verbose=0, callbacks=[callback])
     assert callback.captured_steps == [0, 4]

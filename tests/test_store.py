@@ -100,8 +100,9 @@ def stored_error(call, kind):
 def test_a_healthy_layer_serves_its_maps_and_series():
     triples = layer_step(heads=2, tokens=4, examples=2)
     s = make_store({"run": {0: triples, 5: triples}})
-    data, shape, enc, facts, other, compressed = s.maps(CTX, "", "run", "layer", 5, 1)
+    data, shape, enc, facts, other, compressed, max_error = s.maps(CTX, "", "run", "layer", 5, 1)
     assert shape == (2, 4, 4) and enc == encoding.UINT8 and not other and facts.num_heads == 2 and not compressed
+    assert max_error is None  # full maps: exact within the encoding
     assert data == encoding.raw_bytes(triples[0][1][1], enc, 32)
     head1, shape1, *_ = s.maps(CTX, "", "run", "layer", 5, 1, head=1)
     assert shape1 == (1, 4, 4) and head1 == data[16:]
@@ -197,7 +198,7 @@ def test_a_newer_format_version_is_422_saying_upgrade():
     data.version = metadata.PROTO_VERSION + 1
     s = make_store({"run": {0: replace(triples, PluginData.MAPS, data=data)}})
     text = stored_error(lambda: s.maps(CTX, "", "run", "layer", 0, 0), "newer_format")
-    assert "version 3 is newer than this reader (2): upgrade tb-attention" in text
+    assert "version 4 is newer than this reader (3): upgrade tb-attention" in text
     assert len(s.layers(CTX, "")[1]) == 1
 
 
@@ -207,7 +208,7 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
                                        data=PluginData(role=PluginData.HEAD_STATS, layer="layer", version=9))}})
     text = stored_error(lambda: s.series(CTX, "", "run", "layer", PluginData.HEAD_STATS, 0), "newer_format")
     assert text == ("tag 'layer/_head_stats' of run 'run': attention summary format version 9 is newer "
-                    "than this reader (2): upgrade tb-attention")
+                    "than this reader (3): upgrade tb-attention")
 
 
 @pytest.mark.parametrize("role, array, message", [

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import { maxPool } from '../heatmap.js';
-import { otherShapesText, storedExamplesText } from '../index.js';
+import { otherShapesText, storageText, storedExamplesText } from '../index.js';
 import { isEmptyExample, layersInModelOrder, loadState, resolve, saveState } from '../state.js';
 import { maxOverHeads } from '../view_importance.js';
 
@@ -75,6 +75,14 @@ test('the layer line says when the callback stored fewer examples than the probe
   assert.equal(storedExamplesText({ examples, probe_examples: 8 }), '1 of 8 probe examples stored (max_cells)');
   assert.equal(storedExamplesText({ examples, probe_examples: 0 }), ''); // all stored: the writer leaves it 0
   assert.equal(storedExamplesText({ examples }), ''); // an older server sends nothing
+});
+
+test('the layer line says what reduced maps hold; full maps and older servers say nothing', () => {
+  assert.equal(storageText({ storage: 'reduced', top_k: 8, block_size: 16 }),
+    "reduced maps: each row's 8 largest weights exact, the rest from 16 x 16 block means (within the row's 8th weight)");
+  assert.equal(storageText({ storage: 'reduced', top_k: 2, block_size: 3 }).split('(')[1], "within the row's 2nd weight)");
+  assert.equal(storageText({ storage: 'full', top_k: 0, block_size: 0 }), '');
+  assert.equal(storageText({}), '');
 });
 
 test('a pinned token and a picked patch are kept for their example only, and checked against its length', () => {

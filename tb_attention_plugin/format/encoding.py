@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from tb_attention_plugin.format import metadata
+from tb_attention_plugin.math import reduction
 
 UINT8 = metadata.PluginData.UINT8
 FLOAT32 = metadata.PluginData.FLOAT32
@@ -56,7 +57,11 @@ def encode_raw(maps, encoding):
 
 def encode(maps, encoding):
     """An array of weights -> the stored blob: compressed when that is smaller."""
-    raw = encode_raw(maps, encoding)
+    return _packed(encode_raw(maps, encoding))
+
+
+def _packed(raw):
+    """Raw bytes -> the stored blob: zlib level 1 when that is smaller."""
     packed = zlib.compress(raw, 1)
     return packed if len(packed) < len(raw) else raw
 
@@ -73,11 +78,16 @@ def raw_bytes(blob, encoding, cells):
     Decompression stops at the size the shape promises, so a small blob that
     would inflate to more (a "zlib bomb") costs at most `cells` cells of
     memory. Raises ValueError for a blob that is neither the raw bytes of
-    `cells` weights nor a zlib stream of exactly that many.
+    `cells` weights nor a zlib stream of exactly that many, and nothing after it.
     """
     if cells < 0:
         raise ValueError("negative cell count %d" % cells)
-    expected = cells * bytes_per_cell(encoding)
+    return inflate_exact(blob, cells * bytes_per_cell(encoding))
+
+
+def inflate_exact(blob, expected):
+    """A stored blob of `expected` uncompressed bytes -> those bytes; what
+    `raw_bytes` checks, for any layout (a reduced maps blob too)."""
     if len(blob) == expected:
         return bytes(blob)
     inflate = zlib.decompressobj()
@@ -90,6 +100,9 @@ def raw_bytes(blob, encoding, cells):
         raise _refused(blob, "inflates to %s than the %d bytes its shape promises" % (what, expected))
     if not inflate.eof:
         raise _refused(blob, "is a truncated zlib stream")
+    if inflate.unused_data or inflate.unconsumed_tail:
+        raise _refused(blob, "has %d more bytes after its zlib stream"
+                       % len(inflate.unused_data or inflate.unconsumed_tail))
     return raw
 
 
@@ -105,7 +118,11 @@ def check(blob, encoding, cells):
     buffers behind in every request thread's malloc arena."""
     if cells < 0:
         raise ValueError("negative cell count %d" % cells)
-    expected = cells * bytes_per_cell(encoding)
+    check_exact(blob, cells * bytes_per_cell(encoding))
+
+
+def check_exact(blob, expected):
+    """`check` for a blob of `expected` uncompressed bytes, any layout."""
     if len(blob) == expected:
         return
     inflate = zlib.decompressobj()
@@ -117,7 +134,9 @@ def check(blob, encoding, cells):
             if inflated > expected:
                 break
             pending = inflate.unconsumed_tail
-            if not out and not pending:
+            # At the stream's end, bytes after it stay pending: without the
+            # eof test a blob with a tail after its stream looped forever.
+            if inflate.eof or (not out and not pending):
                 break
     except zlib.error as e:
         raise _refused(blob, "is neither %d raw bytes nor zlib data (%s)" % (expected, e)) from None
@@ -126,6 +145,9 @@ def check(blob, encoding, cells):
         raise _refused(blob, "inflates to %s than the %d bytes its shape promises" % (what, expected))
     if not inflate.eof:
         raise _refused(blob, "is a truncated zlib stream")
+    if inflate.unused_data or inflate.unconsumed_tail:
+        raise _refused(blob, "has %d more bytes after its zlib stream"
+                       % len(inflate.unused_data or inflate.unconsumed_tail))
 
 
 def _refused(blob, why):
@@ -136,7 +158,11 @@ def _refused(blob, why):
 
 def decode(data, encoding, shape):
     """A stored blob (raw or compressed) -> float32 array of `shape`."""
-    data = raw_bytes(data, encoding, int(np.prod(shape)))
+    return _weights(raw_bytes(data, encoding, int(np.prod(shape))), encoding, shape)
+
+
+def _weights(data, encoding, shape):
+    """Raw bytes of weights in `encoding` -> float32 array of `shape`."""
     if encoding == UINT8:
         values = np.frombuffer(data, dtype=np.uint8).astype(np.float32) / 255.0
     elif encoding == FLOAT32:
@@ -148,3 +174,70 @@ def decode(data, encoding, shape):
 
 def bytes_per_cell(encoding):
     return 1 if encoding == UINT8 else 4
+
+
+def cell_error(encoding):
+    """The most a decoded weight differs from the weight that was stored."""
+    return UINT8_MAX_ERROR if encoding == UINT8 else 0.0
+
+
+# -- reduced maps (facts.storage REDUCED, docs/FORMAT.md "Reduced maps") ------
+
+
+def reduced_sections(heads, q, k, top_k, block, encoding):
+    """The layout of one example's reduced blob, uncompressed: its sections
+    in order, as (name, numpy dtype, shape). Weights are in `encoding`; key
+    positions are stored as steps from the previous kept position of the
+    row (the first from 0), which zlib packs well where a head looks at a
+    band, as uint16 up to 65536 keys, else uint32."""
+    kept, overview = min(top_k, k), (heads, reduction.blocks(q, block), reduction.blocks(k, block))
+    weight = np.dtype("u1") if encoding == UINT8 else np.dtype("<f4")
+    step = np.dtype("<u2") if k <= 1 << 16 else np.dtype("<u4")
+    return [("values", weight, (heads, q, kept)), ("position_steps", step, (heads, q, kept)),
+            ("block_max", weight, overview), ("block_mean", weight, overview)]
+
+
+def _section_bytes(sections):
+    return [dtype.itemsize * int(np.prod(shape)) for _, dtype, shape in sections]
+
+
+def encode_reduced(reduced, encoding, top_k):
+    """A reduction.Reduced -> its stored blob (compressed when smaller)."""
+    heads, q, k = reduced.shape
+    sections = reduced_sections(heads, q, k, top_k, reduced.block, encoding)
+    steps = np.diff(reduced.positions, axis=-1, prepend=0)
+    parts = {"values": encode_raw(reduced.values, encoding),
+             "position_steps": steps.astype(sections[1][1]).tobytes(),
+             "block_max": encode_raw(reduced.block_max, encoding),
+             "block_mean": encode_raw(reduced.block_mean, encoding)}
+    return _packed(b"".join(parts[name] for name, _, _ in sections))
+
+
+def decode_reduced(blob, encoding, shape, top_k, block):
+    """A stored reduced blob of maps of `shape` (heads, q, k) ->
+    reduction.Reduced; ValueError if it does not hold that layout or a
+    position falls outside the keys."""
+    heads, q, k = shape
+    sections = reduced_sections(heads, q, k, top_k, block, encoding)
+    sizes = _section_bytes(sections)
+    data = inflate_exact(blob, sum(sizes))
+    parts, start = {}, 0
+    for (name, dtype, part_shape), size in zip(sections, sizes):
+        chunk = data[start : start + size]
+        start += size
+        parts[name] = (np.frombuffer(chunk, dtype=dtype).reshape(part_shape) if name == "position_steps"
+                       else _weights(chunk, encoding, part_shape))
+    positions = np.cumsum(parts["position_steps"], axis=-1, dtype=np.int64)
+    if positions.size and positions[..., -1].max() >= k:
+        raise _refused(blob, "holds key positions beyond its %d keys" % k)
+    return reduction.Reduced(parts["values"], positions, parts["block_max"], parts["block_mean"], block, shape)
+
+
+def stored_bytes(facts, example):
+    """Uncompressed bytes of example `example`'s maps blob at a step with
+    `facts`: (heads, q, k) weights, or the sections of a reduced blob."""
+    ex = facts.examples[example]
+    shape = (facts.num_heads, ex.query_length, ex.key_length)
+    if facts.storage == metadata.PluginData.REDUCED:
+        return sum(_section_bytes(reduced_sections(*shape, facts.top_k, facts.block_size, facts.encoding)))
+    return int(np.prod(shape)) * bytes_per_cell(facts.encoding)

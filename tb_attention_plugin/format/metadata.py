@@ -18,9 +18,15 @@ PLUGIN_NAME = "attention"
 #    metadata holds the facts (shapes, tokens, encoding) of every step.
 # 2: after the example blobs, one more blob holds the step's own facts
 #    (docs/FORMAT.md, "Facts of each step").
-PROTO_VERSION = 2
+# 3: a maps step may be stored reduced (`storage` REDUCED: each row's
+#    largest weights and a block overview, docs/FORMAT.md "Reduced maps").
+#    Only such steps are written as version 3 (`version_of`): a log of full
+#    maps stays readable by version-2 readers.
+PROTO_VERSION = 3
 # First version whose maps steps end with a facts blob.
 FACTS_BLOB_VERSION = 2
+# First version whose maps steps may be stored reduced.
+REDUCED_VERSION = 3
 
 PluginData = plugin_data_pb2.AttentionPluginData
 Role = PluginData  # enum values live on the message: Role.MAPS, Role.IMPORTANCE
@@ -40,6 +46,7 @@ PROBE_IMAGES_TAG = "_probe_images"
 
 KIND_NAMES = {PluginData.SELF: "self", PluginData.CAUSAL: "causal", PluginData.CROSS: "cross"}
 ENCODING_NAMES = {PluginData.UINT8: "uint8", PluginData.FLOAT32: "float32"}
+STORAGE_NAMES = {PluginData.FULL: "full", PluginData.REDUCED: "reduced"}
 ROLE_NAMES = {
     PluginData.MAPS: "maps",
     PluginData.IMPORTANCE: "importance",
@@ -121,7 +128,7 @@ def create_summary_metadata(plugin_data, description=None):
       plugin_data: an AttentionPluginData; its `version` is set here.
       description: optional Markdown shown by TensorBoard.
     """
-    plugin_data.version = PROTO_VERSION
+    plugin_data.version = version_of(plugin_data)
     data_class = (
         summary_pb2.DATA_CLASS_BLOB_SEQUENCE
         if plugin_data.role == PluginData.MAPS
@@ -134,6 +141,12 @@ def create_summary_metadata(plugin_data, description=None):
         ),
         data_class=data_class,
     )
+
+
+def version_of(plugin_data):
+    """The format version a writer gives `plugin_data`: the oldest whose
+    readers read it whole (a reduced maps step needs version 3)."""
+    return REDUCED_VERSION if plugin_data.storage == PluginData.REDUCED else FACTS_BLOB_VERSION
 
 
 def has_facts_blob(version, blob_count, example_count):

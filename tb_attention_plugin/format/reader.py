@@ -23,6 +23,7 @@ from tensorboard.util import tensor_util
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.format import png
+from tb_attention_plugin.math import reduction
 
 PluginData = metadata.PluginData
 
@@ -45,7 +46,9 @@ class LayerAttention:
     steps: np.ndarray  # (S,)
     query_tokens: list  # per example, list of str (cropped)
     key_tokens: list
-    maps: list  # per example, (S, H, q, k) float32, decoded
+    # per example, (S, H, q, k) float32, decoded; for maps stored reduced
+    # (storage "reduced"), a ReducedMaps of S steps, rebuilt when indexed
+    maps: list
     received: list  # per example, (S, H + 1, k): sum over queries
     given: list  # per example, (S, H + 1, q): sum over keys
     head_stats: np.ndarray  # (S, examples, H, 3): entropy, max weight, distance (NaN: empty example)
@@ -67,6 +70,41 @@ class LayerAttention:
     # A local layer's sliding window: the query at position i saw only the
     # keys |i - j| < sliding_window (positions in the padded input); 0: none.
     sliding_window: int = 0
+    # "full", or "reduced": each query row's top_k largest weights are exact
+    # and the rest is rebuilt from a block overview within a stated bound
+    # (ReducedMaps; docs/FORMAT.md, "Reduced maps").
+    storage: str = "full"
+
+
+class ReducedMaps:
+    """One example's maps stored reduced, over the S steps of a layer:
+    `maps[s]` is the dense (H, q, k) map rebuilt at step index s (the
+    largest weights of each row exact, the rest estimated from the block
+    overview), `bound(s)` how far each cell can be from the truth, and
+    `form(s)` what was stored (math.reduction.Reduced). Rebuilt when asked
+    for, one step at a time: 100 steps of 8 heads x 2048 x 2048 would be
+    13 GB dense."""
+
+    def __init__(self, info, blobs, example):
+        self._info, self._blobs, self._example = info, blobs, example
+        ex = info.examples[example]
+        self.shape = (len(blobs), info.num_heads, ex.query_length, ex.key_length)
+
+    def __len__(self):
+        return len(self._blobs)
+
+    def form(self, step_index):
+        return decode_reduced(self._info, self._blobs[step_index], self._example)
+
+    def rebuilt(self, step_index):
+        """(estimate, bound) at step index `step_index` (reduction.rebuild)."""
+        return reduction.rebuild(self.form(step_index), encoding_lib.cell_error(self._info.encoding))
+
+    def __getitem__(self, step_index):
+        return self.rebuilt(step_index)[0]
+
+    def bound(self, step_index):
+        return self.rebuilt(step_index)[1]
 
 
 def event_files(logdir):
@@ -150,10 +188,17 @@ def _facts_groups(info, map_values):
 
 
 def decode_maps(info, blob, example):
-    """One stored blob -> (heads, q, k) float32 for example `example`."""
+    """One stored full-maps blob -> (heads, q, k) float32 for example `example`."""
     ex = info.examples[example]
     shape = (info.num_heads, ex.query_length, ex.key_length)
     return encoding_lib.decode(blob, info.encoding, shape)
+
+
+def decode_reduced(info, blob, example):
+    """One stored reduced-maps blob -> math.reduction.Reduced of example `example`."""
+    ex = info.examples[example]
+    shape = (info.num_heads, ex.query_length, ex.key_length)
+    return encoding_lib.decode_reduced(blob, info.encoding, shape, info.top_k, info.block_size)
 
 
 def _assemble(facts_by_step, map_values, tags):
@@ -170,10 +215,10 @@ def _assemble(facts_by_step, map_values, tags):
         values = [entry[1][s] for s in steps if s in entry[1]]
         return np.stack(values) if values else None
 
-    maps = [
-        np.stack([decode_maps(info, map_values[s][i], i) for s in steps])
-        for i in range(len(examples))
-    ]
+    if info.storage == PluginData.REDUCED:
+        maps = [ReducedMaps(info, [map_values[s][i] for s in steps], i) for i in range(len(examples))]
+    else:
+        maps = [np.stack([decode_maps(info, map_values[s][i], i) for s in steps]) for i in range(len(examples))]
     importance = [_importance(tags, info, i, steps) for i in range(len(examples))]
     if any(v is None for v in importance):
         importance = None  # as when nothing was stored: every example or none
@@ -208,6 +253,7 @@ def _assemble(facts_by_step, map_values, tags):
         metric_names=tuple(metrics_entry[0].metric_names) if metrics_entry else (),
         grid=(info.grid_rows, info.grid_cols, info.grid_prefix) if info.grid_rows else None,
         sliding_window=info.sliding_window,
+        storage=metadata.STORAGE_NAMES.get(info.storage, "?"),
     )
 
 

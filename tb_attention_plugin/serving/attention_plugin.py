@@ -171,6 +171,9 @@ class AttentionPlugin(base_plugin.TBPlugin):
         response.headers["X-Attention-Encoding"] = metadata.ENCODING_NAMES[reply.encoding]
         if reply.compressed:  # the stored zlib stream, checked; the tab inflates it (DecompressionStream)
             response.headers["X-Attention-Compression"] = "zlib"
+        if reply.max_error is not None:  # stored reduced: a rebuilt map, each cell within this of the truth
+            response.headers["X-Attention-Storage"] = "reduced"
+            response.headers["X-Attention-Max-Error"] = "%.6g" % reply.max_error
         if reply.other_facts:  # the step's facts are not those /index lists for the layer
             response.headers["X-Attention-Facts"] = facts_header(reply.facts, example)
         return response
@@ -399,6 +402,9 @@ def _describe_facts(info):
         if info.grid_rows > 0 else None,
         "probe_examples": info.probe_examples,
         "sliding_window": info.sliding_window,
+        "storage": metadata.STORAGE_NAMES[info.storage],
+        "top_k": info.top_k,
+        "block_size": info.block_size,
     }
 
 

@@ -36,6 +36,7 @@ from tensorboard.data import provider
 
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.format import metadata
+from tb_attention_plugin.math import reduction
 from tb_attention_plugin.serving.lru_cache import LruCache
 
 PluginData = metadata.PluginData
@@ -186,7 +187,10 @@ class Timeline:
 # step's `facts`, whether they differ from the layer's newest step's, and
 # whether `data` is the stored zlib stream (RFC 1950, checked to inflate to
 # exactly those cells) rather than the raw bytes.
-MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts compressed")
+# For maps stored reduced, `data` is the dense map rebuilt from what was kept
+# and `max_error` the most any of its cells can be off (None: exact within
+# the encoding).
+MapsReply = collections.namedtuple("MapsReply", "data shape encoding facts other_facts compressed max_error")
 # What `Store.series` answers: the layer (newest facts), the steps served,
 # their values, and how many steps the layer has with its newest facts
 # (more than `steps` when the series was downsampled to `max_points`).
@@ -242,6 +246,11 @@ def check_metadata(info):
                 "of example %d has %d query and %d key tokens for lengths %d and %d"
                 % (i, len(ex.query_tokens), len(ex.key_tokens), ex.query_length, ex.key_length)
             )
+    if info.storage not in metadata.STORAGE_NAMES:
+        damaged("names an unknown storage (%d)" % info.storage)
+    if info.storage == PluginData.REDUCED and not (1 <= info.top_k <= MAX_TOKENS and 1 <= info.block_size <= MAX_TOKENS):
+        damaged("of reduced maps declares top_k %d and blocks of %d (1..%d expected)"
+                % (info.top_k, info.block_size, MAX_TOKENS))
     if info.probe_examples < 0:
         damaged("declares %d probe examples" % info.probe_examples)
     if not 0 <= info.sliding_window <= MAX_TOKENS:
@@ -645,21 +654,49 @@ class Store:
                 "capture shorter sequences or fewer heads (layers=)"
                 % (example, layer.where(step), "x".join(map(str, shape)), size >> 20, MAX_MAP_BYTES >> 20),
             )
+        if info.storage == PluginData.REDUCED:
+            heads = range(info.num_heads) if head is None else [head]
+            data, error = self._rebuilt(ctx, layer, step, keys[example], example, shape, heads)
+            return MapsReply(data, (len(heads),) + shape[1:], info.encoding, info, other, False, error)
         as_stored = compressed and head is None  # a compressed blob would go out as it is
         stored, data = self._map_blob(ctx, layer, step, keys[example], shape, size, keep_raw=not as_stored)
         if encoding_lib.is_compressed(stored, info.encoding, shape[0] * shape[1] * shape[2]):
             if as_stored:
-                return MapsReply(stored, shape, info.encoding, info, other, True)
+                return MapsReply(stored, shape, info.encoding, info, other, True, None)
             if data is None:  # a checked blob from the cache: inflate it again
                 with self._budget.hold(size):
-                    data = self._raw_bytes(layer, step, shape, stored)
+                    data = self._raw_bytes(layer, step, shape, stored, size)
         elif data is None:
             data = stored
         if head is not None:
             per_head = shape[1] * shape[2] * cell_bytes
             data = data[head * per_head : (head + 1) * per_head]
             shape = (1,) + shape[1:]
-        return MapsReply(data, shape, info.encoding, info, other, False)
+        return MapsReply(data, shape, info.encoding, info, other, False, None)
+
+    def _rebuilt(self, ctx, layer, step, blob_key, example, shape, heads):
+        """(raw bytes, largest error) of `heads` of one example's maps stored
+        reduced: the dense map rebuilt from each row's kept weights and the
+        block overview (math/reduction.py), in the step's encoding, and the
+        most any of its cells can be off. Rebuilt one head at a time, which
+        holds about five float32 copies of one head's map."""
+        info = layer.info
+        stored, _ = self._map_blob(ctx, layer, step, blob_key, shape, encoding_lib.stored_bytes(info, example),
+                                   keep_raw=False)
+        try:
+            reduced = encoding_lib.decode_reduced(stored, info.encoding, shape, info.top_k, info.block_size)
+        except ValueError as e:
+            raise StoredDataError(
+                "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
+            ) from None
+        parts, error = [], 0.0
+        with self._budget.hold(min(5 * 4 * shape[1] * shape[2], DECODE_BUDGET_BYTES)):
+            for h in heads:
+                estimate, bound = reduction.rebuild(reduction.one_head(reduced, h),
+                                                    encoding_lib.cell_error(info.encoding))
+                parts.append(encoding_lib.encode_raw(estimate, info.encoding))
+                error = max(error, float(bound.max(initial=0.0)))
+        return b"".join(parts), error
 
     def _differs_from_newest(self, ctx, layer, index, facts):
         """Whether `facts` differ from those of the layer's newest step (also
@@ -689,18 +726,17 @@ class Store:
             return stored, None
         with self._budget.hold(size):
             stored = self._read_blob(ctx, layer, blob_key)
-            data = self._raw_bytes(layer, step, shape, stored, keep=keep_raw)
+            data = self._raw_bytes(layer, step, shape, stored, size, keep=keep_raw)
         self._cache.put(cache_key, stored, len(stored))
         return stored, data
 
-    def _raw_bytes(self, layer, step, shape, stored, keep=True):
-        """The raw bytes of a stored maps blob (None without `keep`: only
-        checked); StoredDataError if damaged."""
-        cells = shape[0] * shape[1] * shape[2]
+    def _raw_bytes(self, layer, step, shape, stored, size, keep=True):
+        """The raw bytes (`size` of them) of a stored maps blob (None without
+        `keep`: only checked); StoredDataError if damaged."""
         try:
             if not keep:
-                return encoding_lib.check(stored, layer.info.encoding, cells)
-            return encoding_lib.raw_bytes(stored, layer.info.encoding, cells)
+                return encoding_lib.check_exact(stored, size)
+            return encoding_lib.inflate_exact(stored, size)
         except ValueError as e:
             raise StoredDataError(
                 "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)

@@ -23,6 +23,7 @@ from tb_attention_plugin.writing import masks
 from tb_attention_plugin.writing import messages
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
+from tb_attention_plugin.math import reduction
 from tb_attention_plugin.writing import probes
 from tb_attention_plugin.writing import run_dirs
 from tb_attention_plugin.writing import summary
@@ -81,13 +82,21 @@ class AttentionCallback(keras.callbacks.Callback):
         model passes no Keras mask to the layer. Default None.
       encoding: 'uint8' (default; 1 byte per weight, error at most 1/510) or
         'float32' (exact, 4 bytes per weight).
-      max_cells: the most attention weights one capture may store, all layers
-        and examples together (default 50 million, 50 MB as uint8 before
+      max_cells: the most numbers one capture may store, all layers and
+        examples together (default 50 million, 50 MB as uint8 before
         compression); every captured step stays in TensorBoard's memory. A
-        larger capture keeps the first probe examples that fit (at least
-        one: a 12-layer, 12-head model at 512 tokens is 38 M weights per
-        example), with one warning saying so; only when one example alone is
-        over it is the fit refused, before training. None: no limit.
+        hard ceiling: when full maps would pass it (a 12-layer, 12-head
+        model at 512 tokens is 38 M weights per example), the largest
+        layers not in exact_layers are stored reduced, every head kept:
+        each query row's 8 largest weights exact, with their positions, and
+        a block max and mean overview (docs/FORMAT.md, "Reduced maps"; at
+        2048 tokens 1.6% of the full maps), until the capture fits; then
+        the first probe examples that fit are kept, with one warning; only
+        when one example alone is over it is the fit refused, before
+        training. None: no limit, full maps.
+      exact_layers: layer names or paths whose full maps are always stored;
+        the other layers' maps are stored reduced when full maps would pass
+        max_cells (below). Default None.
       head_scalars: also write each layer's head metrics (docs/HEAD_METRICS.md;
         mean over heads and probe examples) as ordinary scalars
         `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
@@ -128,6 +137,7 @@ class AttentionCallback(keras.callbacks.Callback):
         pad_id=None,
         encoding="uint8",
         max_cells=50_000_000,
+        exact_layers=None,
         head_scalars=False,
         image_grid=None,
         collapse_entropy=0.05,
@@ -149,6 +159,7 @@ class AttentionCallback(keras.callbacks.Callback):
             encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
         self.max_cells = max_cells
+        self._exact_layers = set(exact_layers or ())
         self.head_scalars = bool(head_scalars)
         self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
         self._layer_names = layers
@@ -367,15 +378,27 @@ class AttentionCallback(keras.callbacks.Callback):
         self._plans = {}
         for index, captured in enumerate(first):
             self._plans[captured.name] = self._plan_layer(captured, index, list(self._plans.values()))
-        keep = self._examples_within_budget()
+        keep = self._fit_budget()
+        reduced = [plan.name for plan in self._plans.values() if plan.storage == "reduced"]
+        if reduced and keep == self._batch:
+            logger.info(
+                "AttentionCallback stores the maps of %d of %d layers reduced (%s): every head, with "
+                "each query row's %d largest weights exact and an overview of block max and mean "
+                "(docs/FORMAT.md, \"Reduced maps\"), because full maps would be %d weights per "
+                "capture, more than max_cells=%d. Importance, statistics and metrics are computed "
+                "from the full maps either way. Pass exact_layers=[...] to keep some layers' full maps.",
+                len(reduced), len(self._plans), ", ".join(reduced[:3]) + (
+                    " and %d more" % (len(reduced) - 3) if len(reduced) > 3 else ""),
+                reduction.TOP_K, sum(plan.cells for plan in self._plans.values()), self.max_cells)
         if keep < self._batch:
-            total = sum(plan.cells for plan in self._plans.values())
+            total = sum(plan.stored_cells() for plan in self._plans.values())
             logger.warning(
                 "AttentionCallback stores the first %d of the %d probe examples: all %d would "
-                "be %d attention weights per capture, more than max_cells=%d, and every "
-                "captured step stays in TensorBoard's memory. Every head of every layer of "
-                "those %d is stored in full; pass max_cells=%d to store all %d.",
-                keep, self._batch, self._batch, total, self.max_cells, keep, total, self._batch)
+                "be %d numbers per capture, more than max_cells=%d, and every captured step "
+                "stays in TensorBoard's memory. Every head of every layer of those %d is stored "
+                "(%s); pass max_cells=%d to store all %d.",
+                keep, self._batch, self._batch, total, self.max_cells, keep,
+                "%d layers reduced" % len(reduced) if reduced else "in full", total, self._batch)
             self._shrink_probe(keep)
             return self._setup_capture()  # traced again for the smaller batch
         return first
@@ -583,24 +606,55 @@ class AttentionCallback(keras.callbacks.Callback):
             self._drop_writer()
             raise
 
-    def _examples_within_budget(self):
-        """How many probe examples (the first ones) fit in max_cells; big
-        models (12 layers x 12 heads x 512 tokens is 38 M weights per
-        example) are served with fewer examples rather than refused. Refuses
-        only when one example alone is over the budget."""
-        per_example = np.sum([plan.example_cells for plan in self._plans.values()], axis=0)
-        if self.max_cells is None or per_example.sum() <= self.max_cells:
+    def _fit_budget(self):
+        """Chooses each layer's storage and how many probe examples (the
+        first ones) a capture keeps, within max_cells numbers:
+          1. every layer's full maps, if they fit;
+          2. else layers stored reduced (each row's largest weights and a
+             block overview: math/reduction.py), the largest first, until
+             they fit; layers named in exact_layers= always stay full;
+          3. else the first probe examples that fit;
+        and refuses, before training, when one example alone does not.
+        Returns the number of examples kept."""
+        plans = list(self._plans.values())
+        for plan in plans:
+            plan.storage = "full"
+        if self.max_cells is None:
             return self._batch
-        keep = int(np.searchsorted(np.cumsum(per_example), self.max_cells, side="right"))
-        if keep == 0:
-            sizes = {name: plan.example_cells[0] for name, plan in self._plans.items()}
-            largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+        def total(examples=None):
+            return sum(plan.stored_cells(examples) for plan in plans)
+
+        unknown = self._exact_layers.difference(*(plan.aliases for plan in plans))
+        if unknown:
             raise ValueError(
-                "AttentionCallback: one probe example alone would store %d attention weights "
-                "(largest layers: %s), more than max_cells=%d; every captured step is kept in "
-                "TensorBoard's memory. Pass layers=[...] to capture fewer layers, shorter probe "
-                "sequences, or a larger max_cells= if you have the memory."
-                % (int(per_example[0]), ", ".join("%s %d" % kv for kv in largest), self.max_cells)
+                "AttentionCallback: exact_layers names %s, which %s no captured layer; the "
+                "captured layers are %s." % (", ".join(sorted(map(messages.quoted, unknown))),
+                                             "is" if len(unknown) == 1 else "are",
+                                             ", ".join(messages.quoted(plan.name) for plan in plans)))
+        exact = [plan for plan in plans if plan.aliases & self._exact_layers]
+        reducible = sorted((plan for plan in plans if plan not in exact),
+                           key=lambda plan: -plan.cells)
+        for plan in reducible:
+            if total() <= self.max_cells:
+                break
+            if plan.stored_cells() > sum(plan.reduced_example_cells):  # short maps are smaller whole
+                plan.storage = "reduced"
+        if total() <= self.max_cells:
+            return self._batch
+        keep = max(n for n in range(self._batch + 1) if total(n) <= self.max_cells)
+        if keep == 0:
+            largest = sorted(plans, key=lambda plan: -plan.stored_cells(1))[:3]
+            raise ValueError(
+                "AttentionCallback: one probe example alone would store %d numbers (largest layers: "
+                "%s), more than max_cells=%d, even with every layer%s reduced where that is "
+                "smaller; every captured step is kept in TensorBoard's memory. Pass layers=[...] "
+                "to capture fewer layers%s, shorter probe sequences, or a larger max_cells= if you "
+                "have the memory."
+                % (total(1), ", ".join("%s %d (%s)" % (plan.name, plan.stored_cells(1), plan.storage)
+                                       for plan in largest), self.max_cells,
+                   " but exact_layers=" if exact else "",
+                   ", fewer exact_layers= (%s)" % ", ".join(p.name for p in exact) if exact else "")
             )
         return keep
 
@@ -647,6 +701,7 @@ class AttentionCallback(keras.callbacks.Callback):
         record.probe_examples = self._given_batch or 0
         record.row_tolerance = plan.row_tolerance
         record.sliding_window = plan.window
+        record.storage = plan.storage
         record.previous_maps = self._previous_maps.get(plan.name)
         if plan.query_ids is not None:
             record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
@@ -757,6 +812,8 @@ class AttentionCallback(keras.callbacks.Callback):
             index=index,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
             example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],
+            reduced_example_cells=reduced_cells(heads, spans),
+            aliases={name, capture.layer_path(captured.layer), captured.layer.name},
             heads=heads,
             kv_heads=captured.kv_heads,
             window=window,
@@ -809,8 +866,13 @@ class _LayerPlan:
     kind: str
     layer_class: str
     index: int  # order in which the model runs the layer
-    cells: int  # weights stored per capture
+    cells: int  # weights of its full maps per capture
     example_cells: list  # of which, per probe example
+    # What storing it reduced costs per probe example (reduced_cells), and
+    # how it is stored: "full" or "reduced" (chosen by _fit_budget).
+    reduced_example_cells: list = None
+    storage: str = "full"
+    aliases: set = dataclasses.field(default_factory=set)  # its tag, path and name (exact_layers)
     grid: image_grid_lib.Grid = None  # the tokens are image patches (a ViT)
     heads: int = 1  # query heads
     kv_heads: int = None  # key/value heads of grouped-query attention, else None
@@ -820,6 +882,23 @@ class _LayerPlan:
     cropped_by: str = ""  # what crops the maps, in words
     # numerics.row_sum_tolerance of the dtype the layer computed in
     row_tolerance: float = numerics.ROW_SUM_TOLERANCE
+
+    def stored_cells(self, examples=None):
+        """Numbers stored per capture for the first `examples` probe
+        examples (all: None) in this layer's storage."""
+        per_example = self.example_cells if self.storage == "full" else self.reduced_example_cells
+        return int(sum(per_example[:examples]))
+
+
+def reduced_cells(heads, spans):
+    """Per example, the numbers a reduced capture of maps of `spans` stores
+    (math/reduction.py): each row's kept weights and their key positions,
+    and the block max and mean of the overview, whose block the longest
+    example sets."""
+    block = reduction.block_for(max((ql for (_, ql), _ in spans), default=0),
+                                max((kl for _, (_, kl) in spans), default=0))
+    return [heads * (2 * ql * min(reduction.TOP_K, kl) + 2 * reduction.blocks(ql, block) * reduction.blocks(kl, block))
+            for (_, ql), (_, kl) in spans]
 
 
 def _token_origin(source, grid):
@@ -845,24 +924,28 @@ class CapturePlan:
 
     @property
     def weights_per_capture(self):
-        return sum(plan.cells for plan in self.layers)
+        """Numbers stored per capture: weights, and the key positions of
+        layers stored reduced."""
+        return sum(plan.stored_cells() for plan in self.layers)
 
     def __str__(self):
         per_weight = encoding_lib.bytes_per_cell(encoding_lib.parse_encoding(self.encoding))
         lines = [
-            "AttentionCallback on model %s: %d layers, probe of %d examples%s; %d weights per "
+            "AttentionCallback on model %s: %d layers, probe of %d examples%s; %d numbers per "
             "capture (%s as %s, before compression)" % (
                 messages.quoted(self.model_name), len(self.layers), self.examples,
                 " (the first %d of %d: max_cells)" % (self.examples, self.given_examples)
                 if self.given_examples else "",
                 self.weights_per_capture, _size(self.weights_per_capture * per_weight), self.encoding),
         ]
-        header = ("tag", "class", "kind", "heads", "queries from", "keys from", "cropped by", "weights")
+        header = ("tag", "class", "kind", "heads", "queries from", "keys from", "cropped by", "stored", "numbers")
         rows = [header] + [(
             plan.name, plan.layer_class,
             plan.kind + (", window %d" % plan.window if plan.window else ""),
             "%d (%d kv)" % (plan.heads, plan.kv_heads) if plan.kv_heads else str(plan.heads),
-            plan.query_from, plan.key_from, plan.cropped_by, str(plan.cells),
+            plan.query_from, plan.key_from, plan.cropped_by,
+            "full" if plan.storage == "full" else "reduced (top %d per row)" % reduction.TOP_K,
+            str(plan.stored_cells()),
         ) for plan in self.layers]
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -37,10 +37,12 @@ from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.math import head_metrics
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
+from tb_attention_plugin.math import reduction
 
 PluginData = metadata.PluginData
 
 _KINDS = {name: value for value, name in metadata.KIND_NAMES.items()}
+_STORAGES = {name: value for value, name in metadata.STORAGE_NAMES.items()}
 
 
 def as_head_first(scores):
@@ -120,6 +122,11 @@ class LayerStep:
     # Self-attention within a sliding window: |i - j| < sliding_window
     # (masks.sliding_window); 0: none.
     sliding_window: int = 0
+    # "full" (every weight) or "reduced" (each row's top_k largest weights
+    # and a block overview: math/reduction.py); the numbers are computed
+    # from the full float32 maps either way.
+    storage: str = "full"
+    top_k: int = reduction.TOP_K
 
     @functools.cached_property
     def examples(self):
@@ -191,7 +198,6 @@ def maps_facts(record):
     maps = record.maps
     examples = record.examples
     facts = PluginData(
-        version=metadata.PROTO_VERSION,
         role=PluginData.MAPS,
         layer=record.name,
         kind=_KINDS[record.kind],
@@ -207,6 +213,13 @@ def maps_facts(record):
         probe_examples=record.probe_examples,
         sliding_window=record.sliding_window,
     )
+    if record.storage not in _STORAGES:
+        raise ValueError("storage must be one of %s, got %r" % (sorted(_STORAGES), record.storage))
+    if record.storage == "reduced":
+        lengths = [(m.shape[1], m.shape[2]) for m in maps]
+        facts.storage, facts.top_k = PluginData.REDUCED, record.top_k
+        facts.block_size = reduction.block_for(max(q for q, _ in lengths), max(k for _, k in lengths))
+    facts.version = metadata.version_of(facts)
     if record.grid is not None:
         facts.grid_rows, facts.grid_cols, facts.grid_prefix = (
             record.grid.rows, record.grid.cols, record.grid.prefix)
@@ -235,7 +248,11 @@ def serialize(record):
     maps = record.maps
     examples = record.examples
     facts = maps_facts(record)
-    blobs = [encoding_lib.encode(m, facts.encoding) for m in maps]
+    if facts.storage == PluginData.REDUCED:
+        blobs = [encoding_lib.encode_reduced(reduction.reduce(m, facts.top_k, facts.block_size), facts.encoding,
+                                             facts.top_k) for m in maps]
+    else:
+        blobs = [encoding_lib.encode(m, facts.encoding) for m in maps]
     blobs.append(facts.SerializeToString())
     out = [(
         metadata.tag_for(record.name, PluginData.MAPS),
@@ -333,6 +350,7 @@ def attention(
     layer_index=0,
     rollout_stack="",
     description=None,
+    storage="full",
 ):
     """Writes the attention of one layer at one step (eagerly).
 
@@ -353,6 +371,11 @@ def attention(
         importance over the cropped keys (see numerics.attention_rollout).
       layer_class, layer_index, rollout_stack: stored for display and sorting.
       description: optional Markdown description of the tag.
+      storage: 'full' (every weight) or 'reduced' (each query row's
+        reduction.TOP_K largest weights, exact, and a block max / mean
+        overview: for long sequences; docs/FORMAT.md, "Reduced maps").
+        Importance, statistics and metrics are computed from the full
+        scores either way.
 
     Returns:
       True if written, False if no default summary writer is set.
@@ -387,6 +410,7 @@ def attention(
     )
     record.rollout = rollout
     record.rollout_stack = rollout_stack
+    record.storage = storage
     return write(serialize(record), int(step))
 
 

@@ -1,0 +1,160 @@
+"""Reduced maps: what is kept of an attention map too large to store whole,
+and the dense map rebuilt from it with a bound on every cell's error
+(docs/FORMAT.md, "Reduced maps").
+
+Of one example's maps (heads, q, k), cropped to its real tokens:
+  * the `top_k` largest weights of every query row, exact, with their key
+    positions (ascending);
+  * an overview: the max and the mean of every `block` x `block` square of
+    cells (the last row and column of blocks may be smaller).
+Every weight left out of a row is at most that row's smallest kept weight
+(they are its largest) and at most its block's max, so the rebuilt map
+states, per cell, how far the truth can be from what it shows. Kept cells
+are exact; a row whose keys are all kept is exact.
+
+Pure numpy, no I/O: the writer reduces float32 maps with `reduce`, the
+reader and the server rebuild with `rebuild`.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+# Weights kept per query row: a row's sink, its previous and next tokens and
+# a few content tokens (docs/FORMAT.md says what they hold on real maps).
+TOP_K = 8
+# The overview has at most this many blocks per side: a 2048-token map is
+# 128 x 128 blocks of 16 x 16 cells.
+OVERVIEW_SIDE = 128
+
+
+def block_for(q, k, side=OVERVIEW_SIDE):
+    """The side of an overview block for a q x k map: the smallest that
+    keeps both axes within `side` blocks."""
+    return max(1, math.ceil(max(q, k, 1) / side))
+
+
+def blocks(length, block):
+    """How many blocks of `block` cover `length` positions."""
+    return -(-length // block)
+
+
+@dataclasses.dataclass
+class Reduced:
+    """The reduced form of one example's maps (heads, q, k).
+
+    values:     float32 (heads, q, kept): each row's largest weights
+    positions:  int64 (heads, q, kept): their key positions, ascending per row
+    block_max:  float32 (heads, ceil(q / block), ceil(k / block))
+    block_mean: float32, same shape: the mean over the block's cells
+    block:      side of a block, in cells
+    shape:      (heads, q, k) of the map it reduces
+    kept = min(top_k, k).
+    """
+
+    values: np.ndarray
+    positions: np.ndarray
+    block_max: np.ndarray
+    block_mean: np.ndarray
+    block: int
+    shape: tuple
+
+    @property
+    def exact(self):
+        """Whether every weight is kept (rows of at most top_k keys)."""
+        return self.values.shape[-1] == self.shape[2]
+
+
+def reduce(maps, top_k=TOP_K, block=None):
+    """(heads, q, k) weights >= 0 -> Reduced. `block` defaults to
+    `block_for(q, k)`. Vectorised: one partition per row, one reduceat per
+    axis, no loop over cells."""
+    maps = np.asarray(maps, dtype=np.float32)
+    heads, q, k = maps.shape
+    block = block or block_for(q, k)
+    kept = min(top_k, k)
+    if kept == k:
+        positions = np.broadcast_to(np.arange(k), (heads, q, k))
+    else:
+        positions = np.argpartition(maps, k - kept, axis=-1)[..., k - kept:]
+        positions.sort(axis=-1)
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    values = np.take_along_axis(maps, positions, axis=-1)
+    block_max, block_sum = _block_reduce(maps, block, np.maximum), _block_reduce(maps, block, np.add)
+    return Reduced(values, positions, block_max, block_sum / _block_cells(q, k, block), block, (heads, q, k))
+
+
+def _block_reduce(maps, block, ufunc):
+    """`ufunc`.reduce over every block x block square of (heads, q, k)."""
+    heads, q, k = maps.shape
+    if q == 0 or k == 0:
+        return np.zeros((heads, blocks(q, block), blocks(k, block)), np.float32)
+    rows = ufunc.reduceat(maps, np.arange(0, q, block), axis=1)
+    return ufunc.reduceat(rows, np.arange(0, k, block), axis=2).astype(np.float32)
+
+
+def _block_cells(q, k, block):
+    """(blocks(q), blocks(k)) cells in each block (edge blocks are smaller)."""
+    rows = np.minimum(block, q - np.arange(0, q, block))
+    cols = np.minimum(block, k - np.arange(0, k, block))
+    return np.outer(rows, cols).astype(np.float32)
+
+
+def one_head(reduced, head):
+    """The Reduced of head `head` alone (views, no copy)."""
+    h = slice(head, head + 1)
+    return Reduced(reduced.values[h], reduced.positions[h], reduced.block_max[h], reduced.block_mean[h],
+                   reduced.block, (1,) + tuple(reduced.shape[1:]))
+
+
+def row_floor(reduced):
+    """(heads, q): the most any weight left out of a row can be, its
+    smallest kept weight; 0 where every key is kept."""
+    if reduced.exact or reduced.values.shape[-1] == 0:
+        return np.zeros(reduced.values.shape[:2], np.float32)
+    return reduced.values.min(axis=-1)
+
+
+def kept_mass(reduced):
+    """(heads, q): the share of each row's weight its kept cells hold (of
+    rows that sum to 1: 1 - what the overview alone estimates)."""
+    return reduced.values.sum(axis=-1, dtype=np.float64)
+
+
+def rebuild(reduced, cell_error=0.0):
+    """The dense map a Reduced stands for, and how far it can be off.
+
+    Kept cells are their stored weights. Every other cell of a block gets
+    the block's weight not held by kept cells, spread evenly over them,
+    clipped to [0, upper] where upper = min(its row's floor, its block's
+    max): the true weight lies in that interval.
+
+    Args:
+      reduced: a Reduced.
+      cell_error: the storage encoding's error on each stored weight
+        (encoding.UINT8_MAX_ERROR, or 0 for float32).
+
+    Returns:
+      (estimate, bound): float32 (heads, q, k) each; |true - estimate| <=
+      bound in every cell (kept cells: cell_error).
+    """
+    heads, q, k = reduced.shape
+    block = reduced.block
+    rows, cols = np.arange(q) // block, np.arange(k) // block
+    flat_block = rows[None, :, None] * blocks(k, block) + reduced.positions // block  # (h, q, kept)
+    per_block = blocks(q, block) * blocks(k, block)
+    offsets = (np.arange(heads) * per_block)[:, None, None]
+    kept_sum = np.bincount((flat_block + offsets).ravel(), reduced.values.ravel(), heads * per_block)
+    kept_count = np.bincount((flat_block + offsets).ravel(), None, heads * per_block)
+    cells = _block_cells(q, k, block).ravel()
+    left_sum = reduced.block_mean.reshape(heads, per_block) * cells - kept_sum.reshape(heads, per_block)
+    left_cells = cells - kept_count.reshape(heads, per_block)
+    spread = np.where(left_cells > 0, np.maximum(left_sum, 0) / np.maximum(left_cells, 1), 0)
+    spread = spread.reshape(heads, blocks(q, block), blocks(k, block)).astype(np.float32)
+    upper = np.minimum(row_floor(reduced)[:, :, None], reduced.block_max[:, rows][:, :, cols])
+    estimate = np.minimum(spread[:, rows][:, :, cols], upper)
+    bound = np.maximum(estimate, upper + np.float32(cell_error) - estimate)
+    np.put_along_axis(estimate, reduced.positions, reduced.values, axis=-1)
+    np.put_along_axis(bound, reduced.positions, np.float32(cell_error), axis=-1)
+    return estimate, bound

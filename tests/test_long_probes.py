@@ -1,0 +1,113 @@
+"""Long probes in real fits (issue 34): when full maps would pass max_cells,
+the callback stores the largest layers reduced (every head, each row's
+largest weights exact, a block overview) instead of refusing, keeps
+exact_layers= full, and computes every number from the full maps."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import GRAPH_VS_EAGER, only_layer
+from models import VOCAB
+from tb_attention_plugin import AttentionCallback
+from tb_attention_plugin.format import encoding
+from tb_attention_plugin.math import reduction
+
+LONG = 300  # overview blocks of 3 x 3: reduced maps are 28% of full ones
+
+
+def _long_model():
+    inp = keras.Input((LONG,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, 8, mask_zero=True)(inp)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha_1")(x, x)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha_2")(x, x)
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x)))
+    model.compile("adam", "mse")
+    return model
+
+
+def _data(n=8):
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, (n, LONG))
+    x[1, :40] = 0  # example 1 is padded at the front: its maps are 260 x 260
+    return x, rng.normal(size=(n, 1)).astype("float32")
+
+
+# Full maps: 2 layers x 2 heads x (300^2 + 260^2) = 495,200 weights per
+# capture. Reduced, per head and example: 2 x q x 8 (weights and positions)
+# + 2 x 100 x 100 blocks (3 x 3 cells; 87 x 87 for the 260-token example).
+FULL = 2 * 2 * (LONG**2 + 260**2)
+REDUCED_LAYER = 2 * ((2 * 300 * 8 + 2 * 100 * 100) + (2 * 260 * 8 + 2 * 87 * 87))
+
+
+def test_a_capture_over_max_cells_stores_every_head_reduced_and_the_numbers_exactly(tmp_path, caplog):
+    model = _long_model()
+    x, y = _data()
+    probe = x[:2]
+    reduced = AttentionCallback(tmp_path / "reduced", probe, update_freq=2, max_cells=2 * REDUCED_LAYER)
+    # The same captures in full, float32, for reference (max_cells=None: no limit).
+    full = AttentionCallback(tmp_path / "full", probe, update_freq=2, max_cells=None, encoding="float32")
+    with caplog.at_level(logging.INFO):
+        plan = str(reduced.plan(model))
+    assert "reduced (top 8 per row)" in plan and "%d numbers per capture" % (2 * REDUCED_LAYER) in plan
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[reduced, full])
+    assert "stores the maps of 2 of 2 layers reduced (mha_1, mha_2)" in caplog.text
+    assert "%d weights per capture, more than max_cells=%d" % (FULL, 2 * REDUCED_LAYER) in caplog.text
+    assert reduced.captured_steps == full.captured_steps == [0, 2]
+    for name in ("mha_1", "mha_2"):
+        stored, truth = only_layer(tmp_path / "reduced", name), only_layer(tmp_path / "full", name)
+        assert stored.storage == "reduced" and truth.storage == "full"
+        assert stored.key_tokens == truth.key_tokens and len(stored.maps) == 2
+        for example, (q, k) in enumerate([(300, 300), (260, 260)]):
+            maps = stored.maps[example]
+            assert maps.shape == (2, 2, q, k)  # steps, every head, the cropped tokens
+            for s in range(2):
+                estimate, bound = maps.rebuilt(s)
+                # Within the stated bound (uint8 included) of the float32 maps of
+                # the other callback's graph, which may differ by GRAPH_VS_EAGER.
+                assert np.all(np.abs(estimate - truth.maps[example][s]) <= bound + 2 * GRAPH_VS_EAGER)
+                # The kept weights are each row's largest.
+                form = maps.form(s)
+                kth = np.sort(truth.maps[example][s], axis=-1)[..., -reduction.TOP_K]
+                assert np.all(form.values.min(-1) >= kth - encoding.UINT8_MAX_ERROR - GRAPH_VS_EAGER)
+            # Importance, statistics and metrics come from the full float32 maps.
+            np.testing.assert_allclose(stored.received[example], truth.received[example], atol=1e-4)
+        np.testing.assert_allclose(stored.head_stats, truth.head_stats, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(stored.head_metrics, truth.head_metrics, rtol=1e-4, atol=1e-5)
+
+
+def test_exact_layers_stay_full_and_fewer_examples_are_kept_before_a_fit_is_refused(tmp_path, caplog):
+    x, y = _data()
+    # mha_1 full (2 heads x 90,000 for example 0) beside mha_2 reduced: one example fits.
+    one = 2 * LONG**2 + 2 * (2 * 300 * 8 + 2 * 100 * 100)
+    callback = AttentionCallback(tmp_path / "one", x[:2], update_freq=4, max_cells=one + 1000,
+                                 exact_layers=["mha_1"])
+    with caplog.at_level(logging.WARNING):
+        _long_model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+    assert "stores the first 1 of the 2 probe examples" in caplog.text and "1 layers reduced" in caplog.text
+    assert only_layer(tmp_path / "one", "mha_1").storage == "full"
+    assert only_layer(tmp_path / "one", "mha_2").storage == "reduced"
+    assert len(only_layer(tmp_path / "one", "mha_1").maps) == 1
+    # Under that, the fit is refused before its first step, naming the fixes.
+    model = _long_model()
+    with pytest.raises(ValueError, match=r"one probe example alone would store %d numbers.*mha_1 180000 \(full\)"
+                       r".*even with every layer but exact_layers= reduced.*fewer exact_layers= \(mha_1\)" % one):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[
+            AttentionCallback(tmp_path / "none", x[:2], max_cells=one - 1, exact_layers=["mha_1"])])
+    assert int(model.optimizer.iterations) == 0
+    with pytest.raises(ValueError, match=r"exact_layers names \"mha_3\", which is no captured layer; the "
+                                         r"captured layers are \"mha_1\", \"mha_2\""):
+        AttentionCallback(tmp_path / "typo", x[:2], exact_layers=["mha_3"]).plan(_long_model())
+
+
+def test_short_maps_stay_full_whatever_the_budget_since_reduced_they_would_be_larger(tmp_path):
+    # At 10 tokens a reduced head (2 x 10 x 8 + 2 x 10 x 10 blocks of 1) is
+    # 360 numbers, its full map 100: the budget keeps fewer examples instead.
+    from models import tiny_data, tiny_mha_classifier
+
+    x, _ = tiny_data(8)
+    callback = AttentionCallback(tmp_path, x[:3], max_cells=2 * 2 * 8 * 8)
+    plan = callback.plan(tiny_mha_classifier())
+    assert [layer.storage for layer in plan.layers] == ["full"] and plan.examples == 2
