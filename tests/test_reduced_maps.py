@@ -56,6 +56,17 @@ def test_rebuild_spreads_what_a_block_holds_beyond_its_kept_cells_by_hand():
     assert estimate[0, 2].tolist() == [0, 0, 0, 0, 1.0] and bound[0, 2].max() == 0
 
 
+def test_what_a_block_leaves_over_bounds_its_cells_from_below_by_hand():
+    # One row [.1 .6 .2 .1], top 1 (the .6), blocks of 2. Block 0 leaves one
+    # cell out: it holds .7 - .6 = .1, exactly. Block 1 keeps nothing: .3
+    # over 2 cells, each at most its max .2, so each at least .3 - .2 = .1:
+    # shown .15 within .05.
+    maps = np.array([[[0.1, 0.6, 0.2, 0.1]]], np.float32)
+    estimate, bound = reduction.rebuild(reduction.reduce(maps, top_k=1, block=2))
+    np.testing.assert_allclose(estimate[0, 0], [0.1, 0.6, 0.15, 0.15], rtol=1e-6)
+    np.testing.assert_allclose(bound[0, 0], [0, 0, 0.05, 0.05], atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["float32", "uint8"])
 @pytest.mark.parametrize("heads,q,k,causal,top_k", [
     (2, 40, 40, False, 8),     # one overview block per cell: the overview alone is exact

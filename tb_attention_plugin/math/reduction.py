@@ -127,8 +127,10 @@ def rebuild(reduced, cell_error=0.0):
 
     Kept cells are their stored weights. Every other cell of a block gets
     the block's weight not held by kept cells, spread evenly over them,
-    clipped to [0, upper] where upper = min(its row's floor, its block's
-    max): the true weight lies in that interval.
+    clipped to [lower, upper]: upper = min(its row's floor, its block's
+    max, what the block holds beyond its kept cells), lower = that left-over
+    once its other left-out cells take the block's max (0 at least). The true weight lies
+    in that interval, so a block with one left-out cell is exact.
 
     Args:
       reduced: a Reduced.
@@ -151,10 +153,23 @@ def rebuild(reduced, cell_error=0.0):
     left_sum = reduced.block_mean.reshape(heads, per_block) * cells - kept_sum.reshape(heads, per_block)
     left_cells = cells - kept_count.reshape(heads, per_block)
     spread = np.where(left_cells > 0, np.maximum(left_sum, 0) / np.maximum(left_cells, 1), 0)
-    spread = spread.reshape(heads, blocks(q, block), blocks(k, block)).astype(np.float32)
-    upper = np.minimum(row_floor(reduced)[:, :, None], reduced.block_max[:, rows][:, :, cols])
-    estimate = np.minimum(spread[:, rows][:, :, cols], upper)
-    bound = np.maximum(estimate, upper + np.float32(cell_error) - estimate)
+    # The least a left-out cell can be: what its block leaves over once every
+    # other left-out cell takes the block's max (each stored weight, the
+    # mean over `cells` included, off by up to cell_error). A block of one
+    # left-out cell is then exact.
+    # The most: no more than the block leaves over, nor its max, nor its
+    # row's smallest kept weight.
+    block_max = reduced.block_max.reshape(heads, per_block)
+    slack = cell_error * (cells + kept_count.reshape(heads, per_block))
+    lower = left_sum - (left_cells - 1) * (block_max + cell_error) - slack
+    shape2 = (heads, blocks(q, block), blocks(k, block))
+    spread = spread.reshape(shape2).astype(np.float32)
+    lower = np.maximum(lower, 0).reshape(shape2).astype(np.float32)[:, rows][:, :, cols]
+    left_over = np.maximum(left_sum + slack, 0).reshape(shape2).astype(np.float32)
+    upper = np.minimum(row_floor(reduced)[:, :, None], np.minimum(reduced.block_max, left_over)[:, rows][:, :, cols])
+    lower = np.minimum(lower, upper + np.float32(cell_error))
+    estimate = np.clip(spread[:, rows][:, :, cols], lower, np.maximum(upper, lower))
+    bound = np.maximum(estimate - lower, upper + np.float32(cell_error) - estimate)
     np.put_along_axis(estimate, reduced.positions, reduced.values, axis=-1)
     np.put_along_axis(bound, reduced.positions, np.float32(cell_error), axis=-1)
     return estimate, bound
