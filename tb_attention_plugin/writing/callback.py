@@ -892,13 +892,13 @@ class _LayerPlan:
 
 def reduced_cells(heads, spans):
     """Per example, the numbers a reduced capture of maps of `spans` stores
-    (math/reduction.py): each row's kept weights and their key positions,
-    and the block max and mean of the overview, whose block the longest
-    example sets."""
+    (encoding.reduced_sections: each row's kept weights and their key
+    positions, the block max and mean of the overview, whose block the
+    longest example sets, as summary.maps_facts does)."""
     block = reduction.block_for(max((ql for (_, ql), _ in spans), default=0),
                                 max((kl for _, (_, kl) in spans), default=0))
-    return [heads * (2 * ql * min(reduction.TOP_K, kl) + 2 * reduction.blocks(ql, block) * reduction.blocks(kl, block))
-            for (_, ql), (_, kl) in spans]
+    return [sum(int(np.prod(shape)) for _, _, shape in encoding_lib.reduced_sections(
+        heads, ql, kl, reduction.TOP_K, block, encoding_lib.UINT8)) for (_, ql), (_, kl) in spans]
 
 
 def _token_origin(source, grid):

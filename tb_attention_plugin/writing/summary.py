@@ -128,11 +128,15 @@ class LayerStep:
     storage: str = "full"
     top_k: int = reduction.TOP_K
 
+    # The scores as given, (batch, heads, q, k) float32, when no example was
+    # cropped: `examples` then uses them without a copy.
+    uncropped: np.ndarray = None
+
     @functools.cached_property
     def examples(self):
         """The maps as one numerics.Examples (zero-padded, row facts
         computed), made once and shared by rollout and `serialize`."""
-        return numerics.Examples(self.maps)
+        return numerics.Examples(self.maps, stacked=self.uncropped)
 
 
 def prepare(
@@ -175,7 +179,9 @@ def prepare(
         key_tokens = query_tokens
     query_tokens = _tokens_or_positions(query_tokens, batch, q, "query_tokens")
     key_tokens = _tokens_or_positions(key_tokens, batch, k, "key_tokens")
+    uncropped = scores if all(span == ((0, q), (0, k)) for span in spans) else None
     return LayerStep(
+        uncropped=uncropped,
         name=name,
         maps=maps,
         spans=spans,
