@@ -1,6 +1,7 @@
 """Capture on every Keras backend (issue 31). This file and the others in
 the Makefile's BACKEND_TESTS (Keras's attention layers, every mask form,
-shared layers, the model zoo, the LLM fine-tuning habits) run once per
+shared layers, the model zoo, the LLM fine-tuning habits, long probes
+stored reduced) run once per
 backend: `make test` runs them under TensorFlow with the rest of the suite,
 then again with KERAS_BACKEND=jax
 (and two host devices, XLA_FLAGS=--xla_force_host_platform_device_count=2,

@@ -111,3 +111,42 @@ def test_short_maps_stay_full_whatever_the_budget_since_reduced_they_would_be_la
     callback = AttentionCallback(tmp_path, x[:3], max_cells=2 * 2 * 8 * 8)
     plan = callback.plan(tiny_mha_classifier())
     assert [layer.storage for layer in plan.layers] == ["full"] and plan.examples == 2
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_keras_hub_models_over_max_cells_store_maps_within_their_bound_of_the_layers_own(tmp_path, family):
+    """As a fine-tuner meets it: keras_hub GPT-2 (causal + padding in one
+    mask) and Llama (grouped-query heads, its own softmax) built from config,
+    300-token examples padded at the back, a budget that full maps pass.
+    The last capture, rebuilt, is within its stated bound of the
+    probabilities each layer computes in an eager call."""
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub needs Python >= 3.11")
+    import test_zoo_keras_hub as zoo
+
+    ids = np.random.default_rng(0).integers(2, zoo.V, (zoo.N, LONG))
+    ids[:, LONG - 20:] = 0  # 280 real tokens
+    if family == "gpt2":
+        backbone = keras_hub.models.GPT2Backbone(vocabulary_size=zoo.V, num_layers=2, num_heads=2, hidden_dim=8,
+                                                 intermediate_dim=16, max_sequence_length=LONG)
+    else:
+        backbone = keras_hub.models.LlamaBackbone(vocabulary_size=zoo.V, num_layers=2, num_query_heads=2,
+                                                  num_key_value_heads=1, hidden_dim=8, intermediate_dim=16)
+    # Full maps: 2 layers x 2 heads x 3 examples x 280^2 = 940,800 weights;
+    # reduced, 2 x 2 x 3 x (2 x 280 x 8 + 2 x 94 x 94) = 265,824 numbers.
+    model, probe, layers = zoo._fit(backbone, {"token_ids": ids, "padding_mask": (ids != 0).astype("int32")},
+                                    tmp_path, max_cells=300_000)
+    attention = [l for l in model._flatten_layers(include_self=False)
+                 if type(l).__name__ in ("CachedMultiHeadAttention", "LlamaAttention")]
+    reference = zoo._own_probabilities(model, probe, attention)
+    assert sorted(layers) == sorted(reference) and len(layers) == 2
+    for path, stored in layers.items():
+        assert stored.storage == "reduced" and stored.kind == "causal" and stored.encoding == "float32"
+        for example, maps in enumerate(stored.maps):
+            assert maps.shape[1:] == (2, 280, 280)
+            estimate, bound = maps.rebuilt(-1)
+            truth = reference[path][example, :, :280, :280]
+            assert np.all(np.abs(estimate - truth) <= bound + GRAPH_VS_EAGER), path
+            # float32 storage: the kept weights are the layer's own.
+            form = maps.form(-1)
+            np.testing.assert_allclose(form.values, np.take_along_axis(truth, form.positions, -1),
+                                       atol=GRAPH_VS_EAGER, rtol=0)
