@@ -23,11 +23,12 @@ from tb_attention_plugin.writing import summary
 PluginData = metadata.PluginData
 
 
-def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8", mask=None, word="t"):
+def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8", mask=None, word="t",
+               storage="full"):
     """[(tag, array, SummaryMetadata)] of one step of a self-attention layer
     whose rows are softmax distributions (deterministic for a seed); `mask`
     (examples, tokens) marks the real tokens (default: all), tokens are
-    `word` + position."""
+    `word` + position; `storage` "reduced" stores the maps reduced."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(examples, heads, tokens, tokens)).astype(np.float32)
     scores = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
@@ -36,6 +37,7 @@ def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="ui
                              encoding=encoding, layer_class="Crafted")
     record.rollout = [np.full(kl, 1.0 / max(kl, 1), np.float32) for _, (_, kl) in record.spans]
     record.rollout_stack = name
+    record.storage = storage
     return [(tag, np.asarray(tensor), meta) for tag, tensor, meta in summary.serialize(record)]
 
 

@@ -192,6 +192,33 @@ def test_inconsistent_metadata_is_422_on_every_route_and_listed_as_skipped(chang
     assert layers == [] and skipped == [("run", "layer", "metadata " + text.split(": metadata ", 1)[1])]
 
 
+def test_maps_stored_reduced_are_served_rebuilt_within_the_error_they_state_and_damage_is_422():
+    triples = layer_step(heads=2, tokens=300, examples=2, storage="reduced")
+    rng = np.random.default_rng(0)  # layer_step's scores, recomputed
+    logits = rng.normal(size=(2, 2, 300, 300)).astype(np.float32)
+    truth = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    s = make_store({"run": {0: triples}})
+    reply = s.maps(CTX, "", "run", "layer", 0, 1)
+    assert reply.shape == (2, 300, 300) and reply.encoding == encoding.UINT8 and not reply.compressed
+    served = np.frombuffer(reply.data, np.uint8).reshape(reply.shape) / 255.0
+    assert 0 < np.abs(served - truth[1]).max() <= reply.max_error + 1e-6
+    head1 = s.maps(CTX, "", "run", "layer", 0, 1, head=1)
+    assert head1.shape == (1, 300, 300) and head1.data == reply.data[300 * 300:]
+    facts = maps_metadata(triples)
+    assert (facts.storage, facts.top_k, facts.block_size) == (PluginData.REDUCED, 8, 3)
+    # A reduced blob cut short, or facts that cannot describe one: 422, never 500.
+    blobs = array_of(triples, PluginData.MAPS).copy()
+    blobs[1] = blobs[1][:100]
+    cut = make_store({"run": {0: replace(triples, PluginData.MAPS, array=blobs)}})
+    assert "maps blob of" in stored_error(lambda: cut.maps(CTX, "", "run", "layer", 0, 1), "damaged_data")
+    facts.top_k = 0
+    blobs = array_of(triples, PluginData.MAPS).copy()
+    blobs[-1] = facts.SerializeToString()
+    bad = make_store({"run": {0: replace(triples, PluginData.MAPS, array=blobs, data=facts)}})
+    text = stored_error(lambda: bad.maps(CTX, "", "run", "layer", 0, 0), "damaged_data")
+    assert "of reduced maps declares top_k 0 and blocks of 3" in text
+
+
 def test_a_newer_format_version_is_422_saying_upgrade():
     triples = layer_step()
     data = maps_metadata(triples)

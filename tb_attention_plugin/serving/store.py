@@ -678,7 +678,7 @@ class Store:
         """(raw bytes, largest error) of `heads` of one example's maps stored
         reduced: the dense map rebuilt from each row's kept weights and the
         block overview (math/reduction.py), in the step's encoding, and the
-        most any of its cells can be off. Rebuilt one head at a time, which
+        most any of its cells, as encoded, can be off. Rebuilt one head at a time, which
         holds about five float32 copies of one head's map."""
         info = layer.info
         stored, _ = self._map_blob(ctx, layer, step, blob_key, shape, encoding_lib.stored_bytes(info, example),
@@ -690,13 +690,14 @@ class Store:
                 "damaged_data", "maps blob of %s, shape %s: %s" % (layer.where(step), shape, e)
             ) from None
         parts, error = [], 0.0
+        cell_error = encoding_lib.cell_error(info.encoding)
         with self._budget.hold(min(5 * 4 * shape[1] * shape[2], DECODE_BUDGET_BYTES)):
             for h in heads:
-                estimate, bound = reduction.rebuild(reduction.one_head(reduced, h),
-                                                    encoding_lib.cell_error(info.encoding))
+                estimate, bound = reduction.rebuild(reduction.one_head(reduced, h), cell_error)
                 parts.append(encoding_lib.encode_raw(estimate, info.encoding))
                 error = max(error, float(bound.max(initial=0.0)))
-        return b"".join(parts), error
+        # The reply encodes the estimate again: one more encoding step of error.
+        return b"".join(parts), error + cell_error
 
     def _differs_from_newest(self, ctx, layer, index, facts):
         """Whether `facts` differ from those of the layer's newest step (also
