@@ -68,33 +68,60 @@ class Reduced:
 
 def reduce(maps, top_k=TOP_K, block=None):
     """(heads, q, k) weights >= 0 -> Reduced. `block` defaults to
-    `block_for(q, k)`. Vectorised: one partition per row, one reduceat per
-    axis, no loop over cells."""
+    `block_for(q, k)`. Vectorised: a few partitions per row and reduceat
+    passes, no loop over cells."""
     maps = np.asarray(maps, dtype=np.float32)
     heads, q, k = maps.shape
     block = block or block_for(q, k)
     kept = min(top_k, k)
-    if kept == k:
-        positions = np.broadcast_to(np.arange(k), (heads, q, k))
-    else:
-        positions = np.argpartition(maps, k - kept, axis=-1)[..., k - kept:]
-        positions.sort(axis=-1)
-    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    row_max, row_sum = _along_keys(maps, block, np.maximum), _along_keys(maps, block, np.add)
+    positions = _largest(maps, kept, block, row_max)
     values = np.take_along_axis(maps, positions, axis=-1)
-    block_max, block_sum = _block_reduce(maps, block, np.maximum), _block_reduce(maps, block, np.add)
+    block_max, block_sum = _along_rows(row_max, block, np.maximum), _along_rows(row_sum, block, np.add)
     return Reduced(values, positions, block_max, block_sum / _block_cells(q, k, block), block, (heads, q, k))
 
 
-def _block_reduce(maps, block, ufunc):
-    """`ufunc`.reduce over every block x block square of (heads, q, k)."""
+def _along_keys(maps, block, ufunc):
+    """(heads, q, blocks(k)): `ufunc`.reduce over each row's blocks of keys.
+    Along the keys first: contiguous, and it leaves 1/block of the cells for
+    the strided pass over the rows (2.8x faster than rows first at 8 heads
+    x 2048 tokens)."""
     heads, q, k = maps.shape
     if q == 0 or k == 0:
-        return np.zeros((heads, blocks(q, block), blocks(k, block)), np.float32)
-    # Along the keys first: contiguous, and it leaves 1/block of the cells
-    # for the strided pass over the rows (2.8x faster than rows first at 8
-    # heads x 2048 tokens).
-    cols = ufunc.reduceat(maps, np.arange(0, k, block), axis=2)
-    return ufunc.reduceat(cols, np.arange(0, q, block), axis=1).astype(np.float32)
+        return np.zeros((heads, q, blocks(k, block)), np.float32)
+    return ufunc.reduceat(maps, np.arange(0, k, block), axis=2)
+
+
+def _along_rows(per_row, block, ufunc):
+    """(heads, blocks(q), blocks(k)) from _along_keys's (heads, q, blocks(k))."""
+    heads, q, kb = per_row.shape
+    if q == 0 or kb == 0:
+        return np.zeros((heads, blocks(q, block), kb), np.float32)
+    return ufunc.reduceat(per_row, np.arange(0, q, block), axis=1).astype(np.float32)
+
+
+def _largest(maps, kept, block, row_max):
+    """(heads, q, kept) int64: the key positions of each row's `kept`
+    largest weights, ascending. They lie in the row's `kept` blocks of
+    largest max (a block left out has a max no larger than the smallest of
+    those maxima, so it holds no larger weight: at most an equal one, and
+    which of equal weights is kept does not matter), so only those blocks'
+    cells are searched: 8 x 16 cells instead of 2048 per row at 2048 tokens,
+    5x faster than a partition of the whole row."""
+    heads, q, k = maps.shape
+    if kept == k:
+        return np.ascontiguousarray(np.broadcast_to(np.arange(k, dtype=np.int64), (heads, q, k)))
+    candidates = np.arange(k, dtype=np.int64)[None, None, :]
+    key_blocks = row_max.shape[-1]
+    if block > 1 and kept < key_blocks:
+        top_blocks = np.argpartition(row_max, key_blocks - kept, axis=-1)[..., key_blocks - kept:]
+        candidates = (top_blocks[..., None] * block + np.arange(block)).reshape(heads, q, kept * block)
+    weights = np.take_along_axis(maps, np.minimum(candidates, k - 1), axis=-1) if candidates.shape[-1] < k else maps
+    weights = np.where(candidates < k, weights, -1.0)  # a last block shorter than the others
+    pick = np.argpartition(weights, weights.shape[-1] - kept, axis=-1)[..., weights.shape[-1] - kept:]
+    positions = np.take_along_axis(np.broadcast_to(candidates, weights.shape), pick, axis=-1)
+    positions.sort(axis=-1)
+    return positions
 
 
 def _block_cells(q, k, block):
