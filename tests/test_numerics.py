@@ -101,6 +101,27 @@ def test_rollout_mixes_identity_and_multiplies_layers():
     np.testing.assert_allclose(numerics.rollout_importance(rollout), [0.75, 0.25])
 
 
+def test_rollout_importances_from_the_top_down_equal_the_mean_row_of_the_product():
+    # Three examples of 50, 30 and 0 real tokens, zero-padded to 50, through
+    # 5 layers: the row vector carried down the stack (float32 layers) gives
+    # each layer's mean row of A_hat_l @ ... @ A_hat_1 (float64) within
+    # float32 rounding, and zeros beyond each example's tokens.
+    rng = np.random.default_rng(0)
+    lengths = np.array([50, 30, 0])
+    product, layers = None, []
+    for _ in range(5):
+        maps = rng.random((3, 2, 50, 50)).astype(np.float32)
+        for e, n in enumerate(lengths):
+            maps[e, :, n:, :] = maps[e, :, :, n:] = 0
+        maps /= np.maximum(maps.sum(-1, keepdims=True), 1e-30)
+        product = numerics.rollout_step(product, maps)
+        layers.append(numerics.rollout_layer(maps).astype(np.float32))
+        importance = numerics.rollout_importances(layers, lengths)
+        for e, n in enumerate(lengths):
+            np.testing.assert_allclose(importance[e, :n], numerics.rollout_importance(product[e, :n, :n]), atol=1e-6)
+            assert not importance[e, n:].any()
+
+
 def test_real_span_of_front_and_back_padding():
     assert numerics.real_span([False, False, True, True, True]) == (2, 3)
     assert numerics.real_span([True, True, False]) == (0, 2)

@@ -213,10 +213,42 @@ def rollout_step(previous, maps):
       (..., n, n): `A_hat @ previous` with `A_hat` the head-mean map mixed
       half and half with the identity (the residual path), rows renormalised.
     """
+    mixed = rollout_layer(maps)
+    return mixed if previous is None else mixed @ previous
+
+
+def rollout_layer(maps):
+    """(..., heads, n, n) self-attention of one layer -> (..., n, n) float64
+    `A_hat`: the head mean mixed half and half with the identity (the
+    residual path), rows renormalised. Padded (zero) rows become identity rows."""
     mean = np.asarray(maps).mean(axis=-3, dtype=np.float64)
     mixed = 0.5 * mean + 0.5 * np.eye(mean.shape[-1])
     mixed /= mixed.sum(axis=-1, keepdims=True)
-    return mixed if previous is None else mixed @ previous
+    return mixed
+
+
+def rollout_importances(layers, lengths):
+    """(examples, n) float64: the rollout importance of the top of a stack,
+    `rollout_importance(A_hat_L @ ... @ A_hat_1)` of every example, without
+    the matrix product.
+
+    Args:
+      layers: the stack's `rollout_layer`s, first layer first, each
+        (examples, n, n), zero-padded beyond each example's length.
+      lengths: (examples,) each example's real tokens.
+
+    The mean over real rows of the product is a row vector times the layers
+    from the top down: L n^2 work instead of the product's n^3 per layer
+    (at 2048 tokens, 8.5 of a capture's 42 s were these products).
+    Entries beyond an example's length are 0.
+    """
+    lengths = np.asarray(lengths)
+    top = np.asarray(layers[-1], dtype=np.float64)
+    real = np.arange(top.shape[-1])[None, :] < lengths[:, None]
+    vector = np.einsum("en,enm->em", real.astype(np.float64), top) / np.maximum(lengths, 1)[:, None]
+    for layer in reversed(layers[:-1]):
+        vector = np.einsum("en,enm->em", vector, layer)
+    return np.where(real, vector, 0.0)
 
 
 def attention_rollout(stack):

@@ -843,11 +843,14 @@ class AttentionCallback(keras.callbacks.Callback):
             key = (tuple(record.spans), _freeze(record.key_tokens))
             stacks.setdefault(key, []).append(record)
         for members in stacks.values():
-            rollout = None  # (examples, n, n): every example at once, zero-padded (numerics.Examples)
+            # Each layer's A_hat, (examples, n, n) zero-padded (numerics.Examples),
+            # kept in float32: the stored importance is float32 too.
+            layers = []
             for record in members:
                 examples = record.examples
-                rollout = numerics.rollout_step(rollout, examples.maps)
-                record.rollout = [numerics.rollout_importance(rollout[i, :n, :n]) for i, n in enumerate(examples.q)]
+                layers.append(numerics.rollout_layer(examples.maps).astype(np.float32))
+                importance = numerics.rollout_importances(layers, examples.q)
+                record.rollout = [importance[i, :n] for i, n in enumerate(examples.q)]
                 record.rollout_stack = members[0].name
 
 
