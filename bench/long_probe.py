@@ -13,6 +13,8 @@ callback chose (storage, numbers per capture), then:
              reduce, importance, statistics, metrics, rollout, encode),
              wall and CPU, and the peak RSS after it
   bytes      the event file's size for that one capture
+  second     the next capture, with the first's maps kept (as the callback
+             keeps them for the head metric `change`), and the peak RSS then
 With --profile, cProfile's 25 costliest calls of serialize.
 """
 
@@ -67,6 +69,15 @@ def main():
     callback._write(serialized, 0)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(log_dir) for f in files)
     print("%.1f MB per capture on disk" % (size / 1e6))
+    # The next capture, as the writer makes it: the head metric `change`
+    # compares with this capture's maps, which the callback keeps until then.
+    callback._previous_maps = callback._serialized_maps
+    del serialized, maps_item
+    start = time.perf_counter()
+    results = callback._probe_fn()
+    callback._serialize(results)
+    print("second capture (probe + serialize, the first's maps kept for `change`) %.1f s; peak RSS %.2f GB"
+          % (time.perf_counter() - start, peak_gb()))
     if args.profile:
         import cProfile
         import pstats
