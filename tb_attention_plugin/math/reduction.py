@@ -107,17 +107,18 @@ def _largest(maps, kept, block, row_max):
     those maxima, so it holds no larger weight: at most an equal one, and
     which of equal weights is kept does not matter), so only those blocks'
     cells are searched: 8 x 16 cells instead of 2048 per row at 2048 tokens,
-    5x faster than a partition of the whole row."""
+    7-10x faster than a partition of whole rows on trained-like maps, 2x on
+    near-uniform ones (docs/PERFORMANCE.md change 24)."""
     heads, q, k = maps.shape
     if kept == k:
         return np.ascontiguousarray(np.broadcast_to(np.arange(k, dtype=np.int64), (heads, q, k)))
-    candidates = np.arange(k, dtype=np.int64)[None, None, :]
+    candidates, weights = np.arange(k, dtype=np.int64)[None, None, :], maps
     key_blocks = row_max.shape[-1]
     if block > 1 and kept < key_blocks:
         top_blocks = np.argpartition(row_max, key_blocks - kept, axis=-1)[..., key_blocks - kept:]
         candidates = (top_blocks[..., None] * block + np.arange(block)).reshape(heads, q, kept * block)
-    weights = np.take_along_axis(maps, np.minimum(candidates, k - 1), axis=-1) if candidates.shape[-1] < k else maps
-    weights = np.where(candidates < k, weights, -1.0)  # a last block shorter than the others
+        weights = np.take_along_axis(maps, np.minimum(candidates, k - 1), axis=-1)
+        weights[candidates >= k] = -1.0  # past the end of a last block shorter than the others
     pick = np.argpartition(weights, weights.shape[-1] - kept, axis=-1)[..., weights.shape[-1] - kept:]
     positions = np.take_along_axis(np.broadcast_to(candidates, weights.shape), pick, axis=-1)
     positions.sort(axis=-1)
