@@ -3,7 +3,7 @@
     python -m bench.reduced_forms [--tokens 2048] [--imdb-logdir DIR]
 
 For each source of real maps, every head of every layer of one example is
-reduced (math/reduction.py, top 8 per row, at most 128 x 128 blocks) and
+reduced (format/reduction.py, top 8 per row, at most 128 x 128 blocks) and
 rebuilt, and the bench prints:
   kept mass   the share of each row's weight its kept cells hold (mean over
               rows, and the 10th percentile: the rows the overview serves most)
@@ -37,7 +37,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 
 from tb_attention_plugin.format import encoding
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 
 def keras_hub_maps(family, tokens):

@@ -13,7 +13,7 @@ from conftest import GRAPH_VS_EAGER, only_layer
 from models import VOCAB
 from tb_attention_plugin import AttentionCallback
 from tb_attention_plugin.format import encoding
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 LONG = 300  # overview blocks of 3 x 3: reduced maps are 28% of full ones
 

@@ -8,7 +8,7 @@ import pytest
 from tb_attention_plugin.format import encoding
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 
 def _softmax_maps(rng, heads, q, k, sharpness=3.0, causal=False):

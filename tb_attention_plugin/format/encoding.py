@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 
 from tb_attention_plugin.format import metadata
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 UINT8 = metadata.PluginData.UINT8
 FLOAT32 = metadata.PluginData.FLOAT32

@@ -23,7 +23,7 @@ from tensorboard.util import tensor_util
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.format import png
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 PluginData = metadata.PluginData
 
@@ -81,7 +81,7 @@ class ReducedMaps:
     `maps[s]` is the dense (H, q, k) map rebuilt at step index s (the
     largest weights of each row exact, the rest estimated from the block
     overview), `bound(s)` how far each cell can be from the truth, and
-    `form(s)` what was stored (math.reduction.Reduced). Rebuilt when asked
+    `form(s)` what was stored (format.reduction.Reduced). Rebuilt when asked
     for, one step at a time: 100 steps of 8 heads x 2048 x 2048 would be
     13 GB dense."""
 
@@ -195,7 +195,7 @@ def decode_maps(info, blob, example):
 
 
 def decode_reduced(info, blob, example):
-    """One stored reduced-maps blob -> math.reduction.Reduced of example `example`."""
+    """One stored reduced-maps blob -> format.reduction.Reduced of example `example`."""
     ex = info.examples[example]
     shape = (info.num_heads, ex.query_length, ex.key_length)
     return encoding_lib.decode_reduced(blob, info.encoding, shape, info.top_k, info.block_size)

@@ -36,7 +36,7 @@ from tensorboard.data import provider
 
 from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.format import metadata
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 from tb_attention_plugin.serving.lru_cache import LruCache
 
 PluginData = metadata.PluginData
@@ -677,7 +677,7 @@ class Store:
     def _rebuilt(self, ctx, layer, step, blob_key, example, shape, heads):
         """(raw bytes, largest error) of `heads` of one example's maps stored
         reduced: the dense map rebuilt from each row's kept weights and the
-        block overview (math/reduction.py), in the step's encoding, and the
+        block overview (format/reduction.py), in the step's encoding, and the
         most any of its cells, as encoded, can be off. Rebuilt one head at a time, which
         holds about five float32 copies of one head's map."""
         info = layer.info

@@ -23,7 +23,7 @@ from tb_attention_plugin.writing import masks
 from tb_attention_plugin.writing import messages
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 from tb_attention_plugin.writing import probes
 from tb_attention_plugin.writing import run_dirs
 from tb_attention_plugin.writing import summary
@@ -611,7 +611,7 @@ class AttentionCallback(keras.callbacks.Callback):
         first ones) a capture keeps, within max_cells numbers:
           1. every layer's full maps, if they fit;
           2. else layers stored reduced (each row's largest weights and a
-             block overview: math/reduction.py), the largest first, until
+             block overview: format/reduction.py), the largest first, until
              they fit; layers named in exact_layers= always stay full;
           3. else the first probe examples that fit;
         and refuses, before training, when one example alone does not.

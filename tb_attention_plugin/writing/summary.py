@@ -37,7 +37,7 @@ from tb_attention_plugin.format import encoding as encoding_lib
 from tb_attention_plugin.math import head_metrics
 from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
-from tb_attention_plugin.math import reduction
+from tb_attention_plugin.format import reduction
 
 PluginData = metadata.PluginData
 
@@ -123,7 +123,7 @@ class LayerStep:
     # (masks.sliding_window); 0: none.
     sliding_window: int = 0
     # "full" (every weight) or "reduced" (each row's top_k largest weights
-    # and a block overview: math/reduction.py); the numbers are computed
+    # and a block overview: format/reduction.py); the numbers are computed
     # from the full float32 maps either way.
     storage: str = "full"
     top_k: int = reduction.TOP_K

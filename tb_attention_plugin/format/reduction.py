@@ -12,8 +12,11 @@ Every weight left out of a row is at most that row's smallest kept weight
 states, per cell, how far the truth can be from what it shows. Kept cells
 are exact; a row whose keys are all kept is exact.
 
-Pure numpy, no I/O: the writer reduces float32 maps with `reduce`, the
-reader and the server rebuild with `rebuild`.
+A kind of stored data, stated in one place with how it is computed (the
+byte layout is encoding.reduced_sections): the writer reduces float32 maps
+with `reduce`, the reader and the server rebuild with `rebuild`. Pure numpy,
+no I/O; in format/ rather than math/ because the serving side, which imports
+no math, rebuilds it.
 """
 
 import dataclasses
