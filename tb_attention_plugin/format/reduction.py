@@ -38,6 +38,14 @@ def block_for(q, k, side=OVERVIEW_SIDE):
     return max(1, math.ceil(max(q, k, 1) / side))
 
 
+def block_of_step(lengths):
+    """The block of a step's overview: `block_for` the longest query and key
+    lengths of its examples, `lengths` [(q, k)], so that every example of a
+    step shares one `block_size` (its facts hold one)."""
+    lengths = list(lengths)
+    return block_for(max((q for q, _ in lengths), default=0), max((k for _, k in lengths), default=0))
+
+
 def blocks(length, block):
     """How many blocks of `block` cover `length` positions."""
     return -(-length // block)

@@ -897,9 +897,8 @@ def reduced_cells(heads, spans):
     """Per example, the numbers a reduced capture of maps of `spans` stores
     (encoding.reduced_sections: each row's kept weights and their key
     positions, the block max and mean of the overview, whose block the
-    longest example sets, as summary.maps_facts does)."""
-    block = reduction.block_for(max((ql for (_, ql), _ in spans), default=0),
-                                max((kl for _, (_, kl) in spans), default=0))
+    longest example sets: reduction.block_of_step, as summary.maps_facts)."""
+    block = reduction.block_of_step((ql, kl) for (_, ql), (_, kl) in spans)
     return [sum(int(np.prod(shape)) for _, _, shape in encoding_lib.reduced_sections(
         heads, ql, kl, reduction.TOP_K, block, encoding_lib.UINT8)) for (_, ql), (_, kl) in spans]
 

@@ -222,9 +222,8 @@ def maps_facts(record):
     if record.storage not in _STORAGES:
         raise ValueError("storage must be one of %s, got %r" % (sorted(_STORAGES), record.storage))
     if record.storage == "reduced":
-        lengths = [(m.shape[1], m.shape[2]) for m in maps]
         facts.storage, facts.top_k = PluginData.REDUCED, record.top_k
-        facts.block_size = reduction.block_for(max(q for q, _ in lengths), max(k for _, k in lengths))
+        facts.block_size = reduction.block_of_step((m.shape[1], m.shape[2]) for m in maps)
     facts.version = metadata.version_of(facts)
     if record.grid is not None:
         facts.grid_rows, facts.grid_cols, facts.grid_prefix = (
