@@ -1,12 +1,13 @@
 """A Gemma-2B-shaped model at 2048 tokens with defaults (issue 34).
 
-    python -m bench.long_probe [--tokens 2048] [--examples 1] [--profile]
+    python -m bench.long_probe [--tokens 2048] [--examples 1] [--max-map-bytes N] [--profile]
 
 keras_hub's GemmaBackbone built from config with Gemma-2B's attention shape
 (18 layers, 8 query heads, 1 key/value head) and a tiny width (64, head_dim
 8; random weights, nothing downloaded), a probe of random tokens, no
 padding, `AttentionCallback(log_dir, probe)` with defaults. Prints what the
-callback chose (storage, numbers per capture), then:
+callback chose (storage, numbers per capture, the maps' bytes that
+max_map_bytes counts), then:
   setup      the probe's trace and first run (`plan`), and the peak RSS then
   probe run  one capture's forward pass on the training thread
   serialize  what the background writer computes per capture (crop,
@@ -43,18 +44,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--examples", type=int, default=1)
+    parser.add_argument("--max-map-bytes", type=float, default=4e9, help="the callback's max_map_bytes")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     model = keras_hub.models.GemmaBackbone(vocabulary_size=1000, num_layers=18, num_query_heads=8,
                                            num_key_value_heads=1, hidden_dim=64, intermediate_dim=128, head_dim=8)
     ids = np.random.default_rng(0).integers(1, 1000, (args.examples, args.tokens))
     log_dir = tempfile.mkdtemp(prefix="tba-long-")
-    callback = AttentionCallback(log_dir, {"token_ids": ids, "padding_mask": np.ones_like(ids)})
+    callback = AttentionCallback(log_dir, {"token_ids": ids, "padding_mask": np.ones_like(ids)},
+                                 max_map_bytes=args.max_map_bytes)
+    print("peak RSS before (the model built, TensorFlow loaded) %.2f GB" % peak_gb())
     start = time.perf_counter()
     plan = callback.plan(model)
     print(str(plan).splitlines()[0])
     print("storage: %s" % ", ".join("%d %s" % (n, s) for s, n in sorted(
         {s: sum(p.storage == s for p in plan.layers) for s in ("full", "reduced")}.items()) if n))
+    held = sum(layer.held_bytes(plan.examples) for layer in plan.layers)
+    print("maps held per capture (what max_map_bytes counts: this capture's float32 maps and the previous "
+          "one's) %.2f GB" % (held / 1e9))
     print("setup (trace + first probe run) %.1f s; peak RSS %.2f GB" % (time.perf_counter() - start, peak_gb()))
     start = time.perf_counter()
     results = callback._probe_fn()
@@ -72,7 +79,7 @@ def main():
     # The next capture, as the writer makes it: the head metric `change`
     # compares with this capture's maps, which the callback keeps until then.
     callback._previous_maps = callback._serialized_maps
-    del serialized, maps_item
+    del serialized, maps_item, results  # as the writer drops a written capture
     start = time.perf_counter()
     results = callback._probe_fn()
     callback._serialize(results)

@@ -77,13 +77,13 @@ export function otherShapesText(other) {
 }
 
 /**
- * '2 of 8 probe examples stored (max_cells)' when the callback kept fewer
+ * '2 of 8 probe examples stored (max_cells or max_map_bytes)' when the callback kept fewer
  * examples than the probe held (/index's probe_examples), else ''.
  */
 export function storedExamplesText(layer) {
   const probe = layer.probe_examples || 0;
   const stored = layer.examples.length;
-  return probe > stored ? `${stored} of ${probe} probe examples stored (max_cells)` : '';
+  return probe > stored ? `${stored} of ${probe} probe examples stored (max_cells or max_map_bytes)` : '';
 }
 
 /**

@@ -98,7 +98,7 @@ def test_the_layer_line_says_how_many_probe_examples_were_stored(opened, server)
     tab = opened().tab
     _show(tab, run="kept", tag="z_first", step=layer["steps"][-1])
     wait_painted(tab, layer["steps"][-1])
-    assert "1 of 3 probe examples stored (max_cells)" in tab.inner_text("#layer-info")
+    assert "1 of 3 probe examples stored (max_cells or max_map_bytes)" in tab.inner_text("#layer-info")
     padded = _index_layer(server, "padded", "z_first")["steps"][-1]
     _show(tab, run="padded", tag="z_first", step=padded)  # every example stored: nothing said
     wait_painted(tab, padded)

@@ -75,6 +75,9 @@ def test_a_capture_over_max_cells_stores_every_head_reduced_and_the_numbers_exac
             # Importance, statistics and metrics come from the full float32 maps.
             np.testing.assert_allclose(stored.received[example], truth.received[example], atol=1e-4)
         np.testing.assert_allclose(stored.head_stats, truth.head_stats, rtol=1e-4, atol=1e-5)
+        # `change` of a reduced layer is measured against a float16 copy of the
+        # previous maps (max_map_bytes): off by at most 2^-11 of the mean
+        # previous weight, 1/300 here, so 1.6e-6, under atol.
         np.testing.assert_allclose(stored.head_metrics, truth.head_metrics, rtol=1e-4, atol=1e-5)
 
 
@@ -111,6 +114,66 @@ def test_short_maps_stay_full_whatever_the_budget_since_reduced_they_would_be_la
     callback = AttentionCallback(tmp_path, x[:3], max_cells=2 * 2 * 8 * 8)
     plan = callback.plan(tiny_mha_classifier())
     assert [layer.storage for layer in plan.layers] == ["full"] and plan.examples == 2
+
+
+def test_max_map_bytes_keeps_the_examples_whose_maps_fit_in_memory_before_any_map_exists(
+        tmp_path, caplog, monkeypatch):
+    from tb_attention_plugin.writing import capture
+
+    batches = []  # the batch of every probe run: the maps that existed
+    run = capture.ProbeFunction.__call__
+
+    def counted(self):
+        captured = run(self)
+        batches.append(len(captured[0].scores))
+        return captured
+
+    monkeypatch.setattr(capture.ProbeFunction, "__call__", counted)
+    x, y = _data()
+    # One example's maps as float32, padding included: 2 layers x 2 heads x
+    # 300 x 300 x 4 bytes = 1,440,000. Known from the trace: 3 examples' maps
+    # and at least half as much again for the previous capture's (kept for
+    # `change`, float16 when reduced): 3 x 1.5 x 1,440,000 = 6,480,000 bytes.
+    # 5,000,000 holds 2 such examples; once the layers are known to be
+    # stored full (the previous maps are the same float32 arrays, 2 x
+    # 1,440,000 per example) it holds 1.
+    callback = AttentionCallback(tmp_path / "one", x[:3], update_freq=4, max_map_bytes=5_000_000)
+    with caplog.at_level(logging.WARNING):
+        _long_model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+    assert max(batches) == 2 and batches[-1] == 1  # 3 examples' maps were never made
+    # Said with what they take at most (every layer full: 2 x 3 x 1,440,000),
+    # so that the max_map_bytes it names keeps all 3 whatever is stored reduced.
+    assert ("stores the first 1 of the 3 probe examples: all 3 would hold up to 8.6 MB of attention maps "
+            "in memory at each capture" in caplog.text)
+    assert "more than max_map_bytes=5000000. Pass max_map_bytes=8640000 to keep all 3" in caplog.text
+    kept = AttentionCallback(tmp_path / "three", x[:3], max_map_bytes=8_640_000).plan(_long_model())
+    assert kept.examples == 3
+    assert caplog.text.count("probe examples") == 1  # one warning, however many retraces
+    assert len(only_layer(tmp_path / "one", "mha_1").maps) == 1
+    assert "(the first 1 of 3: max_map_bytes)" in str(callback.plan(_long_model()))
+    assert AttentionCallback(tmp_path / "all", x[:3], max_map_bytes=None).plan(_long_model()).examples == 3
+
+
+def test_layers_stored_reduced_hold_less_memory_and_one_example_over_max_map_bytes_is_refused(tmp_path):
+    x, y = _data()
+    # One example, stored full: its maps and the previous capture's, the same
+    # float32 arrays: 2 x 1,440,000 bytes, over 2,400,000.
+    model = _long_model()
+    with pytest.raises(ValueError, match=r"one probe example's attention maps take 2.9 MB of memory at each "
+                       r"capture.*more than max_map_bytes=2400000. Pass layers=\[...\] to capture fewer layers, "
+                       r"shorter probe sequences, or a larger max_map_bytes="):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[
+            AttentionCallback(tmp_path / "full", x[:1], max_map_bytes=2_400_000)])
+    assert int(model.optimizer.iterations) == 0
+    # Stored reduced (max_cells), the previous maps are kept as a float16 copy
+    # of the cropped maps: 1,440,000 + 2 bytes x 360,000 weights = 2,160,000.
+    reduced = AttentionCallback(tmp_path / "reduced", x[:1], update_freq=4, max_cells=100_000,
+                                max_map_bytes=2_400_000)
+    _long_model().fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[reduced])
+    assert reduced.captured_steps == [0, 2] and only_layer(tmp_path / "reduced", "mha_2").storage == "reduced"
+    # Under what the trace alone shows (1.5 x 1,440,000), refused before the first run.
+    with pytest.raises(ValueError, match=r"take 2.2 MB .*more than max_map_bytes=2000000"):
+        AttentionCallback(tmp_path / "none", x[:1], max_cells=100_000, max_map_bytes=2_000_000).plan(_long_model())
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

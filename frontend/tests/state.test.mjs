@@ -72,7 +72,7 @@ test('steps of another shape are stated in one line; absent or null says nothing
 
 test('the layer line says when the callback stored fewer examples than the probe held', () => {
   const examples = [{}];
-  assert.equal(storedExamplesText({ examples, probe_examples: 8 }), '1 of 8 probe examples stored (max_cells)');
+  assert.equal(storedExamplesText({ examples, probe_examples: 8 }), '1 of 8 probe examples stored (max_cells or max_map_bytes)');
   assert.equal(storedExamplesText({ examples, probe_examples: 0 }), ''); // all stored: the writer leaves it 0
   assert.equal(storedExamplesText({ examples }), ''); // an older server sends nothing
 });

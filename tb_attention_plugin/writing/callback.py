@@ -94,6 +94,16 @@ class AttentionCallback(keras.callbacks.Callback):
         the first probe examples that fit are kept, with one warning; only
         when one example alone is over it is the fit refused, before
         training. None: no limit, full maps.
+      max_map_bytes: the most host memory the probe's maps may take per
+        capture (default 4e9, 4 GB): each capture's maps as float32 (4 bytes
+        per weight, padding included) plus the previous capture's, kept for
+        the head metric `change` (4 bytes per weight for a layer stored
+        full, 2 for one stored reduced: float16). A long probe of an LLM is
+        large here before it is in max_cells: one 2048-token example of 18
+        layers x 8 heads is 2.4 GB of float32 maps. The first probe examples
+        that fit are kept, with one warning, and one example over it is
+        refused before training. A capture raises the process's memory by
+        about 1.4x this (BENCHMARKS.md, "Long probes"). None: no limit.
       exact_layers: layer names or paths whose full maps are always stored;
         the other layers' maps are stored reduced when full maps would pass
         max_cells (below). Default None.
@@ -137,6 +147,7 @@ class AttentionCallback(keras.callbacks.Callback):
         pad_id=None,
         encoding="uint8",
         max_cells=50_000_000,
+        max_map_bytes=4_000_000_000,
         exact_layers=None,
         head_scalars=False,
         image_grid=None,
@@ -159,6 +170,7 @@ class AttentionCallback(keras.callbacks.Callback):
             encoding_lib.parse_encoding(encoding)  # fails early on a bad name
         self._encoding = encoding
         self.max_cells = max_cells
+        self.max_map_bytes = max_map_bytes
         self._exact_layers = set(exact_layers or ())
         self.head_scalars = bool(head_scalars)
         self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
@@ -202,7 +214,9 @@ class AttentionCallback(keras.callbacks.Callback):
         counts fail here, before training. Raw text (for a model's
         preprocessor) is read once the model is known."""
         self._probe = keras.tree.map_structure(np.asarray, probe)
-        self._given_batch = None  # the probe's size as given, once max_cells kept fewer
+        self._given_batch = None  # the probe's size as given, once a budget kept fewer
+        self._kept_by = None  # which budget kept fewer: "max_cells" or "max_map_bytes"
+        self._kept_because = None  # why, in words, and what to pass (logged once set up)
         with messages.setup_errors():
             self._batch = tokens_lib.probe_batch_size(self._probe)
             self._sources = [] if probes.holds_strings(self._probe) else tokens_lib.token_sources(
@@ -255,6 +269,7 @@ class AttentionCallback(keras.callbacks.Callback):
             model_name=model.name,
             examples=self._batch,
             given_examples=self._given_batch,
+            kept_by=self._kept_by,
             encoding=self._encoding,
             layers=sorted(self._plans.values(), key=lambda plan: plan.index),
             skipped=[(name, "named like attention, but computed no softmax on the probe")
@@ -372,15 +387,33 @@ class AttentionCallback(keras.callbacks.Callback):
     def _setup_capture(self):
         """Traces the probe and fixes each layer's facts from its first
         capture. Every error here is one the user must fix, so it is raised
-        before the first training step."""
-        self._build_probe_fn()
-        first = self._probe_fn()
-        self._plans = {}
-        for index, captured in enumerate(first):
-            self._plans[captured.name] = self._plan_layer(captured, index, list(self._plans.values()))
-        keep = self._fit_budget()
+        before the first training step. When a budget keeps fewer probe
+        examples, the probe is traced again for them, and one warning says
+        which budget and what to pass."""
+        while True:
+            self._build_probe_fn()
+            # Known from the trace, before any map exists: the maps alone,
+            # and the previous capture's at their least (stored reduced).
+            per_example = self._probe_fn.map_bytes_per_example
+            held = None if per_example is None else (lambda n: n * (per_example + per_example // 2))
+            fitting = self._examples_in_memory(held)
+            if fitting < self._batch:
+                # Said with the most they can take (every layer stored full),
+                # so that the max_map_bytes it names keeps them all.
+                self._kept_because = self._kept_because or self._memory_reason(
+                    lambda n: 2 * n * per_example, "up to ")
+                self._shrink_probe(fitting, "max_map_bytes")
+                continue
+            first = self._probe_fn()
+            self._plans = {}
+            for index, captured in enumerate(first):
+                self._plans[captured.name] = self._plan_layer(captured, index, list(self._plans.values()))
+            keep, budget = self._fit_budget()
+            if keep == self._batch:
+                break
+            self._shrink_probe(keep, budget)
         reduced = [plan.name for plan in self._plans.values() if plan.storage == "reduced"]
-        if reduced and keep == self._batch:
+        if reduced:
             logger.info(
                 "AttentionCallback stores the maps of %d of %d layers reduced (%s): every head, with "
                 "each query row's %d largest weights exact and an overview of block max and mean "
@@ -390,18 +423,36 @@ class AttentionCallback(keras.callbacks.Callback):
                 len(reduced), len(self._plans), ", ".join(reduced[:3]) + (
                     " and %d more" % (len(reduced) - 3) if len(reduced) > 3 else ""),
                 reduction.TOP_K, sum(plan.cells for plan in self._plans.values()), self.max_cells)
-        if keep < self._batch:
-            total = sum(plan.stored_cells() for plan in self._plans.values())
-            logger.warning(
-                "AttentionCallback stores the first %d of the %d probe examples: all %d would "
-                "be %d numbers per capture, more than max_cells=%d, and every captured step "
-                "stays in TensorBoard's memory. Every head of every layer of those %d is stored "
-                "(%s); pass max_cells=%d to store all %d.",
-                keep, self._batch, self._batch, total, self.max_cells, keep,
-                "%d layers reduced" % len(reduced) if reduced else "in full", total, self._batch)
-            self._shrink_probe(keep)
-            return self._setup_capture()  # traced again for the smaller batch
+        if self._kept_because:
+            logger.warning("AttentionCallback stores the first %d of the %d probe examples: %s",
+                           self._batch, self._given_batch, self._kept_because)
         return first
+
+    def _examples_in_memory(self, held):
+        """How many of the probe's first examples a capture may hold within
+        max_map_bytes; `held(n)`: the bytes of maps a capture of the first n
+        holds (None: not known). Raises, naming the settings to change, when
+        not one fits."""
+        if self.max_map_bytes is None or held is None:
+            return self._batch
+        fitting = max((n for n in range(self._batch + 1) if held(n) <= self.max_map_bytes), default=0)
+        if fitting == 0:
+            raise ValueError(
+                "AttentionCallback: one probe example's attention maps take %s of memory at each "
+                "capture (as float32, and the previous capture's kept to measure how the heads "
+                "change), more than max_map_bytes=%d. Pass layers=[...] to capture fewer layers, "
+                "shorter probe sequences, or a larger max_map_bytes= if the machine has the memory "
+                "(a capture raises the process's memory by about 1.4x it)." % (_size(held(1)), self.max_map_bytes))
+        return fitting
+
+    def _memory_reason(self, held, up_to=""):
+        """Why fewer examples are kept, when max_map_bytes is the reason."""
+        return (
+            "all %d would hold %s%s of attention maps in memory at each capture (float32, and the "
+            "previous capture's for the head metric change), more than max_map_bytes=%d. Pass "
+            "max_map_bytes=%d to keep all %d if the machine has the memory (a capture raises the "
+            "process's memory by about 1.4x it)."
+            % (self._batch, up_to, _size(held(self._batch)), self.max_map_bytes, held(self._batch), self._batch))
 
     # -- schedule ------------------------------------------------------------
 
@@ -547,7 +598,13 @@ class AttentionCallback(keras.callbacks.Callback):
         records = [self._prepare(captured) for captured in results]
         self._add_rollout(records)
         serialized = [item for record in records for item in summary.serialize(record)]
-        self._serialized_maps = {record.name: record.maps for record in records}
+        # Kept for the next capture's head metric `change`. A reduced layer's
+        # maps are long ones: a float16 copy halves what stays in memory
+        # (max_map_bytes), and changes the metric by at most 2^-11 of each
+        # previous weight (float16's rounding), far below what it tracks.
+        self._serialized_maps = {
+            record.name: record.maps if record.storage == "full" else [m.astype(np.float16) for m in record.maps]
+            for record in records}
         return serialized
 
     def _start_run(self, facts):
@@ -608,23 +665,19 @@ class AttentionCallback(keras.callbacks.Callback):
 
     def _fit_budget(self):
         """Chooses each layer's storage and how many probe examples (the
-        first ones) a capture keeps, within max_cells numbers:
-          1. every layer's full maps, if they fit;
+        first ones) a capture keeps:
+          1. every layer's full maps, if they fit in max_cells numbers;
           2. else layers stored reduced (each row's largest weights and a
              block overview: format/reduction.py), the largest first, until
              they fit; layers named in exact_layers= always stay full;
           3. else the first probe examples that fit;
-        and refuses, before training, when one example alone does not.
-        Returns the number of examples kept."""
+        and no more examples than max_map_bytes holds in memory
+        (_examples_in_memory). Refuses, before training, when one example
+        alone does not fit. Returns (examples kept, the budget that limits
+        them), and says why in self._kept_because when fewer than given."""
         plans = list(self._plans.values())
         for plan in plans:
             plan.storage = "full"
-        if self.max_cells is None:
-            return self._batch
-
-        def total(examples=None):
-            return sum(plan.stored_cells(examples) for plan in plans)
-
         unknown = self._exact_layers.difference(*(plan.aliases for plan in plans))
         if unknown:
             raise ValueError(
@@ -632,17 +685,20 @@ class AttentionCallback(keras.callbacks.Callback):
                 "captured layers are %s." % (", ".join(sorted(map(messages.quoted, unknown))),
                                              "is" if len(unknown) == 1 else "are",
                                              ", ".join(messages.quoted(plan.name) for plan in plans)))
+
+        def total(examples=None):
+            return sum(plan.stored_cells(examples) for plan in plans)
+
         exact = [plan for plan in plans if plan.aliases & self._exact_layers]
-        reducible = sorted((plan for plan in plans if plan not in exact),
-                           key=lambda plan: -plan.cells)
-        for plan in reducible:
-            if total() <= self.max_cells:
-                break
-            if plan.stored_cells() > sum(plan.reduced_example_cells):  # short maps are smaller whole
-                plan.storage = "reduced"
-        if total() <= self.max_cells:
-            return self._batch
-        keep = max(n for n in range(self._batch + 1) if total(n) <= self.max_cells)
+        keep = self._batch
+        if self.max_cells is not None:
+            reducible = sorted((plan for plan in plans if plan not in exact), key=lambda plan: -plan.cells)
+            for plan in reducible:
+                if total() <= self.max_cells:
+                    break
+                if plan.stored_cells() > sum(plan.reduced_example_cells):  # short maps are smaller whole
+                    plan.storage = "reduced"
+            keep = max(n for n in range(self._batch + 1) if total(n) <= self.max_cells)
         if keep == 0:
             largest = sorted(plans, key=lambda plan: -plan.stored_cells(1))[:3]
             raise ValueError(
@@ -656,11 +712,25 @@ class AttentionCallback(keras.callbacks.Callback):
                    " but exact_layers=" if exact else "",
                    ", fewer exact_layers= (%s)" % ", ".join(p.name for p in exact) if exact else "")
             )
-        return keep
+        held = lambda n: sum(plan.held_bytes(n) for plan in plans)
+        in_memory = self._examples_in_memory(held)
+        if in_memory < min(keep, self._batch):
+            self._kept_because = self._kept_because or self._memory_reason(held)
+        elif keep < self._batch and not self._kept_because:
+            reduced = sum(plan.storage == "reduced" for plan in plans)
+            self._kept_because = (
+                "all %d would be %d numbers per capture, more than max_cells=%d, and every captured "
+                "step stays in TensorBoard's memory. Every head of every layer of those %d is "
+                "stored (%s); pass max_cells=%d to store all %d."
+                % (self._batch, total(), self.max_cells, keep,
+                   "%d layers reduced" % reduced if reduced else "in full", total(), self._batch))
+        return min(keep, in_memory), "max_cells" if keep <= in_memory else "max_map_bytes"
 
-    def _shrink_probe(self, count):
-        """Keeps the first `count` probe examples (and their tokens)."""
+    def _shrink_probe(self, count, budget):
+        """Keeps the first `count` probe examples (and their tokens), as
+        `budget` ("max_cells" or "max_map_bytes") asks."""
         self._given_batch = self._given_batch or self._batch
+        self._kept_by = budget
         self._probe = keras.tree.map_structure(lambda array: array[:count], self._probe)
         self._batch = count
         for source in self._sources:
@@ -886,6 +956,17 @@ class _LayerPlan:
     # numerics.row_sum_tolerance of the dtype the layer computed in
     row_tolerance: float = numerics.ROW_SUM_TOLERANCE
 
+    def held_bytes(self, examples):
+        """Host memory the maps of the first `examples` probe examples take
+        at a capture: this capture's float32 maps as the layer returned them
+        (padding included), and the previous capture's, kept for the head
+        metric `change`: the same arrays for a layer stored full, a float16
+        copy of the cropped maps for one stored reduced (callback._write_capture)."""
+        now = 4 * self.heads * self.shape[0] * self.shape[1] * examples
+        if self.storage == "full":
+            return 2 * now
+        return now + 2 * sum(self.example_cells[:examples])
+
     def stored_cells(self, examples=None):
         """Numbers stored per capture for the first `examples` probe
         examples (all: None) in this layer's storage."""
@@ -919,7 +1000,8 @@ class CapturePlan:
 
     model_name: str
     examples: int  # probe examples stored
-    given_examples: int  # the probe's size as given, when max_cells keeps fewer; else None
+    given_examples: int  # the probe's size as given, when a budget keeps fewer; else None
+    kept_by: str  # that budget: "max_cells" or "max_map_bytes"
     encoding: str
     layers: list  # _LayerPlan, in the order the model runs them
     skipped: list  # (layer, why) of attention-like layers not captured
@@ -936,7 +1018,7 @@ class CapturePlan:
             "AttentionCallback on model %s: %d layers, probe of %d examples%s; %d numbers per "
             "capture (%s as %s, before compression)" % (
                 messages.quoted(self.model_name), len(self.layers), self.examples,
-                " (the first %d of %d: max_cells)" % (self.examples, self.given_examples)
+                " (the first %d of %d: %s)" % (self.examples, self.given_examples, self.kept_by)
                 if self.given_examples else "",
                 self.weights_per_capture, _size(self.weights_per_capture * per_weight), self.encoding),
         ]

@@ -29,6 +29,7 @@ import contextlib
 import inspect
 
 import keras
+import numpy as np
 
 from tb_attention_plugin.writing import backends
 from tb_attention_plugin.writing import layouts
@@ -649,12 +650,17 @@ class ProbeFunction:
         self._taken = {layer_path(l) for l in everyone} | {l.name for l in everyone}
         recorder = _Recorder()
         self.skipped = []  # layers found by class name that computed no softmax
+        self.map_bytes_per_example = None  # set by the trace
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
 
         def forward(x, call_model, live):
             recorder.reset(live)
             call_model(x)
             out = self._plan(recorder.calls, names, required, required_by_layer)
+            # The maps' sizes are static in the trace, whatever batch it ran at
+            # (PyTorch traces one example): known before the first capture runs.
+            self.map_bytes_per_example = _float32_bytes_per_example(
+                [values["scores"] for values in out.values()])
             return out, _links(recorder.calls)
 
         @contextlib.contextmanager
@@ -779,6 +785,19 @@ class ProbeFunction:
                 key_inputs=key_inputs,
             ))
         return captured
+
+
+def _float32_bytes_per_example(maps):
+    """Bytes one probe example's maps take as float32 numpy arrays (what
+    every capture holds on the host), from their traced shapes; None when a
+    shape is not static."""
+    total = 0
+    for tensor in maps:
+        dims = tuple(tensor.shape)[1:]
+        if any(d is None for d in dims):
+            return None
+        total += 4 * int(np.prod(dims, dtype=np.int64))
+    return total
 
 
 def _static_length(sequence):

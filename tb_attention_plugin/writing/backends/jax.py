@@ -33,8 +33,8 @@ class Traced:
     def __init__(self, model, probe, forward):
         self._model = model
         self._probe = keras.tree.map_structure(jax.numpy.asarray, probe)
-        if not model.built:  # its variables exist only once it has run
-            model(self._probe, training=False)
+        if not model.built:  # its variables exist only once it has run (on one example)
+            model(keras.tree.map_structure(lambda t: t[:1], self._probe), training=False)
         shapes = {}
 
         def traced(trainable, non_trainable, x):

@@ -57,20 +57,25 @@ class Traced:
     def __init__(self, model, probe, forward, hooked):
         self._model, self._forward, self._hooked = model, forward, hooked
         self._probe = keras.tree.map_structure(keras.ops.convert_to_tensor, probe)
+        # The history is recorded on the first example alone: the walk needs
+        # only which tensor came from which, and an eager trace is a run, whose
+        # maps at a long probe's full batch could pass the capture's memory
+        # budget before the callback has seen their size.
+        first = keras.tree.map_structure(lambda t: t[:1], self._probe)
         history = _History()
         with history:
-            out, links = self._call()
+            out, links = self._call(first)
         self._made_from = history.made_from
         self._alive = history.alive  # ids stay unique while the history is read
         self.links = list(links)
-        self.inputs = keras.tree.flatten(self._probe)
+        self.inputs = keras.tree.flatten(first)
 
-    def _call(self):
+    def _call(self, probe):
         with torch.no_grad(), self._hooked():
-            return self._forward(self._probe, lambda inputs: self._model(inputs, training=False), _is_live)
+            return self._forward(probe, lambda inputs: self._model(inputs, training=False), _is_live)
 
     def run(self):
-        out, _ = self._call()
+        out, _ = self._call(self._probe)
         return keras.tree.map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
 
     @staticmethod
