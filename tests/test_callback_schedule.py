@@ -94,7 +94,8 @@ def test_events_read_through_tensorboard_data_provider(tmp_path):
     tensors = provider.list_tensors(ctx, experiment_id="", plugin_name=metadata.PLUGIN_NAME)
     # importance: one tag per probe example (3 here)
     assert set(tensors["."]) == {"mha/_importance/0", "mha/_importance/1", "mha/_importance/2",
-                                 "mha/_head_stats", "mha/_rollout", "mha/_head_metrics"}
+                                 "mha/_head_stats", "mha/_rollout", "mha/_head_metrics",
+                                 "mha/_value_norms", "mha/_value_metrics"}
     for _, _, value in _summary_values(tmp_path):
         assert value.metadata.plugin_data.plugin_name == "attention"
         expected = summary_pb2.DATA_CLASS_BLOB_SEQUENCE if value.tag == "mha" else summary_pb2.DATA_CLASS_TENSOR

@@ -38,6 +38,8 @@ _SUFFIX = {
     PluginData.HEAD_STATS: "/_head_stats",
     PluginData.ROLLOUT: "/_rollout",
     PluginData.HEAD_METRICS: "/_head_metrics",
+    PluginData.VALUE_NORMS: "/_value_norms",
+    PluginData.VALUE_METRICS: "/_value_metrics",
 }
 
 # The tag of the probe's images (role PROBE_IMAGES), written once per run
@@ -54,7 +56,11 @@ ROLE_NAMES = {
     PluginData.ROLLOUT: "rollout",
     PluginData.HEAD_METRICS: "head_metrics",
     PluginData.PROBE_IMAGES: "probe_images",
+    PluginData.VALUE_NORMS: "value_norms",
+    PluginData.VALUE_METRICS: "value_metrics",
 }
+# What a VALUE_NORMS tag's norms measure (its own metadata's value_vector).
+VALUE_VECTOR_NAMES = {PluginData.VALUE_OUTPUT: "value_output", PluginData.VALUE_ONLY: "value_only"}
 
 # Rows of the HEAD_STATS tensor's last axis.
 HEAD_STAT_NAMES = ("entropy", "max_weight", "mean_distance")
@@ -89,6 +95,8 @@ def derived_shape(info, role, derived_info=None, example=None):
       HEAD_STATS    (examples, heads, len(HEAD_STAT_NAMES))
       ROLLOUT       (examples, >= longest key length)
       HEAD_METRICS  (examples, heads, len(metric_names))
+      VALUE_NORMS   (examples, heads, >= longest key length)
+      VALUE_METRICS (examples, heads, len(metric_names))
     """
     examples = len(info.examples)
     if role == PluginData.IMPORTANCE and example is not None:
@@ -101,9 +109,11 @@ def derived_shape(info, role, derived_info=None, example=None):
         return DerivedShape((examples, info.num_heads), len(HEAD_STAT_NAMES), True)
     if role == PluginData.ROLLOUT:
         return DerivedShape((examples,), max((ex.key_length for ex in info.examples), default=0), False)
-    if role == PluginData.HEAD_METRICS:
+    if role in (PluginData.HEAD_METRICS, PluginData.VALUE_METRICS):
         names = derived_info.metric_names if derived_info is not None else ()
         return DerivedShape((examples, info.num_heads), len(names), True)
+    if role == PluginData.VALUE_NORMS:
+        return DerivedShape((examples, info.num_heads), max((ex.key_length for ex in info.examples), default=0), False)
     raise ValueError("role %r has no tensor of a fixed shape" % role)
 
 

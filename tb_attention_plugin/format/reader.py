@@ -74,6 +74,29 @@ class LayerAttention:
     # and the rest is rebuilt from a block overview within a stated bound
     # (ReducedMaps; docs/FORMAT.md, "Reduced maps").
     storage: str = "full"
+    # Per example, (S, H, k) float32: per head and key, the norm of what the
+    # key sends through the head (writing/value_vectors.py), NaN at steps
+    # written without them; None when no step has them (a layer whose value
+    # is not known, value_weighted=False, older logs). `value_vector` says
+    # which vector: "value_output" ((x W_V + b_V) W_O, per head) or
+    # "value_only" (x W_V + b_V).
+    value_norms: list = None
+    value_vector: str = ""
+    # (S, examples, H, M) head metrics of the value-weighted maps (rows
+    # normalised), named by `value_metric_names`; `change` is NaN there.
+    value_metrics: np.ndarray = None
+    value_metric_names: tuple = ()
+
+    def value_weighted(self, example, step_index):
+        """(H, q, k) float32 value-weighted attention of one example at
+        steps[step_index]: weight x norm, ||a_hij f_h(x_j)|| (Kobayashi et
+        al., EMNLP 2020), not normalised; None without value norms. Its error
+        is the maps' own (uint8: 1/510 of a weight) times the norm."""
+        if self.value_norms is None:
+            return None
+        # Maps stored reduced are rebuilt (ReducedMaps[s]): their bound times
+        # the norm bounds the product's error.
+        return self.maps[example][step_index] * self.value_norms[example][step_index][:, None, :]
 
 
 class ReducedMaps:
@@ -225,6 +248,9 @@ def _assemble(facts_by_step, map_values, tags):
     received_row, given_row = (metadata.IMPORTANCE_MODES.index(m) for m in ("received", "given"))
     rollout = series(PluginData.ROLLOUT)  # (S, E, K)
     metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.HEAD_METRICS))
+    norms_entry = tags.get(metadata.tag_for(info.layer, PluginData.VALUE_NORMS))
+    norms = _with_nan_where_missing(norms_entry, steps)  # (S, E, H, K)
+    value_metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.VALUE_METRICS))
     return LayerAttention(
         layer=info.layer,
         kind=metadata.KIND_NAMES.get(info.kind, "self"),
@@ -254,7 +280,21 @@ def _assemble(facts_by_step, map_values, tags):
         grid=(info.grid_rows, info.grid_cols, info.grid_prefix) if info.grid_rows else None,
         sliding_window=info.sliding_window,
         storage=metadata.STORAGE_NAMES.get(info.storage, "?"),
+        value_norms=None if norms is None else [norms[:, i, :, : e.key_length] for i, e in enumerate(examples)],
+        value_vector=metadata.VALUE_VECTOR_NAMES.get(norms_entry[0].value_vector, "") if norms is not None else "",
+        value_metrics=_with_nan_where_missing(value_metrics_entry, steps),
+        value_metric_names=tuple(value_metrics_entry[0].metric_names) if value_metrics_entry else (),
     )
+
+
+def _with_nan_where_missing(entry, steps):
+    """(S, ...) of a derived tag at `steps`, NaN at the steps it lacks (a
+    kind some captures did not store); None when it holds none of them."""
+    if entry is None or not any(s in entry[1] for s in steps):
+        return None
+    shape = next(entry[1][s].shape for s in steps if s in entry[1])
+    return np.stack([entry[1][s] if s in entry[1] and entry[1][s].shape == shape
+                     else np.full(shape, np.nan, np.float32) for s in steps])
 
 
 def _importance(tags, info, example, steps):

@@ -96,6 +96,24 @@ def mean_distance(maps):
     return row_distances(maps).mean(axis=1)
 
 
+def value_weighted(maps, norms):
+    """Value-weighted attention as shares of each row (Kobayashi et al.,
+    EMNLP 2020): a_ij ||f(x_j)|| / sum_j' a_ij' ||f(x_j')||.
+
+    Args:
+      maps: (..., q, k) attention weights.
+      norms: (..., k) the norm of what each key sends (value_vectors).
+
+    Returns:
+      (..., q, k) float32; each row sums to 1, or is all 0 where every
+      weighted cell is 0 (a row of padding, or keys that send nothing).
+    """
+    weighted = np.asarray(maps, dtype=np.float32) * np.asarray(norms, dtype=np.float32)[..., None, :]
+    sums = weighted.sum(axis=-1, keepdims=True)
+    np.divide(weighted, sums, out=weighted, where=sums > 0)
+    return weighted
+
+
 @dataclasses.dataclass(frozen=True)
 class RowFacts:
     """What every per-head number is made of, per query row: each a (...,

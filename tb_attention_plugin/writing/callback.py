@@ -107,6 +107,12 @@ class AttentionCallback(keras.callbacks.Callback):
       exact_layers: layer names or paths whose full maps are always stored;
         the other layers' maps are stored reduced when full maps would pass
         max_cells (below). Default None.
+      value_weighted: also store, for every MultiHeadAttention (keras_hub's
+        included) and GroupQueryAttention layer, the norm of what each key
+        sends through each head, ||(x_j W_V^h + b_V^h) W_O^h|| (Kobayashi et
+        al., EMNLP 2020), so that the tab and the reader show value-weighted
+        attention (weight x norm), and the head metrics of those maps.
+        Default True; False stores nothing extra (README: its cost).
       head_scalars: also write each layer's head metrics (docs/HEAD_METRICS.md;
         mean over heads and probe examples) as ordinary scalars
         `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
@@ -149,6 +155,7 @@ class AttentionCallback(keras.callbacks.Callback):
         max_cells=50_000_000,
         max_map_bytes=4_000_000_000,
         exact_layers=None,
+        value_weighted=True,
         head_scalars=False,
         image_grid=None,
         collapse_entropy=0.05,
@@ -172,6 +179,7 @@ class AttentionCallback(keras.callbacks.Callback):
         self.max_cells = max_cells
         self.max_map_bytes = max_map_bytes
         self._exact_layers = set(exact_layers or ())
+        self.value_weighted = bool(value_weighted)
         self.head_scalars = bool(head_scalars)
         self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
         self._layer_names = layers
@@ -362,7 +370,7 @@ class AttentionCallback(keras.callbacks.Callback):
     def _build_probe_fn(self):
         try:
             self._probe_fn = capture.ProbeFunction(
-                self.model, self._layers, self._required, self._probe
+                self.model, self._layers, self._required, self._probe, value_norms=self.value_weighted
             )
         except capture.CaptureError as e:
             raise ValueError("AttentionCallback: %s" % messages.sentence(str(e))) from None
@@ -765,6 +773,8 @@ class AttentionCallback(keras.callbacks.Callback):
             encoding=self._encoding,
             layer_class=plan.layer_class,
             layer_index=plan.index,
+            value_norms=captured.value_norms,
+            value_vector=captured.value_vector or "value_output",
         )
         record.probe_digest = self._probe_digest
         record.grid = plan.grid

@@ -34,6 +34,7 @@ import numpy as np
 from tb_attention_plugin.writing import backends
 from tb_attention_plugin.writing import layouts
 from tb_attention_plugin.writing import masks
+from tb_attention_plugin.writing import value_vectors
 
 MHA_CLASSES = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
 DOT_ATTENTION_CLASSES = (keras.layers.Attention, keras.layers.AdditiveAttention)
@@ -256,6 +257,9 @@ class _Call:
         self.query = None  # the sequence the queries come from (symbolic)
         self.key = None  # the sequence the keys come from
         self.outputs = ()  # every tensor the call returned
+        # (norms (batch, heads, keys), vector) of what each key sends
+        # (value_vectors.norms), when known
+        self.sent = None
 
 
 class _Recorder:
@@ -263,6 +267,7 @@ class _Recorder:
 
     def __init__(self):
         self.reset(lambda tensor: False)
+        self.value_norms = True  # record value_vectors.norms where a layer shows its value
 
     def reset(self, live):
         self._live = live
@@ -351,6 +356,10 @@ def _patch_mha(layer, name, recorder):
             record.scores = scores
             record.mask = bound.arguments.get("attention_mask")
             record.convention = masks.KEEP
+            if recorder.value_norms:
+                # Inside the layer's call: on JAX the weights are then the
+                # stateless call's values (each capture's), not constants of the trace.
+                record.sent = value_vectors.norms(layer, bound.arguments.get("value"))
         return output, scores
 
     return {"call": call, "_compute_attention": compute_attention}
@@ -613,7 +622,7 @@ class Captured:
     """One call of one layer on the probe, as numpy arrays."""
 
     def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source,
-                 query_inputs=None, key_inputs=None, kv_heads=None):
+                 query_inputs=None, key_inputs=None, kv_heads=None, value_norms=None, value_vector=None):
         self.name = name  # the layer's tag name (path, unique; `/call_2`... for later calls)
         self.layer = layer
         # (batch, heads, q, k) or (batch, q, k) (layouts.query_heads), or what
@@ -629,6 +638,11 @@ class Captured:
         # the queries (keys) are (see stream_sources); None: not known.
         self.query_inputs = query_inputs
         self.key_inputs = key_inputs
+        # float32 (batch, heads, keys): the norm of what each key sends
+        # through each head (value_vectors.norms), and which vector that is
+        # (value_vectors.VALUE_OUTPUT / VALUE_ONLY); None where not known.
+        self.value_norms = value_norms
+        self.value_vector = value_vector
 
 
 class ProbeFunction:
@@ -643,12 +657,13 @@ class ProbeFunction:
         several softmaxes per call (it holds several attentions).
     """
 
-    def __init__(self, model, layers, required, probe, names=None):
+    def __init__(self, model, layers, required, probe, names=None, value_norms=True):
         backend = backends.current()
         names = names or readable_tags(model, layers)
         everyone = all_layers(model)
         self._taken = {layer_path(l) for l in everyone} | {l.name for l in everyone}
         recorder = _Recorder()
+        recorder.value_norms = value_norms
         self.skipped = []  # layers found by class name that computed no softmax
         self.map_bytes_per_example = None  # set by the trace
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
@@ -709,6 +724,7 @@ class ProbeFunction:
             if chosen is None:
                 continue
             scores, mask, convention, source = chosen
+            sent = call.sent if source == "scores" else None
             tag = tags[id(call.layer)]
             counts[tag] = counts.get(tag, 0) + 1
             name = tag if counts[tag] == 1 else "%s/call_%d" % (tag, counts[tag])
@@ -719,9 +735,10 @@ class ProbeFunction:
                 "mask": mask if mask is not None else keras.ops.zeros([0]),
                 "same_sequence": keras.ops.convert_to_tensor(-1, "int32") if call.same_sequence is None
                 else keras.ops.cast(call.same_sequence, "int32"),
+                "value_norms": keras.ops.zeros([0]) if sent is None else sent[0],
             }
             meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
-                         id(call), _static_length(call.query))
+                         id(call), _static_length(call.query), None if sent is None else sent[1])
         missing = [n for n, r in zip(names, required) if r and n not in ran]
         if missing:
             raise CaptureError(
@@ -762,7 +779,7 @@ class ProbeFunction:
         result = self._traced.run()
         captured = []
         for key in sorted(result):
-            name, layer, has_mask, convention, causal, source, _, query_length = self._meta[key]
+            name, layer, has_mask, convention, causal, source, _, query_length, value_vector = self._meta[key]
             query_inputs, key_inputs = self._streams[key]
             values = result[key]
             same = int(values["same_sequence"])
@@ -783,6 +800,8 @@ class ProbeFunction:
                 source=source,
                 query_inputs=query_inputs,
                 key_inputs=key_inputs,
+                value_norms=values["value_norms"] if value_vector else None,
+                value_vector=value_vector,
             ))
         return captured
 

@@ -19,6 +19,10 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
                     mean attention distance
   NAME/_rollout     float32 (examples, max_key_len), only when `rollout` is given
   NAME/_head_metrics float32 (examples, heads, metrics): head_metrics.METRIC_NAMES
+  NAME/_value_norms float32 (examples, heads, max_key_len), only when value
+                    norms are given: what each key sends through each head
+  NAME/_value_metrics float32 (examples, heads, metrics): the head metrics of
+                    the value-weighted maps (numerics.value_weighted)
 All derived numbers are computed here from the full-precision scores.
 
 The write path runs one way: `prepare` checks and crops a layer's scores once
@@ -43,6 +47,7 @@ PluginData = metadata.PluginData
 
 _KINDS = {name: value for value, name in metadata.KIND_NAMES.items()}
 _STORAGES = {name: value for value, name in metadata.STORAGE_NAMES.items()}
+_VALUE_VECTORS = {name: value for value, name in metadata.VALUE_VECTOR_NAMES.items()}
 
 
 def as_head_first(scores):
@@ -127,6 +132,11 @@ class LayerStep:
     # from the full float32 maps either way.
     storage: str = "full"
     top_k: int = reduction.TOP_K
+    # Per example, float32 (heads, k_len): the norm of what each kept key
+    # sends through each head (writing/value_vectors.py), and which vector
+    # that is ("value_output" or "value_only"); None: not known.
+    value_norms: list = None
+    value_vector: str = ""
 
     # The scores as given, (batch, heads, q, k) float32, when no example was
     # cropped: `examples` then uses them without a copy.
@@ -152,6 +162,8 @@ def prepare(
     layer_class="",
     layer_index=0,
     description=None,
+    value_norms=None,
+    value_vector="value_output",
 ):
     """Checks and crops one layer's scores into a LayerStep (arguments as
     for `attention`).
@@ -180,7 +192,19 @@ def prepare(
     query_tokens = _tokens_or_positions(query_tokens, batch, q, "query_tokens")
     key_tokens = _tokens_or_positions(key_tokens, batch, k, "key_tokens")
     uncropped = scores if all(span == ((0, q), (0, k)) for span in spans) else None
+    if value_norms is not None:
+        value_norms = np.asarray(value_norms, dtype=np.float32)
+        if value_norms.shape != (batch, scores.shape[1], k):
+            raise ValueError("value_norms of %r must have shape (batch, heads, k) = %s, got %s"
+                             % (name, (batch, scores.shape[1], k), value_norms.shape))
+        if not np.all(np.isfinite(value_norms)) or np.any(value_norms < 0):
+            raise ValueError("the value norms of layer \"%s\" are negative, NaN or Inf" % (name,))
+        if value_vector not in _VALUE_VECTORS:
+            raise ValueError("value_vector must be one of %s, got %r" % (sorted(_VALUE_VECTORS), value_vector))
+        value_norms = [value_norms[i, :, ko : ko + kl] for i, (_, (ko, kl)) in enumerate(spans)]
     return LayerStep(
+        value_norms=value_norms,
+        value_vector=value_vector if value_norms is not None else "",
         uncropped=uncropped,
         name=name,
         maps=maps,
@@ -272,10 +296,16 @@ def serialize(record):
     if record.rollout is not None:
         derived.append((PluginData.ROLLOUT, None, _pad_rows(record.rollout, record.spans)))
     derived.append((PluginData.HEAD_METRICS, None, _head_metrics_tensor(record, examples)))
+    if record.value_norms is not None:
+        derived.append((PluginData.VALUE_NORMS, None, _pad_rows(record.value_norms, record.spans)))
+        derived.append((PluginData.VALUE_METRICS, None, _head_metrics_tensor(
+            record, _value_weighted_examples(record), previous=False)))
     for role, example, array in derived:
         info = PluginData(role=role, layer=record.name)
-        if role == PluginData.HEAD_METRICS:
+        if role in (PluginData.HEAD_METRICS, PluginData.VALUE_METRICS):
             info.metric_names.extend(head_metrics.METRIC_NAMES)
+        if role == PluginData.VALUE_NORMS:
+            info.value_vector = _VALUE_VECTORS[record.value_vector]
         out.append((
             metadata.tag_for(record.name, role, example),
             np.asarray(array, dtype=np.float32),
@@ -298,15 +328,27 @@ def probe_images(images):
     )
 
 
-def _head_metrics_tensor(record, examples):
+def _head_metrics_tensor(record, examples, previous=True):
     """(examples, heads, len(METRIC_NAMES)): head_metrics.all_metrics of
-    each example, from the float32 maps (`examples`: numerics.Examples)."""
+    each example, from the float32 maps (`examples`: numerics.Examples);
+    without `previous`, `change` is NaN (not measured)."""
     count = len(record.maps)
     grid = None if record.grid is None else (record.grid.rows, record.grid.cols, record.grid.prefix)
     return head_metrics.metrics_of(
-        examples, record.key_tokens, record.kind, record.previous_maps or [None] * count,
+        examples, record.key_tokens, record.kind,
+        (record.previous_maps if previous else None) or [None] * count,
         record.query_ids or [None] * count, grid, window=record.sliding_window,
         offsets=[qo - ko for (qo, _), (ko, _) in record.spans])
+
+
+def _value_weighted_examples(record):
+    """The value-weighted maps of a LayerStep, each row normalised
+    (numerics.value_weighted), as one numerics.Examples. `change` is not
+    measured on them: it would keep a second set of maps between captures."""
+    if record.uncropped is not None:
+        stacked = numerics.value_weighted(record.uncropped, np.stack(record.value_norms))
+        return numerics.Examples(list(stacked), stacked=stacked)
+    return numerics.Examples([numerics.value_weighted(m, n) for m, n in zip(record.maps, record.value_norms)])
 
 
 def items_of_role(serialized, role):
@@ -356,6 +398,8 @@ def attention(
     rollout_stack="",
     description=None,
     storage="full",
+    value_norms=None,
+    value_vector="value_output",
 ):
     """Writes the attention of one layer at one step (eagerly).
 
@@ -381,6 +425,11 @@ def attention(
         overview: for long sequences; docs/FORMAT.md, "Reduced maps").
         Importance, statistics and metrics are computed from the full
         scores either way.
+      value_norms: optional (batch, heads, k): per head and key, the norm of
+        what the key sends, ||(x_j W_V^h + b_V^h) W_O^h|| (value_vector
+        "value_output"; "value_only" without W_O^h), so that weight x norm
+        is value-weighted attention (Kobayashi et al. 2020). Stored with the
+        head metrics of the value-weighted maps.
 
     Returns:
       True if written, False if no default summary writer is set.
@@ -412,6 +461,8 @@ def attention(
         layer_class=layer_class,
         layer_index=layer_index,
         description=description,
+        value_norms=value_norms,
+        value_vector=value_vector,
     )
     record.rollout = rollout
     record.rollout_stack = rollout_stack
@@ -435,17 +486,20 @@ def _importance_tensor(received, given):
 
 
 def _pad_rows(rows, spans):
-    """Per-example vectors over the cropped keys -> zero-padded (examples, max_k)."""
+    """Per-example arrays over the cropped keys, (k,) (rollout) or (heads, k)
+    (value norms) -> zero-padded (examples, max_k) or (examples, heads, max_k)."""
     length = max(kl for _, (_, kl) in spans) if spans else 0
-    out = np.zeros((len(spans), length), dtype=np.float32)
+    rows = [np.asarray(row, dtype=np.float32) for row in rows]
+    leading = rows[0].shape[:-1] if rows and rows[0].ndim > 1 else ()
+    out = np.zeros((len(spans),) + leading + (length,), dtype=np.float32)
     for i, (_, (_, kl)) in enumerate(spans):
-        row = np.asarray(rows[i], dtype=np.float32).reshape(-1)
-        if row.shape[0] != kl:
+        row = rows[i].reshape(leading + (-1,))
+        if row.shape[-1] != kl:
             raise ValueError(
                 "rollout of example %d has %d values, expected %d (its real keys)"
-                % (i, row.shape[0], kl)
+                % (i, row.shape[-1], kl)
             )
-        out[i, :kl] = row
+        out[i, ..., :kl] = row
     return out
 
 
