@@ -8,7 +8,8 @@ import os
 import platform
 
 from bench import (backend_capture, backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
-                   head_metrics_cost, scaling, scaling_table, storage_over_training, writer_cost, zoo_capture)
+                   head_metrics_cost, scaling, scaling_table, storage_over_training, value_weighted, writer_cost,
+                   zoo_capture)
 
 
 def machine():
@@ -121,6 +122,14 @@ def main():
         "One layer serialized, 8 examples of random softmax attention.",
         "",
         head_metrics_cost.report(),
+        "",
+    ]
+    sections += [
+        "## Value-weighted attention's cost (`python -m bench.value_weighted`)",
+        "",
+        "Issue 35 item 1: a capture with and without the value norms of its layers (the default stores them).",
+        "",
+        value_weighted.report(value_weighted.run()),
         "",
     ]
     sections += [
