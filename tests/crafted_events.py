@@ -24,17 +24,19 @@ PluginData = metadata.PluginData
 
 
 def layer_step(name="layer", heads=2, tokens=4, examples=2, seed=0, encoding="uint8", mask=None, word="t",
-               storage="full"):
+               storage="full", value_norms=False):
     """[(tag, array, SummaryMetadata)] of one step of a self-attention layer
     whose rows are softmax distributions (deterministic for a seed); `mask`
     (examples, tokens) marks the real tokens (default: all), tokens are
-    `word` + position; `storage` "reduced" stores the maps reduced."""
+    `word` + position; `storage` "reduced" stores the maps reduced;
+    `value_norms` adds value norms (and the value-weighted head metrics)."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(examples, heads, tokens, tokens)).astype(np.float32)
     scores = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     words = [["%s%d" % (word, i) for i in range(tokens)]] * examples
+    norms = rng.uniform(0.5, 2.0, (examples, heads, tokens)).astype(np.float32) if value_norms else None
     record = summary.prepare(name, scores, query_tokens=words, query_mask=mask, key_mask=mask,
-                             encoding=encoding, layer_class="Crafted")
+                             encoding=encoding, layer_class="Crafted", value_norms=norms)
     record.rollout = [np.full(kl, 1.0 / max(kl, 1), np.float32) for _, (_, kl) in record.spans]
     record.rollout_stack = name
     record.storage = storage

@@ -154,6 +154,26 @@ def test_every_route_answers_the_captured_values(server, logdir):
             stored = captured.head_metrics[:, example, :, m]  # (steps, heads); NaN is sent as null
             values = np.array([[np.nan if v is None else v for v in row] for row in reply["values"]])
             np.testing.assert_allclose(values, stored, atol=1e-5, equal_nan=True)
+        # Value-weighted attention (issue 35): the norms of each step, and the
+        # head metrics of the value-weighted maps.
+        assert layer["value_vector"] == captured.value_vector == "value_output"
+        for i, step in enumerate(captured.steps):
+            norms = server.get_json("/data/plugin/attention/value_norms?" + _q(
+                run="fit", tag="mha", example=example, step=step))
+            assert norms["step"] == step and norms["vector"] == "value_output" and norms["num_heads"] == 2
+            assert norms["tokens"] == captured.key_tokens[example]
+            # JSON rounds to 6 decimals (half of 1e-6 off at most)
+            np.testing.assert_allclose(norms["values"], captured.value_norms[example][i], atol=1e-6)
+        entropy = captured.value_metric_names.index("entropy")
+        reply = server.get_json("/data/plugin/attention/head_metrics?" + _q(
+            run="fit", tag="mha", example=example, metric="entropy", of="value_weighted"))
+        assert reply["of"] == "value_weighted"
+        np.testing.assert_allclose(reply["values"], captured.value_metrics[:, example, :, entropy], atol=1e-5)
+    # A layer written without value norms says so: no vector, and 404 with why.
+    many = [r for r in index["runs"] if r["run"] == "many"][0]["layers"][0]
+    assert many["value_vector"] is None
+    code, _, body = server.get("/data/plugin/attention/value_norms?" + _q(run="many", tag="layer", example=0, step=0))
+    assert code == 404 and b"no value norms" in body
 
 
 def test_all_250_captured_steps_are_served_without_flags(server):
@@ -264,6 +284,11 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("head_metrics?run=fit&tag=mha&example=3&metric=entropy", 404),
         ("probe_image?run=fit&example=0", 404),  # a text model stores no images
         ("probe_image?run=fit", 400),
+        ("value_norms?run=fit&tag=mha&example=0", 400),  # needs step=
+        ("value_norms?run=fit&tag=mha&example=0&step=1", 404),  # not a captured step
+        ("value_norms?run=fit&tag=mha&example=3&step=0", 404),
+        ("head_metrics?run=fit&tag=mha&example=0&metric=entropy&of=relevance", 400),
+        ("head_metrics?run=many&tag=layer&example=0&metric=entropy&of=value_weighted", 404),
         ("head_stats?run=fit&tag=mha&example=0&max_points=0", 400),
         ("importance?run=fit&tag=mha&example=0&max_points=x", 400),
         ("..%2f..%2fsetup.py", 404),
@@ -277,13 +302,13 @@ def test_bad_parameters_answer_4xx_with_a_message(server, query, status):
         assert body  # a message, not an empty page
 
 
-ROUTES = ["maps", "importance", "head_stats", "rollout", "head_metrics", "probe_image", "index"]
-PARAMS = ["run", "tag", "step", "example", "head", "mode", "format", "max_points", "metric"]
+ROUTES = ["maps", "importance", "head_stats", "rollout", "head_metrics", "probe_image", "index", "value_norms"]
+PARAMS = ["run", "tag", "step", "example", "head", "mode", "format", "max_points", "metric", "of"]
 values = st.one_of(
     st.text(max_size=30),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.sampled_from(["fit", "mha", "many", "layer", "0", "1", "-0", " 2", "1e3", "NaN", "\x00", "%", "../",
-                     "binary", "json", "given", "entropy", "induction"]),
+                     "binary", "json", "given", "entropy", "induction", "value_weighted", "weights"]),
 )
 
 

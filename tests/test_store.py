@@ -253,9 +253,13 @@ def test_a_derived_tag_of_a_newer_version_is_422_too():
     (PluginData.HEAD_METRICS, np.zeros((2, 2, 3), np.float32),
      "head_metrics of run 'run' layer 'layer' at step 2 has shape (2, 2, 3); its metadata declares (2, 2, 12)"),  # len(METRIC_NAMES)
     (PluginData.HEAD_METRICS, np.zeros((2, 2), np.float32), "has shape (2, 2);"),
+    (PluginData.VALUE_NORMS, np.zeros((2, 2, 3), np.float32),
+     "value_norms of run 'run' layer 'layer' at step 2 has shape (2, 2, 3); its metadata declares (2, 2, >=4)"),
+    (PluginData.VALUE_NORMS, np.zeros((2, 4), np.float32), "has shape (2, 4);"),
+    (PluginData.VALUE_METRICS, np.zeros((2, 3, 12), np.float32), "declares (2, 2, 12)"),
 ])
 def test_a_derived_tensor_of_the_wrong_shape_or_dtype_is_422_naming_both_shapes(role, array, message):
-    triples = layer_step(heads=2, tokens=4, examples=2)
+    triples = layer_step(heads=2, tokens=4, examples=2, value_norms=True)
     s = make_store({"run": {1: triples, 2: replace(triples, role, array)}})
     mode = "received" if role == PluginData.IMPORTANCE else None
     text = stored_error(lambda: s.series(CTX, "", "run", "layer", role, 0, mode), "damaged_data")

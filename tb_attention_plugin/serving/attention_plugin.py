@@ -116,6 +116,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "/head_stats": self._serve_head_stats,
             "/rollout": self._serve_rollout,
             "/head_metrics": self._serve_head_metrics,
+            "/value_norms": self._serve_value_norms,
             "/probe_image": self._serve_probe_image,
         }
         # Each frontend file gets its own routes: nothing else can be served.
@@ -216,6 +217,16 @@ class AttentionPlugin(base_plugin.TBPlugin):
         return json_response(request, self.head_metrics_impl(
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
             params.integer(args, "example", minimum=0), params.string(args, "metric"), _max_points(args),
+            of=params.choice(args, "of", tuple(_METRICS_OF), "weights"),
+        ))
+
+    @_route
+    def _serve_value_norms(self, request):
+        ctx, eid = _context(request)
+        args = request.args
+        return json_response(request, self.value_norms_impl(
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "example", minimum=0), params.integer(args, "step"),
         ))
 
     @_route
@@ -253,7 +264,13 @@ class AttentionPlugin(base_plugin.TBPlugin):
             except store_lib.StoredDataError:
                 metrics = None  # its route answers why; the maps are still served
             metric_names = list(metrics.metric_names) if metrics is not None else []
-            runs.setdefault(layer.run, []).append(_describe_layer(timeline, has_rollout, metric_names))
+            try:
+                norms = self.store.derived_metadata(ctx, experiment_id, layer, PluginData.VALUE_NORMS)
+            except store_lib.StoredDataError:
+                norms = None  # its route answers why
+            value_vector = metadata.VALUE_VECTOR_NAMES.get(norms.value_vector) if norms is not None else None
+            runs.setdefault(layer.run, []).append(
+                _describe_layer(timeline, has_rollout, metric_names, value_vector))
         for run, tag, reason in skipped:
             logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)
         return {
@@ -322,26 +339,49 @@ class AttentionPlugin(base_plugin.TBPlugin):
             result[name] = finite_lists(series.values[..., i])
         return result
 
-    def head_metrics_impl(self, ctx, experiment_id, run, tag, example, metric, max_points=store_lib.MAX_POINTS):
+    def head_metrics_impl(self, ctx, experiment_id, run, tag, example, metric, max_points=store_lib.MAX_POINTS,
+                          of="weights"):
         """One head metric (docs/HEAD_METRICS.md) of every head over steps:
-        values[s][h]; NaN (a metric that does not apply) is null."""
+        values[s][h]; NaN (a metric that does not apply) is null. `of`:
+        "weights" (the maps) or "value_weighted" (the value-weighted maps,
+        rows normalised; VALUE_METRICS)."""
+        role, missing = _METRICS_OF[of]
         layer = self.store.layer(ctx, experiment_id, run, tag)
-        info = self.store.derived_metadata(ctx, experiment_id, layer, PluginData.HEAD_METRICS)
+        info = self.store.derived_metadata(ctx, experiment_id, layer, role)
         if info is None:
-            raise errors.NotFoundError("%s has no head metrics (written before they existed)" % layer.where())
+            raise errors.NotFoundError("%s has no %s" % (layer.where(), missing))
         names = list(info.metric_names)
         if metric not in names:
             raise errors.InvalidArgumentError(
                 "metric must be one of %s, got %r" % (", ".join(names), metric))
-        series = self.store.series(
-            ctx, experiment_id, run, tag, PluginData.HEAD_METRICS, example, max_points=max_points
-        )
+        series = self.store.series(ctx, experiment_id, run, tag, role, example, max_points=max_points)
         return {
+            "of": of,
             "metric": metric,
             "metric_names": names,
             "num_heads": series.layer.info.num_heads,
             **_steps_of(series),
             "values": finite_lists(series.values[..., names.index(metric)]),
+        }
+
+    def value_norms_impl(self, ctx, experiment_id, run, tag, example, step):
+        """Per head and key token of one example at one step, the norm of
+        what the key sends through the head (docs/FORMAT.md, VALUE_NORMS):
+        values[h][j]. The value-weighted map is weight x norm."""
+        layer = self.store.layer(ctx, experiment_id, run, tag)
+        info = self.store.derived_metadata(ctx, experiment_id, layer, PluginData.VALUE_NORMS)
+        if info is None:
+            raise errors.NotFoundError(
+                "%s has no value norms (its value vectors are not known, or value_weighted=False)" % layer.where())
+        series = self.store.series(ctx, experiment_id, run, tag, PluginData.VALUE_NORMS, example)
+        if step not in series.steps:
+            raise errors.NotFoundError("%s has no value norms at step %d" % (layer.where(step), step))
+        return {
+            "step": step,
+            "vector": metadata.VALUE_VECTOR_NAMES.get(info.value_vector, "unknown"),
+            "num_heads": series.layer.info.num_heads,
+            "tokens": list(series.layer.info.examples[example].key_tokens),
+            "values": finite_lists(series.values[list(series.steps).index(step)]),
         }
 
     def rollout_impl(self, ctx, experiment_id, run, tag, example, max_points=store_lib.MAX_POINTS):
@@ -372,7 +412,14 @@ def _steps_of(series):
     }
 
 
-def _describe_layer(timeline, has_rollout, metric_names):
+# head_metrics?of=: which stored metrics, and what a layer without them lacks
+_METRICS_OF = {
+    "weights": (PluginData.HEAD_METRICS, "head metrics (written before they existed)"),
+    "value_weighted": (PluginData.VALUE_METRICS, "value-weighted head metrics (no value norms were stored)"),
+}
+
+
+def _describe_layer(timeline, has_rollout, metric_names, value_vector=None):
     """A layer of /index: the facts of its newest step, the steps that share
     them, and which steps were left out for having other facts."""
     layer, other = timeline.layer, timeline.other_steps
@@ -381,6 +428,7 @@ def _describe_layer(timeline, has_rollout, metric_names):
         **_describe_facts(layer.info),
         "has_rollout": has_rollout,
         "metric_names": metric_names,
+        "value_vector": value_vector,
         "steps": timeline.steps,
         "other_shapes": {"steps": len(other), "first": other[0], "last": other[-1]} if other else None,
         "examples": [_describe_example(ex) for ex in layer.info.examples],

@@ -563,7 +563,7 @@ class Store:
                 "damaged_data", "tag %r of run %r declares role %d, not %s"
                 % (derived, layer.run, info.role, metadata.ROLE_NAMES[role]),
             )
-        if role == PluginData.HEAD_METRICS and not 0 < len(info.metric_names) <= MAX_METRICS:
+        if role in (PluginData.HEAD_METRICS, PluginData.VALUE_METRICS) and not 0 < len(info.metric_names) <= MAX_METRICS:
             raise StoredDataError(
                 "damaged_data", "tag %r of run %r names %d metrics (1..%d expected)"
                 % (derived, layer.run, len(info.metric_names), MAX_METRICS),
@@ -791,7 +791,8 @@ class Store:
         """Series of one example's derived values, cropped to the example's
         tokens: importance (steps, H+1, L) of `mode` ('received': L =
         key_length, 'given': query_length), head stats (steps, H, 3), rollout
-        (steps, key_length), head metrics (steps, H, M); at the steps that share the layer's newest facts,
+        (steps, key_length), head metrics and value metrics (steps, H, M),
+        value norms (steps, H, key_length); at the steps that share the layer's newest facts,
         at most `max_points` of them (`pick_steps`)."""
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
@@ -801,7 +802,7 @@ class Store:
         else:
             steps, values = self._tensor_series(ctx, experiment_id, timeline, role, None, max_points)
             values = values[:, example]
-        if role == PluginData.ROLLOUT:
+        if role in (PluginData.ROLLOUT, PluginData.VALUE_NORMS):
             values = values[..., : ex.key_length]
         return Series(layer, steps, values, len(timeline.steps))
 
