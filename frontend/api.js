@@ -139,7 +139,10 @@ export const fetchRollout = (run, tag, example) => getJson('rollout', { run, tag
  * {metric, metric_names, num_heads, steps, steps_total, downsampled,
  * values: [[value per head] per step]}, null where the metric does not apply.
  */
-export const fetchHeadMetrics = (run, tag, example, metric) => getJson('head_metrics', { run, tag, example, metric });
+export const fetchHeadMetrics = (run, tag, example, metric, of = 'weights') => getJson('head_metrics',
+  of === 'weights' ? { run, tag, example, metric } : { run, tag, example, metric, of });
+/** Per head and key token, the norm of what the key sends (http_api.md): {step, vector, values[h][j]}. */
+export const fetchValueNorms = (run, tag, example, step) => getJson('value_norms', { run, tag, example, step });
 
 /** URL of a probe example's image (PNG) for runs whose probe was images (`probe_images` in /index). */
 export const probeImageUrl = (run, example) => `probe_image?${query({ run, example })}`;

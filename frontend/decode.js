@@ -43,6 +43,9 @@ class Maps {
   }
 }
 
+/** Maps of float32 weights (heads*q*k) made here, e.g. value-weighted ones. */
+export const floatMaps = (heads, q, k, floats) => new Maps(heads, q, k, null, floats);
+
 /**
  * Bytes of the maps route -> {heads, q, k, bytes, data} (see Maps).
  * uint8 cells hold round(w * 255); float32 cells are little-endian floats.

@@ -16,10 +16,11 @@ export function el(tag, props = {}, children = []) {
 
 /** Replaces a select's options with items [{value, label}] and selects one if present. */
 export function fillSelect(select, items, selected) {
-  select.replaceChildren(...items.map(({ value, label }) => {
+  select.replaceChildren(...items.map(({ value, label, disabled }) => {
     const option = document.createElement('option');
     option.value = String(value);
     option.text = label;
+    option.disabled = Boolean(disabled); // offered by name, not yet there (said in its label)
     return option;
   }));
   if (items.some((item) => String(item.value) === String(selected))) select.value = String(selected);

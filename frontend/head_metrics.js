@@ -189,12 +189,13 @@ export class HeadMetricsCache {
     this.replies = new Map();
   }
 
-  get(run, layer, example, metric) {
+  /** `of`: 'weights' (the maps' metrics) or 'value_weighted' (those of the value-weighted maps). */
+  get(run, layer, example, metric, of = 'weights') {
     const steps = layer.steps || [];
-    const key = JSON.stringify([run, layer.tag, example, metric, steps.length, steps[steps.length - 1]]);
+    const key = JSON.stringify([run, layer.tag, example, metric, of, steps.length, steps[steps.length - 1]]);
     let reply = this.replies.get(key);
     if (!reply) {
-      reply = this.fetch(run, layer.tag, example, metric);
+      reply = this.fetch(run, layer.tag, example, metric, of);
       this.replies.set(key, reply);
       reply.catch(() => this.replies.delete(key));
     }

@@ -12,6 +12,7 @@
 //   view_heads.js       heads view: every layer x every head by a head metric
 //   view_image.js       image view: attention over the probe image's patches
 //   view_compare.js     runs side by side, difference of two steps (compare.js)
+//   value_weighted.js   value-weighted maps (weights x value norms), the Show control's second choice
 //   url_state.js        the choices in TensorBoard's address bar (p.attention.*)
 //   export.js           PNG and CSV downloads
 //   status.js           the status line
@@ -41,8 +42,9 @@ import {
 } from './host.js';
 import { MapsCache } from './maps_cache.js';
 import {
-  DEFAULTS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
+  DEFAULTS, SHOWS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
 } from './state.js';
+import { VALUE_LEGEND, missingValueText, valueVectorText, valueWeighted } from './value_weighted.js';
 import { RATIO, ratioValues } from './scales.js';
 import { StatusLine } from './status.js';
 import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
@@ -126,6 +128,12 @@ class AttentionTab {
     this.visible = [];
     this.lastUrlWrite = 0;
     this.cache = new MapsCache(api.fetchMaps);
+    // Value-weighted maps (value_weighted.js): the maps and the step's value
+    // norms, made into each row's shares once per step.
+    this.valueCache = new MapsCache(async (run, tag, step, example) => {
+      const [maps, norms] = await Promise.all([api.fetchMaps(run, tag, step, example), api.fetchValueNorms(run, tag, example, step)]);
+      return valueWeighted(maps, norms.values);
+    });
     this.askForLastMaps();
     this.maps = null;
     this.playing = null;
@@ -150,10 +158,8 @@ class AttentionTab {
     this.text = new TextView({ onChoice: (choice) => { Object.assign(this.state, choice); this.save(); } });
     this.model = new ModelView({
       status: this.status,
-      mapsOf: (layer, step) => {
-        const ex = layer.examples[this.state.example];
-        return this.cache.get(this.state.run, layer.tag, this.state.example, step, layer.num_heads * ex.query_length * ex.key_length);
-      },
+      mapsOf: (layer, step) => this.mapsFor(this.state.run, layer, this.state.example, step),
+      missingOf: (layer) => this.missingText(layer),
       onOpen: (tag, head) => this.select({ tag, head }),
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
       onScale: (scale) => this.setScale(scale),
@@ -172,10 +178,7 @@ class AttentionTab {
     });
     this.compare = new CompareView({
       status: this.status,
-      mapsOf: (run, layer, example, step) => {
-        const ex = layer.examples[example];
-        return this.cache.get(run, layer.tag, example, step, layer.num_heads * ex.query_length * ex.key_length);
-      },
+      mapsOf: (run, layer, example, step) => this.mapsFor(run, layer, example, step),
       onChoice: (change) => this.select(change),
       onOpen: (tag, head) => this.select({ tag, head, enlarged: true }),
       onZoom: (cell) => { this.state.compareZoom = cell; this.save(); },
@@ -195,7 +198,10 @@ class AttentionTab {
       step: el('input', { id: 'step-slider', type: 'range', min: 0, max: 0, value: 0, step: 1 }),
       stepLabel: el('span', { id: 'step-label', className: 'step-label' }),
       play: el('button', { id: 'play-button', text: 'Play' }),
+      show: el('select', { id: 'show-select', title: 'what every map shows: the attention weights, or value-weighted attention' }),
     });
+    fillSelect(c.show, SHOWS);
+    this.showNote = el('div', { id: 'show-note', className: 'note', hidden: true });
     this.info = el('div', { id: 'layer-info', className: 'info' });
     this.otherShapes = el('div', { id: 'other-shapes', className: 'note', hidden: true });
     this.root.append(
@@ -203,8 +209,9 @@ class AttentionTab {
         el('label', { text: 'Run ' }), c.runSwatch, c.runLetter, c.run, el('label', { text: 'Layer ' }), c.layer,
         el('label', { text: 'Example ' }), c.example,
         el('label', { text: 'Step ' }), c.step, c.stepLabel, c.play,
+        el('label', { text: 'Show ', htmlFor: 'show-select' }), c.show,
       ]),
-      this.status.element, this.info, this.otherShapes,
+      this.status.element, this.info, this.otherShapes, this.showNote,
       this.model.element, this.heads.element, this.image.element, this.grid.element, this.compare.element, this.compare.diffElement, this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel,
       this.stats.element, this.rollout.element,
     );
@@ -213,6 +220,7 @@ class AttentionTab {
     c.example.addEventListener('change', () => this.select({ example: Number(c.example.value) }));
     c.step.addEventListener('input', () => this.setStep(this.layer.steps[Number(c.step.value)]));
     c.play.addEventListener('click', () => this.togglePlay());
+    c.show.addEventListener('change', () => this.select({ show: c.show.value }));
     document.addEventListener('keydown', (e) => this.onKey(e));
   }
 
@@ -290,6 +298,13 @@ class AttentionTab {
       label: `${l.layer} (${l.kind}${l.sliding_window ? `, window ${l.sliding_window}` : ''}, ${l.num_heads} head${l.num_heads > 1 ? 's' : ''})`,
     })), state.tag);
     fillSelect(c.example, layer.examples.map((ex, i) => ({ value: i, label: exampleLabel(layer, ex, i) })), state.example);
+    c.show.value = state.show;
+    const missing = this.missingText(layer);
+    this.showNote.hidden = state.show !== 'value';
+    this.showNote.textContent = state.show !== 'value' ? '' : [
+      missing || VALUE_LEGEND, valueVectorText(layer),
+      'Importance, head statistics and rollout below are of the weights',
+    ].filter(Boolean).join('. ') + '.';
     c.step.max = String(layer.steps.length - 1);
     this.info.textContent = [
       layer.layer_class, `${layer.kind} attention`, `${layer.num_heads} head(s)`,
@@ -309,14 +324,14 @@ class AttentionTab {
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom, layer);
     this.text.setExample(example, layer, state);
-    const empty = isEmptyExample(example);
+    const empty = isEmptyExample(example) || Boolean(missing);
     for (const panel of [this.focus.element, this.text.element, this.importance.barsPanel, this.importance.trainingPanel, this.stats.element]) {
       panel.hidden = empty;
     }
     this.focus.element.hidden = empty || !state.enlarged;
     if (empty) {
-      // Nothing to draw and nothing to ask the server for.
-      this.grid.showNote(`example ${state.example} has no real tokens (all padding)`);
+      // Nothing to draw and nothing to ask the server for: the maps shown are missing, never zeros.
+      this.grid.showNote(missing || `example ${state.example} has no real tokens (all padding)`);
       this.importance.clear();
       this.stats.clear();
       this.rollout.clear();
@@ -345,7 +360,7 @@ class AttentionTab {
   showModel() {
     this.model.setOpen(this.state.modelOpen);
     this.modelShown = this.model.element.hidden ? Promise.resolve()
-      : this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag);
+      : this.model.show(this.run, this.state.example, this.state.step, this.state.scale, this.state.tag, this.state.show);
     return this.modelShown;
   }
 
@@ -381,7 +396,7 @@ class AttentionTab {
   async setStep(step) {
     const { layer, example } = this;
     // Ask for the maps first: the request then overlaps drawing the bars and charts.
-    const request = isEmptyExample(example) ? null : this.mapsAt(step);
+    const request = isEmptyExample(example) || this.missingText(layer) ? null : this.mapsAt(step);
     const changed = step !== this.state.step;
     this.showStep(step);
     if (changed) {
@@ -417,9 +432,21 @@ class AttentionTab {
 
   /** The shown example's maps at a step, from the cache or fetched (bench/frontend_paint.py uses it). */
   mapsAt(step) {
-    const { layer, example, state } = this;
-    const cells = layer.num_heads * example.query_length * example.key_length;
-    return this.cache.get(state.run, state.tag, state.example, step, cells);
+    return this.mapsFor(this.state.run, this.layer, this.state.example, step);
+  }
+
+  /** One example's maps of a run's layer at a step as the Show control asks: weights, or value-weighted. */
+  mapsFor(run, layer, example, step) {
+    const ex = layer.examples[example];
+    const cells = layer.num_heads * ex.query_length * ex.key_length;
+    if (this.state.show !== 'value') return this.cache.get(run, layer.tag, example, step, cells);
+    if (!layer.value_vector) return Promise.reject(new Error(missingValueText(layer)));
+    return this.valueCache.get(run, layer.tag, example, step, cells);
+  }
+
+  /** Why the maps the Show control asks for are missing for a layer, or ''. */
+  missingText(layer) {
+    return this.state.show === 'value' ? missingValueText(layer) : '';
   }
 
   mapOf(name) {

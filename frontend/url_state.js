@@ -21,6 +21,7 @@ const FIELDS = [
   ['zoom', 'zoom', 'int'],
   ['picked', 'picked', 'ints'],
   ['mode', 'mode', 'string'],
+  ['show', 'show', 'string'],
   ['scale', 'scale', 'string'],
   ['metric', 'metric', 'string'],
   ['rank', 'rank', 'string'],

@@ -100,7 +100,9 @@ export class HeadsView {
     }
     const metric = HeadsView.pickMetric(names, state.metric);
     const example = state.example;
-    const key = JSON.stringify([run.run, example, metric, layers.map((l) => [l.tag, l.steps.length, l.steps[l.steps.length - 1]])]);
+    // The Show control's choice: the metrics of the weights, or of the value-weighted maps.
+    const of = state.show === 'value' ? 'value_weighted' : 'weights';
+    const key = JSON.stringify([run.run, example, metric, of, layers.map((l) => [l.tag, l.steps.length, l.steps[l.steps.length - 1]])]);
     if (this.data && this.data.key === key) {
       this.select(state);
       this.showStep(state.step);
@@ -111,8 +113,9 @@ export class HeadsView {
       if (notOfferedWhy(layer, metric)) return { missing: `${metric} ${notOfferedWhy(layer, metric)}` };
       if (!(layer.metric_names || []).includes(metric)) return { missing: layer.metric_names && layer.metric_names.length ? `no ${metric} for this layer` : 'no head metrics stored' };
       if (!layer.examples[example]) return { missing: `no example ${example}` };
+      if (of === 'value_weighted' && !layer.value_vector) return { missing: 'no value norms stored: value-weighted metrics missing' };
       try {
-        const reply = await this.cache.get(run.run, layer, example, metric);
+        const reply = await this.cache.get(run.run, layer, example, metric, of);
         if (this.loading === key) this.status.loaded(`the heads view (${layer.layer})`);
         return reply;
       } catch (e) {
@@ -161,7 +164,8 @@ export class HeadsView {
     this.headLabels = Array.from({ length: this.data.maxHeads }, (_, h) => el('div', { className: 'hm-head-label', text: `head ${h}` }));
     const short = shortLayerNames(layers.map((l) => l.layer));
     for (const cell of cells) this.buildCell(cell, short[cell.row]);
-    this.caption.textContent = `(${run.run}, example ${this.args[1].example}; ${layers.length} layers, ${cells.length} heads)`;
+    const of = this.args[1].show === 'value' ? '; of the value-weighted maps' : '';
+    this.caption.textContent = `(${run.run}, example ${this.args[1].example}; ${layers.length} layers, ${cells.length} heads${of})`;
     this.drawn = false;
     this.arrange();
     this.drawSparklines(); // in the document: the canvases take the theme's text colour

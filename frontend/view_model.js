@@ -14,11 +14,11 @@ const THUMB_PX = 64;
 
 export class ModelView {
   /**
-   * mapsOf(layer, step) -> Promise of maps; onOpen(tag, head); onChoice({modelOpen}) to keep the panel open or closed;
-   * onScale(scale) changes the tab's colour scale.
+   * mapsOf(layer, step) -> Promise of maps; missingOf(layer) -> why the maps shown are missing for a layer, or '';
+   * onOpen(tag, head); onChoice({modelOpen}) to keep the panel open or closed; onScale(scale) changes the tab's colour scale.
    */
-  constructor({ status, mapsOf, onOpen, onChoice = () => {}, onScale = () => {} }) {
-    Object.assign(this, { status, mapsOf, onOpen, onChoice });
+  constructor({ status, mapsOf, missingOf = () => '', onOpen, onChoice = () => {}, onScale = () => {} }) {
+    Object.assign(this, { status, mapsOf, missingOf, onOpen, onChoice });
     this.rows = el('div', { id: 'model-grid', className: 'model-grid' });
     this.caption = el('span', { id: 'model-caption', className: 'info' });
     this.hiddenKey = notVisibleKey('model-hidden');
@@ -57,10 +57,10 @@ export class ModelView {
   }
 
   /** Shows run's layers for example index `example` at `step` on `scale`. */
-  async show(run, example, step, scale, selectedTag) {
-    this.args = [run, example, step, scale, selectedTag];
+  async show(run, example, step, scale, selectedTag, shown = 'weights') {
+    this.args = [run, example, step, scale, selectedTag, shown];
     if (!this.details.open) return;
-    const key = JSON.stringify([run.run, example, step, scale]);
+    const key = JSON.stringify([run.run, example, step, scale, shown]);
     this.loading = key;
     const layers = layersInModelOrder(run.layers);
     const scaleName = scale === 'stretch' ? "each layer stretched to its step's max" : scale === 'ratio' ? 'ratio to uniform' : 'fixed scale 0 to 1';
@@ -85,6 +85,7 @@ export class ModelView {
       if (!ex) text = `no example ${example}`;
       else if (isEmptyExample(ex)) text = 'all padding';
       else if (!layer.steps.includes(step)) text = `no capture at step ${step}`;
+      else if (this.missingOf(layer)) text = 'value-weighted maps missing (no value norms stored)';
       row.note.textContent = text;
       row.note.hidden = !text;
       if (text) {

@@ -15,7 +15,7 @@ from models import LEN, VOCAB, tiny_data
 from tb_attention_plugin import AttentionCallback
 from tb_attention_plugin.writing import summary
 from tensorboard_server import serving
-from test_browser import CHROMIUM, browser, opened, screenshot, wait_painted  # noqa: F401 (fixtures)
+from test_browser import CHROMIUM, browser, opened, screenshot, tab_frame, wait_painted  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 LONG = 300
@@ -67,6 +67,11 @@ def logdir(tmp_path_factory):
     with writer.as_default():  # the same map stored reduced (issue 34)
         summary.attention("long", scores, step=0, kind="self", storage="reduced")
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "valued"))
+    with writer.as_default():  # value-weighted attention (issue 35): a sink that sends nothing
+        scores, norms = _sink_and_norms()
+        summary.attention("sink", scores, step=0, kind="self", encoding="float32", value_norms=norms)
+    writer.close()
     writer = tf.summary.create_file_writer(str(root / "huge"))
     with writer.as_default():
         scores = np.zeros((1, 1, HUGE, HUGE), np.float32)
@@ -74,6 +79,22 @@ def logdir(tmp_path_factory):
         summary.attention("huge", scores, step=0, kind="self")
     writer.close()
     return root
+
+
+SINK, CONTENT, TOKENS = 0, 5, 8
+
+
+def _sink_and_norms():
+    """(scores (1, 2, 8, 8), value_norms): head 0 puts 0.9 of every row on
+    the sink token 0, whose value vector is nearly zero (norm 0.01), and 0.1
+    on token 5 (norm 1): value-weighted, token 5 gets 0.1 / 0.109 = 0.917 of
+    what each query receives, the sink 0.083. Head 1 is uniform."""
+    scores = np.zeros((1, 2, TOKENS, TOKENS), np.float32)
+    scores[0, 0, :, SINK], scores[0, 0, :, CONTENT] = 0.9, 0.1
+    scores[0, 1] = 1.0 / TOKENS
+    norms = np.ones((1, 2, TOKENS), np.float32)
+    norms[0, :, SINK] = 0.01
+    return scores, norms
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +338,55 @@ def test_a_2048_token_map_paints_with_a_minimap_that_moves_the_view(opened):
     minimap = tab.locator("#minimap").bounding_box()
     assert corner["x"] + corner["width"] <= minimap["x"], (corner, minimap)
     screenshot(page, "huge-map-minimap.png")
+
+
+def _column_brightness(tab, selector, columns):
+    """Mean brightness (0..255) of each map column of a canvas, from its pixels."""
+    png = Image.open(io.BytesIO(tab.locator(selector).screenshot())).convert("L")
+    pixels = np.asarray(png).astype(float)
+    width = pixels.shape[1]
+    return [pixels[:, j * width // columns: (j + 1) * width // columns].mean() for j in range(columns)]
+
+
+def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_without_norms(opened, server, browser):  # noqa: F811
+    layer = _index_layer(server, "valued", "sink")
+    assert layer["value_vector"] == "value_output"
+    page = opened()
+    tab = page.tab
+    _show(tab, run="valued", tag="sink", head=0, enlarged=True)
+    wait_painted(tab, 0)
+    weights = _column_brightness(tab, '#head-grid canvas[data-head="0"]', TOKENS)
+    assert weights[SINK] > weights[CONTENT] + 60  # 0.9 against 0.1 on the fixed scale
+    assert tab.eval_on_selector("#show-select option[value=relevance]", "o => o.disabled")
+    tab.select_option("#show-select", "value")
+    tab.wait_for_function("() => window.attentionTab.state.show === 'value' && window.attentionTab.maps && "
+                          "window.attentionTab.maps.bytes === null")
+    wait_painted(tab, 0)
+    shares = _column_brightness(tab, '#head-grid canvas[data-head="0"]', TOKENS)
+    assert shares[CONTENT] > shares[SINK] + 60  # 0.917 against 0.083: the sink passes on little
+    # The numbers behind it: each row's shares, by hand.
+    row = tab.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
+    assert abs(row[SINK] - 0.009 / 0.109) < 1e-6 and abs(row[CONTENT] - 0.1 / 0.109) < 1e-6
+    note = tab.inner_text("#show-note")
+    assert "value-weighted: each row’s shares of weight × ‖value vector‖" in note
+    assert "Kobayashi et al., EMNLP 2020" in note and "Importance, head statistics and rollout below are of the weights" in note
+    assert "p.attention.show=value" in page.url
+    screenshot(page, "value-weighted-sink.png")
+    # A layer that stored no norms: said, and no map painted (missing, never zeros).
+    _show(tab, run="long", tag="long")
+    tab.wait_for_selector("#maps-note:not([hidden])")
+    assert tab.inner_text("#maps-note").startswith("value-weighted maps are missing for long: it stored no value norms")
+    assert tab.eval_on_selector("#head-grid", "g => g.hidden")
+    # A link restores the choice in a new page (a new context: nothing kept in localStorage).
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    try:
+        linked = context.new_page()
+        linked.goto(server.url + "/#attention&p.attention.run=valued&p.attention.tag=sink&p.attention.show=value")
+        again = tab_frame(linked)
+        wait_painted(again, 0)
+        assert again.evaluate("() => window.attentionTab.state.show") == "value"
+        assert again.eval_on_selector("#show-select", "s => s.value") == "value"
+        row = again.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
+        assert abs(row[CONTENT] - 0.1 / 0.109) < 1e-6
+    finally:
+        context.close()

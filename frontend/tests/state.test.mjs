@@ -16,11 +16,14 @@ test('layers are listed in model order, by layer_index', () => {
 
 test('an unknown choice falls back to the first layer in model order, the newest step, the head mean', () => {
   const runs = [{ run: 'r', layers: [layer('b', 1), layer('a', 0)] }];
-  const state = { run: 'gone', tag: 'gone', example: 7, step: 3, head: 9, mode: 'x', scale: 'y' };
+  const state = { run: 'gone', tag: 'gone', example: 7, step: 3, head: 9, mode: 'x', scale: 'y', show: 'relevance' };
   const { layer: chosen } = resolve(state, runs);
   assert.equal(chosen.tag, 'a');
-  assert.deepEqual([state.run, state.example, state.step, state.head, state.mode, state.scale],
-    ['r', 0, 5, 'mean', 'received', 'fixed']);
+  assert.deepEqual([state.run, state.example, state.step, state.head, state.mode, state.scale, state.show],
+    ['r', 0, 5, 'mean', 'received', 'fixed', 'weights']);  // relevance is not captured yet: weights
+  state.show = 'value'; // kept for a layer without value norms too: the views say they are missing
+  resolve(state, runs);
+  assert.equal(state.show, 'value');
 });
 
 test('followed tokens are kept for their run, layer, example and mode only', () => {
@@ -39,9 +42,11 @@ test('state survives a save and a load; a damaged entry gives the defaults', () 
   const store = new Map();
   const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
   saveState({ run: 'r', zoom: 30, zoomFor: 'k', picked: [1], head: 'max' }, storage);
-  assert.deepEqual(loadState(storage), { head: 'max', mode: 'received', scale: 'fixed', run: 'r', zoom: 30, zoomFor: 'k', picked: [1] });
+  assert.deepEqual(loadState(storage), { head: 'max', mode: 'received', scale: 'fixed', show: 'weights', run: 'r', zoom: 30, zoomFor: 'k', picked: [1] });
+  saveState({ run: 'r', show: 'value' }, storage);
+  assert.equal(loadState(storage).show, 'value');
   store.set('tb-attention-state', '{not json');
-  assert.deepEqual(loadState(storage), { head: 'mean', mode: 'received', scale: 'fixed' });
+  assert.deepEqual(loadState(storage), { head: 'mean', mode: 'received', scale: 'fixed', show: 'weights' });
 });
 
 test('an example with no query or no key tokens is empty', () => {

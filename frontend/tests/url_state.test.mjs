@@ -8,7 +8,7 @@ const ODD = ['a&b=c', 'runs/seed 1', '100%', 'x#y?z', 'naïve/ünï', '"quoted"\
 const FULL = {
   run: 'a&b=c', compare: ['runs/seed 1', '100%', 'x#y?z'], tag: 'enc/layer_0/mha', example: 2, step: 40,
   head: 3, enlarged: false, diff: { run: 'naïve/ünï', step: 0 }, zoom: 12, picked: [0, 5, 7],
-  mode: 'given', scale: 'stretch', metric: 'induction', rank: 'jump', headsOpen: true,
+  mode: 'given', show: 'value', scale: 'stretch', metric: 'induction', rank: 'jump', headsOpen: true,
   modelOpen: false, direction: 'receives', pinned: { side: 'key', index: 4 }, patch: 27, opacity: 35, compareZoom: 14,
 };
 
