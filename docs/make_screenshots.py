@@ -38,6 +38,11 @@ SHOTS = [
     ("transformer.png", "transformer", "decoder_0/cross_attention", {}, None, None),
     ("lstm_attention.png", "lstm_attention", "attention_vec", {}, None, None),
     ("gru_seq2seq.png", "gru_seq2seq", "attention", {}, None, None),
+    # Issue 35: the same review's head mean as weights, then value-weighted (README, "The numbers")
+    ("imdb-weights.png", "imdb", "attention", {"example": 4, "head": "mean", "enlarged": True, "show": "weights"},
+     None, None),
+    ("imdb-value-weighted.png", "imdb", "attention",
+     {"example": 4, "head": "mean", "enlarged": True, "show": "value"}, None, None),
 ]
 
 
