@@ -206,3 +206,66 @@ def test_the_summary_op_stores_given_norms_and_refuses_bad_ones(tmp_path):
     np.testing.assert_array_equal(stored.value_norms[0][0], norms[0])
     np.testing.assert_allclose(stored.value_weighted(0, 0), scores[0] * norms[0][:, None, :], rtol=1e-7)
     assert metadata.ROLE_NAMES[metadata.PluginData.VALUE_NORMS] == "value_norms"
+
+
+def _dense_value(dense, x):
+    """An EinsumDense applied by hand, in float64, with its own equation."""
+    kernel = np.asarray(keras.ops.convert_to_numpy(dense.kernel), np.float64)
+    out = np.einsum(dense.equation, x, kernel)
+    if getattr(dense, "bias", None) is not None:
+        out = out + np.asarray(keras.ops.convert_to_numpy(dense.bias), np.float64)
+    return out
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma"])
+def test_layers_with_their_own_softmax_store_the_norms_of_the_values_their_product_reads(tmp_path, family):
+    # keras_hub Llama (key/value heads repeated before "buqk,bkuh->bquh") and
+    # Gemma (kept apart: "bkgts,bskh->btkgh"), 4 query heads over 2 key/value
+    # heads: query head n reads key/value head n // 2, through W_O[n].
+    keras_hub = pytest.importorskip("keras_hub")
+    from conftest import explicit_attention
+
+    config = dict(vocabulary_size=VOCAB, num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=16,
+                  intermediate_dim=32)
+    backbone = (keras_hub.models.LlamaBackbone(**config) if family == "llama"
+                else keras_hub.models.GemmaBackbone(head_dim=4, **config))
+    x, y = _data()
+    inputs = {"token_ids": x, "padding_mask": (x != 0).astype("int32")}
+    model = keras.Model(backbone.input, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(backbone.output)))
+    model.compile("adam", "mse")
+    probe = {k: v[:2] for k, v in inputs.items()}
+    model.fit(inputs, y, batch_size=4, verbose=0, callbacks=[
+        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32")])
+    layers = read_attention(str(tmp_path))["."]
+    attention = [l for l in model._flatten_layers(include_self=False)
+                 if type(l).__name__ in ("LlamaAttention", "CachedGemmaAttention")]
+    assert len(attention) == 2 and sorted(layers) == sorted(l.path for l in attention)
+    seen, restore = {}, []
+    for layer in attention:  # the input each layer receives in an eager call of the trained model
+        original = layer.call
+
+        def wrapper(*args, _original=original, _layer=layer, **kwargs):
+            given = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
+            seen.setdefault(_layer.path, np.asarray(keras.ops.convert_to_numpy(given), np.float64))
+            return _original(*args, **kwargs)
+
+        object.__setattr__(layer, "call", wrapper)
+        restore.append(layer)
+    try:
+        with explicit_attention():
+            model(probe, training=False)
+    finally:
+        for layer in restore:
+            object.__delattr__(layer, "call")
+    for layer in attention:
+        value_dense = layer._value_dense if family == "llama" else layer.value_dense
+        output_dense = layer._output_dense if family == "llama" else layer.output_dense
+        v = np.repeat(_dense_value(value_dense, seen[layer.path]), 2, axis=2)  # (batch, keys, 4 query heads, dim)
+        w_o = np.asarray(keras.ops.convert_to_numpy(output_dense.kernel), np.float64)  # (4, dim, width)
+        norms = np.linalg.norm(np.einsum("bkhd,hdo->bkho", v, w_o), axis=-1).transpose(0, 2, 1)
+        stored = layers[layer.path]
+        assert stored.value_vector == "value_output" and stored.value_norms[0].shape == (3, 4, LEN - PAD)
+        for e in range(2):
+            np.testing.assert_allclose(stored.value_norms[e][-1], norms[e, :, :LEN - PAD], rtol=NORM_RTOL)
+        # each key/value head's two query heads differ only by W_O
+        assert not np.allclose(norms[:, 0], norms[:, 1], rtol=1e-3)

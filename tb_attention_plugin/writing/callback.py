@@ -108,7 +108,9 @@ class AttentionCallback(keras.callbacks.Callback):
         the other layers' maps are stored reduced when full maps would pass
         max_cells (below). Default None.
       value_weighted: also store, for every MultiHeadAttention (keras_hub's
-        included) and GroupQueryAttention layer, the norm of what each key
+        included) and GroupQueryAttention layer, and layers with their own
+        softmax whose product with the values is one einsum (keras_hub
+        Llama, Gemma, Mistral, Qwen), the norm of what each key
         sends through each head, ||(x_j W_V^h + b_V^h) W_O^h|| (Kobayashi et
         al., EMNLP 2020), so that the tab and the reader show value-weighted
         attention (weight x norm), and the head metrics of those maps.

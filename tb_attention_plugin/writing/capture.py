@@ -53,6 +53,17 @@ _KERAS_SOFTMAX_FUNCTIONS = (
 )
 
 
+# Where a layer with its own softmax multiplies its probabilities with its
+# values (keras_hub Llama, Gemma, ...: `ops.einsum`), read for the value
+# norms of value-weighted attention (value_vectors.norms_of_product).
+_KERAS_EINSUM_FUNCTIONS = (
+    (keras.src.ops, "einsum"),
+    (keras.src.ops.numpy, "einsum"),
+    (keras.ops, "einsum"),
+    (keras.ops.numpy, "einsum"),
+)
+
+
 class CaptureError(ValueError):
     """A layer that cannot be captured as it is; the message names the fix."""
 
@@ -274,6 +285,7 @@ class _Recorder:
         self.calls = []  # _Call, in the order the model ran them
         self.stack = []  # the captured calls running now, innermost last
         self.in_softmax = False
+        self.in_value_norms = False
 
     def live(self, tensor):
         """True for tensors of the probe's own trace (Keras also calls layers
@@ -573,6 +585,38 @@ def _softmax_hook(original, recorder):
     return softmax
 
 
+def _einsum_hook(original, recorder):
+    """Reads the value operand of the first einsum a captured layer with its
+    own softmax runs on its probabilities (value_vectors.norms_of_product):
+    inside the layer's call, so that on JAX the output projection's weights
+    are the stateless call's. Keras's attention layers are read in
+    `_compute_attention` instead."""
+
+    def einsum(equation, *operands, **kwargs):
+        out = original(equation, *operands, **kwargs)
+        record = recorder.stack[-1] if recorder.stack else None
+        if (record is None or recorder.in_value_norms or record.sent is not None or not record.softmaxes
+                or len(operands) != 2 or isinstance(record.layer, MHA_CLASSES) or not recorder.live(out)):
+            return out
+        probabilities = record.softmaxes[-1][0]
+        shape = tuple(probabilities.shape)
+        matches = [i for i, operand in enumerate(operands)
+                   if operand is probabilities or tuple(getattr(operand, "shape", ())) == shape]
+        if len(matches) != 1:
+            return out
+        recorder.in_value_norms = True  # its own einsums are not the layer's
+        try:
+            record.sent = value_vectors.norms_of_product(
+                record.layer, equation, operands[matches[0]], operands[1 - matches[0]], matches[0] == 0)
+        except Exception:  # a product of another form: no value norms, the capture goes on
+            record.sent = None
+        finally:
+            recorder.in_value_norms = False
+        return out
+
+    return einsum
+
+
 # keras_hub's attention layers (Llama, Gemma, Mistral, ...) compute their
 # attention with a fused `ops.dot_product_attention` where the backend has one
 # (JAX, torch), which never forms the probabilities. While the probe is
@@ -692,6 +736,11 @@ class ProbeFunction:
                     original = getattr(module, attr)
                     setattr(module, attr, _softmax_hook(original, recorder))
                     installed.append((module, attr, original))
+                if value_norms:
+                    for module, attr in _KERAS_EINSUM_FUNCTIONS:
+                        original = getattr(module, attr)
+                        setattr(module, attr, _einsum_hook(original, recorder))
+                        installed.append((module, attr, original))
                 for module, attr in _explicit_path_patches(layers):
                     installed.append((module, attr, getattr(module, attr)))
                     setattr(module, attr, _no_fused_attention)
@@ -724,7 +773,7 @@ class ProbeFunction:
             if chosen is None:
                 continue
             scores, mask, convention, source = chosen
-            sent = call.sent if source == "scores" else None
+            sent = call.sent if source in ("scores", "softmax") else None
             tag = tags[id(call.layer)]
             counts[tag] = counts.get(tag, 0) + 1
             name = tag if counts[tag] == 1 else "%s/call_%d" % (tag, counts[tag])
