@@ -125,7 +125,7 @@ export function drawMapImage(canvas, { values, q, k, vmax, queryTokens, keyToken
 export function exportMapPng(what, map, example, into = document.createElement('canvas')) {
   const title = `${what.run} · ${what.tag} · head ${what.head} · step ${what.step} · example ${what.example}`;
   const placed = drawMapImage(into, { ...map, queryTokens: example.query_tokens, keyTokens: example.key_tokens, title });
-  download(`attention-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.png`, into.toDataURL('image/png'));
+  download(`${mapKind(what)}-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.png`, into.toDataURL('image/png'));
   return placed;
 }
 
@@ -133,8 +133,11 @@ export function exportMapPng(what, map, example, into = document.createElement('
 export function exportMapCsv(what, cells, example) {
   const text = mapCsv({ run: what.run, layer: what.tag, step: what.step, example: what.example, head: what.head },
     example.query_tokens, example.key_tokens, cells);
-  downloadText(`attention-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.csv`, text, 'text/csv');
+  downloadText(`${mapKind(what)}-${what.run}-${what.tag}-head${what.head}-step${what.step}-example${what.example}.csv`, text, 'text/csv');
 }
+
+/** The file name's first word: what the exported map holds (the Show control's choice). */
+export const mapKind = (what) => (what.show === 'value' ? 'value-weighted' : 'attention');
 
 export async function exportImportanceCsv({ run, tag, example, mode }) {
   const imp = await api.fetchImportance(run, tag, example, mode); // every head

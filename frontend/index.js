@@ -495,8 +495,9 @@ class AttentionTab {
     const ranges = exampleRanges(this.layer, this.example);
     const ratio = this.state.scale === 'ratio';
     const values = ratio ? ratioValues(weights, 0, this.maps.q, this.maps.k, ranges) : weights;
-    const scaleText = this.state.scale === 'stretch' ? "stretched to this step's max"
-      : ratio ? 'ratio to uniform (weight × visible keys; 1 = uniform)' : 'fixed scale 0 to 1';
+    const scaleText = (this.state.show === 'value' ? 'value-weighted shares (Kobayashi et al. 2020), ' : '') + (
+      this.state.scale === 'stretch' ? "stretched to this step's max"
+        : ratio ? 'ratio to uniform (weight × visible keys; 1 = uniform)' : 'fixed scale 0 to 1');
     const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText, ranges }, this.example);
     Object.assign(this.focus.canvas.dataset, { exportCell: placed.cell, exportLeft: placed.left, exportTop: placed.top });
   }

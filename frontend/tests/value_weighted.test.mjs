@@ -41,3 +41,10 @@ test('a layer without value norms says why; the vector is named only when it is 
   assert.equal(valueVectorText({ value_vector: 'value_output' }), '');
   assert.match(valueVectorText({ value_vector: 'value_only' }), /no output projection per head/);
 });
+
+test('an exported map says in its file name whether it is value-weighted', async () => {
+  const { mapKind } = await import('../export.js');
+  assert.equal(mapKind({ show: 'value' }), 'value-weighted');
+  assert.equal(mapKind({ show: 'weights' }), 'attention');
+  assert.equal(mapKind({}), 'attention');
+});
