@@ -113,15 +113,17 @@ function inWorker(url) {
 }
 
 /** Importance over steps, every head (JSON, for the CSV export). */
-export const fetchImportance = (run, tag, example, mode) => getJson('importance', { run, tag, example, mode });
+export const fetchImportance = (run, tag, example, mode, of = 'weights') => getJson('importance',
+  of === 'weights' ? { run, tag, example, mode } : { run, tag, example, mode, of });
 
 /**
  * Importance over steps of one head (0..H, H = head mean) as binary: at 1000
  * steps x 256 tokens the JSON took 64 ms to encode alone. Tokens come from
  * the index. Returns the JSON reply's fields (values[s][j] as typed arrays).
  */
-export async function fetchImportanceOfHead(run, tag, example, mode, head) {
-  const response = await fetch(`importance?${query({ run, tag, example, mode, head, format: 'binary' })}`);
+export async function fetchImportanceOfHead(run, tag, example, mode, head, of = 'weights') {
+  const params = { run, tag, example, mode, head, format: 'binary' };
+  const response = await fetch(`importance?${query(of === 'weights' ? params : { ...params, of })}`);
   if (!response.ok) throw await failed(response);
   const shape = parseShape(response.headers.get('X-Attention-Shape'), 2);
   const { steps, values } = decodeImportance(await response.arrayBuffer(), shape);

@@ -139,8 +139,9 @@ export function exportMapCsv(what, cells, example) {
 /** The file name's first word: what the exported map holds (the Show control's choice). */
 export const mapKind = (what) => (what.show === 'value' ? 'value-weighted' : 'attention');
 
-export async function exportImportanceCsv({ run, tag, example, mode }) {
-  const imp = await api.fetchImportance(run, tag, example, mode); // every head
+export async function exportImportanceCsv({ run, tag, example, mode, show }) {
+  const of = show === 'value' ? 'value_weighted' : 'weights';
+  const imp = await api.fetchImportance(run, tag, example, of === 'weights' ? mode : 'received', of); // every head
   const text = importanceCsv({ run, layer: tag, example }, imp.tokens, imp.steps, imp.values, imp.num_heads);
-  downloadText(`importance-${imp.mode}-${run}-${tag}-example${example}.csv`, text, 'text/csv');
+  downloadText(`importance-${of === 'weights' ? imp.mode : 'value-weighted'}-${run}-${tag}-example${example}.csv`, text, 'text/csv');
 }

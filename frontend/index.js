@@ -303,7 +303,8 @@ class AttentionTab {
     this.showNote.hidden = state.show !== 'value';
     this.showNote.textContent = state.show !== 'value' ? '' : [
       missing || VALUE_LEGEND, valueVectorText(layer),
-      'Importance, head statistics and rollout below are of the weights',
+      'Importance below is received value-weighted attention (sum over queries of weight × ‖value vector‖); ' +
+        'head statistics and rollout are of the weights',
     ].filter(Boolean).join('. ') + '.';
     c.step.max = String(layer.steps.length - 1);
     this.info.textContent = [

@@ -98,20 +98,25 @@ export class ImportanceView {
    * (index num_heads), or for head max the token-wise max over heads.
    */
   async load(state, layer, example, picked) {
-    const { run, tag, mode, head } = state;
-    const key = JSON.stringify([run, tag, state.example, mode, head]);
+    const { run, tag, head } = state;
+    // Value-weighted (the Show control): received attention of weight x value
+    // norm, which has no given counterpart (http_api.md, importance?of=).
+    const of = state.show === 'value' ? 'value_weighted' : 'weights';
+    const mode = of === 'value_weighted' ? 'received' : state.mode;
+    const key = JSON.stringify([run, tag, state.example, mode, head, of]);
     this.loading = key;
     this.given.checked = mode === 'given';
+    this.given.disabled = of === 'value_weighted';
     this.picked = new Set(picked);
     const tokens = mode === 'received' ? example.key_tokens : example.query_tokens;
     let data;
     try {
       if (head === 'max') {
-        const all = await api.fetchImportance(run, tag, state.example, mode);
+        const all = await api.fetchImportance(run, tag, state.example, mode, of);
         data = { steps: all.steps, values: maxOverHeads(all.values, all.num_heads), which: 'max over heads', total: all.steps_total };
       } else {
         const h = Number.isInteger(head) ? head : layer.num_heads;
-        const one = await api.fetchImportanceOfHead(run, tag, state.example, mode, h);
+        const one = await api.fetchImportanceOfHead(run, tag, state.example, mode, h, of);
         data = { steps: one.steps, values: one.values, which: h === layer.num_heads ? 'head mean' : `head ${h}`, total: one.steps_total };
       }
     } catch (e) {
@@ -120,7 +125,7 @@ export class ImportanceView {
     }
     if (this.loading !== key) return; // another view was chosen meanwhile
     this.status.loaded('importance');
-    this.data = { ...data, mode, head, tokens, side: mode === 'received' ? 'key' : 'query', max: seriesMax(data.values) };
+    this.data = { ...data, mode, head, of, tokens, side: mode === 'received' ? 'key' : 'query', max: seriesMax(data.values) };
     this.run = run;
     this.bars.dataset.mode = mode;
     this.bars.dataset.head = String(head === 'mean' ? layer.num_heads : head);
@@ -135,7 +140,9 @@ export class ImportanceView {
     // A long log's series may hold a subset of the steps (max_points): show the nearest, and say so.
     const s = servedIndex(d.steps, step);
     const note = servedNote(d.steps, step, d.total);
-    this.title.textContent = (d.mode === 'received'
+    this.title.textContent = (d.of === 'value_weighted'
+      ? `Received value-weighted attention per key token (sum over queries of weight × ‖value vector‖), ${d.which}, step ${step}`
+      : d.mode === 'received'
       ? `Received attention per key token (sum over queries), ${d.which}, step ${step}`
       : `Given attention per query token (sum over keys, 1 for softmax rows), ${d.which}, step ${step}`) + note;
     this.scaleText.textContent = `Bar length: one scale for every step, 0 to ${d.max.toFixed(3)} ` +

@@ -367,9 +367,17 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     # The numbers behind it: each row's shares, by hand.
     row = tab.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
     assert abs(row[SINK] - 0.009 / 0.109) < 1e-6 and abs(row[CONTENT] - 0.1 / 0.109) < 1e-6
+    # Importance: received value-weighted attention, sum_i a_ij n_j: 8 rows x 0.9 x 0.01 for the sink,
+    # 8 x 0.1 x 1 for token 5 (head 0), served exact (float32).
+    tab.wait_for_function("() => window.attentionTab.importance.data && window.attentionTab.importance.data.of === 'value_weighted'")
+    bars = tab.evaluate("() => Array.from(window.attentionTab.importance.data.values[0])")
+    assert abs(bars[SINK] - 0.072) < 1e-6 and abs(bars[CONTENT] - 0.8) < 1e-6 and bars[1] == 0
+    assert tab.inner_text("#importance-title").startswith(
+        "Received value-weighted attention per key token (sum over queries of weight × ‖value vector‖), head 0")
+    assert tab.eval_on_selector("#given-toggle", "c => c.disabled")
     note = tab.inner_text("#show-note")
     assert "value-weighted: each row’s shares of weight × ‖value vector‖" in note
-    assert "Kobayashi et al., EMNLP 2020" in note and "Importance, head statistics and rollout below are of the weights" in note
+    assert "Kobayashi et al., EMNLP 2020" in note and "head statistics and rollout are of the weights" in note
     assert "p.attention.show=value" in page.url
     screenshot(page, "value-weighted-sink.png")
     # A layer that stored no norms: said, and no map painted (missing, never zeros).

@@ -164,6 +164,18 @@ def test_every_route_answers_the_captured_values(server, logdir):
             assert norms["tokens"] == captured.key_tokens[example]
             # JSON rounds to 6 decimals (half of 1e-6 off at most)
             np.testing.assert_allclose(norms["values"], captured.value_norms[example][i], atol=1e-6)
+        # Received value-weighted attention: sum_i a_ij n_j = n_j x received_j, per head, and their mean.
+        reply = server.get_json("/data/plugin/attention/importance?" + _q(
+            run="fit", tag="mha", example=example, of="value_weighted"))
+        by_hand = np.asarray(captured.received[example])[:, :2] * np.asarray(captured.value_norms[example])
+        np.testing.assert_allclose(np.asarray(reply["values"])[:, :2], by_hand, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(reply["values"])[:, 2], by_hand.mean(axis=1), rtol=1e-5, atol=1e-6)
+        assert reply["of"] == "value_weighted" and reply["axis"] == "sum over queries of weight x value norm"
+        status, headers, body = server.get("/data/plugin/attention/importance?" + _q(
+            run="fit", tag="mha", example=example, of="value_weighted", head=2, format="binary"))
+        assert status == 200 and headers["X-Attention-Shape"] == "%d,%d" % (len(captured.steps), by_hand.shape[-1])
+        values = np.frombuffer(body[8 * len(captured.steps):], "<f4").reshape(len(captured.steps), -1)
+        np.testing.assert_allclose(values, by_hand.mean(axis=1), rtol=1e-5, atol=1e-6)
         entropy = captured.value_metric_names.index("entropy")
         reply = server.get_json("/data/plugin/attention/head_metrics?" + _q(
             run="fit", tag="mha", example=example, metric="entropy", of="value_weighted"))
@@ -289,6 +301,9 @@ def test_tab_is_inactive_not_an_error_without_attention_data(tmp_path):
         ("value_norms?run=fit&tag=mha&example=3&step=0", 404),
         ("head_metrics?run=fit&tag=mha&example=0&metric=entropy&of=relevance", 400),
         ("head_metrics?run=many&tag=layer&example=0&metric=entropy&of=value_weighted", 404),
+        ("importance?run=fit&tag=mha&example=0&of=value_weighted&mode=given", 400),
+        ("importance?run=fit&tag=mha&example=0&of=relevance", 400),
+        ("importance?run=many&tag=layer&example=0&of=value_weighted", 404),
         ("head_stats?run=fit&tag=mha&example=0&max_points=0", 400),
         ("importance?run=fit&tag=mha&example=0&max_points=x", 400),
         ("..%2f..%2fsetup.py", 404),

@@ -186,9 +186,13 @@ class AttentionPlugin(base_plugin.TBPlugin):
         mode = params.choice(args, "mode", metadata.IMPORTANCE_MODES, "received")
         output = params.choice(args, "format", ("json", "binary"), "json")
         head = params.integer(args, "head", required=False, minimum=0)
+        of = params.choice(args, "of", ("weights", "value_weighted"), "weights")
+        if of == "value_weighted" and mode != "received":
+            raise errors.InvalidArgumentError(
+                "of=value_weighted is received attention only (sum over queries of weight x value norm)")
         call = (
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
-            params.integer(args, "example", minimum=0), mode, head, _max_points(args),
+            params.integer(args, "example", minimum=0), mode, head, _max_points(args), of,
         )
         if output == "json":
             return json_response(request, self.importance_impl(*call))
@@ -292,14 +296,17 @@ class AttentionPlugin(base_plugin.TBPlugin):
         return self.store.maps(ctx, experiment_id, run, tag, step, example, head, compressed)
 
     def importance_impl(self, ctx, experiment_id, run, tag, example, mode="received", head=None,
-                        max_points=store_lib.MAX_POINTS):
+                        max_points=store_lib.MAX_POINTS, of="weights"):
         """Token importance over steps: per head and head-mean (index H), or
-        only `head` (0..H, H = head mean), which keeps long logs' replies small."""
-        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points)
+        only `head` (0..H, H = head mean), which keeps long logs' replies small.
+        `of` "value_weighted": received value-weighted attention (_importance)."""
+        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points, of)
         ex = series.layer.info.examples[example]
         result = {
             "mode": mode,
-            "axis": "sum over queries" if mode == "received" else "sum over keys",
+            "of": of,
+            "axis": ("sum over queries" if mode == "received" else "sum over keys")
+            + (" of weight x value norm" if of == "value_weighted" else ""),
             "num_heads": series.layer.info.num_heads,
             "tokens": list(ex.key_tokens if mode == "received" else ex.query_tokens),
             **_steps_of(series),
@@ -310,17 +317,33 @@ class AttentionPlugin(base_plugin.TBPlugin):
         return result
 
     def importance_binary_impl(self, ctx, experiment_id, run, tag, example, mode, head,
-                               max_points=store_lib.MAX_POINTS):
+                               max_points=store_lib.MAX_POINTS, of="weights"):
         """(steps, float32 array (steps, tokens), num_heads, total steps) of
         one head: what `format=binary` sends, without JSON's cost on long logs."""
-        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points)
+        series = self._importance(ctx, experiment_id, run, tag, example, mode, head, max_points, of)
         return series.steps, series.values, series.layer.info.num_heads, series.total_steps
 
-    def _importance(self, ctx, experiment_id, run, tag, example, mode, head, max_points):
-        """store.Series, values (steps, H+1, L) or (steps, L) of `head`."""
+    def _importance(self, ctx, experiment_id, run, tag, example, mode, head, max_points, of="weights"):
+        """store.Series, values (steps, H+1, L) or (steps, L) of `head`. With
+        `of` "value_weighted", received value-weighted attention, the size of
+        what each key sends summed over the queries: sum_i a_hij n_hj =
+        n_hj x received_hj, exact from the stored float32 importance and value
+        norms (docs/FORMAT.md), at the steps that hold both; index H the mean
+        over heads."""
         series = self.store.series(
             ctx, experiment_id, run, tag, PluginData.IMPORTANCE, example, mode, max_points
         )
+        if of == "value_weighted":
+            layer = series.layer
+            if self.store.derived_metadata(ctx, experiment_id, layer, PluginData.VALUE_NORMS) is None:
+                raise errors.NotFoundError("%s has no value norms: no value-weighted importance" % layer.where())
+            norms = self.store.series(ctx, experiment_id, run, tag, PluginData.VALUE_NORMS, example,
+                                      max_points=max_points)
+            at = {step: i for i, step in enumerate(norms.steps)}
+            keep = [i for i, step in enumerate(series.steps) if step in at]
+            received = series.values[keep, : layer.info.num_heads] * norms.values[[at[series.steps[i]] for i in keep]]
+            values = np.concatenate([received, received.mean(axis=1, keepdims=True)], axis=1).astype(np.float32)
+            series = series._replace(steps=[series.steps[i] for i in keep], values=values)
         if head is None:
             return series
         num_heads = series.layer.info.num_heads
