@@ -159,12 +159,17 @@ def test_value_weighted_false_stores_nothing_extra_and_other_layers_are_marked_m
     assert stored.value_norms is None and stored.value_vector == "" and stored.value_weighted(0, -1) is None
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "gpt2-lora"])
 def test_keras_hub_models_store_the_norms_their_layers_compute(tmp_path, family):
     keras_hub = pytest.importorskip("keras_hub")
     config = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
                   max_sequence_length=LEN)
     backbone = (keras_hub.models.BertBackbone if family == "bert" else keras_hub.models.GPT2Backbone)(**config)
+    if family == "gpt2-lora":
+        # LoRA on the query and value projections (keras_hub's default targets):
+        # the value vectors are those of the adapted kernel (W + a b alpha / r),
+        # which the hand computation reads as Keras defines it (EinsumDense.kernel).
+        backbone.enable_lora(rank=2)
     x, y = _data()
     inputs = {"token_ids": x, "padding_mask": (x != 0).astype("int32")}
     if family == "bert":
@@ -185,6 +190,15 @@ def test_keras_hub_models_store_the_norms_their_layers_compute(tmp_path, family)
         value_input, _ = seen[layer.path]
         stored = layers[layer.path]
         assert stored.value_vector == "value_output"
+        if family == "gpt2-lora":  # the adapter was trained: the norms differ from the frozen kernel's
+            dense = layer._value_dense
+            assert dense.lora_enabled and np.abs(keras.ops.convert_to_numpy(dense.lora_kernel_b)).max() > 0
+            w_v = np.asarray(keras.ops.convert_to_numpy(dense._kernel), np.float64)  # without the adapter
+            b_v = np.asarray(keras.ops.convert_to_numpy(dense.bias), np.float64)
+            frozen = np.einsum("bkw,whd->bkhd", value_input, w_v) + b_v
+            w_o = np.asarray(keras.ops.convert_to_numpy(layer._output_dense.kernel), np.float64)
+            frozen = np.linalg.norm(np.einsum("bkhd,hdo->bkho", frozen, w_o), axis=-1).transpose(0, 2, 1)
+            assert not np.allclose(stored.value_norms[0][-1], frozen[0, :, :LEN - PAD], rtol=10 * NORM_RTOL)
         np.testing.assert_allclose(stored.value_norms[0][-1], _hand_norms(layer, value_input)[0, :, :LEN - PAD],
                                    rtol=NORM_RTOL)
 
