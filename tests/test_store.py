@@ -683,3 +683,18 @@ def test_a_patch_grid_is_listed_and_one_that_does_not_fit_the_tokens_is_damaged(
         data.grid_rows, data.grid_cols, data.grid_prefix = rows, cols, prefix
         index = _plugin({"run": {0: with_facts(triples, data)}}).index_impl(CTX, "")
         assert index["runs"] == [] and message in index["skipped"][0]["reason"]
+
+
+def test_value_norms_are_served_at_every_step_of_a_log_longer_than_max_points():
+    # The tab asks for the step it shows; an evenly spread subset of
+    # MAX_POINTS steps (what the over-steps routes read) would leave most out.
+    steps = store.MAX_POINTS + 7
+    triples = [layer_step(heads=2, tokens=4, examples=1, seed=s, value_norms=True) for s in range(3)]
+    plugin = _plugin({"run": {s: triples[s % 3] for s in range(steps)}})
+    left_out = sorted(set(range(steps)) - set(store.pick_steps(list(range(steps)), store.MAX_POINTS)))
+    assert left_out  # the case: steps the subset does not hold
+    for step in left_out[:3] + [0, steps - 1]:
+        reply = plugin.value_norms_impl(CTX, "", "run", "layer", 0, step)
+        expected = array_of(triples[step % 3], PluginData.VALUE_NORMS)[0]
+        assert reply["step"] == step
+        np.testing.assert_allclose(reply["values"], expected, atol=1e-6)  # JSON rounds to 6 decimals

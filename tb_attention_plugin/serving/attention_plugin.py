@@ -396,9 +396,13 @@ class AttentionPlugin(base_plugin.TBPlugin):
         if info is None:
             raise errors.NotFoundError(
                 "%s has no value norms (its value vectors are not known, or value_weighted=False)" % layer.where())
-        series = self.store.series(ctx, experiment_id, run, tag, PluginData.VALUE_NORMS, example)
+        # Every step, not MAX_POINTS of them: the tab asks for the step it
+        # shows, which an evenly spread subset of a long log may leave out.
+        # Read once per example and cached, as a series route's first request.
+        series = self.store.series(ctx, experiment_id, run, tag, PluginData.VALUE_NORMS, example,
+                                   max_points=store_lib.ALL_STEPS)
         if step not in series.steps:
-            raise errors.NotFoundError("%s has no value norms at step %d" % (layer.where(step), step))
+            raise errors.NotFoundError("%s has no value norms" % layer.where(step))
         return {
             "step": step,
             "vector": metadata.VALUE_VECTOR_NAMES.get(info.value_vector, "unknown"),
