@@ -128,10 +128,12 @@ class AttentionTab {
     this.visible = [];
     this.lastUrlWrite = 0;
     this.cache = new MapsCache(api.fetchMaps);
-    // Value-weighted maps (value_weighted.js): the maps and the step's value
-    // norms, made into each row's shares once per step.
-    this.valueCache = new MapsCache(async (run, tag, step, example) => {
-      const [maps, norms] = await Promise.all([api.fetchMaps(run, tag, step, example), api.fetchValueNorms(run, tag, example, step)]);
+    // Value-weighted maps (value_weighted.js): the step's maps (from the
+    // weights' cache: switching the Show control fetches no map twice) and
+    // its value norms, made into each row's shares once per step.
+    this.valueCache = new MapsCache(async (run, tag, step, example, cells) => {
+      const [maps, norms] = await Promise.all([
+        this.cache.get(run, tag, example, step, cells), api.fetchValueNorms(run, tag, example, step)]);
       return valueWeighted(maps, norms.values);
     });
     this.askForLastMaps();

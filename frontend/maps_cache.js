@@ -8,7 +8,7 @@ const MAPS_CACHE_CELLS = 64e6;
 const MAPS_CACHE_MAX_STEPS = 64;
 
 export class MapsCache {
-  /** fetchMaps(run, tag, step, example) -> Promise of decoded maps. */
+  /** fetchMaps(run, tag, step, example, cellsPerStep) -> Promise of decoded maps. */
   constructor(fetchMaps) {
     this.fetchMaps = fetchMaps;
     this.entries = new Map(); // key -> Promise, oldest first
@@ -24,7 +24,7 @@ export class MapsCache {
     if (!this.entries.has(key)) {
       const limit = Math.max(2, Math.min(MAPS_CACHE_MAX_STEPS, Math.floor(MAPS_CACHE_CELLS / Math.max(1, cellsPerStep))));
       while (this.entries.size >= limit) this.entries.delete(this.entries.keys().next().value);
-      const request = this.fetchMaps(run, tag, step, example);
+      const request = this.fetchMaps(run, tag, step, example, cellsPerStep);
       request.catch(() => this.entries.delete(key)); // a failed fetch is retried next time
       this.entries.set(key, request);
     }

@@ -48,3 +48,12 @@ test('an exported map says in its file name whether it is value-weighted', async
   assert.equal(mapKind({ show: 'weights' }), 'attention');
   assert.equal(mapKind({}), 'attention');
 });
+
+test('the maps cache tells its fetch how large a step is (the value-weighted cache reads the weights cache with it)', async () => {
+  const { MapsCache } = await import('../maps_cache.js');
+  const asked = [];
+  const cache = new MapsCache(async (...args) => { asked.push(args); return args; });
+  await cache.get('run', 'tag', 1, 40, 4096);
+  await cache.get('run', 'tag', 1, 40, 4096); // cached: not fetched again
+  assert.deepEqual(asked, [['run', 'tag', 40, 1, 4096]]);
+});
