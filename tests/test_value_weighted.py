@@ -46,9 +46,11 @@ def _model(gate=False):
     return model
 
 
-def _inputs_and_weights(model, probe, layers):
-    """{layer path: (its `value` input (batch, k, width) as it received it in
-    an eager call, its attention probabilities (batch, heads, q, k))}."""
+def _eager_calls(model, probe, layers):
+    """{layer path: (args, kwargs)} each of `layers` received in an eager
+    call of `model` on `probe` (keras_hub's layers on their explicit path)."""
+    from conftest import explicit_attention
+
     seen, restore = {}, []
     for layer in layers:
         original = layer.call
@@ -60,10 +62,18 @@ def _inputs_and_weights(model, probe, layers):
         object.__setattr__(layer, "call", wrapper)
         restore.append(layer)
     try:
-        model(probe, training=False)
+        with explicit_attention():
+            model(probe, training=False)
     finally:
         for layer in restore:
             object.__delattr__(layer, "call")
+    return seen
+
+
+def _inputs_and_weights(model, probe, layers):
+    """{layer path: (its `value` input (batch, k, width) as it received it in
+    an eager call, its attention probabilities (batch, heads, q, k))}."""
+    seen = _eager_calls(model, probe, layers)
     out = {}
     for layer in layers:
         args, kwargs = seen[layer.path]
@@ -85,6 +95,18 @@ def _hand_norms(layer, value_input, through_output=True):
         v = np.repeat(v, w_o.shape[0] // v.shape[2], axis=2)
     sent = np.einsum("bkhd,hdo->bkho", v, w_o) if through_output else v
     return np.linalg.norm(sent, axis=-1).transpose(0, 2, 1)
+
+
+def _fit_backbone(tmp_path, backbone, inputs, output):
+    """A regression head on a keras_hub backbone's `output`, fit on `inputs`
+    with AttentionCallback (float32 maps, probe of 2): (model, probe, what
+    read_attention reads of the run)."""
+    model = keras.Model(backbone.input, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(output)))
+    model.compile("adam", "mse")
+    probe = {k: v[:2] for k, v in inputs.items()}
+    model.fit(inputs, _data()[1], batch_size=4, verbose=0, callbacks=[
+        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32")])
+    return model, probe, read_attention(str(tmp_path))["."]
 
 
 def _fit(tmp_path, model, **callback_args):
@@ -170,18 +192,12 @@ def test_keras_hub_models_store_the_norms_their_layers_compute(tmp_path, family)
         # the value vectors are those of the adapted kernel (W + a b alpha / r),
         # which the hand computation reads as Keras defines it (EinsumDense.kernel).
         backbone.enable_lora(rank=2)
-    x, y = _data()
+    x, _ = _data()
     inputs = {"token_ids": x, "padding_mask": (x != 0).astype("int32")}
     if family == "bert":
         inputs["segment_ids"] = np.zeros_like(x)
-    model = keras.Model(backbone.input, keras.layers.Dense(1)(
-        keras.layers.GlobalAveragePooling1D()(backbone.output["sequence_output"] if family == "bert"
-                                               else backbone.output)))
-    model.compile("adam", "mse")
-    probe = {k: v[:2] for k, v in inputs.items()}
-    model.fit(inputs, y, batch_size=4, verbose=0, callbacks=[
-        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32")])
-    layers = read_attention(str(tmp_path))["."]
+    model, probe, layers = _fit_backbone(
+        tmp_path, backbone, inputs, backbone.output["sequence_output"] if family == "bert" else backbone.output)
     attention = [l for l in model._flatten_layers(include_self=False)
                  if isinstance(l, keras.layers.MultiHeadAttention)]
     seen = _inputs_and_weights(model, probe, attention)
@@ -237,44 +253,24 @@ def test_layers_with_their_own_softmax_store_the_norms_of_the_values_their_produ
     # Gemma (kept apart: "bkgts,bskh->btkgh"), 4 query heads over 2 key/value
     # heads: query head n reads key/value head n // 2, through W_O[n].
     keras_hub = pytest.importorskip("keras_hub")
-    from conftest import explicit_attention
-
     config = dict(vocabulary_size=VOCAB, num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=16,
                   intermediate_dim=32)
     backbone = (keras_hub.models.LlamaBackbone(**config) if family == "llama"
                 else keras_hub.models.GemmaBackbone(head_dim=4, **config))
-    x, y = _data()
-    inputs = {"token_ids": x, "padding_mask": (x != 0).astype("int32")}
-    model = keras.Model(backbone.input, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(backbone.output)))
-    model.compile("adam", "mse")
-    probe = {k: v[:2] for k, v in inputs.items()}
-    model.fit(inputs, y, batch_size=4, verbose=0, callbacks=[
-        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32")])
-    layers = read_attention(str(tmp_path))["."]
+    x, _ = _data()
+    model, probe, layers = _fit_backbone(
+        tmp_path, backbone, {"token_ids": x, "padding_mask": (x != 0).astype("int32")}, backbone.output)
     attention = [l for l in model._flatten_layers(include_self=False)
                  if type(l).__name__ in ("LlamaAttention", "CachedGemmaAttention")]
     assert len(attention) == 2 and sorted(layers) == sorted(l.path for l in attention)
-    seen, restore = {}, []
-    for layer in attention:  # the input each layer receives in an eager call of the trained model
-        original = layer.call
-
-        def wrapper(*args, _original=original, _layer=layer, **kwargs):
-            given = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
-            seen.setdefault(_layer.path, np.asarray(keras.ops.convert_to_numpy(given), np.float64))
-            return _original(*args, **kwargs)
-
-        object.__setattr__(layer, "call", wrapper)
-        restore.append(layer)
-    try:
-        with explicit_attention():
-            model(probe, training=False)
-    finally:
-        for layer in restore:
-            object.__delattr__(layer, "call")
+    seen = _eager_calls(model, probe, attention)  # the input each layer received (hidden_states / x)
     for layer in attention:
         value_dense = layer._value_dense if family == "llama" else layer.value_dense
         output_dense = layer._output_dense if family == "llama" else layer.output_dense
-        v = np.repeat(_dense_value(value_dense, seen[layer.path]), 2, axis=2)  # (batch, keys, 4 query heads, dim)
+        args, kwargs = seen[layer.path]
+        given = np.asarray(keras.ops.convert_to_numpy(args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))),
+                           np.float64)
+        v = np.repeat(_dense_value(value_dense, given), 2, axis=2)  # (batch, keys, 4 query heads, dim)
         w_o = np.asarray(keras.ops.convert_to_numpy(output_dense.kernel), np.float64)  # (4, dim, width)
         norms = np.linalg.norm(np.einsum("bkhd,hdo->bkho", v, w_o), axis=-1).transpose(0, 2, 1)
         stored = layers[layer.path]
