@@ -40,7 +40,13 @@ _SUFFIX = {
     PluginData.HEAD_METRICS: "/_head_metrics",
     PluginData.VALUE_NORMS: "/_value_norms",
     PluginData.VALUE_METRICS: "/_value_metrics",
+    PluginData.RELEVANCE_ROWS: "/_relevance_rows",
 }
+
+# The MAPS tag holding layer NAME's gradient-weighted relevance is
+# NAME + RELEVANCE_SUFFIX (its metadata's `relevance_of` is NAME); its own
+# derived tags follow `tag_for` as any layer's do.
+RELEVANCE_SUFFIX = "/_relevance"
 
 # The tag of the probe's images (role PROBE_IMAGES), written once per run
 # by the callback for image models. Not a layer path: it starts with "_".
@@ -58,6 +64,7 @@ ROLE_NAMES = {
     PluginData.PROBE_IMAGES: "probe_images",
     PluginData.VALUE_NORMS: "value_norms",
     PluginData.VALUE_METRICS: "value_metrics",
+    PluginData.RELEVANCE_ROWS: "relevance_rows",
 }
 # What a VALUE_NORMS tag's norms measure (its own metadata's value_vector).
 VALUE_VECTOR_NAMES = {PluginData.VALUE_OUTPUT: "value_output", PluginData.VALUE_ONLY: "value_only"}
@@ -97,6 +104,7 @@ def derived_shape(info, role, derived_info=None, example=None):
       HEAD_METRICS  (examples, heads, len(metric_names))
       VALUE_NORMS   (examples, heads, >= longest key length)
       VALUE_METRICS (examples, heads, len(metric_names))
+      RELEVANCE_ROWS (examples, heads, >= longest query length)
     """
     examples = len(info.examples)
     if role == PluginData.IMPORTANCE and example is not None:
@@ -114,6 +122,8 @@ def derived_shape(info, role, derived_info=None, example=None):
         return DerivedShape((examples, info.num_heads), len(names), True)
     if role == PluginData.VALUE_NORMS:
         return DerivedShape((examples, info.num_heads), max((ex.key_length for ex in info.examples), default=0), False)
+    if role == PluginData.RELEVANCE_ROWS:
+        return DerivedShape((examples, info.num_heads), max((ex.query_length for ex in info.examples), default=0), False)
     raise ValueError("role %r has no tensor of a fixed shape" % role)
 
 
@@ -129,6 +139,11 @@ def tag_for(layer, role, example=None):
             raise ValueError("only importance is written per example")
         return "%s%s/%d" % (layer, _SUFFIX[role], example)
     return layer + _SUFFIX[role]
+
+
+def relevance_tag(layer):
+    """The MAPS tag of `layer`'s gradient-weighted relevance."""
+    return layer + RELEVANCE_SUFFIX
 
 
 def create_summary_metadata(plugin_data, description=None):

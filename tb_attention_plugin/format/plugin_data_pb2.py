@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tb_attention_plugin/plugin_data.proto\x12\x0ctb_attention\"\xf1\t\n\x13\x41ttentionPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x34\n\x04role\x18\x02 \x01(\x0e\x32&.tb_attention.AttentionPluginData.Role\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x34\n\x04kind\x18\x04 \x01(\x0e\x32&.tb_attention.AttentionPluginData.Kind\x12\x11\n\tnum_heads\x18\x05 \x01(\x05\x12\x15\n\rhas_head_axis\x18\x06 \x01(\x08\x12\x13\n\x0blayer_class\x18\x07 \x01(\t\x12<\n\x08\x65ncoding\x18\x08 \x01(\x0e\x32*.tb_attention.AttentionPluginData.Encoding\x12;\n\x08\x65xamples\x18\t \x03(\x0b\x32).tb_attention.AttentionPluginData.Example\x12\x17\n\x0frows_normalized\x18\n \x01(\x08\x12\x13\n\x0blayer_index\x18\x0b \x01(\x05\x12\x15\n\rrollout_stack\x18\x0c \x01(\t\x12\x14\n\x0cprobe_digest\x18\r \x01(\t\x12\x14\n\x0cmetric_names\x18\x0e \x03(\t\x12\x11\n\tgrid_rows\x18\x0f \x01(\x05\x12\x11\n\tgrid_cols\x18\x10 \x01(\x05\x12\x13\n\x0bgrid_prefix\x18\x11 \x01(\x05\x12\x16\n\x0eprobe_examples\x18\x12 \x01(\x05\x12\x16\n\x0esliding_window\x18\x13 \x01(\x05\x12:\n\x07storage\x18\x14 \x01(\x0e\x32).tb_attention.AttentionPluginData.Storage\x12\r\n\x05top_k\x18\x15 \x01(\x05\x12\x12\n\nblock_size\x18\x16 \x01(\x05\x12\x43\n\x0cvalue_vector\x18\x17 \x01(\x0e\x32-.tb_attention.AttentionPluginData.ValueVector\x1a\x87\x01\n\x07\x45xample\x12\x14\n\x0cquery_tokens\x18\x01 \x03(\t\x12\x12\n\nkey_tokens\x18\x02 \x03(\t\x12\x14\n\x0cquery_offset\x18\x03 \x01(\x05\x12\x12\n\nkey_offset\x18\x04 \x01(\x05\x12\x14\n\x0cquery_length\x18\x05 \x01(\x05\x12\x12\n\nkey_length\x18\x06 \x01(\x05\"\x9b\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x08\n\x04MAPS\x10\x01\x12\x0e\n\nIMPORTANCE\x10\x02\x12\x0e\n\nHEAD_STATS\x10\x03\x12\x0b\n\x07ROLLOUT\x10\x04\x12\x10\n\x0cHEAD_METRICS\x10\x05\x12\x10\n\x0cPROBE_IMAGES\x10\x06\x12\x0f\n\x0bVALUE_NORMS\x10\x07\x12\x11\n\rVALUE_METRICS\x10\x08\"=\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x08\n\x04SELF\x10\x01\x12\n\n\x06\x43\x41USAL\x10\x02\x12\t\n\x05\x43ROSS\x10\x03\"<\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\t\n\x05UINT8\x10\x01\x12\x0b\n\x07\x46LOAT32\x10\x02\" \n\x07Storage\x12\x08\n\x04\x46ULL\x10\x00\x12\x0b\n\x07REDUCED\x10\x01\"M\n\x0bValueVector\x12\x1c\n\x18VALUE_VECTOR_UNSPECIFIED\x10\x00\x12\x10\n\x0cVALUE_OUTPUT\x10\x01\x12\x0e\n\nVALUE_ONLY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tb_attention_plugin/plugin_data.proto\x12\x0ctb_attention\"\xb5\n\n\x13\x41ttentionPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x34\n\x04role\x18\x02 \x01(\x0e\x32&.tb_attention.AttentionPluginData.Role\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x34\n\x04kind\x18\x04 \x01(\x0e\x32&.tb_attention.AttentionPluginData.Kind\x12\x11\n\tnum_heads\x18\x05 \x01(\x05\x12\x15\n\rhas_head_axis\x18\x06 \x01(\x08\x12\x13\n\x0blayer_class\x18\x07 \x01(\t\x12<\n\x08\x65ncoding\x18\x08 \x01(\x0e\x32*.tb_attention.AttentionPluginData.Encoding\x12;\n\x08\x65xamples\x18\t \x03(\x0b\x32).tb_attention.AttentionPluginData.Example\x12\x17\n\x0frows_normalized\x18\n \x01(\x08\x12\x13\n\x0blayer_index\x18\x0b \x01(\x05\x12\x15\n\rrollout_stack\x18\x0c \x01(\t\x12\x14\n\x0cprobe_digest\x18\r \x01(\t\x12\x14\n\x0cmetric_names\x18\x0e \x03(\t\x12\x11\n\tgrid_rows\x18\x0f \x01(\x05\x12\x11\n\tgrid_cols\x18\x10 \x01(\x05\x12\x13\n\x0bgrid_prefix\x18\x11 \x01(\x05\x12\x16\n\x0eprobe_examples\x18\x12 \x01(\x05\x12\x16\n\x0esliding_window\x18\x13 \x01(\x05\x12:\n\x07storage\x18\x14 \x01(\x0e\x32).tb_attention.AttentionPluginData.Storage\x12\r\n\x05top_k\x18\x15 \x01(\x05\x12\x12\n\nblock_size\x18\x16 \x01(\x05\x12\x43\n\x0cvalue_vector\x18\x17 \x01(\x0e\x32-.tb_attention.AttentionPluginData.ValueVector\x12\x14\n\x0crelevance_of\x18\x18 \x01(\t\x12\x18\n\x10relevance_target\x18\x19 \x01(\t\x1a\x87\x01\n\x07\x45xample\x12\x14\n\x0cquery_tokens\x18\x01 \x03(\t\x12\x12\n\nkey_tokens\x18\x02 \x03(\t\x12\x14\n\x0cquery_offset\x18\x03 \x01(\x05\x12\x12\n\nkey_offset\x18\x04 \x01(\x05\x12\x14\n\x0cquery_length\x18\x05 \x01(\x05\x12\x12\n\nkey_length\x18\x06 \x01(\x05\"\xaf\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x08\n\x04MAPS\x10\x01\x12\x0e\n\nIMPORTANCE\x10\x02\x12\x0e\n\nHEAD_STATS\x10\x03\x12\x0b\n\x07ROLLOUT\x10\x04\x12\x10\n\x0cHEAD_METRICS\x10\x05\x12\x10\n\x0cPROBE_IMAGES\x10\x06\x12\x0f\n\x0bVALUE_NORMS\x10\x07\x12\x11\n\rVALUE_METRICS\x10\x08\x12\x12\n\x0eRELEVANCE_ROWS\x10\t\"=\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x08\n\x04SELF\x10\x01\x12\n\n\x06\x43\x41USAL\x10\x02\x12\t\n\x05\x43ROSS\x10\x03\"<\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\t\n\x05UINT8\x10\x01\x12\x0b\n\x07\x46LOAT32\x10\x02\" \n\x07Storage\x12\x08\n\x04\x46ULL\x10\x00\x12\x0b\n\x07REDUCED\x10\x01\"M\n\x0bValueVector\x12\x1c\n\x18VALUE_VECTOR_UNSPECIFIED\x10\x00\x12\x10\n\x0cVALUE_OUTPUT\x10\x01\x12\x0e\n\nVALUE_ONLY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tb_attention_plugin.format.
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ATTENTIONPLUGINDATA']._serialized_start=56
-  _globals['_ATTENTIONPLUGINDATA']._serialized_end=1321
-  _globals['_ATTENTIONPLUGINDATA_EXAMPLE']._serialized_start=790
-  _globals['_ATTENTIONPLUGINDATA_EXAMPLE']._serialized_end=925
-  _globals['_ATTENTIONPLUGINDATA_ROLE']._serialized_start=928
-  _globals['_ATTENTIONPLUGINDATA_ROLE']._serialized_end=1083
-  _globals['_ATTENTIONPLUGINDATA_KIND']._serialized_start=1085
-  _globals['_ATTENTIONPLUGINDATA_KIND']._serialized_end=1146
-  _globals['_ATTENTIONPLUGINDATA_ENCODING']._serialized_start=1148
-  _globals['_ATTENTIONPLUGINDATA_ENCODING']._serialized_end=1208
-  _globals['_ATTENTIONPLUGINDATA_STORAGE']._serialized_start=1210
-  _globals['_ATTENTIONPLUGINDATA_STORAGE']._serialized_end=1242
-  _globals['_ATTENTIONPLUGINDATA_VALUEVECTOR']._serialized_start=1244
-  _globals['_ATTENTIONPLUGINDATA_VALUEVECTOR']._serialized_end=1321
+  _globals['_ATTENTIONPLUGINDATA']._serialized_end=1389
+  _globals['_ATTENTIONPLUGINDATA_EXAMPLE']._serialized_start=838
+  _globals['_ATTENTIONPLUGINDATA_EXAMPLE']._serialized_end=973
+  _globals['_ATTENTIONPLUGINDATA_ROLE']._serialized_start=976
+  _globals['_ATTENTIONPLUGINDATA_ROLE']._serialized_end=1151
+  _globals['_ATTENTIONPLUGINDATA_KIND']._serialized_start=1153
+  _globals['_ATTENTIONPLUGINDATA_KIND']._serialized_end=1214
+  _globals['_ATTENTIONPLUGINDATA_ENCODING']._serialized_start=1216
+  _globals['_ATTENTIONPLUGINDATA_ENCODING']._serialized_end=1276
+  _globals['_ATTENTIONPLUGINDATA_STORAGE']._serialized_start=1278
+  _globals['_ATTENTIONPLUGINDATA_STORAGE']._serialized_end=1310
+  _globals['_ATTENTIONPLUGINDATA_VALUEVECTOR']._serialized_start=1312
+  _globals['_ATTENTIONPLUGINDATA_VALUEVECTOR']._serialized_end=1389
 # @@protoc_insertion_point(module_scope)

@@ -86,6 +86,18 @@ class LayerAttention:
     # normalised), named by `value_metric_names`; `change` is NaN there.
     value_metrics: np.ndarray = None
     value_metric_names: tuple = ()
+    # The layer's gradient-weighted relevance (Chefer et al., ICCV 2021;
+    # tag NAME/_relevance, docs/FORMAT.md "Relevance"), None when not stored:
+    # a LayerAttention over its own steps whose maps are, per head, each
+    # query row's shares of its positive relevance (d target / d a_hij *
+    # a_hij)^+, whose rollout is relevance rollout, and whose importance,
+    # statistics and metrics are those of the shares; `relevance_maps`
+    # gives the relevance itself. On that object: `relevance_rows` per
+    # example (S, H, q) each row's positive relevance, and `relevance_target`
+    # what it explains ("loss ...", "predicted class", "class 3", ...).
+    relevance: "LayerAttention" = None
+    relevance_rows: list = None
+    relevance_target: str = ""
 
     def value_weighted(self, example, step_index):
         """(H, q, k) float32 value-weighted attention of one example at
@@ -97,6 +109,18 @@ class LayerAttention:
         # Maps stored reduced are rebuilt (ReducedMaps[s]): their bound times
         # the norm bounds the product's error.
         return self.maps[example][step_index] * self.value_norms[example][step_index][:, None, :]
+
+
+    def relevance_maps(self, example, step_index):
+        """(H, q, k) float32 positive relevance (d target / d a_hij * a_hij)^+
+        of one example at relevance.steps[step_index] (share x row sum);
+        None when no relevance is stored. Its error is the shares' (uint8:
+        1/510) times the row's sum. The head mean is Chefer et al.'s
+        per-layer map."""
+        if self.relevance is None:
+            return None
+        rows = self.relevance.relevance_rows[example][step_index]
+        return self.relevance.maps[example][step_index] * rows[:, :, None]
 
 
 class ReducedMaps:
@@ -174,7 +198,7 @@ def read_attention(logdir):
     result = {}
     for run, paths in event_files(logdir).items():
         tags = _read_run(paths)
-        layers = {}
+        layers, relevance = {}, {}
         for tag, (info, values) in tags.items():
             if info.role != PluginData.MAPS:
                 continue
@@ -182,7 +206,10 @@ def read_attention(logdir):
             newest = groups.pop(-1)
             layer = _assemble(*newest, tags)
             layer.earlier = [_assemble(*group, tags) for group in groups]
-            layers[info.layer] = layer
+            (relevance if info.relevance_of else layers)[info.relevance_of or info.layer] = layer
+        for name, of in relevance.items():  # listed with their layer, not as layers
+            if name in layers:
+                layers[name].relevance = of
         if layers:
             result[run] = dict(sorted(layers.items(), key=lambda kv: kv[1].layer_index))
     return result
@@ -251,7 +278,10 @@ def _assemble(facts_by_step, map_values, tags):
     norms_entry = tags.get(metadata.tag_for(info.layer, PluginData.VALUE_NORMS))
     norms = _with_nan_where_missing(norms_entry, steps)  # (S, E, H, K)
     value_metrics_entry = tags.get(metadata.tag_for(info.layer, PluginData.VALUE_METRICS))
+    rows = _with_nan_where_missing(tags.get(metadata.tag_for(info.layer, PluginData.RELEVANCE_ROWS)), steps)
     return LayerAttention(
+        relevance_rows=None if rows is None else [rows[:, i, :, : e.query_length] for i, e in enumerate(examples)],
+        relevance_target=info.relevance_target,
         layer=info.layer,
         kind=metadata.KIND_NAMES.get(info.kind, "self"),
         layer_class=info.layer_class,

@@ -114,6 +114,33 @@ def value_weighted(maps, norms):
     return weighted
 
 
+def relevance_shares(products):
+    """Gradient-weighted relevance (Chefer, Gur and Wolf, ICCV 2021) as
+    shares of each query row.
+
+    Args:
+      products: (..., q, k) d target / d a_ij * a_ij, the gradient of the
+        explained output by each attention weight times the weight.
+
+    Returns:
+      (shares, rows): float32 (..., q, k) each row's positive part divided by
+      its sum, all 0 where the row has none; float32 (..., q) those sums.
+    """
+    positive = np.maximum(np.asarray(products, dtype=np.float32), 0.0)
+    rows = positive.sum(axis=-1)
+    np.divide(positive, rows[..., None], out=positive, where=rows[..., None] > 0)
+    return positive, rows
+
+
+def relevance_layer(products):
+    """(..., heads, n, n) d target / d A * A of one self-attention layer ->
+    (..., n, n) float64 `I + mean_h (d target / d A_h * A_h)^+`: one step of
+    relevance rollout, R <- R + A_bar R (Chefer et al. 2021, eq. 6-7), the
+    identity the residual path. Zero-padded rows become identity rows."""
+    mean = np.maximum(np.asarray(products), 0.0).mean(axis=-3, dtype=np.float64)
+    return mean + np.eye(mean.shape[-1])
+
+
 @dataclasses.dataclass(frozen=True)
 class RowFacts:
     """What every per-head number is made of, per query row: each a (...,

@@ -25,6 +25,7 @@ from tb_attention_plugin.format import metadata
 from tb_attention_plugin.math import numerics
 from tb_attention_plugin.format import reduction
 from tb_attention_plugin.writing import probes
+from tb_attention_plugin.writing import relevance as relevance_lib
 from tb_attention_plugin.writing import run_dirs
 from tb_attention_plugin.writing import summary
 from tb_attention_plugin.writing import tokens as tokens_lib
@@ -115,6 +116,16 @@ class AttentionCallback(keras.callbacks.Callback):
         al., EMNLP 2020), so that the tab and the reader show value-weighted
         attention (weight x norm), and the head metrics of those maps.
         Default True; False stores nothing extra (README: its cost).
+      relevance: also store, at every capture, the gradient-weighted
+        relevance of each layer's weights (Chefer et al., ICCV 2021), d
+        target / d a_hij * a_hij, for the output named here:
+        "loss" (minus the compiled loss on the probe's labels: give
+        probe=(x, y)), "predicted" (each example's predicted class), a class
+        index, or a function of the model's outputs giving one value per
+        example (e.g. `lambda logits: logits[:, -1, token_id]`). One extra
+        backward pass of the probe per capture; the tab's Show control and
+        the reader show it beside the weights (writing/relevance.py,
+        docs/FORMAT.md "Relevance"). Default None: not computed.
       head_scalars: also write each layer's head metrics (docs/HEAD_METRICS.md;
         mean over heads and probe examples) as ordinary scalars
         `attention/LAYER/METRIC`, beside the loss in the Scalars tab. Default
@@ -158,6 +169,7 @@ class AttentionCallback(keras.callbacks.Callback):
         max_map_bytes=4_000_000_000,
         exact_layers=None,
         value_weighted=True,
+        relevance=None,
         head_scalars=False,
         image_grid=None,
         collapse_entropy=0.05,
@@ -182,13 +194,15 @@ class AttentionCallback(keras.callbacks.Callback):
         self.max_map_bytes = max_map_bytes
         self._exact_layers = set(exact_layers or ())
         self.value_weighted = bool(value_weighted)
+        relevance_lib.check(relevance)
+        self.relevance = relevance
         self.head_scalars = bool(head_scalars)
         self._head_watch = head_watch.HeadWatch(collapse_entropy, stalled_ratio)
         self._layer_names = layers
         self._tokens = tokens
         self._image_grid = None if image_grid is None else tuple(int(n) for n in image_grid)
         with messages.setup_errors():
-            probe, self._probe_note = probes.first_batch(probe)
+            probe, self._probe_note, self._batch_labels = probes.first_batch(probe)
         # The probe as given (a dataset's first batch); set_model brings it
         # to what the model takes (probes.inputs_for), once per model.
         self._given_probe = probe
@@ -242,8 +256,9 @@ class AttentionCallback(keras.callbacks.Callback):
         """Brings the probe as given to the inputs `model` takes (raw text
         through its preprocessor, (x, y) to x: probes.inputs_for)."""
         with messages.setup_errors():
-            probe, note, tokenizer = probes.inputs_for(model, self._given_probe)
+            probe, note, tokenizer, labels = probes.inputs_for(model, self._given_probe)
         self._set_probe(probe, self._tokens if self._tokens is not None else tokenizer)
+        self._labels = labels if labels is not None else self._batch_labels  # (y, sample_weight) or None
         for said in (self._probe_note, note):
             if said:
                 logger.info("AttentionCallback captures %s.", said)
@@ -370,10 +385,16 @@ class AttentionCallback(keras.callbacks.Callback):
                 pass
 
     def _build_probe_fn(self):
+        explain = None
+        if self.relevance is not None:
+            explain = relevance_lib.explainer(self.relevance, self.model, self._labels)
         try:
             self._probe_fn = capture.ProbeFunction(
-                self.model, self._layers, self._required, self._probe, value_norms=self.value_weighted
+                self.model, self._layers, self._required, self._probe, value_norms=self.value_weighted,
+                explain=explain,
             )
+        except relevance_lib.RelevanceError as e:  # what relevance= asks does not fit the model's outputs
+            raise ValueError("AttentionCallback: %s" % messages.sentence(str(e))) from None
         except capture.CaptureError as e:
             raise ValueError("AttentionCallback: %s" % messages.sentence(str(e))) from None
         except Exception as e:
@@ -742,6 +763,9 @@ class AttentionCallback(keras.callbacks.Callback):
         self._given_batch = self._given_batch or self._batch
         self._kept_by = budget
         self._probe = keras.tree.map_structure(lambda array: array[:count], self._probe)
+        if self._labels is not None:
+            self._labels = tuple(None if part is None else keras.tree.map_structure(lambda a: a[:count], part)
+                                 for part in self._labels)
         self._batch = count
         for source in self._sources:
             source.ids, source.tokens = source.ids[:count], source.tokens[:count]
@@ -777,6 +801,8 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_index=plan.index,
             value_norms=captured.value_norms,
             value_vector=captured.value_vector or "value_output",
+            relevance=None if captured.relevance is None or plan.transpose else captured.relevance,
+            relevance_target=relevance_lib.describe(self.relevance) if self.relevance is not None else "",
         )
         record.probe_digest = self._probe_digest
         record.grid = plan.grid
@@ -892,6 +918,7 @@ class AttentionCallback(keras.callbacks.Callback):
             grid=grid,
             layer_class=capture.source_class(captured.layer),
             index=index,
+            explained=captured.relevance is not None and not transpose,
             cells=heads * sum(ql * kl for (_, ql), (_, kl) in spans),
             example_cells=[heads * ql * kl for (_, ql), (_, kl) in spans],
             reduced_example_cells=reduced_cells(heads, spans),
@@ -934,6 +961,24 @@ class AttentionCallback(keras.callbacks.Callback):
                 importance = numerics.rollout_importances(layers, examples.q)
                 record.rollout = [importance[i, :n] for i, n in enumerate(examples.q)]
                 record.rollout_stack = members[0].name
+            self._add_relevance_rollout(members)
+
+    @staticmethod
+    def _add_relevance_rollout(members):
+        """Relevance rollout (Chefer et al.) through a stack, up to each
+        layer, while every layer below it has relevance (a layer without
+        one ends it: a product missing a factor is no rollout)."""
+        layers = []
+        for record in members:
+            if record.relevance is None:
+                return
+            n = max(p.shape[-1] for p in record.relevance)
+            products = np.zeros((len(record.relevance), record.relevance[0].shape[0], n, n), np.float32)
+            for i, p in enumerate(record.relevance):  # zero-padded, as numerics.Examples pads
+                products[i, :, : p.shape[1], : p.shape[2]] = p
+            layers.append(numerics.relevance_layer(products))
+            importance = numerics.rollout_importances(layers, record.examples.q)
+            record.relevance_rollout = [importance[i, :n] for i, n in enumerate(record.examples.q)]
 
 
 @dataclasses.dataclass
@@ -967,6 +1012,9 @@ class _LayerPlan:
     cropped_by: str = ""  # what crops the maps, in words
     # numerics.row_sum_tolerance of the dtype the layer computed in
     row_tolerance: float = numerics.ROW_SUM_TOLERANCE
+    # relevance is stored too: a second set of maps (its shares, as the
+    # weights are stored) and, while captured, its float32 gradient products
+    explained: bool = False
 
     def held_bytes(self, examples):
         """Host memory the maps of the first `examples` probe examples take
@@ -975,15 +1023,16 @@ class _LayerPlan:
         metric `change`: the same arrays for a layer stored full, a float16
         copy of the cropped maps for one stored reduced (callback._write_capture)."""
         now = 4 * self.heads * self.shape[0] * self.shape[1] * examples
+        products = now if self.explained else 0
         if self.storage == "full":
-            return 2 * now
-        return now + 2 * sum(self.example_cells[:examples])
+            return 2 * now + products
+        return now + products + 2 * sum(self.example_cells[:examples])
 
     def stored_cells(self, examples=None):
         """Numbers stored per capture for the first `examples` probe
         examples (all: None) in this layer's storage."""
         per_example = self.example_cells if self.storage == "full" else self.reduced_example_cells
-        return int(sum(per_example[:examples]))
+        return int(sum(per_example[:examples])) * (2 if self.explained else 1)
 
 
 def reduced_cells(heads, spans):

@@ -271,6 +271,9 @@ class _Call:
         # (norms (batch, heads, keys), vector) of what each key sends
         # (value_vectors.norms), when known
         self.sent = None
+        # per entry of `softmaxes`, the index of the gate the probabilities
+        # were multiplied by (relevance: _Recorder.gated), or None
+        self.gates = []
 
 
 class _Recorder:
@@ -280,8 +283,13 @@ class _Recorder:
         self.reset(lambda tensor: False)
         self.value_norms = True  # record value_vectors.norms where a layer shows its value
 
-    def reset(self, live):
+    def reset(self, live, gate=None):
         self._live = live
+        # The backend's gate for gradient-weighted relevance, or None: a
+        # function p -> p * g with g ones the backend differentiates by, so
+        # that d target / d g = (d target / d p) * p (writing/relevance.py).
+        self._gate = gate
+        self.gate_count = 0
         self.calls = []  # _Call, in the order the model ran them
         self.stack = []  # the captured calls running now, innermost last
         self.in_softmax = False
@@ -291,6 +299,18 @@ class _Recorder:
         """True for tensors of the probe's own trace (Keras also calls layers
         in scratch graphs to infer shapes); the backend tells."""
         return self._live(tensor)
+
+    def recorded_softmax(self, record, probabilities, mask, convention):
+        """Notes a probability map computed inside `record`'s call, and
+        returns what the layer goes on with: the same map, multiplied by a
+        gate of ones when relevance is asked."""
+        record.softmaxes.append((probabilities, mask, convention))
+        if self._gate is None:
+            record.gates.append(None)
+            return probabilities
+        record.gates.append(self.gate_count)
+        self.gate_count += 1
+        return self._gate(probabilities)
 
     def begin(self, name, layer):
         call = _Call(name, layer)
@@ -562,7 +582,7 @@ def _patch_softmax_layer(softmax_layer, recorder):
         finally:
             recorder.in_softmax = False
         if recorder.live(outputs) and len(outputs.shape) >= 3:
-            record.softmaxes.append((outputs, mask, masks.KEEP))
+            return recorder.recorded_softmax(record, outputs, mask, masks.KEEP)
         return outputs
 
     return {"call": call}
@@ -579,7 +599,7 @@ def _softmax_hook(original, recorder):
         finally:
             recorder.in_softmax = False
         if recorder.live(outputs) and len(outputs.shape) >= 3:
-            record.softmaxes.append((outputs, None, None))
+            return recorder.recorded_softmax(record, outputs, None, None)
         return outputs
 
     return softmax
@@ -666,7 +686,8 @@ class Captured:
     """One call of one layer on the probe, as numpy arrays."""
 
     def __init__(self, name, layer, scores, mask, convention, same_sequence, causal, source,
-                 query_inputs=None, key_inputs=None, kv_heads=None, value_norms=None, value_vector=None):
+                 query_inputs=None, key_inputs=None, kv_heads=None, value_norms=None, value_vector=None,
+                 relevance=None):
         self.name = name  # the layer's tag name (path, unique; `/call_2`... for later calls)
         self.layer = layer
         # (batch, heads, q, k) or (batch, q, k) (layouts.query_heads), or what
@@ -687,6 +708,10 @@ class Captured:
         # (value_vectors.VALUE_OUTPUT / VALUE_ONLY); None where not known.
         self.value_norms = value_norms
         self.value_vector = value_vector
+        # (batch, heads, q, k) as `scores`: (d target / d A) * A, the gradient
+        # of the explained output by the weights times the weights
+        # (writing/relevance.py), when asked and known; else None.
+        self.relevance = relevance
 
 
 class ProbeFunction:
@@ -701,7 +726,7 @@ class ProbeFunction:
         several softmaxes per call (it holds several attentions).
     """
 
-    def __init__(self, model, layers, required, probe, names=None, value_norms=True):
+    def __init__(self, model, layers, required, probe, names=None, value_norms=True, explain=None):
         backend = backends.current()
         names = names or readable_tags(model, layers)
         everyone = all_layers(model)
@@ -712,14 +737,16 @@ class ProbeFunction:
         self.map_bytes_per_example = None  # set by the trace
         required_by_layer = {id(l): r for l, r in zip(layers, required)}
 
-        def forward(x, call_model, live):
-            recorder.reset(live)
+        def forward(x, call_model, live, gate=None):
+            recorder.reset(live, gate)
             call_model(x)
             out = self._plan(recorder.calls, names, required, required_by_layer)
             # The maps' sizes are static in the trace, whatever batch it ran at
             # (PyTorch traces one example): known before the first capture runs.
+            # A layer explained (relevance) holds a second map, its gradient product.
             self.map_bytes_per_example = _float32_bytes_per_example(
-                [values["scores"] for values in out.values()])
+                [values["scores"] for values in out.values()]
+                + [values["scores"] for key, values in out.items() if explain and key in self._explainable])
             return out, _links(recorder.calls)
 
         @contextlib.contextmanager
@@ -752,7 +779,10 @@ class ProbeFunction:
                     else:
                         setattr(owner, attr, original)
 
-        self._traced = backend.trace(model, probe, forward, hooked)
+        # With `explain` (writing/relevance.py: the model's outputs -> the
+        # scalar to explain), every run also gives the gradient of it by each
+        # recorded probability map's gate: relevance (Chefer et al.).
+        self._traced = backend.trace(model, probe, forward, hooked, explain)
         sources = stream_sources(recorder.calls, self._traced)
         self._traced.forget_history()
         recorder.reset(lambda tensor: False)  # drops the traced tensors: needed no more
@@ -764,6 +794,8 @@ class ProbeFunction:
         """Picks what to return for every recorded call: {key: tensors}, the
         keys sorting in the order the model ran the calls."""
         counts, out, meta = {}, {}, {}
+        self._gates = {}  # key -> index of its probabilities' gate (relevance), or None
+        self._explainable = set()  # keys whose probabilities one gate multiplies
         ran = set()
         first_calls = list({id(call.layer): call for call in reversed(calls)}.values())[::-1]
         tags = dict(zip((id(call.layer) for call in first_calls),
@@ -786,6 +818,10 @@ class ProbeFunction:
                 else keras.ops.cast(call.same_sequence, "int32"),
                 "value_norms": keras.ops.zeros([0]) if sent is None else sent[0],
             }
+            explainable = source in ("scores", "softmax") and len(call.gates) == 1
+            self._gates[key] = call.gates[0] if explainable else None
+            if explainable:
+                self._explainable.add(key)
             meta[key] = (name, call.layer, mask is not None, convention, call.causal, source,
                          id(call), _static_length(call.query), None if sent is None else sent[1])
         missing = [n for n, r in zip(names, required) if r and n not in ran]
@@ -825,7 +861,9 @@ class ProbeFunction:
         return None
 
     def __call__(self):
-        result = self._traced.run()
+        result = dict(self._traced.run())
+        # (d target / d gate) = (d target / d p) * p per gate, in gate order
+        gradients = result.pop("relevance", None)
         captured = []
         for key in sorted(result):
             name, layer, has_mask, convention, causal, source, _, query_length, value_vector = self._meta[key]
@@ -835,8 +873,12 @@ class ProbeFunction:
             scores = values["scores"]
             mask = values["mask"] if has_mask else None
             kv_heads = None
+            gate = self._gates.get(key)
+            relevance = None if gradients is None or gate is None else gradients[gate]
             if source != "output":  # a picked layer's output is checked as it is
                 scores, mask, kv_heads = layouts.query_heads(scores, mask, query_length)
+                if relevance is not None:
+                    relevance = layouts.query_heads(relevance, None, query_length)[0]
             captured.append(Captured(
                 name=name,
                 layer=layer,
@@ -851,6 +893,7 @@ class ProbeFunction:
                 key_inputs=key_inputs,
                 value_norms=values["value_norms"] if value_vector else None,
                 value_vector=value_vector,
+                relevance=relevance,
             ))
         return captured
 

@@ -29,8 +29,9 @@ import numpy as np
 
 def first_batch(probe):
     """The probe's inputs, with a dataset replaced by its first batch's and
-    a list of strings made one string array; (probe, note) where `note`
-    says what was done for the log (None: nothing).
+    a list of strings made one string array; (probe, note, labels) where
+    `note` says what was done for the log (None: nothing) and `labels` is a
+    dataset batch's (y, sample_weight), or None (relevance="loss").
 
     Raises:
       ValueError: a generator or iterator.
@@ -40,15 +41,16 @@ def first_batch(probe):
         if batch is None:
             raise ValueError("probe= is a dataset with no batch: pass a dataset of at least one batch, "
                              "or the arrays themselves, e.g. probe=x_val[:8]")
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch if isinstance(batch, tuple) else (batch,))
-        return _to_numpy(x), "the first batch of the dataset given as probe= (its inputs)"
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(batch if isinstance(batch, tuple) else (batch,))
+        labels = None if y is None else (_to_numpy(y), None if weight is None else _to_numpy(weight))
+        return _to_numpy(x), "the first batch of the dataset given as probe= (its inputs)", labels
     if _is_iterator(probe):
         raise ValueError(
             "probe= is a %s, which would be consumed by reading it; pass its first batch's "
             "inputs as arrays, e.g. probe=next(iter(dataset))[0], or probe=x_val[:8]"
             % type(probe).__name__
         )
-    return _texts_as_arrays(probe), None
+    return _texts_as_arrays(probe), None, None
 
 
 def _texts_as_arrays(probe):
@@ -77,8 +79,9 @@ def holds_strings(probe):
 def inputs_for(model, probe):
     """The probe as `model` takes it: raw strings through the model's
     preprocessor, `(x, y[, sample_weight])` to x for a model of one input.
-    Returns (probe, note, tokenizer): `note` says what was done (None:
-    nothing), `tokenizer` the preprocessor's, to label tokens with.
+    Returns (probe, note, tokenizer, labels): `note` says what was done
+    (None: nothing), `tokenizer` the preprocessor's, to label tokens with,
+    `labels` the (y, sample_weight or None) that came with x, or None.
 
     Raises:
       ValueError: strings for a model without a preprocessor.
@@ -106,10 +109,11 @@ def inputs_for(model, probe):
                 "probe=model.preprocessor(texts)"
                 % (model.name, type(preprocessor).__name__, _first_line(e))
             ) from None
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(_as_tuple(processed))
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(_as_tuple(processed))
         count = len(next(iter(texts.values())) if isinstance(texts, dict) else texts)
+        labels = None if y is None else (_to_numpy(y), None if weight is None else _to_numpy(weight))
         return _to_numpy(x), "the output of %s's preprocessor for the %d texts given as probe=" % (
-            model.name, count), tokenizer
+            model.name, count), tokenizer, labels
     expected = getattr(model, "_inputs_struct", None)
     single_input = expected is not None and not isinstance(expected, (list, tuple))
     if single_input and isinstance(probe, (list, tuple)) and len(probe) in (2, 3):
@@ -117,8 +121,9 @@ def inputs_for(model, probe):
         if isinstance(expected, dict) == isinstance(x, dict):
             note = "the inputs x of the (x, y%s) given as probe= (model \"%s\" takes one input)" % (
                 ", sample_weight" if len(probe) == 3 else "", model.name)
-            return x, note, tokenizer
-    return probe, note, tokenizer
+            labels = (np.asarray(probe[1]), np.asarray(probe[2]) if len(probe) == 3 else None)
+            return x, note, tokenizer, labels
+    return probe, note, tokenizer, None
 
 
 def _first_line(error):

@@ -137,6 +137,16 @@ class LayerStep:
     # that is ("value_output" or "value_only"); None: not known.
     value_norms: list = None
     value_vector: str = ""
+    # Per example, float32 (heads, q_len, k_len): d target / d a_hij * a_hij,
+    # the gradient-weighted relevance of each weight (writing/relevance.py),
+    # and what it explains; None: not asked or not known.
+    relevance: list = None
+    relevance_target: str = ""
+    relevance_rollout: list = None  # per example: relevance rollout over the kept keys
+    # Set on the record of a layer's relevance (relevance_step): whose it is,
+    # and per example (heads, q_len) each row's positive relevance.
+    relevance_of: str = ""
+    relevance_rows: list = None
 
     # The scores as given, (batch, heads, q, k) float32, when no example was
     # cropped: `examples` then uses them without a copy.
@@ -164,6 +174,8 @@ def prepare(
     description=None,
     value_norms=None,
     value_vector="value_output",
+    relevance=None,
+    relevance_target="",
 ):
     """Checks and crops one layer's scores into a LayerStep (arguments as
     for `attention`).
@@ -202,7 +214,18 @@ def prepare(
         if value_vector not in _VALUE_VECTORS:
             raise ValueError("value_vector must be one of %s, got %r" % (sorted(_VALUE_VECTORS), value_vector))
         value_norms = [value_norms[i, :, ko : ko + kl] for i, (_, (ko, kl)) in enumerate(spans)]
+    if relevance is not None:
+        relevance = as_head_first(relevance)
+        if relevance.shape != scores.shape:
+            raise ValueError("relevance of %r must have the scores' shape %s, got %s"
+                             % (name, scores.shape, relevance.shape))
+        if not np.all(np.isfinite(relevance)):
+            raise ValueError("the relevance of layer \"%s\" contains NaN or Inf (the explained "
+                             "output or its gradient overflowed)" % (name,))
+        relevance = [relevance[i, :, qo : qo + ql, ko : ko + kl] for i, ((qo, ql), (ko, kl)) in enumerate(spans)]
     return LayerStep(
+        relevance=relevance,
+        relevance_target=str(relevance_target) if relevance is not None else "",
         value_norms=value_norms,
         value_vector=value_vector if value_norms is not None else "",
         uncropped=uncropped,
@@ -242,6 +265,8 @@ def maps_facts(record):
         probe_digest=record.probe_digest,
         probe_examples=record.probe_examples,
         sliding_window=record.sliding_window,
+        relevance_of=record.relevance_of,
+        relevance_target=record.relevance_target if record.relevance_of else "",
     )
     if record.storage not in _STORAGES:
         raise ValueError("storage must be one of %s, got %r" % (sorted(_STORAGES), record.storage))
@@ -300,6 +325,10 @@ def serialize(record):
         derived.append((PluginData.VALUE_NORMS, None, _pad_rows(record.value_norms, record.spans)))
         derived.append((PluginData.VALUE_METRICS, None, _head_metrics_tensor(
             record, _value_weighted_examples(record), previous=False)))
+    if record.relevance_rows is not None:
+        # each row's sum, over the kept queries: the swapped spans pad by query length
+        derived.append((PluginData.RELEVANCE_ROWS, None, _pad_rows(
+            record.relevance_rows, [(k, q) for q, k in record.spans])))
     for role, example, array in derived:
         info = PluginData(role=role, layer=record.name)
         if role in (PluginData.HEAD_METRICS, PluginData.VALUE_METRICS):
@@ -311,7 +340,36 @@ def serialize(record):
             np.asarray(array, dtype=np.float32),
             metadata.create_summary_metadata(info),
         ))
+    if record.relevance is not None:
+        out.extend(serialize(relevance_step(record)))
     return out
+
+
+def relevance_step(record):
+    """The LayerStep of a layer's relevance (tag NAME/_relevance): per head,
+    each query row's shares of its positive relevance, (d target / d a_hij *
+    a_hij)^+ / sum_j (...)^+, as maps of 0..1 in the layer's encoding (a row
+    with none stays 0), the rows' sums beside them (RELEVANCE_ROWS), and the
+    relevance rollout as its rollout; its importance, statistics and metrics
+    are those of the shares, computed by `serialize` as for any layer."""
+    shares, rows = zip(*(numerics.relevance_shares(products) for products in record.relevance))
+    return dataclasses.replace(
+        record,
+        name=metadata.relevance_tag(record.name),
+        maps=list(shares),
+        uncropped=None,
+        rollout=record.relevance_rollout,
+        rollout_stack=metadata.relevance_tag(record.rollout_stack) if record.relevance_rollout is not None else "",
+        previous_maps=None,
+        query_ids=None,
+        value_norms=None,
+        value_vector="",
+        relevance=None,
+        relevance_rollout=None,
+        relevance_of=record.name,
+        relevance_rows=list(rows),
+        description=None,
+    )
 
 
 def probe_images(images):

@@ -7,12 +7,16 @@ layers above (capture.py, callback.py) never ask which backend runs:
   SOFTMAX_FUNCTIONS: [(module, attribute)] of the backend's own softmax
       functions a hand-written layer may call (beside Keras's, hooked by
       capture.py on every backend).
-  trace(model, probe, forward, hooked) -> Traced: traces `forward(inputs,
-      call_model, live)` once, inside `with hooked():` (capture's hooks
-      active), into the backend's compiled form; an eager backend (torch)
-      runs it again, hooked, at every capture. `forward` returns (out,
-      links): `out` the tensors to return at every capture, `links` tensors
-      whose history (which probe inputs they come from) is asked once.
+  trace(model, probe, forward, hooked, explain=None) -> Traced: traces
+      `forward(inputs, call_model, live, gate=None)` once, inside `with
+      hooked():` (capture's hooks active), into the backend's compiled form;
+      an eager backend (torch) runs it again, hooked, at every capture.
+      `forward` returns (out, links): `out` the tensors to return at every
+      capture, `links` tensors whose history (which probe inputs they come
+      from) is asked once. With `explain` (the model's outputs -> a scalar
+      tensor, writing/relevance.py), `gate` is a function p -> p * ones the
+      backend differentiates by, and `out` gets "relevance": the gradient of
+      `explain` by each gate, in the order the gates were made, float32.
   Traced.run() -> `out` as numpy arrays, computed with the model's weights
       as they are now.
   Traced.links / .inputs / .parents(node) / .key(node) / .is_node(value):

@@ -13,6 +13,7 @@ import jax
 import keras
 import numpy as np
 from jax.extend import core as jax_core
+from jax.interpreters import ad
 
 SOFTMAX_FUNCTIONS = ((jax.nn, "softmax"),)
 
@@ -29,26 +30,58 @@ def _state(model):
             [v.value for v in model.non_trainable_variables])
 
 
+def _model_caller(model, trainable, non_trainable, seen):
+    """call_model for `forward`: the model as Keras's JAX predict step calls
+    it, its outputs kept in `seen`."""
+    kwargs = {"training": False} if getattr(model, "_call_has_training_arg", True) else {}
+
+    def call_model(inputs):
+        seen["outputs"], _ = model.stateless_call(trainable, non_trainable, inputs, **kwargs)
+        return seen["outputs"]
+
+    return call_model
+
+
+def _live_in(x):
+    """live() for `forward`: a tensor of the trace `x` belongs to (not of a
+    shape inference), also when differentiated (jax.grad wraps it)."""
+    marker = getattr(keras.tree.flatten(x)[0], "_trace", None)
+
+    def live(tensor):
+        while isinstance(tensor, ad.JVPTracer):
+            tensor = tensor.primal
+        return isinstance(tensor, jax.core.Tracer) and tensor._trace is marker
+
+    return live
+
+
+def _replayed(closed, treedef, count):
+    """A jitted function of a traced jaxpr's inputs giving its first `count`
+    outputs as `treedef` (the others are dropped and not computed)."""
+    replay = jax_core.jaxpr_as_fun(closed)
+
+    def run(*args):
+        return jax.tree_util.tree_unflatten(treedef, replay(*jax.tree_util.tree_leaves(args))[:count])
+
+    return jax.jit(run)
+
+
 class Traced:
-    def __init__(self, model, probe, forward):
+    def __init__(self, model, probe, forward, explain=None):
         self._model = model
         self._probe = keras.tree.map_structure(jax.numpy.asarray, probe)
         if not model.built:  # its variables exist only once it has run (on one example)
             model(keras.tree.map_structure(lambda t: t[:1], self._probe), training=False)
         shapes = {}
+        gate_shapes = []  # the probability maps a gate multiplies, in order (relevance)
+
+        def noted(p):
+            gate_shapes.append((p.shape, p.dtype))
+            return p
 
         def traced(trainable, non_trainable, x):
-            marker = getattr(keras.tree.flatten(x)[0], "_trace", None)
-
-            def call_model(inputs):  # as Keras's JAX predict step calls it
-                kwargs = {"training": False} if getattr(model, "_call_has_training_arg", True) else {}
-                outputs, _ = model.stateless_call(trainable, non_trainable, inputs, **kwargs)
-                return outputs
-
-            def live(tensor):  # a tensor of this trace (not of a shape inference)
-                return isinstance(tensor, jax.core.Tracer) and tensor._trace is marker
-
-            out, links = forward(x, call_model, live)
+            call_model = _model_caller(model, trainable, non_trainable, {})
+            out, links = forward(x, call_model, _live_in(x), noted if explain is not None else None)
             shapes["out"] = jax.tree_util.tree_structure(out)
             return out, list(links)
 
@@ -60,13 +93,33 @@ class Traced:
         self.inputs = list(jaxpr.invars[len(trainable) + len(non_trainable):])
         self._producers = {
             id(var): equation for equation in jaxpr.eqns for var in equation.outvars}
-        replay = jax_core.jaxpr_as_fun(closed)
-        treedef = shapes["out"]
+        if explain is None:
+            # the history's extra outputs are dropped (and not computed)
+            self._run = _replayed(closed, shapes["out"], out_count)
+            return
 
-        def run(*args):  # the history's extra outputs are dropped (and not computed)
-            return jax.tree_util.tree_unflatten(treedef, replay(*jax.tree_util.tree_leaves(args))[:out_count])
+        # Relevance: gates are inputs of what JAX differentiates, so their
+        # shapes come from the trace above; a second trace (still hooked)
+        # runs the probe under jax.grad by gates of ones. Its calls are the
+        # first trace's, in the same order (capture's keys and links alike).
+        def explained(trainable, non_trainable, x):
+            seen = {}
+            call_model = _model_caller(model, trainable, non_trainable, seen)
+            live = _live_in(x)
 
-        self._run = jax.jit(run)
+            def target(gates):
+                remaining = iter(gates)
+                out, _ = forward(x, call_model, live, lambda p: p * next(remaining))
+                return explain(seen["outputs"]), out
+
+            ones = [jax.numpy.ones(shape, dtype) for shape, dtype in gate_shapes]
+            gradients, out = jax.grad(target, has_aux=True)(ones)
+            out = dict(out, relevance=[g.astype("float32") for g in gradients])
+            shapes["explained"] = jax.tree_util.tree_structure(out)
+            return out
+
+        closed = jax.jit(explained).trace(trainable, non_trainable, self._probe).jaxpr
+        self._run = _replayed(closed, shapes["explained"], shapes["explained"].num_leaves)
 
     def run(self):
         out = self._run(*_state(self._model), self._probe)
@@ -91,9 +144,9 @@ class Traced:
         self._producers = {}
 
 
-def trace(model, probe, forward, hooked):
+def trace(model, probe, forward, hooked, explain=None):
     with hooked():
-        return Traced(model, probe, forward)
+        return Traced(model, probe, forward, explain)
 
 
 def is_chief(model):

@@ -17,7 +17,7 @@ _unconverted = tf.autograph.experimental.do_not_convert
 
 
 class Traced:
-    def __init__(self, model, probe, forward):
+    def __init__(self, model, probe, forward, explain=None):
         self._probe = keras.tree.map_structure(tf.convert_to_tensor, probe)
         found = {}
 
@@ -25,9 +25,32 @@ class Traced:
             # tf.function traces twice when the first call creates variables
             # (an unbuilt model): every trace starts afresh and the last wins.
             graph = tf.compat.v1.get_default_graph()
-            out, links = _unconverted(forward)(
-                x, lambda inputs: model(inputs, training=False),
-                lambda tensor: getattr(tensor, "graph", None) is graph)
+            seen = {}
+
+            def call_model(inputs):
+                seen["outputs"] = model(inputs, training=False)
+                return seen["outputs"]
+
+            def live(tensor):
+                return getattr(tensor, "graph", None) is graph
+
+            if explain is None:
+                out, links = _unconverted(forward)(x, call_model, live)
+            else:
+                # One backward pass: the gradient of the explained output by
+                # a gate of ones on each probability map is (d out / d p) * p.
+                gates = []
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    def gate(p):
+                        ones = tf.ones_like(p)
+                        tape.watch(ones)
+                        gates.append(ones)
+                        return p * ones
+
+                    out, links = _unconverted(forward)(x, call_model, live, gate)
+                    target = _unconverted(explain)(seen["outputs"])
+                gradients = tape.gradient(target, gates, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                out = dict(out, relevance=[tf.cast(g, "float32") for g in gradients])
             found["links"], found["inputs"] = links, keras.tree.flatten(x)
             return out
 
@@ -57,9 +80,9 @@ class Traced:
         self.links = self.inputs = None  # the graph itself stays: the function runs it
 
 
-def trace(model, probe, forward, hooked):
+def trace(model, probe, forward, hooked, explain=None):
     with hooked():
-        return Traced(model, probe, forward)
+        return Traced(model, probe, forward, explain)
 
 
 def is_chief(model):

@@ -54,8 +54,9 @@ def _tensors(values):
 
 
 class Traced:
-    def __init__(self, model, probe, forward, hooked):
+    def __init__(self, model, probe, forward, hooked, explain=None):
         self._model, self._forward, self._hooked = model, forward, hooked
+        self._explain = explain
         self._probe = keras.tree.map_structure(keras.ops.convert_to_tensor, probe)
         # The history is recorded on the first example alone: the walk needs
         # only which tensor came from which, and an eager trace is a run, whose
@@ -74,9 +75,30 @@ class Traced:
         with torch.no_grad(), self._hooked():
             return self._forward(probe, lambda inputs: self._model(inputs, training=False), _is_live)
 
+    def _explained(self, probe):
+        """`out` with "relevance": one backward pass of the explained output
+        to a gate of ones on each probability map, (d out / d p) * p."""
+        gates, seen = [], {}
+
+        def gate(p):
+            ones = torch.ones_like(p, requires_grad=True)
+            gates.append(ones)
+            return p * ones
+
+        def call_model(inputs):
+            seen["outputs"] = self._model(inputs, training=False)
+            return seen["outputs"]
+
+        with torch.enable_grad(), self._hooked():
+            out, _ = self._forward(probe, call_model, _is_live, gate)
+            target = self._explain(seen["outputs"])
+            gradients = torch.autograd.grad(target, gates, allow_unused=True) if gates else []
+        relevance = [torch.zeros_like(g) if d is None else d.float() for g, d in zip(gates, gradients)]
+        return dict(out, relevance=relevance)
+
     def run(self):
-        out, _ = self._call(self._probe)
-        return keras.tree.map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
+        out = self._call(self._probe)[0] if self._explain is None else self._explained(self._probe)
+        return keras.tree.map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t.detach())), out)
 
     @staticmethod
     def key(node):
@@ -94,8 +116,8 @@ class Traced:
         self._made_from, self._alive = {}, []  # the probe's activations, kept only for the walk
 
 
-def trace(model, probe, forward, hooked):
-    return Traced(model, probe, forward, hooked)
+def trace(model, probe, forward, hooked, explain=None):
+    return Traced(model, probe, forward, hooked, explain)
 
 
 _distributed = torch.distributed

@@ -1,0 +1,141 @@
+"""Gradient-weighted relevance (issue 35 item 2, Chefer, Gur and Wolf, ICCV
+2021): in real fits, on every backend, the stored relevance of each
+attention weight equals d target / d a_hij * a_hij derived by hand, in
+float64 numpy, from the trained layer's own weights:
+
+    embedding x -> MultiHeadAttention (heads h: v_h = x W_V^h + b_V^h,
+    o_i = sum_h sum_j a_hij v_hj W_O^h + b_O) -> mean over the 6 positions
+    -> logits z = W_d mean(o) + b_d,
+
+so with g_z = d target / d z (one_hot(y) - softmax(z) for minus the
+cross-entropy, one_hot(c) for class c's logit), every position's output
+gets the gradient g_o = W_d g_z / 6 and
+
+    d target / d a_hij = (W_O^h g_o) . v_hj.
+
+Relevance rollout through a stack of one layer is the mean over real query
+rows of I + mean_h (d target / d A_h * A_h)^+ (Chefer et al., eq. 6-7).
+
+Tolerances: the probe computes the gradients in float32 (through the
+backend's autodiff), the reference in float64: products of a few float32
+roundings, far below 1e-4 of the largest relevance; the shares are stored as
+float32 here (encoding="float32"), exact to float32.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from tb_attention_plugin import AttentionCallback, read_attention
+
+LEN, VOCAB, WIDTH, CLASSES = 6, 20, 8, 3
+RTOL = 1e-4  # of the largest |relevance| of the example: float32 backward vs float64
+
+
+def _model():
+    ids = keras.Input((LEN,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, WIDTH, name="embed")(ids)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(x, x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(x))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(1, VOCAB, (n, LEN)), rng.integers(0, CLASSES, (n,))
+
+
+def _hand(model, ids, gradient_of_logits):
+    """(weights (batch, heads, q, k), d target / d A * A) by hand, float64."""
+    weights = lambda layer: [np.asarray(w, np.float64) for w in layer.get_weights()]
+    (table,) = weights(model.get_layer("embed"))
+    wq, bq, wk, bk, wv, bv, wo, bo = weights(model.get_layer("mha"))
+    wd, bd = weights(model.get_layer("head"))
+    x = table[ids]  # (b, n, width)
+    q = np.einsum("bnw,whd->bnhd", x, wq) + bq
+    k = np.einsum("bnw,whd->bnhd", x, wk) + bk
+    v = np.einsum("bnw,whd->bnhd", x, wv) + bv
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+    a = np.exp(scores - scores.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    o = np.einsum("bhqk,bkhd,hdw->bqw", a, v, wo) + bo
+    z = o.mean(axis=1) @ wd + bd
+    g_o = gradient_of_logits(z) @ wd.T / LEN  # (b, width), the same at every position
+    through = np.einsum("hdw,bw->bhd", wo, g_o)  # W_O^h g_o
+    gradient = np.einsum("bhd,bkhd->bhk", through, v)[:, :, None, :]  # the same for every query i
+    return a, gradient * a
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+TARGETS = {
+    "loss": lambda y: lambda z: np.eye(CLASSES)[y] - _softmax(z),
+    "predicted": lambda y: lambda z: np.eye(CLASSES)[z.argmax(-1)],
+    2: lambda y: lambda z: np.tile(np.eye(CLASSES)[2], (len(z), 1)),
+    "callable": lambda y: lambda z: np.tile([1.0, -1.0, 0.0], (len(z), 1)),
+}
+
+
+def _fit(tmp_path, relevance, **callback_args):
+    keras.utils.set_random_seed(0)
+    model = _model()
+    x, y = _data()
+    callback = AttentionCallback(str(tmp_path), probe=(x[:3], y[:3]), update_freq=2,
+                                 encoding="float32", relevance=relevance, **callback_args)
+    model.fit(x, y, batch_size=4, epochs=1, callbacks=[callback], verbose=0)
+    return model, x[:3], y[:3], read_attention(str(tmp_path))["."]
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_stored_relevance_equals_the_hand_gradient_of_the_explained_output(tmp_path, target):
+    relevance = (lambda logits: logits[:, 0] - logits[:, 1]) if target == "callable" else target
+    model, x, y, run = _fit(tmp_path, relevance)
+    assert list(run) == ["mha"]  # the relevance is listed with its layer, not as one
+    layer = run["mha"]
+    stored = layer.relevance
+    assert stored is not None and list(stored.steps) == list(layer.steps)
+    assert stored.relevance_target == {
+        "loss": "loss (minus the loss on the probe's labels)", "predicted": "predicted class",
+        2: "class 2", "callable": "output <lambda>"}[target]
+    weights, products = _hand(model, x, TARGETS[target](y))
+    np.testing.assert_allclose(layer.maps[0][-1], weights[0], atol=1e-5)  # the same trained weights
+    for e in range(3):
+        expected = np.maximum(products[e], 0)
+        scale = np.abs(products[e]).max()
+        assert scale > 0
+        np.testing.assert_allclose(layer.relevance_maps(e, -1), expected, rtol=0, atol=RTOL * scale)
+        np.testing.assert_allclose(stored.relevance_rows[e][-1], expected.sum(-1), rtol=0, atol=LEN * RTOL * scale)
+        # Relevance rollout of a stack of one layer: mean over rows of I + A_bar.
+        rollout = (np.eye(LEN) + expected.mean(axis=0)).mean(axis=0)
+        np.testing.assert_allclose(stored.rollout[e][-1], rollout, rtol=1e-4)
+    # The shares are each row's share of its positive relevance: rows sum to 1.
+    shares = stored.maps[0][-1]
+    nonzero = stored.relevance_rows[0][-1] > 0
+    np.testing.assert_allclose(shares.sum(-1)[nonzero], 1.0, atol=1e-5)
+
+
+def test_without_relevance_nothing_extra_is_stored(tmp_path):
+    _, _, _, run = _fit(tmp_path, None)
+    assert run["mha"].relevance is None
+    tags = [p.name for p in tmp_path.rglob("*")]
+    assert not any("relevance" in t for t in tags)
+
+
+@pytest.mark.parametrize("relevance, probe, says", [
+    ("loss", "x", "probe=(x, y)"),
+    (7, "xy", "relevance=7 is no class of this model's 3 outputs"),
+    ("everything", "xy", "names no output to explain"),
+])
+def test_relevance_that_cannot_be_computed_is_refused_before_training_naming_the_fix(tmp_path, relevance, probe, says):
+    model = _model()
+    x, y = _data()
+    given = x[:2] if probe == "x" else (x[:2], y[:2])
+    with pytest.raises(ValueError, match=".*".join(map(__import__("re").escape, [says]))):
+        callback = AttentionCallback(str(tmp_path), probe=given, relevance=relevance)
+        model.fit(x, y, epochs=1, callbacks=[callback], verbose=0)
+    assert not list(tmp_path.rglob("events.out.tfevents*"))  # nothing written, no step run
