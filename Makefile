@@ -28,7 +28,7 @@ TORCH := torch==2.13.0
 # model style, every mask form, shared layers, faults, the keras_hub zoo, LLM habits,
 # long probes stored reduced, value-weighted attention.
 BACKEND_TESTS := tests/test_backends.py tests/test_callback_capture.py tests/test_capture_any_model.py tests/test_probe_habits.py \
-  tests/test_zoo_keras_hub.py tests/test_llm_finetuning.py tests/test_long_probes.py tests/test_value_weighted.py
+  tests/test_zoo_keras_hub.py tests/test_llm_finetuning.py tests/test_long_probes.py tests/test_value_weighted.py tests/test_relevance.py
 
 .PHONY: install test demo demo-train bench clean
 

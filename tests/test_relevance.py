@@ -139,3 +139,81 @@ def test_relevance_that_cannot_be_computed_is_refused_before_training_naming_the
         callback = AttentionCallback(str(tmp_path), probe=given, relevance=relevance)
         model.fit(x, y, epochs=1, callbacks=[callback], verbose=0)
     assert not list(tmp_path.rglob("events.out.tfevents*"))  # nothing written, no step run
+
+
+HUB_LEN, HUB_PAD = 10, 3
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama", "gemma"])
+def test_keras_hub_models_store_the_relevance_a_gradient_tape_gives(tmp_path, family):
+    """keras_hub models built from config, in a real fit explaining a
+    regression head (relevance=0): every attention layer's stored relevance
+    is (d out / d A * A)^+ as TensorFlow's GradientTape gives it in an eager
+    call of the trained model, recording each layer's softmax output (BERT
+    and GPT-2: MultiHeadAttention; Llama and Gemma: their own softmax, 4
+    query heads over 2 key/value heads). On JAX and PyTorch (no tape), every
+    layer stores finite relevance whose rows are shares of one."""
+    keras_hub = pytest.importorskip("keras_hub")
+    from conftest import explicit_attention
+
+    config = dict(vocabulary_size=VOCAB, num_layers=2, hidden_dim=8, intermediate_dim=16)
+    if family in ("bert", "gpt2"):
+        kind = keras_hub.models.BertBackbone if family == "bert" else keras_hub.models.GPT2Backbone
+        backbone = kind(num_heads=2, max_sequence_length=HUB_LEN, **config)
+    else:
+        config.update(num_query_heads=4, num_key_value_heads=2, hidden_dim=16, intermediate_dim=32)
+        backbone = (keras_hub.models.LlamaBackbone(**config) if family == "llama"
+                    else keras_hub.models.GemmaBackbone(head_dim=4, **config))
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, (8, HUB_LEN))
+    x[:, HUB_LEN - HUB_PAD:] = 0
+    inputs = {"token_ids": x, "padding_mask": (x != 0).astype("int32")}
+    if family == "bert":
+        inputs["segment_ids"] = np.zeros_like(x)
+    output = backbone.output["sequence_output"] if family == "bert" else backbone.output
+    keras.utils.set_random_seed(1)
+    model = keras.Model(backbone.input, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(output)))
+    model.compile("adam", "mse")
+    probe = {k: v[:2] for k, v in inputs.items()}
+    model.fit(inputs, rng.normal(size=(8, 1)), batch_size=4, verbose=0, callbacks=[
+        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32", relevance=0)])
+    layers = read_attention(str(tmp_path))["."]
+    real = HUB_LEN - HUB_PAD
+    for stored in layers.values():
+        assert stored.relevance is not None and stored.relevance.relevance_target == "class 0"
+        shares = stored.relevance.maps[0][-1]
+        assert np.isfinite(shares).all() and shares.shape[-2:] == (real, real)
+        rows = stored.relevance.relevance_rows[0][-1]
+        np.testing.assert_allclose(shares.sum(-1)[rows > 0], 1.0, atol=1e-5)
+    if keras.config.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    attention = [l for l in model._flatten_layers(include_self=False) if l.path in layers]
+    assert len(attention) == 2
+    softmaxes, restore = {}, []
+    for layer in attention:
+        softmax = next(l for l in layer._flatten_layers(include_self=False) if isinstance(l, keras.layers.Softmax))
+
+        def call(*args, _original=softmax.call, _path=layer.path, **kwargs):
+            softmaxes[_path] = _original(*args, **kwargs)
+            return softmaxes[_path]
+
+        object.__setattr__(softmax, "call", call)
+        restore.append(softmax)
+    try:
+        with explicit_attention(), tf.GradientTape() as tape:
+            target = tf.reduce_sum(model(probe, training=False)[:, 0])
+        paths = [l.path for l in attention]
+        gradients = tape.gradient(target, [softmaxes[p] for p in paths])
+    finally:
+        for softmax in restore:
+            object.__delattr__(softmax, "call")
+    for path, gradient in zip(paths, gradients):
+        a = softmaxes[path].numpy()
+        products = (gradient.numpy() * a).reshape((2, -1) + a.shape[-2:])  # Gemma's (kv, groups) -> heads
+        for e in range(2):
+            expected = np.maximum(products[e, :, :real, :real], 0)
+            scale = np.abs(products[e]).max()
+            assert scale > 0
+            np.testing.assert_allclose(layers[path].relevance_maps(e, -1), expected, rtol=0, atol=RTOL * scale)

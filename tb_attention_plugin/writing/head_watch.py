@@ -47,7 +47,12 @@ class HeadWatch:
         self._loss_at_capture = loss
         names = head_metrics.METRIC_NAMES
         layers = []  # (layer name, normalized entropy of the layer, change per head)
+        # a layer's relevance (NAME/_relevance) has head metrics of its own, no attention to watch
+        relevance = {info.layer for info, _ in summary.items_of_role(serialized, metadata.PluginData.MAPS)
+                     if info.relevance_of}
         for info, tensor in summary.items_of_role(serialized, metadata.PluginData.HEAD_METRICS):
+            if info.layer in relevance:
+                continue
             values = np.asarray(tensor)  # (examples, heads, metrics)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: nothing to say

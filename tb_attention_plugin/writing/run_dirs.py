@@ -70,7 +70,8 @@ def _flatten_with_paths(nest, path=()):
 def facts_of_serialized(serialized):
     """{layer: facts (AttentionPluginData)} of one capture as
     `summary.serialize` made it."""
-    return {info.layer: info for info, _ in summary.items_of_role(serialized, PluginData.MAPS)}
+    return {info.layer: info for info, _ in summary.items_of_role(serialized, PluginData.MAPS)
+            if not info.relevance_of}  # a layer's relevance is no layer: asking for it starts no new run
 
 
 def same_facts(stored, new):
@@ -98,7 +99,7 @@ def read_run(run_dir):
                 if info is None:
                     continue
                 last_step = max(last_step, event.step)
-                if info.role != PluginData.MAPS:
+                if info.role != PluginData.MAPS or info.relevance_of:
                     continue
                 facts = _step_facts(info, value)
                 if facts is not None and event.step >= newest.get(info.layer, (-1, None))[0]:

@@ -13,7 +13,6 @@ import jax
 import keras
 import numpy as np
 from jax.extend import core as jax_core
-from jax.interpreters import ad
 
 SOFTMAX_FUNCTIONS = ((jax.nn, "softmax"),)
 
@@ -48,8 +47,8 @@ def _live_in(x):
     marker = getattr(keras.tree.flatten(x)[0], "_trace", None)
 
     def live(tensor):
-        while isinstance(tensor, ad.JVPTracer):
-            tensor = tensor.primal
+        while isinstance(tensor, jax.core.Tracer) and isinstance(getattr(tensor, "primal", None), jax.core.Tracer):
+            tensor = tensor.primal  # jax.grad's tracers (LinearizeTracer, JVPTracer) wrap the trace's own
         return isinstance(tensor, jax.core.Tracer) and tensor._trace is marker
 
     return live
