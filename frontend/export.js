@@ -137,7 +137,7 @@ export function exportMapCsv(what, cells, example) {
 }
 
 /** The file name's first word: what the exported map holds (the Show control's choice). */
-export const mapKind = (what) => (what.show === 'value' ? 'value-weighted' : 'attention');
+export const mapKind = (what) => ({ value: 'value-weighted', relevance: 'relevance' }[what.show] || 'attention');
 
 export async function exportImportanceCsv({ run, tag, example, mode, show }) {
   const of = show === 'value' ? 'value_weighted' : 'weights';

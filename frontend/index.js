@@ -45,6 +45,7 @@ import {
   DEFAULTS, SHOWS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
 } from './state.js';
 import { VALUE_LEGEND, missingValueText, valueVectorText, valueWeighted } from './value_weighted.js';
+import { asRelevance, layerTagOf, missingRelevanceText, relevanceNote } from './relevance.js';
 import { RATIO, ratioValues } from './scales.js';
 import { StatusLine } from './status.js';
 import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
@@ -155,7 +156,7 @@ class AttentionTab {
       onHoverToken: (j, mode) => this.focus.highlight(mode === 'received' ? { col: j } : { row: j }),
       onPicked: (picked) => { this.state.picked = picked; this.save(); },
     });
-    this.importance.csv.addEventListener('click', () => exportImportanceCsv(this.state));
+    this.importance.csv.addEventListener('click', () => exportImportanceCsv(this.shownState()));
     this.stats = new StatsView({ status: this.status });
     this.text = new TextView({ onChoice: (choice) => { Object.assign(this.state, choice); this.save(); } });
     this.model = new ModelView({
@@ -169,7 +170,10 @@ class AttentionTab {
     this.rollout = new RolloutView({ status: this.status });
     this.heads = new HeadsView({
       status: this.status,
-      onOpen: (tag, head, step) => this.select(step === undefined ? { tag, head } : { tag, head, step }),
+      onOpen: (shownTag, head, step) => {
+        const tag = layerTagOf(shownTag, this.run.layers); // the heads view lists relevance tags while relevance is shown
+        this.select(step === undefined ? { tag, head } : { tag, head, step });
+      },
       onChoice: (choice) => { Object.assign(this.state, choice); this.save(); },
     });
     this.image = new ImageView({
@@ -302,8 +306,8 @@ class AttentionTab {
     fillSelect(c.example, layer.examples.map((ex, i) => ({ value: i, label: exampleLabel(layer, ex, i) })), state.example);
     c.show.value = state.show;
     const missing = this.missingText(layer);
-    this.showNote.hidden = state.show !== 'value';
-    this.showNote.textContent = state.show !== 'value' ? '' : [
+    this.showNote.hidden = state.show === 'weights';
+    this.showNote.textContent = state.show === 'relevance' ? relevanceNote(layer) : state.show !== 'value' ? '' : [
       missing || VALUE_LEGEND, valueVectorText(layer),
       'Importance below is received value-weighted attention (sum over queries of weight × ‖value vector‖); ' +
         'head statistics and rollout are of the weights',
@@ -323,7 +327,7 @@ class AttentionTab {
     this.model.element.hidden = run.layers.length < 2; // one layer: the heads grid is the model view
     const compared = this.showCompare();
     const model = this.showModel();
-    const heads = this.heads.show(run, state);
+    const heads = this.heads.show(this.shownRun(run), this.shownState());
     this.grid.build(layer, state.head);
     this.focus.setExample(example, state.zoom, layer);
     this.text.setExample(example, layer, state);
@@ -347,7 +351,9 @@ class AttentionTab {
     }
     this.grid.showNote(null);
     const image = this.image.setLayer(run, layer, state);
-    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(state, layer, example), this.rollout.load(state, layer), model, heads, image, compared]);
+    const shown = this.shownLayer(layer);
+    await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(this.shownState(), shown, example),
+      this.rollout.load(this.shownState(), shown), model, heads, image, compared]);
   }
 
   /** A colour scale chosen (in any view that offers the choice): every map is repainted on it. */
@@ -368,7 +374,27 @@ class AttentionTab {
   }
 
   loadImportance() {
-    return this.importance.load(this.state, this.layer, this.example, this.state.picked);
+    return this.importance.load(this.shownState(), this.shownLayer(this.layer), this.example, this.state.picked);
+  }
+
+  /**
+   * While relevance is shown, the views that read a layer's numbers by tag
+   * (importance, head statistics, rollout, the heads view) read its
+   * relevance tag, whose numbers are of the relevance shares
+   * (relevance.js): the layer as they should read it, and the state with
+   * that tag and the weights' routes.
+   */
+  shownLayer(layer) {
+    return this.state.show === 'relevance' ? asRelevance(layer) || { ...layer, has_rollout: false, metric_names: [] } : layer;
+  }
+
+  shownState() {
+    if (this.state.show !== 'relevance' || !this.layer) return this.state;
+    return { ...this.state, tag: this.shownLayer(this.layer).tag, show: 'weights' };
+  }
+
+  shownRun(run) {
+    return this.state.show === 'relevance' ? { ...run, layers: run.layers.map((l) => this.shownLayer(l)) } : run;
   }
 
   pickHead(head) {
@@ -378,7 +404,7 @@ class AttentionTab {
     this.save();
     this.showCompare();
     this.grid.markSelected(head);
-    this.heads.select(this.state);
+    this.heads.select(this.shownState());
     this.paintFocus();
     this.loadImportance();
   }
@@ -442,6 +468,11 @@ class AttentionTab {
   mapsFor(run, layer, example, step) {
     const ex = layer.examples[example];
     const cells = layer.num_heads * ex.query_length * ex.key_length;
+    if (this.state.show === 'relevance') {
+      if (!layer.relevance) return Promise.reject(new Error(missingRelevanceText(layer)));
+      if (!layer.relevance.steps.includes(step)) return Promise.reject(new Error(`no relevance of ${layer.layer} at step ${step}`));
+      return this.cache.get(run, layer.relevance.tag, example, step, cells); // its shares, decoded as maps
+    }
     if (this.state.show !== 'value') return this.cache.get(run, layer.tag, example, step, cells);
     if (!layer.value_vector) return Promise.reject(new Error(missingValueText(layer)));
     return this.valueCache.get(run, layer.tag, example, step, cells);
@@ -449,6 +480,7 @@ class AttentionTab {
 
   /** Why the maps the Show control asks for are missing for a layer, or ''. */
   missingText(layer) {
+    if (this.state.show === 'relevance') return missingRelevanceText(layer);
     return this.state.show === 'value' ? missingValueText(layer) : '';
   }
 
@@ -498,7 +530,8 @@ class AttentionTab {
     const ranges = exampleRanges(this.layer, this.example);
     const ratio = this.state.scale === 'ratio';
     const values = ratio ? ratioValues(weights, 0, this.maps.q, this.maps.k, ranges) : weights;
-    const scaleText = (this.state.show === 'value' ? 'value-weighted shares (Kobayashi et al. 2020), ' : '') + (
+    const scaleText = ({ value: 'value-weighted shares (Kobayashi et al. 2020), ',
+      relevance: 'relevance shares of each row (Chefer et al. 2021), ' }[this.state.show] || '') + (
       this.state.scale === 'stretch' ? "stretched to this step's max"
         : ratio ? 'ratio to uniform (weight × visible keys; 1 = uniform)' : 'fixed scale 0 to 1');
     const placed = exportMapPng(this.state, { values, q: this.maps.q, k: this.maps.k, vmax: this.vmax, scaleText, ranges }, this.example);

@@ -1,5 +1,5 @@
 // What the user chose (run, layer, example, step, head, importance mode,
-// what the maps show (weights or value-weighted), colour scale, zoom, followed tokens, the heads view's metric, ranking and
+// what the maps show (weights, value-weighted or relevance), colour scale, zoom, followed tokens, the heads view's metric, ranking and
 // whether it is open, whether the model view is open, the text view's
 // direction and pinned token, the image view's patch and opacity), kept in localStorage so that a reload shows the same
 // view, and fixed up against the index when the data changes.
@@ -7,12 +7,12 @@
 
 export const STORAGE_KEY = 'tb-attention-state';
 export const DEFAULTS = Object.freeze({ head: 'mean', mode: 'received', scale: 'fixed', show: 'weights' });
-// What the maps show: the attention weights, or value-weighted attention
-// (value_weighted.js). Relevance is named so that its absence is said.
+// What the maps show: the attention weights, value-weighted attention
+// (value_weighted.js) or gradient-weighted relevance (relevance.js).
 export const SHOWS = Object.freeze([
   { value: 'weights', label: 'weights' },
   { value: 'value', label: 'value-weighted' },
-  { value: 'relevance', label: 'relevance (not captured)', disabled: true },
+  { value: 'relevance', label: 'relevance' },
 ]);
 const SAVED = ['run', 'tag', 'example', 'step', 'head', 'mode', 'show', 'scale', 'zoom', 'zoomFor', 'picked', 'pickedFor',
   'metric', 'rank', 'headsOpen', 'modelOpen', 'direction', 'pinned', 'pinnedFor', 'patch', 'patchFor', 'opacity', 'compareZoom'];
@@ -74,7 +74,7 @@ export function resolve(state, runs) {
   else if (!(h === 'mean' || h === 'max' || (Number.isInteger(h) && h >= 0 && h < layer.num_heads))) state.head = 'mean';
   if (state.mode !== 'received' && state.mode !== 'given') state.mode = 'received';
   if (state.scale !== 'fixed' && state.scale !== 'stretch' && state.scale !== 'ratio') state.scale = 'fixed';
-  if (state.show !== 'weights' && state.show !== 'value') state.show = 'weights';
+  if (!SHOWS.some((s) => s.value === state.show)) state.show = 'weights';
   if (state.pickedFor !== pickedKey(state) || !Array.isArray(state.picked)) {
     state.picked = [];
     state.pickedFor = pickedKey(state);

@@ -125,7 +125,9 @@ export class ImportanceView {
     }
     if (this.loading !== key) return; // another view was chosen meanwhile
     this.status.loaded('importance');
-    this.data = { ...data, mode, head, of, tokens, side: mode === 'received' ? 'key' : 'query', max: seriesMax(data.values) };
+    // a layer's relevance read as a layer (relevance.js): the numbers are of its shares
+    const relevance = Boolean(layer.relevance_of);
+    this.data = { ...data, mode, head, of, relevance, tokens, side: mode === 'received' ? 'key' : 'query', max: seriesMax(data.values) };
     this.run = run;
     this.bars.dataset.mode = mode;
     this.bars.dataset.head = String(head === 'mean' ? layer.num_heads : head);
@@ -140,7 +142,10 @@ export class ImportanceView {
     // A long log's series may hold a subset of the steps (max_points): show the nearest, and say so.
     const s = servedIndex(d.steps, step);
     const note = servedNote(d.steps, step, d.total);
-    this.title.textContent = (d.of === 'value_weighted'
+    this.title.textContent = (d.relevance
+      ? `${d.mode === 'received' ? 'Received relevance per key token (sum over queries of each row’s relevance shares)'
+        : 'Given relevance per query token (sum over keys: 1 for a row with positive relevance)'}, ${d.which}, step ${step}`
+      : d.of === 'value_weighted'
       ? `Received value-weighted attention per key token (sum over queries of weight × ‖value vector‖), ${d.which}, step ${step}`
       : d.mode === 'received'
       ? `Received attention per key token (sum over queries), ${d.which}, step ${step}`

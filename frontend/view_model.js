@@ -85,7 +85,7 @@ export class ModelView {
       if (!ex) text = `no example ${example}`;
       else if (isEmptyExample(ex)) text = 'all padding';
       else if (!layer.steps.includes(step)) text = `no capture at step ${step}`;
-      else if (this.missingOf(layer)) text = 'value-weighted maps missing (no value norms stored)';
+      else if (this.missingOf(layer)) text = shown === 'relevance' ? 'relevance missing (none stored)' : 'value-weighted maps missing (no value norms stored)';
       row.note.textContent = text;
       row.note.hidden = !text;
       if (text) {

@@ -70,7 +70,8 @@ def logdir(tmp_path_factory):
     writer = tf.summary.create_file_writer(str(root / "valued"))
     with writer.as_default():  # value-weighted attention (issue 35): a sink that sends nothing
         scores, norms = _sink_and_norms()
-        summary.attention("sink", scores, step=0, kind="self", encoding="float32", value_norms=norms)
+        summary.attention("sink", scores, step=0, kind="self", encoding="float32", value_norms=norms,
+                          relevance=_sink_relevance(), relevance_target="class 1")
     writer.close()
     writer = tf.summary.create_file_writer(str(root / "huge"))
     with writer.as_default():
@@ -95,6 +96,18 @@ def _sink_and_norms():
     norms = np.ones((1, 2, TOKENS), np.float32)
     norms[0, :, SINK] = 0.01
     return scores, norms
+
+
+def _sink_relevance():
+    """d target / d A * A of the sink layer (1, 2, 8, 8): head 0's weight on
+    the sink lowered the explained output (-0.2 per row), token 5's raised it
+    (0.3) and token 3's (0.1): each row's shares of its positive relevance
+    are 0.75 (token 5), 0.25 (token 3), 0 (the sink). Head 1: 0.01 on every
+    key, shares of 1/8."""
+    products = np.zeros((1, 2, TOKENS, TOKENS), np.float32)
+    products[0, 0, :, SINK], products[0, 0, :, CONTENT], products[0, 0, :, 3] = -0.2, 0.3, 0.1
+    products[0, 1] = 0.01
+    return products
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +370,6 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     wait_painted(tab, 0)
     weights = _column_brightness(tab, '#head-grid canvas[data-head="0"]', TOKENS)
     assert weights[SINK] > weights[CONTENT] + 60  # 0.9 against 0.1 on the fixed scale
-    assert tab.eval_on_selector("#show-select option[value=relevance]", "o => o.disabled")
     tab.select_option("#show-select", "value")
     tab.wait_for_function("() => window.attentionTab.state.show === 'value' && window.attentionTab.maps && "
                           "window.attentionTab.maps.bytes === null")
@@ -380,6 +392,32 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     assert "Kobayashi et al., EMNLP 2020" in note and "head statistics and rollout are of the weights" in note
     assert "p.attention.show=value" in page.url
     screenshot(page, "value-weighted-sink.png")
+    # Relevance (Chefer et al.): each row's shares of its positive relevance, by hand 0.75 / 0.25 / 0.
+    assert layer["relevance"]["tag"] == "sink/_relevance" and layer["relevance"]["target"] == "class 1"
+    tab.select_option("#show-select", "relevance")
+    tab.wait_for_function("() => window.attentionTab.state.show === 'relevance' && window.attentionTab.maps && "
+                          "Math.abs(window.attentionTab.mapOf('0')[%d] - 0.75) < 1e-6" % CONTENT)
+    wait_painted(tab, 0)
+    row = tab.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
+    assert row[SINK] == 0 and abs(row[CONTENT] - 0.75) < 1e-6 and abs(row[3] - 0.25) < 1e-6
+    relevance = _column_brightness(tab, '#head-grid canvas[data-head="0"]', TOKENS)
+    assert relevance[CONTENT] > relevance[SINK] + 60  # the sink's heavy weight carried no positive relevance
+    # Importance of the shares, read from the relevance tag: 8 rows x 0.75 for token 5, x 0.25 for token 3.
+    tab.wait_for_function("() => window.attentionTab.importance.data && window.attentionTab.importance.loading "
+                          "&& window.attentionTab.importance.loading.includes('sink/_relevance')")
+    bars = tab.evaluate("() => Array.from(window.attentionTab.importance.data.values[0])")
+    assert abs(bars[CONTENT] - 6.0) < 1e-5 and abs(bars[3] - 2.0) < 1e-5 and bars[SINK] == 0
+    assert tab.inner_text("#importance-title").startswith(
+        "Received relevance per key token (sum over queries of each row’s relevance shares), head 0")
+    note = tab.inner_text("#show-note")
+    assert "Chefer et al., ICCV 2021" in note and "Explained: class 1." in note
+    assert "p.attention.show=relevance" in page.url
+    screenshot(page, "relevance-sink.png")
+    _show(tab, run="long", tag="long")
+    tab.wait_for_selector("#maps-note:not([hidden])")
+    assert tab.inner_text("#maps-note").startswith("relevance is missing for long: it stored none")
+    assert tab.eval_on_selector("#head-grid", "g => g.hidden")
+    tab.select_option("#show-select", "value")
     # A layer that stored no norms: said, and no map painted (missing, never zeros).
     _show(tab, run="long", tag="long")
     tab.wait_for_selector("#maps-note:not([hidden])")
@@ -398,3 +436,29 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
         assert abs(row[CONTENT] - 0.1 / 0.109) < 1e-6
     finally:
         context.close()
+
+
+def test_the_relevance_routes_answer_the_stored_shares_and_rows_and_refuse_what_is_not_there(server):
+    """The relevance tag is read with the routes of a layer's (its maps are
+    the shares, float32 here), /relevance_rows gives each row's positive
+    relevance (0.4 for head 0's rows: 0.3 + 0.1; 0.08 for head 1's:
+    8 x 0.01), and it is no layer of its own in /index."""
+    index = server.get_json("/data/plugin/attention/index")
+    (valued,) = [r["layers"] for r in index["runs"] if r["run"] == "valued"]
+    assert [layer["tag"] for layer in valued] == ["sink"]
+    assert valued[0]["relevance"] == {"tag": "sink/_relevance", "target": "class 1", "steps": [0], "has_rollout": False}
+    assert _index_layer(server, "long", "long")["relevance"] is None
+    query = "run=valued&tag=sink%2F_relevance&example=0&step=0"
+    status, headers, body = server.get("/data/plugin/attention/maps?" + query)
+    assert status == 200
+    shares = np.frombuffer(body, "<f4").reshape(2, TOKENS, TOKENS)
+    np.testing.assert_allclose(shares[0, :, CONTENT], 0.75, atol=1e-7)
+    np.testing.assert_allclose(shares[1], 1 / TOKENS, atol=1e-7)
+    rows = server.get_json("/data/plugin/attention/relevance_rows?" + query)
+    assert rows["target"] == "class 1" and rows["num_heads"] == 2
+    np.testing.assert_allclose(rows["values"], [[0.4] * TOKENS, [0.08] * TOKENS], rtol=1e-6)
+    for bad, code in [("run=valued&tag=sink&example=0&step=0", 404),  # the weights' tag has no rows
+                      ("run=valued&tag=sink%2F_relevance&example=0&step=9", 404),
+                      ("run=valued&tag=sink%2F_relevance&example=5&step=0", 404),
+                      ("run=valued&tag=sink%2F_relevance&example=0&step=x", 400)]:
+        assert server.get("/data/plugin/attention/relevance_rows?" + bad)[0] == code, bad

@@ -16,14 +16,16 @@ test('layers are listed in model order, by layer_index', () => {
 
 test('an unknown choice falls back to the first layer in model order, the newest step, the head mean', () => {
   const runs = [{ run: 'r', layers: [layer('b', 1), layer('a', 0)] }];
-  const state = { run: 'gone', tag: 'gone', example: 7, step: 3, head: 9, mode: 'x', scale: 'y', show: 'relevance' };
+  const state = { run: 'gone', tag: 'gone', example: 7, step: 3, head: 9, mode: 'x', scale: 'y', show: 'gradients' };
   const { layer: chosen } = resolve(state, runs);
   assert.equal(chosen.tag, 'a');
   assert.deepEqual([state.run, state.example, state.step, state.head, state.mode, state.scale, state.show],
-    ['r', 0, 5, 'mean', 'received', 'fixed', 'weights']);  // relevance is not captured yet: weights
-  state.show = 'value'; // kept for a layer without value norms too: the views say they are missing
-  resolve(state, runs);
-  assert.equal(state.show, 'value');
+    ['r', 0, 5, 'mean', 'received', 'fixed', 'weights']);  // no such choice: the weights
+  for (const kept of ['value', 'relevance']) { // kept for a layer without them too: the views say they are missing
+    state.show = kept;
+    resolve(state, runs);
+    assert.equal(state.show, kept);
+  }
 });
 
 test('followed tokens are kept for their run, layer, example and mode only', () => {

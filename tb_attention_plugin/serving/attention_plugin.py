@@ -117,6 +117,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "/rollout": self._serve_rollout,
             "/head_metrics": self._serve_head_metrics,
             "/value_norms": self._serve_value_norms,
+            "/relevance_rows": self._serve_relevance_rows,
             "/probe_image": self._serve_probe_image,
         }
         # Each frontend file gets its own routes: nothing else can be served.
@@ -234,6 +235,15 @@ class AttentionPlugin(base_plugin.TBPlugin):
         ))
 
     @_route
+    def _serve_relevance_rows(self, request):
+        ctx, eid = _context(request)
+        args = request.args
+        return json_response(request, self.relevance_rows_impl(
+            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
+            params.integer(args, "example", minimum=0), params.integer(args, "step"),
+        ))
+
+    @_route
     def _serve_probe_image(self, request):
         ctx, eid = _context(request)
         args = request.args
@@ -273,8 +283,9 @@ class AttentionPlugin(base_plugin.TBPlugin):
             except store_lib.StoredDataError:
                 norms = None  # its route answers why
             value_vector = metadata.VALUE_VECTOR_NAMES.get(norms.value_vector) if norms is not None else None
-            runs.setdefault(layer.run, []).append(
-                _describe_layer(timeline, has_rollout, metric_names, value_vector))
+            described = _describe_layer(timeline, has_rollout, metric_names, value_vector)
+            described["relevance"] = self._describe_relevance(ctx, experiment_id, layer)
+            runs.setdefault(layer.run, []).append(described)
         for run, tag, reason in skipped:
             logger.warning("tb-attention: skipping run %r tag %r: %s", run, tag, reason)
         return {
@@ -287,6 +298,26 @@ class AttentionPlugin(base_plugin.TBPlugin):
                 for run, found in sorted(runs.items())
             ],
             "skipped": [{"run": run, "tag": tag, "reason": reason} for run, tag, reason in skipped],
+        }
+
+    def _describe_relevance(self, ctx, experiment_id, layer):
+        """/index's `relevance` of a layer: its relevance tag (read with the
+        same routes as a layer's: maps, importance, head_metrics, rollout),
+        what it explains and its steps; None when it stored none or it
+        cannot be read (its routes answer why)."""
+        try:
+            relevance = self.store.relevance_layer(ctx, experiment_id, layer)
+            if relevance is None:
+                return None
+            timeline = self.store.timeline(ctx, experiment_id, relevance)
+        except store_lib.StoredDataError as e:
+            logger.warning("tb-attention: the relevance of run %r layer %r is unreadable: %s", layer.run, layer.tag, e)
+            return None
+        return {
+            "tag": relevance.tag,
+            "target": relevance.info.relevance_target,
+            "steps": timeline.steps,
+            "has_rollout": self.store.has_tensor(ctx, experiment_id, relevance, PluginData.ROLLOUT),
         }
 
     def maps_impl(self, ctx, experiment_id, run, tag, step, example, head=None, compressed=False):
@@ -408,6 +439,29 @@ class AttentionPlugin(base_plugin.TBPlugin):
             "vector": metadata.VALUE_VECTOR_NAMES.get(info.value_vector, "unknown"),
             "num_heads": series.layer.info.num_heads,
             "tokens": list(series.layer.info.examples[example].key_tokens),
+            "values": finite_lists(series.values[list(series.steps).index(step)]),
+        }
+
+    def relevance_rows_impl(self, ctx, experiment_id, run, tag, example, step):
+        """Of a relevance tag (NAME/_relevance), per head and query row of one
+        example at one step, the row's positive relevance (docs/FORMAT.md,
+        "Relevance"): values[h][i]. The relevance of a cell is its share (the
+        maps) times its row's value."""
+        layer = self.store.layer(ctx, experiment_id, run, tag)
+        if not layer.info.relevance_of:
+            raise errors.NotFoundError("%s is no relevance tag (NAME%s)" % (layer.where(), metadata.RELEVANCE_SUFFIX))
+        if self.store.derived_metadata(ctx, experiment_id, layer, PluginData.RELEVANCE_ROWS) is None:
+            raise errors.NotFoundError("%s has no relevance rows" % layer.where())
+        # Every step, as value_norms reads them: the tab asks for the step it shows.
+        series = self.store.series(ctx, experiment_id, run, tag, PluginData.RELEVANCE_ROWS, example,
+                                   max_points=store_lib.ALL_STEPS)
+        if step not in series.steps:
+            raise errors.NotFoundError("%s has no relevance rows" % layer.where(step))
+        return {
+            "step": step,
+            "target": layer.info.relevance_target,
+            "num_heads": series.layer.info.num_heads,
+            "tokens": list(series.layer.info.examples[example].query_tokens),
             "values": finite_lists(series.values[list(series.steps).index(step)]),
         }
 

@@ -362,9 +362,23 @@ class Store:
                 except StoredDataError as e:
                     skipped.append((run, tag, str(e)))
                     continue
-                if layer is not None:
+                if layer is not None and not layer.info.relevance_of:  # a layer's relevance is listed with it
                     layers.append(layer)
         return layers, skipped
+
+    def relevance_layer(self, ctx, experiment_id, layer):
+        """The Layer of `layer`'s relevance (tag NAME/_relevance, read like
+        any layer's maps), or None when it stored none; StoredDataError when
+        its metadata is damaged or belongs to another layer."""
+        tag = metadata.relevance_tag(layer.tag)
+        series = self._listing(ctx, experiment_id, "blob_sequences").get(layer.run, {}).get(tag)
+        if series is None:
+            return None
+        relevance = self._layer_of(layer.run, tag, series)
+        if relevance is None or relevance.info.relevance_of != layer.info.layer:
+            raise StoredDataError("damaged_data", "tag %r of run %r is not the relevance of layer %r"
+                                  % (tag, layer.run, layer.info.layer))
+        return relevance
 
     def layer(self, ctx, experiment_id, run, tag):
         """The checked Layer of run/tag; NotFoundError or StoredDataError."""
@@ -792,7 +806,8 @@ class Store:
         tokens: importance (steps, H+1, L) of `mode` ('received': L =
         key_length, 'given': query_length), head stats (steps, H, 3), rollout
         (steps, key_length), head metrics and value metrics (steps, H, M),
-        value norms (steps, H, key_length); at the steps that share the layer's newest facts,
+        value norms (steps, H, key_length), relevance rows (steps, H,
+        query_length); at the steps that share the layer's newest facts,
         at most `max_points` of them (`pick_steps`)."""
         timeline = self.timeline(ctx, experiment_id, self.layer(ctx, experiment_id, run, tag))
         layer = timeline.layer
@@ -804,6 +819,8 @@ class Store:
             values = values[:, example]
         if role in (PluginData.ROLLOUT, PluginData.VALUE_NORMS):
             values = values[..., : ex.key_length]
+        if role == PluginData.RELEVANCE_ROWS:
+            values = values[..., : ex.query_length]
         return Series(layer, steps, values, len(timeline.steps))
 
     def _importance_series(self, ctx, experiment_id, timeline, example, mode, max_points):

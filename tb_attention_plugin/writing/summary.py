@@ -23,6 +23,9 @@ What is written (format page: docs/FORMAT.md): for a layer path NAME,
                     norms are given: what each key sends through each head
   NAME/_value_metrics float32 (examples, heads, metrics): the head metrics of
                     the value-weighted maps (numerics.value_weighted)
+  NAME/_relevance   only when relevance is given: the layer's gradient-weighted
+                    relevance written as a layer's maps are (relevance_step),
+                    with its own derived tags and NAME/_relevance/_relevance_rows
 All derived numbers are computed here from the full-precision scores.
 
 The write path runs one way: `prepare` checks and crops a layer's scores once
@@ -458,6 +461,8 @@ def attention(
     storage="full",
     value_norms=None,
     value_vector="value_output",
+    relevance=None,
+    relevance_target="",
 ):
     """Writes the attention of one layer at one step (eagerly).
 
@@ -488,6 +493,10 @@ def attention(
         "value_output"; "value_only" without W_O^h), so that weight x norm
         is value-weighted attention (Kobayashi et al. 2020). Stored with the
         head metrics of the value-weighted maps.
+      relevance: optional, the scores' shape: d target / d a_hij * a_hij,
+        the gradient-weighted relevance of each weight (Chefer et al. 2021)
+        for an output named by `relevance_target` (e.g. "class 3"); stored
+        as the tag NAME/_relevance (docs/FORMAT.md, "Relevance").
 
     Returns:
       True if written, False if no default summary writer is set.
@@ -521,6 +530,8 @@ def attention(
         description=description,
         value_norms=value_norms,
         value_vector=value_vector,
+        relevance=relevance,
+        relevance_target=relevance_target,
     )
     record.rollout = rollout
     record.rollout_stack = rollout_stack
