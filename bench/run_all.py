@@ -8,8 +8,8 @@ import os
 import platform
 
 from bench import (backend_capture, backend_latency, bertviz_compare, first_request, fit_overhead, frontend_paint,
-                   head_metrics_cost, scaling, scaling_table, storage_over_training, value_weighted, writer_cost,
-                   zoo_capture)
+                   head_metrics_cost, relevance, scaling, scaling_table, storage_over_training, value_weighted,
+                   writer_cost, zoo_capture)
 
 
 def machine():
@@ -130,6 +130,14 @@ def main():
         "Issue 35 item 1: a capture with and without the value norms of its layers (the default stores them).",
         "",
         value_weighted.report(value_weighted.run()),
+        "",
+    ]
+    sections += [
+        "## Relevance's cost (`python -m bench.relevance`)",
+        "",
+        "Issue 35 item 2: a capture with and without relevance=\"predicted\" (one backward pass of the probe).",
+        "",
+        relevance.report(relevance.run()),
         "",
     ]
     sections += [
