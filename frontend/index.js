@@ -185,6 +185,7 @@ class AttentionTab {
     this.compare = new CompareView({
       status: this.status,
       mapsOf: (run, layer, example, step) => this.mapsFor(run, layer, example, step),
+      missingOf: (layer) => this.missingText(layer),
       onChoice: (change) => this.select(change),
       onOpen: (tag, head) => this.select({ tag, head, enlarged: true }),
       onZoom: (cell) => { this.state.compareZoom = cell; this.save(); },

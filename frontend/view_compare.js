@@ -126,8 +126,8 @@ export class CompareView {
    * onChoice(change) applies a state change; onOpen(tag, head) opens a head;
    * onZoom(cell px) keeps the side-by-side maps' zoom (no reload: they are redrawn here).
    */
-  constructor({ status, mapsOf, onChoice, onOpen, onZoom = () => {}, onScale = () => {} }) {
-    Object.assign(this, { status, mapsOf, onChoice, onOpen, onZoom });
+  constructor({ status, mapsOf, missingOf = () => '', onChoice, onOpen, onZoom = () => {}, onScale = () => {} }) {
+    Object.assign(this, { status, mapsOf, missingOf, onChoice, onOpen, onZoom });
     this.scale = el('select', { id: 'compare-scale-select', title: 'colour scale of every map of the tab' });
     fillSelect(this.scale, SCALES);
     this.scale.addEventListener('change', () => onScale(this.scale.value));
@@ -280,6 +280,8 @@ export class CompareView {
       if (!example) return { name, why: `no example ${state.example} in this run` };
       if (!(example.query_length > 0 && example.key_length > 0)) return { name, why: `example ${state.example} is all padding` };
       if (state.head !== 'mean' && state.head !== 'max' && state.head >= layer.num_heads) return { name, why: `no head ${state.head} in this run` };
+      // value-weighted or relevance the run did not store: marked missing, never asked for
+      if (this.missingOf(layer)) return { name, why: this.missingOf(layer) };
       return { name, layer, example, step: nearestStep(layer.steps, state.step) };
     });
     const differ = columns.filter((c) => c.example && !sameTokens(c.example, ctx.example)).map((c) => c.name);
@@ -386,6 +388,8 @@ export class CompareView {
       return fail(`example ${state.example} has another shape in run ${runB}: no difference can be taken (compare the runs side by side)`);
     }
     if (!(example.query_length > 0 && example.key_length > 0)) return fail(`example ${state.example} has no real tokens (all padding)`);
+    const missing = this.missingOf(layer) || this.missingOf(layerB);
+    if (missing) return fail(missing);
     let mapsA;
     let mapsB;
     try {
@@ -462,6 +466,7 @@ export class CompareView {
       const eb = lb && lb.examples[state.example];
       if (!lb || !ea || !eb || ea.query_length !== eb.query_length || ea.key_length !== eb.key_length || la.num_heads !== lb.num_heads) continue;
       if (!(ea.query_length > 0 && ea.key_length > 0)) continue;
+      if (this.missingOf(la) || this.missingOf(lb)) continue; // what the Show control asks for is missing there
       const sa = nearestStep(la.steps, state.step);
       const sb = nearestStep(lb.steps, stepB);
       pairs.push({ la, lb, sa, sb });

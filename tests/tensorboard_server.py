@@ -81,7 +81,10 @@ def serving(logdir, runs, *flags):
     stopped on leaving. What each browser suite's module fixture yields."""
     tb = TensorBoard(logdir, *flags)
     try:
-        tb.wait_for_index(lambda index: len(index["runs"]) == runs)
+        index = tb.wait_for_index(lambda index: len(index["runs"]) == runs)
+        # A wrong count would wait the whole minute and go on: said instead.
+        listed = [r["run"] for r in index["runs"]]
+        assert len(listed) == runs, "expected %d runs in /index, it lists %s" % (runs, listed)
         yield tb
     finally:
         tb.stop()

@@ -73,6 +73,10 @@ def logdir(tmp_path_factory):
         summary.attention("sink", scores, step=0, kind="self", encoding="float32", value_norms=norms,
                           relevance=_sink_relevance(), relevance_target="class 1")
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "plain"))
+    with writer.as_default():  # the same layer without value norms or relevance
+        summary.attention("sink", _sink_and_norms()[0], step=0, kind="self", encoding="float32")
+    writer.close()
     writer = tf.summary.create_file_writer(str(root / "huge"))
     with writer.as_default():
         scores = np.zeros((1, 1, HUGE, HUGE), np.float32)
@@ -112,7 +116,7 @@ def _sink_relevance():
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    with serving(logdir, 5) as tb:
+    with serving(logdir, 8) as tb:
         yield tb
 
 
@@ -413,6 +417,13 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     assert "Chefer et al., ICCV 2021" in note and "Explained: class 1." in note
     assert "p.attention.show=relevance" in page.url
     screenshot(page, "relevance-sink.png")
+    # Runs side by side: a run that stored no relevance is marked missing in its column, no map asked for.
+    tab.evaluate("async c => { await window.attentionTab.select(c); await window.attentionTab.compared; }",
+                 {"compare": ["plain"]})
+    whys = tab.eval_on_selector_all("#compare-panel .cmp-why", "ws => ws.map(w => w.textContent)")
+    assert whys == ["relevance is missing for sink: it stored none (relevance= not passed to AttentionCallback, "
+                    "a layer whose probabilities are its output, or a log written before relevance)"]
+    tab.evaluate("async c => { await window.attentionTab.select(c); await window.attentionTab.compared; }", {"compare": []})
     _show(tab, run="long", tag="long")
     tab.wait_for_selector("#maps-note:not([hidden])")
     assert tab.inner_text("#maps-note").startswith("relevance is missing for long: it stored none")

@@ -217,3 +217,19 @@ def test_keras_hub_models_store_the_relevance_a_gradient_tape_gives(tmp_path, fa
             scale = np.abs(products[e]).max()
             assert scale > 0
             np.testing.assert_allclose(layers[path].relevance_maps(e, -1), expected, rtol=0, atol=RTOL * scale)
+
+
+def test_relevance_that_is_not_finite_is_left_out_with_one_warning_and_the_weights_are_stored(tmp_path, caplog):
+    """An explained output that overflowed (here it is the logit times
+    Inf: its gradient is Inf, times a weight of 0 NaN) costs that capture's
+    relevance, never the capture: the weights of every step are stored,
+    one warning per layer."""
+    def overflowing(logits):
+        return logits[:, 0] * float("inf")
+
+    with caplog.at_level("WARNING", logger="tb_attention_plugin.writing.callback"):
+        _, _, _, run = _fit(tmp_path, overflowing)
+    layer = run["mha"]
+    assert list(layer.steps) == [0, 2, 4] and layer.relevance is None
+    said = [r.getMessage() for r in caplog.records if "relevance of layer" in r.getMessage()]
+    assert len(said) == 1 and "mha" in said[0] and "stored without it" in said[0]

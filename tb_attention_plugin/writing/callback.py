@@ -214,6 +214,7 @@ class AttentionCallback(keras.callbacks.Callback):
         self._probe_fn = None
         self._plans = None  # name -> _LayerPlan, fixed by the first capture
         self._previous_maps = {}  # name -> maps of the last capture written (head_metrics.change)
+        self._relevance_warned = set()  # layers whose relevance was not finite once (said once each)
         self._serialized_maps = {}  # name -> maps of the capture being written
         self._traced_model = None  # the model _probe_fn and _plans are for
         self._chief = True
@@ -801,7 +802,7 @@ class AttentionCallback(keras.callbacks.Callback):
             layer_index=plan.index,
             value_norms=captured.value_norms,
             value_vector=captured.value_vector or "value_output",
-            relevance=None if captured.relevance is None or plan.transpose else captured.relevance,
+            relevance=self._finite_relevance(captured, plan),
             relevance_target=relevance_lib.describe(self.relevance) if self.relevance is not None else "",
         )
         record.probe_digest = self._probe_digest
@@ -814,6 +815,24 @@ class AttentionCallback(keras.callbacks.Callback):
         if plan.query_ids is not None:
             record.query_ids = [ids[qo : qo + ql] for ids, ((qo, ql), _) in zip(plan.query_ids, record.spans)]
         return record
+
+    def _finite_relevance(self, captured, plan):
+        """The capture's relevance of a layer, or None: not asked, not known,
+        or not finite (the explained output or its gradient overflowed). That
+        step then stores the weights without relevance, and one warning per
+        layer says so: the relevance is lost, never the capture."""
+        relevance = captured.relevance
+        if relevance is None or plan.transpose:
+            return None
+        if np.all(np.isfinite(relevance)):
+            return relevance
+        if plan.name not in self._relevance_warned:
+            self._relevance_warned.add(plan.name)
+            logger.warning(
+                "AttentionCallback: the relevance of layer %s is NaN or Inf at this capture (the output "
+                "relevance= explains, or its gradient, overflowed), so its weights are stored without it; "
+                "later captures store it again where it is finite.", messages.quoted(plan.name))
+        return None
 
     def _plan_layer(self, captured, index, earlier):
         """Facts fixed for the whole run, from the first capture: orientation,
