@@ -417,6 +417,10 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     assert "Chefer et al., ICCV 2021" in note and "Explained: class 1." in note
     assert "p.attention.show=relevance" in page.url
     screenshot(page, "relevance-sink.png")
+    # The heads view reads the metrics of the relevance shares (the relevance tag's head metrics).
+    tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": True})
+    tab.wait_for_function("() => window.attentionTab.heads.data && window.attentionTab.heads.data.key.includes('sink/_relevance')")
+    tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": False})
     # Runs side by side: a run that stored no relevance is marked missing in its column, no map asked for.
     tab.evaluate("async c => { await window.attentionTab.select(c); await window.attentionTab.compared; }",
                  {"compare": ["plain"]})
@@ -445,6 +449,12 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
         assert again.eval_on_selector("#show-select", "s => s.value") == "value"
         row = again.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
         assert abs(row[CONTENT] - 0.1 / 0.109) < 1e-6
+        linked.goto(server.url + "/#attention&p.attention.run=valued&p.attention.tag=sink&p.attention.show=relevance")
+        again = tab_frame(linked)
+        again.wait_for_function("() => window.attentionTab.state.show === 'relevance' && window.attentionTab.maps")
+        assert again.eval_on_selector("#show-select", "s => s.value") == "relevance"
+        row = again.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
+        assert abs(row[CONTENT] - 0.75) < 1e-6
     finally:
         context.close()
 
