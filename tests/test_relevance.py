@@ -233,3 +233,30 @@ def test_relevance_that_is_not_finite_is_left_out_with_one_warning_and_the_weigh
     assert list(layer.steps) == [0, 2, 4] and layer.relevance is None
     said = [r.getMessage() for r in caplog.records if "relevance of layer" in r.getMessage()]
     assert len(said) == 1 and "mha" in said[0] and "stored without it" in said[0]
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "function"])
+def test_a_loss_compiled_by_name_or_as_a_function_explains_as_its_loss_object_does(tmp_path, loss):
+    """relevance="loss" reads the loss as compile was given it: by name
+    ("binary_crossentropy"), as a function, or as a Loss object; labels of
+    shape (batch,) against a sigmoid output of (batch, 1) are brought to one
+    rank as compile does. Same model, same seed: the same relevance (float32
+    of the same computation: exact up to a few ulps)."""
+    runs = {}
+    for name, given in (("object", keras.losses.BinaryCrossentropy()),
+                        (loss, keras.losses.binary_crossentropy if loss == "function" else loss)):
+        keras.utils.set_random_seed(0)
+        ids = keras.Input((LEN,), dtype="int32")
+        x = keras.layers.Embedding(VOCAB, WIDTH)(ids)
+        x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(x, x)
+        model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling1D()(x)))
+        model.compile("adam", given)
+        x_data, _ = _data()
+        y = (x_data[:, 0] > VOCAB // 2).astype("int32")  # (batch,)
+        model.fit(x_data, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(
+            tmp_path / name, probe=(x_data[:2], y[:2]), update_freq=2, encoding="float32", relevance="loss")])
+        runs[name] = read_attention(str(tmp_path / name))["."]["mha"]
+    for e in range(2):
+        reference = runs["object"].relevance_maps(e, -1)
+        assert reference.max() > 0
+        np.testing.assert_allclose(runs[loss].relevance_maps(e, -1), reference, rtol=1e-5, atol=1e-7 * reference.max())

@@ -227,18 +227,17 @@ class AttentionPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_value_norms(self, request):
-        ctx, eid = _context(request)
-        args = request.args
-        return json_response(request, self.value_norms_impl(
-            ctx, eid, params.string(args, "run"), params.string(args, "tag"),
-            params.integer(args, "example", minimum=0), params.integer(args, "step"),
-        ))
+        return self._serve_example_step(request, self.value_norms_impl)
 
     @_route
     def _serve_relevance_rows(self, request):
+        return self._serve_example_step(request, self.relevance_rows_impl)
+
+    def _serve_example_step(self, request, impl):
+        """JSON of impl(ctx, eid, run, tag, example, step): one example's values at one step."""
         ctx, eid = _context(request)
         args = request.args
-        return json_response(request, self.relevance_rows_impl(
+        return json_response(request, impl(
             ctx, eid, params.string(args, "run"), params.string(args, "tag"),
             params.integer(args, "example", minimum=0), params.integer(args, "step"),
         ))

@@ -272,7 +272,7 @@ class _Call:
         # (value_vectors.norms), when known
         self.sent = None
         # per entry of `softmaxes`, the index of the gate the probabilities
-        # were multiplied by (relevance: _Recorder.gated), or None
+        # were multiplied by (relevance: _Recorder.recorded_softmax), or None
         self.gates = []
 
 

@@ -29,6 +29,7 @@ import numbers
 
 import keras
 import numpy as np
+from keras.src.losses.losses import LossFunctionWrapper  # what compile wraps a loss function in (not public)
 
 LOSS = "loss"
 PREDICTED = "predicted"
@@ -129,12 +130,23 @@ def _loss_target(model, labels):
             "value per example, e.g. relevance=lambda logits: logits[:, 0]."
             % (model.name, "none" if loss is None else "one per output"))
     y, sample_weight = labels
+    if not isinstance(loss, keras.losses.Loss):
+        # a loss function (or a name): wrapped as compile wraps it, which brings
+        # labels of shape (batch,) and outputs of (batch, 1) to one rank
+        loss = LossFunctionWrapper(loss)
 
     def target(outputs):
         y_pred = keras.ops.cast(_single_output(outputs, "relevance=\"loss\""), "float32")
         y_true = keras.ops.convert_to_tensor(y)
-        # unreduced: one value per example (and position, for sequences)
-        values = loss.call(y_true, y_pred) if isinstance(loss, keras.losses.Loss) else loss(y_true, y_pred)
+        try:  # unreduced: one value per example (and position, for sequences)
+            values = loss.call(y_true, y_pred)
+        except Exception as e:  # the loss's own words, and what to pass instead
+            raise RelevanceError(
+                "relevance=\"loss\" could not compute the model's loss of the probe's labels (%s, of shape "
+                "%s, against outputs of shape %s): %s. Pass the labels as fit takes them, probe=(x, y), or a "
+                "function of the outputs giving one value per example"
+                % (type(loss).__name__, tuple(y_true.shape), tuple(y_pred.shape), str(e).strip().splitlines()[0])
+            ) from None
         values = keras.ops.cast(values, "float32")
         if sample_weight is not None:
             weight = keras.ops.cast(keras.ops.convert_to_tensor(sample_weight), "float32")
