@@ -260,3 +260,47 @@ def test_a_loss_compiled_by_name_or_as_a_function_explains_as_its_loss_object_do
         reference = runs["object"].relevance_maps(e, -1)
         assert reference.max() > 0
         np.testing.assert_allclose(runs[loss].relevance_maps(e, -1), reference, rtol=1e-5, atol=1e-7 * reference.max())
+
+
+class HandWrittenAttention(keras.layers.Layer):
+    """Attention written by hand with keras.ops.softmax (found by its class
+    name); keeps its last eager probabilities for the reference."""
+
+    def build(self, input_shape):
+        self.qkv = keras.layers.Dense(3 * WIDTH)
+        self.qkv.build(input_shape)
+
+    def call(self, x):
+        q, k, v = keras.ops.split(self.qkv(x), 3, axis=-1)
+        self.probabilities = keras.ops.softmax(keras.ops.einsum("bqd,bkd->bqk", q, k) / np.sqrt(WIDTH), axis=-1)
+        return keras.ops.einsum("bqk,bkd->bqd", self.probabilities, v)
+
+
+def test_a_hand_written_softmax_layer_stores_the_relevance_a_gradient_tape_gives(tmp_path):
+    """A layer of the user's own (one head, keras.ops.softmax), in a real
+    fit explaining class 1: its stored relevance is (d z_1 / d A * A)^+ as
+    TensorFlow's GradientTape gives it in an eager call of the trained model
+    (on JAX and PyTorch, that it is stored and finite)."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((LEN,), dtype="int32")
+    layer = HandWrittenAttention(name="mine")
+    x = layer(keras.layers.Embedding(VOCAB, WIDTH)(ids))
+    model = keras.Model(ids, keras.layers.Dense(CLASSES)(keras.layers.GlobalAveragePooling1D()(x)))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x_data, y = _data()
+    model.fit(x_data, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(
+        tmp_path, probe=x_data[:2], update_freq=2, encoding="float32", relevance=1)])
+    stored = read_attention(str(tmp_path))["."]["mine"]
+    assert stored.relevance is not None and np.isfinite(stored.relevance_maps(0, -1)).all()
+    if keras.config.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        target = tf.reduce_sum(model(x_data[:2], training=False)[:, 1])
+    a = layer.probabilities
+    products = (tape.gradient(target, a) * a).numpy()
+    for e in range(2):
+        scale = np.abs(products[e]).max()
+        assert scale > 0
+        np.testing.assert_allclose(stored.relevance_maps(e, -1)[0], np.maximum(products[e], 0), rtol=0, atol=RTOL * scale)
