@@ -515,6 +515,7 @@ class AttentionTab {
   paintFocus() {
     if (!this.maps) return;
     const name = String(this.state.head);
+    this.focus.valueName = { value: 'value-weighted share', relevance: 'relevance share' }[this.state.show] || 'weight';
     this.focus.paint(this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
     this.text.show(this.mapOf(name), this.maps.q, this.maps.k, this.vmax);
   }

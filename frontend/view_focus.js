@@ -44,6 +44,7 @@ function labelFont(labels, keyTokens) {
 export class FocusMap {
   /** onZoom(cellPx), onExportPng(), onExportCsv() */
   constructor({ onZoom, onExportPng, onExportCsv }) {
+    this.valueName = 'weight'; // what a cell holds, for the tooltip: set by the Show control
     this.zoom = el('input', { id: 'zoom', type: 'range', min: MIN_ZOOM, max: MAX_ZOOM, value: 8, title: 'cell size (px)' });
     this.zoomLabel = el('span', { id: 'zoom-label', className: 'info' });
     this.png = el('button', { id: 'export-png', text: 'PNG', title: 'the map with token labels and a title' });
@@ -131,7 +132,7 @@ export class FocusMap {
    * 0..vmax scale, or as ratios to uniform when vmax is RATIO (scales.js).
    */
   paint(cells, q, k, vmax, title) {
-    this.weights = cells; // the tooltip's weights
+    this.weights = cells; // the tooltip's weights (or shares: valueName says which)
     if (vmax === RATIO) cells = { values: ratioValues(cells.values, cells.levels, q, k, this.ranges), levels: 0 };
     Object.assign(this, { values: cells.values, levels: cells.levels, q, k, vmax });
     this.title.textContent = title;
@@ -278,7 +279,7 @@ export class FocusMap {
     this.tooltip.replaceChildren(
       el('div', { className: 'tip-cell', text: cellName(cell.row, cell.col, this.example.query_tokens, this.example.key_tokens) }),
       hidden ? el('div', { className: 'tip-hidden', text: cellValue(weight, hidden) })
-        : el('div', { className: 'tip-weight', text: `weight: ${cellValue(weight, '')}${ratio === null ? '' : ` (${ratioText(ratio)})`}` }),
+        : el('div', { className: 'tip-weight', text: `${this.valueName}: ${cellValue(weight, '')}${ratio === null ? '' : ` (${ratioText(ratio)})`}` }),
     );
     this.tooltip.style.borderColor = hidden ? '' : ratio === null ? cssColor(weight, this.vmax) : cssColor(ratioIndex(ratio), 255);
     this.tooltip.classList.toggle('not-visible', Boolean(hidden));

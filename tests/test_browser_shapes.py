@@ -404,6 +404,11 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     wait_painted(tab, 0)
     row = tab.evaluate("() => Array.from(window.attentionTab.mapOf('0').slice(0, %d))" % TOKENS)
     assert row[SINK] == 0 and abs(row[CONTENT] - 0.75) < 1e-6 and abs(row[3] - 0.25) < 1e-6
+    # The enlarged map's tooltip names what a cell holds: a share, not a weight.
+    box = tab.locator("#focus-map").bounding_box()
+    tab.locator("#focus-map").hover(position={"x": (CONTENT + 0.5) * box["width"] / TOKENS, "y": 0.5 * box["height"] / TOKENS})
+    tab.wait_for_selector("#tooltip .tip-weight")
+    assert tab.inner_text("#tooltip .tip-weight").startswith("relevance share: 0.75")
     relevance = _column_brightness(tab, '#head-grid canvas[data-head="0"]', TOKENS)
     assert relevance[CONTENT] > relevance[SINK] + 60  # the sink's heavy weight carried no positive relevance
     # Importance of the shares, read from the relevance tag: 8 rows x 0.75 for token 5, x 0.25 for token 3.
