@@ -386,7 +386,7 @@ class AttentionTab {
    * that tag and the weights' routes.
    */
   shownLayer(layer) {
-    return this.state.show === 'relevance' ? asRelevance(layer) || { ...layer, has_rollout: false, metric_names: [] } : layer;
+    return this.state.show === 'relevance' ? asRelevance(layer) || { ...layer, has_rollout: false, relevance_missing: true } : layer;
   }
 
   shownState() {

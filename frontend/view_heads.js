@@ -114,6 +114,7 @@ export class HeadsView {
       if (!(layer.metric_names || []).includes(metric)) return { missing: layer.metric_names && layer.metric_names.length ? `no ${metric} for this layer` : 'no head metrics stored' };
       if (!layer.examples[example]) return { missing: `no example ${example}` };
       if (of === 'value_weighted' && !layer.value_vector) return { missing: 'no value norms stored: value-weighted metrics missing' };
+      if (layer.relevance_missing) return { missing: 'no relevance stored: relevance metrics missing' };
       try {
         const reply = await this.cache.get(run.run, layer, example, metric, of);
         if (this.loading === key) this.status.loaded(`the heads view (${layer.layer})`);

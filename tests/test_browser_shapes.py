@@ -437,6 +437,10 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     tab.wait_for_selector("#maps-note:not([hidden])")
     assert tab.inner_text("#maps-note").startswith("relevance is missing for long: it stored none")
     assert tab.eval_on_selector("#head-grid", "g => g.hidden")
+    # The heads view marks the layer's heads missing, never zeros.
+    tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": True})
+    tab.wait_for_selector(".hm-layer[title$='no relevance stored: relevance metrics missing']")
+    tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": False})
     tab.select_option("#show-select", "value")
     # A layer that stored no norms: said, and no map painted (missing, never zeros).
     _show(tab, run="long", tag="long")

@@ -304,3 +304,13 @@ def test_a_hand_written_softmax_layer_stores_the_relevance_a_gradient_tape_gives
         scale = np.abs(products[e]).max()
         assert scale > 0
         np.testing.assert_allclose(stored.relevance_maps(e, -1)[0], np.maximum(products[e], 0), rtol=0, atol=RTOL * scale)
+
+
+def test_the_plan_says_which_layers_store_relevance_and_counts_its_maps(tmp_path):
+    """plan() before training: the MHA layer stores relevance beside its
+    weights, a second set of maps: 2 x (3 examples x 2 heads x 6 x 6)."""
+    x, y = _data()
+    callback = AttentionCallback(str(tmp_path), probe=(x[:3], y[:3]), relevance="loss")
+    text = str(callback.plan(_model()))
+    assert "full + relevance" in text
+    assert text.splitlines()[-1].split()[-1] == str(2 * 3 * 2 * LEN * LEN)

@@ -1108,7 +1108,8 @@ class CapturePlan:
             plan.kind + (", window %d" % plan.window if plan.window else ""),
             "%d (%d kv)" % (plan.heads, plan.kv_heads) if plan.kv_heads else str(plan.heads),
             plan.query_from, plan.key_from, plan.cropped_by,
-            "full" if plan.storage == "full" else "reduced (top %d per row)" % reduction.TOP_K,
+            ("full" if plan.storage == "full" else "reduced (top %d per row)" % reduction.TOP_K)
+            + (" + relevance" if plan.explained else ""),  # its shares: a second set of maps (numbers x 2)
             str(plan.stored_cells()),
         ) for plan in self.layers]
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
