@@ -239,3 +239,32 @@ def test_seed_003_sub_models_layers_are_tagged_by_the_sub_model_that_holds_them(
     # a tag picks the layer in layers= too
     picked = AttentionCallback(tmp_path / "picked", [src[:2], tgt[:2]], layers=["encoder_layer_1/attention"])
     assert [t for t in str(picked.plan(model)).split() if "/attention" in t] == ["encoder_layer_1/attention"]
+
+
+@pytest.mark.parametrize("habit", ["x", "(x, y)", "(x, y, sample_weight)", "dataset of (x, y)"])
+def test_a_model_of_two_inputs_takes_its_probe_with_or_without_labels(tmp_path, habit):
+    """An encoder-decoder's probe as fit takes its data: the inputs alone
+    ((encoder, decoder)), with labels, with sample weights, or a dataset of
+    ((encoder, decoder), y) batches: the same two examples are captured."""
+    enc_in, dec_in = keras.Input((LEN,), dtype="int32"), keras.Input((4,), dtype="int32")
+    enc = keras.layers.Embedding(30, 8)(enc_in)
+    dec = keras.layers.Embedding(30, 8)(dec_in)
+    dec = keras.layers.MultiHeadAttention(2, 4, name="cross")(dec, enc)
+    model = keras.Model([enc_in, dec_in], keras.layers.Dense(30)(dec))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    source, target, y = rng.integers(1, 30, (16, LEN)), rng.integers(1, 30, (16, 4)), rng.integers(1, 30, (16, 4))
+    x = (source[:2], target[:2])
+    probe = {
+        "x": x,
+        "(x, y)": (x, y[:2]),
+        "(x, y, sample_weight)": (x, y[:2], np.ones((2, 4))),
+        "dataset of (x, y)": tf.data.Dataset.from_tensor_slices(((source, target), y)).batch(2),
+    }[habit]
+    model.fit([source, target], y, batch_size=4, verbose=0, callbacks=[
+        AttentionCallback(tmp_path, probe, update_freq=2, encoding="float32", tokens=lambda ids: ["t%d" % i for i in ids])])
+    layer = read_attention(str(tmp_path))["."]["cross"]
+    assert [m.shape for m in layer.maps] == [(3, 2, 4, LEN)] * 2  # steps 0, 2, 4; 2 heads; 4 x 10
+    # labelled from each input's ids: the decoder's two examples query, the encoder's are the keys
+    assert layer.query_tokens == [["t%d" % i for i in target[e]] for e in range(2)]
+    assert layer.key_tokens == [["t%d" % i for i in source[e]] for e in range(2)]

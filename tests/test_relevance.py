@@ -314,3 +314,32 @@ def test_the_plan_says_which_layers_store_relevance_and_counts_its_maps(tmp_path
     text = str(callback.plan(_model()))
     assert "full + relevance" in text
     assert text.splitlines()[-1].split()[-1] == str(2 * 3 * 2 * LEN * LEN)
+
+
+def test_an_encoder_decoder_explains_its_loss_from_a_probe_of_inputs_and_labels(tmp_path):
+    """A two-input model (encoder ids, decoder ids: self attention on each,
+    cross attention from the decoder), probe=((encoder, decoder), y) as fit
+    takes its data: the inputs are captured and the labels explained. The
+    cross layer's relevance is stored; relevance rollout runs through each
+    self-attention stack only (cross attention mixes two sequences)."""
+    keras.utils.set_random_seed(0)
+    enc_in, dec_in = keras.Input((LEN,), dtype="int32"), keras.Input((4,), dtype="int32")
+    enc = keras.layers.Embedding(VOCAB, WIDTH)(enc_in)
+    enc = keras.layers.MultiHeadAttention(2, 4, name="encoder_self")(enc, enc)
+    dec = keras.layers.Embedding(VOCAB, WIDTH)(dec_in)
+    dec = keras.layers.MultiHeadAttention(2, 4, name="decoder_self")(dec, dec, use_causal_mask=True)
+    dec = keras.layers.MultiHeadAttention(2, 4, name="cross")(dec, enc)
+    model = keras.Model([enc_in, dec_in], keras.layers.Dense(VOCAB)(dec))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    source, target = rng.integers(1, VOCAB, (16, LEN)), rng.integers(1, VOCAB, (16, 5))
+    x, y = [source, target[:, :-1]], target[:, 1:]
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(
+        tmp_path, probe=((source[:2], target[:2, :-1]), y[:2]), update_freq=2, relevance="loss")])
+    run = read_attention(str(tmp_path))["."]
+    assert sorted(run) == ["cross", "decoder_self", "encoder_self"]
+    assert run["cross"].kind == "cross" and run["cross"].maps[0].shape[-2:] == (4, LEN)
+    for name, layer in run.items():
+        assert layer.relevance.relevance_target.startswith("loss") and np.isfinite(layer.relevance_maps(0, -1)).all()
+        assert layer.relevance.relevance_rows[0][-1].max() > 0  # every layer moved the loss
+    assert run["cross"].relevance.rollout is None and run["decoder_self"].relevance.rollout is not None

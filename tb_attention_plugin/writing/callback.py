@@ -64,8 +64,9 @@ class AttentionCallback(keras.callbacks.Callback):
         encoder and decoder inputs) or a dict, e.g. `x_val[:8]`. The same
         examples are captured every time so they can be compared over steps.
         Also taken (writing/probes.py): a `tf.data.Dataset` (its first
-        batch's inputs), `(x, y[, sample_weight])` for a model of one input,
-        a keras_hub preprocessor's output, and raw text for a keras_hub task
+        batch's inputs), `(x, y[, sample_weight])` for a model of one input
+        or of several (x a tuple of them: `((enc, dec), y)`; y is what
+        relevance="loss" explains), a keras_hub preprocessor's output, and raw text for a keras_hub task
         model with a preprocessor (labelled by its tokenizer).
       tokens: how to label positions (see `tb_attention_plugin.writing.tokens`): None
         (positions), a callable `ids -> list of str`, a vocabulary (list of

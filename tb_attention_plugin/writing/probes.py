@@ -7,9 +7,10 @@ e.g. encoder and decoder ids) or a dict {input name: array}, the structure
   * a `tf.data.Dataset` (or any iterable of batches with `element_spec`):
     its first batch, whose `(x, y)` / `(x, y, sample_weight)` is read like
     `model.fit` reads a dataset's elements (`keras.utils.unpack_x_y_sample_weight`);
-  * `(x, y)` or `(x, y, sample_weight)` given to a model that takes one
-    input (or one dict): x, once the model says how many inputs it takes
-    (`inputs_for`);
+  * `(x, y)` or `(x, y, sample_weight)`: x, once the model says how many
+    inputs it takes (`inputs_for`): for a model of one input (or one dict),
+    or for a model of several whose x is a list or tuple of that many arrays,
+    e.g. `((encoder_ids, decoder_ids), y)`;
   * raw strings (a list of str or a string array, or a dict of them such as
     Gemma3's {"prompts", "responses"}) for a keras_hub task model with a
     `preprocessor`: the preprocessor's output for them (`inputs_for`);
@@ -116,14 +117,26 @@ def inputs_for(model, probe):
             model.name, count), tokenizer, labels
     expected = getattr(model, "_inputs_struct", None)
     single_input = expected is not None and not isinstance(expected, (list, tuple))
-    if single_input and isinstance(probe, (list, tuple)) and len(probe) in (2, 3):
+    if isinstance(probe, (list, tuple)) and len(probe) in (2, 3) and (
+            single_input or _holds_inputs_of(probe[0], expected)):
         x = probe[0]
         if isinstance(expected, dict) == isinstance(x, dict):
-            note = "the inputs x of the (x, y%s) given as probe= (model \"%s\" takes one input)" % (
-                ", sample_weight" if len(probe) == 3 else "", model.name)
+            note = "the inputs x of the (x, y%s) given as probe= (model \"%s\" takes %s)" % (
+                ", sample_weight" if len(probe) == 3 else "", model.name,
+                "one input" if single_input else "%d inputs" % len(expected))
             labels = (np.asarray(probe[1]), np.asarray(probe[2]) if len(probe) == 3 else None)
             return x, note, tokenizer, labels
     return probe, note, tokenizer, None
+
+
+def _holds_inputs_of(first, expected):
+    """Whether `first`, the first item of a probe given to a model of
+    several inputs (`expected`, a list), is those inputs (a list or tuple of
+    as many arrays): then the probe is (x, y[, sample_weight]). A probe that
+    is x itself has an array there."""
+    return (isinstance(expected, (list, tuple)) and isinstance(first, (list, tuple))
+            and len(first) == len(expected)
+            and all(not isinstance(f, (list, tuple, dict, str)) and np.ndim(f) >= 1 for f in first))
 
 
 def _first_line(error):
