@@ -45,7 +45,7 @@ import {
   DEFAULTS, SHOWS, isEmptyExample, layersInModelOrder, loadState, patchKey, pickedKey, pinnedKey, resolve, saveState, zoomKey,
 } from './state.js';
 import { VALUE_LEGEND, missingValueText, valueVectorText, valueWeighted } from './value_weighted.js';
-import { asRelevance, layerTagOf, missingRelevanceText, relevanceNote } from './relevance.js';
+import { asRelevance, layerTagOf, missingRelevanceText, relevanceAbsentText, relevanceNote } from './relevance.js';
 import { RATIO, ratioValues } from './scales.js';
 import { StatusLine } from './status.js';
 import { composeHash, decodeUrlState, encodeUrlState, parseHash, pluginData } from './url_state.js';
@@ -426,12 +426,18 @@ class AttentionTab {
   async setStep(step) {
     const { layer, example } = this;
     // Ask for the maps first: the request then overlaps drawing the bars and charts.
-    const request = isEmptyExample(example) || this.missingText(layer) ? null : this.mapsAt(step);
+    // Relevance asked at a step it was not captured at: marked missing there, never the last step's.
+    const absent = this.state.show === 'relevance' && !isEmptyExample(example) ? relevanceAbsentText(layer, step) : '';
+    const request = isEmptyExample(example) || this.missingText(layer) || absent ? null : this.mapsAt(step);
     const changed = step !== this.state.step;
     this.showStep(step);
     if (changed) {
       this.showModel(); // not awaited: the main maps paint first
       this.showCompare();
+    }
+    if (this.state.show === 'relevance' && !this.missingText(layer) && !isEmptyExample(example)) {
+      this.grid.showNote(absent || null);
+      this.focus.element.hidden = Boolean(absent) || !this.state.enlarged;
     }
     if (!request) {
       this.root.dataset.paintedStep = String(step);

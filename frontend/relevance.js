@@ -40,3 +40,15 @@ export function relevanceNote(layer) {
   return `${RELEVANCE_LEGEND}. Explained: ${layer.relevance.target}. Importance, head statistics and head metrics ` +
     'below are of these shares; rollout is relevance rollout (I + mean over heads, Chefer et al. eq. 6-7).';
 }
+
+/**
+ * Why a layer that stored relevance has none at `step` (relevance= was
+ * passed from a later fit on, or a capture's relevance was not finite), or
+ * '' when it has: the map is then marked missing for that step.
+ */
+export function relevanceAbsentText(layer, step) {
+  if (!layer.relevance || layer.relevance.steps.includes(step)) return '';
+  const steps = layer.relevance.steps;
+  const where = steps.length === 1 ? `step ${steps[0]}` : `${steps.length} steps, ${steps[0]} to ${steps[steps.length - 1]}`;
+  return `no relevance of ${layer.layer} at step ${step}: it was captured at ${where}`;
+}

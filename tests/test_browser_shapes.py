@@ -73,6 +73,12 @@ def logdir(tmp_path_factory):
         summary.attention("sink", scores, step=0, kind="self", encoding="float32", value_norms=norms,
                           relevance=_sink_relevance(), relevance_target="class 1")
     writer.close()
+    writer = tf.summary.create_file_writer(str(root / "partly"))
+    with writer.as_default():  # relevance= passed from step 1 on (a re-run of the notebook)
+        summary.attention("sink", _sink_and_norms()[0], step=0, kind="self", encoding="float32")
+        summary.attention("sink", _sink_and_norms()[0], step=1, kind="self", encoding="float32",
+                          relevance=_sink_relevance(), relevance_target="class 1")
+    writer.close()
     writer = tf.summary.create_file_writer(str(root / "plain"))
     with writer.as_default():  # the same layer without value norms or relevance
         summary.attention("sink", _sink_and_norms()[0], step=0, kind="self", encoding="float32")
@@ -116,7 +122,7 @@ def _sink_relevance():
 
 @pytest.fixture(scope="module")
 def server(logdir):
-    with serving(logdir, 8) as tb:
+    with serving(logdir, 9) as tb:
         yield tb
 
 
@@ -426,6 +432,17 @@ def test_the_show_control_switches_the_maps_to_value_weighted_and_marks_a_layer_
     tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": True})
     tab.wait_for_function("() => window.attentionTab.heads.data && window.attentionTab.heads.data.key.includes('sink/_relevance')")
     tab.evaluate("async c => { await window.attentionTab.select(c); }", {"headsOpen": False})
+    # A step the relevance was not captured at is marked missing, with the steps that have it.
+    _show(tab, run="partly", tag="sink", head=0, step=0)
+    tab.wait_for_selector("#maps-note:not([hidden])")
+    assert tab.inner_text("#maps-note") == "no relevance of sink at step 0: it was captured at step 1"
+    assert tab.eval_on_selector("#head-grid", "g => g.hidden")
+    _show(tab, run="partly", tag="sink", head=0, step=1)
+    wait_painted(tab, 1)
+    assert tab.eval_on_selector("#maps-note", "n => n.hidden") and abs(
+        tab.evaluate("() => window.attentionTab.mapOf('0')[%d]" % CONTENT) - 0.75) < 1e-6
+    _show(tab, run="valued", tag="sink", head=0, step=0)
+    wait_painted(tab, 0)
     # Runs side by side: a run that stored no relevance is marked missing in its column, no map asked for.
     tab.evaluate("async c => { await window.attentionTab.select(c); await window.attentionTab.compared; }",
                  {"compare": ["plain"]})

@@ -343,3 +343,21 @@ def test_an_encoder_decoder_explains_its_loss_from_a_probe_of_inputs_and_labels(
         assert layer.relevance.relevance_target.startswith("loss") and np.isfinite(layer.relevance_maps(0, -1)).all()
         assert layer.relevance.relevance_rows[0][-1].max() > 0  # every layer moved the loss
     assert run["cross"].relevance.rollout is None and run["decoder_self"].relevance.rollout is not None
+
+
+def test_turning_relevance_on_in_a_reused_log_dir_continues_the_run(tmp_path):
+    """A notebook re-run with relevance= added, into the same log_dir: the
+    same model and probe continue the same run (no rerun_2), the weights at
+    every step, the relevance from the steps it was asked at."""
+    keras.utils.set_random_seed(0)
+    model = _model()
+    x, y = _data()
+    for relevance in (None, "predicted"):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(
+            str(tmp_path), probe=(x[:3], y[:3]), update_freq=2, relevance=relevance)])
+    assert not (tmp_path / "rerun_2").exists()
+    layer = read_attention(str(tmp_path))["."]["mha"]
+    assert list(layer.steps) == [0, 2, 4, 6, 8]
+    # The second fit begins at step 4, which the first fit's last capture wrote
+    # (without relevance) and is not written twice: relevance from step 6.
+    assert list(layer.relevance.steps) == [6, 8]

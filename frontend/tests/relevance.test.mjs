@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { asRelevance, layerTagOf, missingRelevanceText, relevanceNote } from '../relevance.js';
+import { asRelevance, layerTagOf, missingRelevanceText, relevanceAbsentText, relevanceNote } from '../relevance.js';
 import { SHOWS, resolve } from '../state.js';
 
 const mha = {
@@ -42,4 +42,12 @@ test('the Show control offers relevance, and a stored choice it does not know fa
     resolve(state, [{ run: 'r', layers: [layer] }]);
     assert.equal(state.show, kept);
   }
+});
+
+test('a step without relevance is said, with the steps that have it; a step with it says nothing', () => {
+  assert.equal(relevanceAbsentText(mha, 4), '');
+  assert.equal(relevanceAbsentText(mha, 0), 'no relevance of mha at step 0: it was captured at 2 steps, 2 to 4');
+  assert.equal(relevanceAbsentText({ ...mha, relevance: { ...mha.relevance, steps: [4] } }, 2),
+    'no relevance of mha at step 2: it was captured at step 4');
+  assert.equal(relevanceAbsentText(dense, 0), ''); // no relevance at all: missingRelevanceText says it
 });
