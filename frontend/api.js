@@ -45,7 +45,10 @@ export async function fetchMaps(run, tag, step, example) {
   const reply = await (workerReady ? inWorker(url) : fetchHere(url));
   if (reply.error) throw new Error(reply.error);
   if (!(reply.status >= 200 && reply.status < 300)) throw new Error(errorMessage(reply.status, reply.statusText, reply.text));
-  return decodeMaps(reply.body, parseShape(reply.headers.shape), reply.headers.encoding);
+  const maps = decodeMaps(reply.body, parseShape(reply.headers.shape), reply.headers.encoding);
+  // Rebuilt from a reduced form (docs/FORMAT.md "Reduced maps"): every cell within this of the weight.
+  if (reply.headers.maxError != null) maps.maxError = Number(reply.headers.maxError);
+  return maps;
 }
 
 /** The maps route fetched and inflated on this thread: maps_worker.js's reply. */
@@ -57,6 +60,7 @@ async function fetchHere(url) {
     shape: response.headers.get('X-Attention-Shape'),
     encoding: response.headers.get('X-Attention-Encoding'),
     compression: response.headers.get('X-Attention-Compression'),
+    maxError: response.headers.get('X-Attention-Max-Error'),
   };
   const body = headers.compression === 'zlib'
     ? await new Response(response.body.pipeThrough(new DecompressionStream('deflate'))).arrayBuffer()

@@ -522,7 +522,10 @@ class AttentionTab {
     if (!this.maps) return;
     const name = String(this.state.head);
     this.focus.valueName = { value: 'value-weighted share', relevance: 'relevance share' }[this.state.show] || 'weight';
-    this.focus.paint(this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}`);
+    const rebuilt = Number.isFinite(this.maps.maxError)
+      ? ` · rebuilt from the reduced form: every cell within ±${this.maps.maxError.toFixed(4)} of the stored weight` : '';
+    this.focus.bound = Number.isFinite(this.maps.maxError) ? this.maps.maxError : null;
+    this.focus.paint(this.cellsOf(name), this.maps.q, this.maps.k, this.vmax, `head ${name} · step ${this.state.step}${rebuilt}`);
     this.text.show(this.mapOf(name), this.maps.q, this.maps.k, this.vmax);
   }
 

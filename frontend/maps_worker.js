@@ -5,11 +5,14 @@
 //
 // Out first: {ready: true}, once this script runs (api.js fetches on the
 // tab's thread until then). Message in: {id, url} (an absolute URL). Out:
-// {id, status, statusText, headers: {shape, encoding, compression}, body
+// {id, status, statusText, headers: {shape, encoding, compression, maxError}, body
 // (ArrayBuffer, transferred)} for a 2xx reply, {id, status, statusText,
 // text} for another, {id, error} when the fetch itself failed.
 
-const HEADERS = { shape: 'X-Attention-Shape', encoding: 'X-Attention-Encoding', compression: 'X-Attention-Compression' };
+const HEADERS = {
+  shape: 'X-Attention-Shape', encoding: 'X-Attention-Encoding', compression: 'X-Attention-Compression',
+  maxError: 'X-Attention-Max-Error', // maps rebuilt from a reduced form: how far any cell can be off
+};
 
 self.onmessage = async ({ data: { id, url } }) => {
   try {

@@ -45,6 +45,7 @@ export class FocusMap {
   /** onZoom(cellPx), onExportPng(), onExportCsv() */
   constructor({ onZoom, onExportPng, onExportCsv }) {
     this.valueName = 'weight'; // what a cell holds, for the tooltip: set by the Show control
+    this.bound = null; // a map rebuilt from a reduced form: how far any cell can be off (the tooltip says)
     this.zoom = el('input', { id: 'zoom', type: 'range', min: MIN_ZOOM, max: MAX_ZOOM, value: 8, title: 'cell size (px)' });
     this.zoomLabel = el('span', { id: 'zoom-label', className: 'info' });
     this.png = el('button', { id: 'export-png', text: 'PNG', title: 'the map with token labels and a title' });
@@ -279,7 +280,7 @@ export class FocusMap {
     this.tooltip.replaceChildren(
       el('div', { className: 'tip-cell', text: cellName(cell.row, cell.col, this.example.query_tokens, this.example.key_tokens) }),
       hidden ? el('div', { className: 'tip-hidden', text: cellValue(weight, hidden) })
-        : el('div', { className: 'tip-weight', text: `${this.valueName}: ${cellValue(weight, '')}${ratio === null ? '' : ` (${ratioText(ratio)})`}` }),
+        : el('div', { className: 'tip-weight', text: `${this.valueName}: ${cellValue(weight, '')}${this.bound === null ? '' : ` ±${this.bound.toFixed(4)}`}${ratio === null ? '' : ` (${ratioText(ratio)})`}` }),
     );
     this.tooltip.style.borderColor = hidden ? '' : ratio === null ? cssColor(weight, this.vmax) : cssColor(ratioIndex(ratio), 255);
     this.tooltip.classList.toggle('not-visible', Boolean(hidden));

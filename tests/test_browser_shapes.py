@@ -253,9 +253,19 @@ def test_a_map_stored_reduced_shows_its_peaks_and_says_what_it_holds(opened, ser
     missing = [j for j in HOT if not bright[:, j * width // LONG: ((j + 1) * width - 1) // LONG + 1].any()]
     assert missing == []
     screenshot(page, "reduced-long-map.png")
-    _show(tab, run="long", tag="long", head=0)  # full maps: nothing said
+    # The enlarged map says it was rebuilt and how far any cell can be off (the reply's bound), and so does a cell's tooltip.
+    bound = float(headers["X-Attention-Max-Error"])
+    _show(tab, run="reduced", tag="long", head=1, enlarged=True)
+    wait_painted(tab, 0)
+    assert tab.inner_text("#focus-title") == (
+        "head 1 · step 0 · rebuilt from the reduced form: every cell within ±%.4f of the stored weight" % bound)
+    tab.locator("#focus-map").hover(position={"x": 2, "y": 2})
+    tab.wait_for_selector("#tooltip .tip-weight")
+    assert tab.inner_text("#tooltip .tip-weight").endswith("±%.4f" % bound)
+    _show(tab, run="long", tag="long", head=1)  # full maps: nothing said
     wait_painted(tab, 0)
     assert "reduced maps" not in tab.inner_text("#layer-info")
+    assert tab.inner_text("#focus-title") == "head 1 · step 0"
 
 
 def test_token_labels_stay_in_view_while_a_long_map_scrolls(opened):
