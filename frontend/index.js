@@ -351,8 +351,8 @@ class AttentionTab {
       return;
     }
     this.grid.showNote(null);
-    const image = this.image.setLayer(run, layer, state);
     const shown = this.shownLayer(layer);
+    const image = this.image.setLayer(run, shown, state); // relevance: its shares' rows and relevance rollout
     await Promise.all([this.setStep(state.step), this.loadImportance(), this.stats.load(this.shownState(), shown, example),
       this.rollout.load(this.shownState(), shown), model, heads, image, compared]);
   }

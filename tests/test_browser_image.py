@@ -32,7 +32,7 @@ def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("image") / "logs"
     images, labels, _ = vit.shape_images(64, seed=0)
     vit.build_model().fit(images, labels, batch_size=16, verbose=0, callbacks=[
-        AttentionCallback(root / RUN, images[:2], update_freq=2, encoding="float32")])
+        AttentionCallback(root / RUN, images[:2], update_freq=2, encoding="float32", relevance="predicted")])
     x, y = tiny_data(8)  # a text model: no image view
     tiny_mha_classifier().fit(x, y, batch_size=4, verbose=0, callbacks=[AttentionCallback(root / TEXT, x[:1])])
     return root
@@ -222,3 +222,27 @@ def test_screenshots_in_light_and_dark_at_pixel_ratios_1_and_2(opened, layers, t
     os.makedirs(ARTIFACTS, exist_ok=True)
     tab.locator("#image-view").screenshot(path=os.path.join(ARTIFACTS, "image-view-%s-dpr%d.png" % (theme, scale)))
     assert page.console_errors == []
+
+
+def test_relevance_over_the_image_shows_the_class_tokens_relevance_shares_and_relevance_rollout(opened, layers):
+    """Chefer et al.'s ViT use: with the Show control on relevance, each
+    head's heatmap is the class token's row of the relevance shares and the
+    rollout figure is relevance rollout (`relevance="predicted"`), the very
+    float32 numbers read_attention gives."""
+    page = opened()
+    tab = page.tab
+    layer = layers["block2"]
+    step = int(layer.relevance.steps[-1])
+    _show(tab, step, tag="block2", show="relevance")
+    tab.wait_for_function("() => window.attentionTab.image.rolloutKey && window.attentionTab.image.rolloutKey.includes('_relevance')")
+    for h in range(4):
+        values, prefix, *_ = _overlay(tab, h)
+        row = layer.relevance.maps[0][-1][h][0]  # shares of the class token's row
+        np.testing.assert_allclose(values, row[1:], atol=SAME_FLOAT32, rtol=0)
+    tab.wait_for_function("() => document.querySelector(\"#image-heads canvas.overlay[data-head='rollout']\").dataset.step === '%d'" % step)
+    values, prefix, *_ = _overlay(tab, "rollout")
+    np.testing.assert_allclose(values, layer.relevance.rollout[0][-1][1:], atol=JSON_ROUNDING * max(1, layer.relevance.rollout[0][-1].max()), rtol=0)
+    tab.evaluate("() => document.querySelector('#image-view').scrollIntoView()")
+    tab.locator("#image-view").screenshot(path=os.path.join(ARTIFACTS, "vit-relevance.png"))
+    assert page.console_errors == []
+    _show(tab, step, tag="block2", show="weights")  # the choice is kept (localStorage): back for the other tests
