@@ -477,7 +477,7 @@ class AttentionTab {
     const cells = layer.num_heads * ex.query_length * ex.key_length;
     if (this.state.show === 'relevance') {
       if (!layer.relevance) return Promise.reject(new Error(missingRelevanceText(layer)));
-      if (!layer.relevance.steps.includes(step)) return Promise.reject(new Error(`no relevance of ${layer.layer} at step ${step}`));
+      if (!layer.relevance.steps.includes(step)) return Promise.reject(new Error(relevanceAbsentText(layer, step)));
       return this.cache.get(run, layer.relevance.tag, example, step, cells); // its shares, decoded as maps
     }
     if (this.state.show !== 'value') return this.cache.get(run, layer.tag, example, step, cells);

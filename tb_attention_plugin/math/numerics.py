@@ -141,6 +141,21 @@ def relevance_layer(products):
     return mean + np.eye(mean.shape[-1])
 
 
+def padded(maps):
+    """Per example (heads, q_i, k_i) maps -> one float32 (examples, heads,
+    Q, K) array, each at the top left, zeros beyond (Q, K the longest); the
+    maps stacked as they are when all are alike."""
+    maps = [np.asarray(m, dtype=np.float32) for m in maps]
+    heads = maps[0].shape[0] if maps else 0
+    shape = (len(maps), heads, max((m.shape[1] for m in maps), default=0), max((m.shape[2] for m in maps), default=0))
+    if maps and all(m.shape == shape[1:] for m in maps):
+        return np.stack(maps)
+    out = np.zeros(shape, dtype=np.float32)
+    for i, m in enumerate(maps):
+        out[i, :, : m.shape[1], : m.shape[2]] = m
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class RowFacts:
     """What every per-head number is made of, per query row: each a (...,
@@ -195,12 +210,8 @@ class Examples:
         shape = (len(maps), self.heads, int(self.q.max(initial=0)), int(self.k.max(initial=0)))
         if stacked is not None and stacked.shape == shape and stacked.dtype == np.float32:
             self.maps = stacked
-        elif all(m.shape == shape[1:] for m in maps):
-            self.maps = np.stack(maps) if maps else np.zeros(shape, np.float32)
         else:
-            self.maps = np.zeros(shape, dtype=np.float32)
-            for i, m in enumerate(maps):
-                self.maps[i, :, : m.shape[1], : m.shape[2]] = m
+            self.maps = padded(maps)
         self.rows = row_facts(self.maps)
         # (examples, Q): the example's real rows
         self.real_rows = np.arange(shape[2])[None, :] < self.q[:, None]

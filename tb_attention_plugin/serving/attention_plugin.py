@@ -426,20 +426,26 @@ class AttentionPlugin(base_plugin.TBPlugin):
         if info is None:
             raise errors.NotFoundError(
                 "%s has no value norms (its value vectors are not known, or value_weighted=False)" % layer.where())
-        # Every step, not MAX_POINTS of them: the tab asks for the step it
-        # shows, which an evenly spread subset of a long log may leave out.
-        # Read once per example and cached, as a series route's first request.
-        series = self.store.series(ctx, experiment_id, run, tag, PluginData.VALUE_NORMS, example,
-                                   max_points=store_lib.ALL_STEPS)
-        if step not in series.steps:
-            raise errors.NotFoundError("%s has no value norms" % layer.where(step))
+        series, values = self._at_step(ctx, experiment_id, layer, PluginData.VALUE_NORMS, example, step, "value norms")
         return {
             "step": step,
             "vector": metadata.VALUE_VECTOR_NAMES.get(info.value_vector, "unknown"),
             "num_heads": series.layer.info.num_heads,
             "tokens": list(series.layer.info.examples[example].key_tokens),
-            "values": finite_lists(series.values[list(series.steps).index(step)]),
+            "values": finite_lists(values),
         }
+
+    def _at_step(self, ctx, experiment_id, layer, role, example, step, what):
+        """(Series, values at `step`) of one example's derived tensor of
+        `role`; NotFoundError naming `what` when that step has none. Every
+        step is read, not MAX_POINTS of them: the tab asks for the step it
+        shows, which an evenly spread subset of a long log may leave out.
+        Read once per example and cached, as a series route's first request."""
+        series = self.store.series(ctx, experiment_id, layer.run, layer.tag, role, example,
+                                   max_points=store_lib.ALL_STEPS)
+        if step not in series.steps:
+            raise errors.NotFoundError("%s has no %s" % (layer.where(step), what))
+        return series, series.values[list(series.steps).index(step)]
 
     def relevance_rows_impl(self, ctx, experiment_id, run, tag, example, step):
         """Of a relevance tag (NAME/_relevance), per head and query row of one
@@ -451,17 +457,14 @@ class AttentionPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError("%s is no relevance tag (NAME%s)" % (layer.where(), metadata.RELEVANCE_SUFFIX))
         if self.store.derived_metadata(ctx, experiment_id, layer, PluginData.RELEVANCE_ROWS) is None:
             raise errors.NotFoundError("%s has no relevance rows" % layer.where())
-        # Every step, as value_norms reads them: the tab asks for the step it shows.
-        series = self.store.series(ctx, experiment_id, run, tag, PluginData.RELEVANCE_ROWS, example,
-                                   max_points=store_lib.ALL_STEPS)
-        if step not in series.steps:
-            raise errors.NotFoundError("%s has no relevance rows" % layer.where(step))
+        series, values = self._at_step(ctx, experiment_id, layer, PluginData.RELEVANCE_ROWS, example, step,
+                                       "relevance rows")
         return {
             "step": step,
             "target": layer.info.relevance_target,
             "num_heads": series.layer.info.num_heads,
             "tokens": list(series.layer.info.examples[example].query_tokens),
-            "values": finite_lists(series.values[list(series.steps).index(step)]),
+            "values": finite_lists(values),
         }
 
     def rollout_impl(self, ctx, experiment_id, run, tag, example, max_points=store_lib.MAX_POINTS):

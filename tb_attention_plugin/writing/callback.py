@@ -992,11 +992,7 @@ class AttentionCallback(keras.callbacks.Callback):
         for record in members:
             if record.relevance is None:
                 return
-            n = max(p.shape[-1] for p in record.relevance)
-            products = np.zeros((len(record.relevance), record.relevance[0].shape[0], n, n), np.float32)
-            for i, p in enumerate(record.relevance):  # zero-padded, as numerics.Examples pads
-                products[i, :, : p.shape[1], : p.shape[2]] = p
-            layers.append(numerics.relevance_layer(products))
+            layers.append(numerics.relevance_layer(numerics.padded(record.relevance)))
             importance = numerics.rollout_importances(layers, record.examples.q)
             record.relevance_rollout = [importance[i, :n] for i, n in enumerate(record.examples.q)]
 
